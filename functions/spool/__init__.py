@@ -1,0 +1,1 @@
+"""Spool: webhook storage sink delivery (API, sink, adapters and the local runtime)."""

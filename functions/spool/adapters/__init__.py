@@ -1,0 +1,1 @@
+"""Adapters: the AWS (and filesystem) implementations of the domain's ports."""

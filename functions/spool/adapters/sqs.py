@@ -1,0 +1,140 @@
+"""SQS adapter: send routed events to the ingest queue, change visibility for hold-back and back-off, and
+move messages from the DLQ back (redrive)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from spool.domain.ports import OutgoingMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+_log = logging.getLogger(__name__)
+_BATCH = 10  # SQS's limit per SendMessageBatch / ChangeMessageVisibilityBatch / DeleteMessageBatch
+_SEND_ATTEMPTS = 4
+TENANT_ATTR, ENDPOINT_ATTR, KIND_ATTR, BOUNDARY_ATTR = "tenantId", "endpointId", "kind", "boundary"
+
+
+class QueueSendError(RuntimeError):
+    """Some messages could not be enqueued after retries; the request fails, so the client retries it."""
+
+
+def _chunks(items: list[Any], size: int = _BATCH) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SqsQueue:
+    """Implements the domain's `Queue` and the sink's `VisibilityPort`."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._sqs = client
+        self._url = queue_url
+
+    def send(self, messages: list[OutgoingMessage]) -> None:
+        for chunk in _chunks(messages):
+            self._send_entries(
+                [
+                    {
+                        "Id": str(i),
+                        "MessageBody": m.body,
+                        "MessageAttributes": {
+                            TENANT_ATTR: {"DataType": "String", "StringValue": m.tenant_id},
+                            ENDPOINT_ATTR: {"DataType": "String", "StringValue": m.endpoint_id},
+                        },
+                    }
+                    for i, m in enumerate(chunk)
+                ]
+            )
+
+    def _send_entries(self, entries: list[dict[str, Any]]) -> None:
+        for _ in range(_SEND_ATTEMPTS):
+            response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[arg-type]
+            failed = {f["Id"] for f in response.get("Failed", [])}
+            entries = [e for e in entries if e["Id"] in failed]
+            if not entries:
+                return
+        raise QueueSendError(f"{len(entries)} messages could not be enqueued")
+
+    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=f"flush {endpoint_id} at {boundary}",
+            DelaySeconds=delay_seconds,
+            MessageAttributes={
+                TENANT_ATTR: {"DataType": "String", "StringValue": tenant_id},
+                ENDPOINT_ATTR: {"DataType": "String", "StringValue": endpoint_id},
+                KIND_ATTR: {"DataType": "String", "StringValue": "flush"},
+                BOUNDARY_ATTR: {"DataType": "Number", "StringValue": str(boundary)},
+            },
+        )
+
+    def change_visibility(self, changes: list[tuple[str, int]]) -> None:
+        for chunk in _chunks(changes):
+            response = self._sqs.change_message_visibility_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                    for i, (handle, seconds) in enumerate(chunk)
+                ],
+            )
+            if response.get("Failed"):
+                # The message then comes back at the queue's default visibility timeout: later than wanted,
+                # never lost.
+                _log.warning("visibility change failed for %d messages", len(response["Failed"]))
+
+
+def redrive(
+    sqs: SQSClient,
+    dlq_url: str,
+    queue_url: str,
+    keep: Callable[[str, str], bool],
+    *,
+    max_messages: int = 100_000,
+) -> int:
+    """Move DLQ messages for which `keep(tenantId, endpointId)` holds back to the ingest queue.
+
+    SQS's StartMessageMoveTask moves a whole queue; this reads and re-sends instead, so one endpoint's
+    messages can be picked. A message is deleted from the DLQ only after it was re-sent, so a crash in
+    between duplicates it (the line's id lets readers drop it) and never loses it. Messages of other
+    endpoints stay invisible for a short time and then reappear in the DLQ unchanged.
+    """
+    moved = 0
+    ingest = SqsQueue(sqs, queue_url)
+    while moved < max_messages:
+        response = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=_BATCH,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=30,
+            WaitTimeSeconds=0,
+        )
+        received = response.get("Messages", [])
+        if not received:
+            break
+        chosen: list[Any] = []
+        others: list[Any] = []
+        for message in received:
+            attrs: dict[str, Any] = dict(message.get("MessageAttributes", {}))
+            tenant = attrs.get(TENANT_ATTR, {}).get("StringValue", "")
+            endpoint = attrs.get(ENDPOINT_ATTR, {}).get("StringValue", "")
+            (chosen if keep(tenant, endpoint) else others).append(message)
+        if chosen:
+            ingest._send_entries(
+                [
+                    {
+                        "Id": str(i),
+                        "MessageBody": m["Body"],
+                        "MessageAttributes": m.get("MessageAttributes", {}),
+                    }
+                    for i, m in enumerate(chosen)
+                ]
+            )
+            sqs.delete_message_batch(
+                QueueUrl=dlq_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chosen)],
+            )
+            moved += len(chosen)
+    return moved

@@ -1,0 +1,40 @@
+"""Configuration: pydantic models parsed once from environment variables, failing loudly at cold start."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Env(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
+        return cls.model_validate(dict(os.environ if environ is None else environ))
+
+
+class CommonSettings(_Env):
+    table_name: Annotated[str, Field(alias="SPOOL_TABLE_NAME", min_length=1)]
+    queue_url: Annotated[str, Field(alias="SPOOL_QUEUE_URL", min_length=1)]
+    # Plain http, loopback and private store endpoints (the local runtime and self-hosted stores).
+    allow_insecure_endpoints: Annotated[bool, Field(alias="SPOOL_ALLOW_INSECURE_ENDPOINTS")] = False
+    # Root directory for provider `local`; unset means the provider is refused.
+    local_root: Annotated[str | None, Field(alias="SPOOL_LOCAL_ROOT")] = None
+
+
+class ApiSettings(CommonSettings):
+    kms_key_id: Annotated[str, Field(alias="SPOOL_KMS_KEY_ID", min_length=1)]
+    pepper_secret_id: Annotated[str, Field(alias="SPOOL_PEPPER_SECRET_ID", min_length=1)]
+    dlq_url: Annotated[str, Field(alias="SPOOL_DLQ_URL", min_length=1)]
+    # The sink function the API invokes for `verify`, so credentials are decrypted only in the sink.
+    sink_function_name: Annotated[str, Field(alias="SPOOL_SINK_FUNCTION_NAME", min_length=1)]
+    idempotency_seconds: Annotated[int, Field(alias="SPOOL_IDEMPOTENCY_SECONDS", ge=60)] = 3600
+
+
+class SinkSettings(CommonSettings):
+    endpoint_cache_seconds: Annotated[float, Field(alias="SPOOL_ENDPOINT_CACHE_SECONDS", ge=0)] = 30.0
+    retry_base_seconds: Annotated[int, Field(alias="SPOOL_RETRY_BASE_SECONDS", ge=1)] = 10
+    retry_max_seconds: Annotated[int, Field(alias="SPOOL_RETRY_MAX_SECONDS", ge=1, le=43_200)] = 900

@@ -1,0 +1,347 @@
+"""The sink's heart: per-endpoint coalescing with hold-back (SPEC: What lands in storage, batching).
+
+Lambda's SQS trigger hands the sink whatever its pollers gathered, split across concurrent invocations,
+early and small. Writing what each invocation holds gives many small objects, so per endpoint and per
+invocation the sink:
+
+1. writes full objects of `batchSize` lines at once;
+2. holds back a remainder that is not full: its lines go to a durable staging area (DynamoDB), keyed by the
+   endpoint's next flush time, and a *flush trigger* message is enqueued with a delay until that time; then
+   the remainder's messages are acknowledged. Flush times lie on a per-endpoint grid of
+   `flushIntervalSeconds` (offset by a hash of the endpoint id so endpoints do not all flush at once), so
+   every invocation holding back for the endpoint picks the same time and stages into the same place;
+3. on a due trigger, takes the flush lease for (endpoint, time), reads everything staged there, adds this
+   invocation's own remainder, writes it as full objects plus at most one partial one, removes the staged
+   items and releases the lease. Triggers that lose the lease race come back shortly and find nothing left.
+
+So a held event waits at most about `flushIntervalSeconds` plus the trigger's batching window, is held at
+most once, and is written even when no new traffic arrives (the trigger is already queued). A write that
+fails fails only that endpoint's messages, which come back after an exponential back-off and reach the DLQ
+after the queue's maxReceiveCount; staged lines stay staged until a trigger (retried, or redriven from the
+DLQ) writes them. A crash after an object is written but before its staged items are removed can write
+those lines twice; every line carries its id, so readers can drop the rare duplicate.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import time
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from spool.domain.endpoints import unseal
+from spool.domain.errors import SpoolError, StoreError
+from spool.domain.models import Endpoint
+from spool.domain.naming import iso_timestamp, ndjson_body, object_key
+from spool.domain.ports import Cipher, EndpointRepository, ObjectStore, Staging, StoreFactory, Triggers
+
+Clock = Callable[[], float]
+_log = logging.getLogger(__name__)
+# SQS allows a message's visibility to reach 12 hours after it was received; DelaySeconds at most 15 min.
+MAX_VISIBILITY_SECONDS = 43_200
+MAX_DELAY_SECONDS = 900
+# A trigger this close to its time counts as due: waiting would cost another round trip.
+DUE_SLACK_SECONDS = 0.5
+# How soon a trigger that lost the lease race comes back to check that the winner finished.
+LEASE_RETRY_SECONDS = 5
+LEASE_SECONDS = 120
+MAX_BATCH_COUNTER = 9_999
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One SQS message as the sink sees it: an event for an endpoint, or a flush trigger."""
+
+    message_id: str
+    receipt_handle: str
+    tenant_id: str
+    endpoint_id: str
+    line: str
+    accepted_at: float
+    receive_count: int = 1
+    kind: Literal["event", "flush"] = "event"
+    boundary: int = 0
+
+
+class VisibilityPort(Protocol):
+    def change_visibility(self, changes: list[tuple[str, int]]) -> None:
+        """Set each (receipt handle, seconds) message's visibility timeout. Best effort."""
+
+
+@dataclass
+class EndpointOutcome:
+    events_written: int = 0
+    objects_written: int = 0
+    held: int = 0
+    failed: int = 0
+    keys: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class DeliveryReport:
+    """`retry` holds the message ids to report as batch item failures (SQS hands them back later)."""
+
+    retry: set[str] = field(default_factory=set)
+    endpoints: dict[str, EndpointOutcome] = field(default_factory=dict)
+
+
+def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
+    """The first point of the endpoint's flush grid strictly after `after` (whole seconds)."""
+    offset = zlib.crc32(endpoint_id.encode()) % interval
+    return (math.floor((after - offset) / interval) + 1) * interval + offset
+
+
+@dataclass
+class _Target:
+    endpoint: Endpoint
+    store: ObjectStore
+    loaded_at: float
+
+
+@dataclass
+class EndpointDirectory:
+    """Endpoint settings, decrypted credentials and store clients, cached for `ttl` seconds.
+
+    Without it every invocation would cost a DynamoDB read, a KMS Decrypt and a new S3 client per endpoint.
+    A changed endpoint (PATCH) is seen within `ttl`.
+    """
+
+    repo: EndpointRepository
+    cipher: Cipher
+    stores: StoreFactory
+    ttl: float = 30.0
+    clock: Clock = time.monotonic
+    _cache: dict[tuple[str, str], _Target] = field(default_factory=dict)
+
+    def target(self, tenant_id: str, endpoint_id: str) -> _Target:
+        cached = self._cache.get((tenant_id, endpoint_id))
+        if cached and self.clock() - cached.loaded_at < self.ttl:
+            return cached
+        endpoint = self.repo.get_endpoint(tenant_id, endpoint_id)
+        if endpoint is None:
+            raise StoreError(f"endpoint {endpoint_id} no longer exists")
+        if cached and cached.endpoint.updatedAt == endpoint.updatedAt:
+            cached.loaded_at = self.clock()
+            return cached
+        target = _Target(endpoint, self.stores(endpoint.storage, unseal(self.cipher, endpoint)), self.clock())
+        self._cache[(tenant_id, endpoint_id)] = target
+        return target
+
+    def forget(self, tenant_id: str, endpoint_id: str) -> None:
+        self._cache.pop((tenant_id, endpoint_id), None)
+
+
+class _Failed(Exception):
+    def __init__(self, error: SpoolError) -> None:
+        self.error = error
+
+
+@dataclass
+class Sink:
+    """Coalesces one invocation's records per endpoint and writes them (see the module docstring)."""
+
+    directory: EndpointDirectory
+    repo: EndpointRepository
+    visibility: VisibilityPort
+    staging: Staging
+    triggers: Triggers
+    clock: Clock = time.time
+    retry_base_seconds: int = 10
+    retry_max_seconds: int = 900
+    _counters: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def deliver(self, records: Iterable[InboundRecord]) -> DeliveryReport:
+        groups: dict[tuple[str, str], list[InboundRecord]] = defaultdict(list)
+        for record in records:
+            groups[(record.tenant_id, record.endpoint_id)].append(record)
+        report = DeliveryReport()
+        changes: list[tuple[str, int]] = []
+        for (tenant_id, endpoint_id), group in groups.items():
+            outcome = EndpointOutcome()
+            done: set[str] = set()
+            error: SpoolError | None = None
+            try:
+                self._deliver_endpoint(tenant_id, endpoint_id, group, outcome, report, changes, done)
+            except _Failed as failed:
+                self.directory.forget(tenant_id, endpoint_id)
+                error = failed.error
+            except Exception as exc:  # e.g. staging unavailable: this endpoint only, retried later
+                self.directory.forget(tenant_id, endpoint_id)
+                error = StoreError(f"delivery interrupted ({type(exc).__name__})")
+            # Whatever was neither written, staged nor already handed back is retried: nothing is acked
+            # unless its line is safe.
+            unresolved = [r for r in group if r.message_id not in done and r.message_id not in report.retry]
+            if unresolved:
+                self._fail(unresolved, error or StoreError("not delivered"), outcome, report, changes)
+            report.endpoints[endpoint_id] = outcome
+            self._record(tenant_id, endpoint_id, outcome)
+        if changes:
+            self.visibility.change_visibility(changes)
+        return report
+
+    def _deliver_endpoint(
+        self,
+        tenant_id: str,
+        endpoint_id: str,
+        group: list[InboundRecord],
+        outcome: EndpointOutcome,
+        report: DeliveryReport,
+        changes: list[tuple[str, int]],
+        done: set[str],
+    ) -> None:
+        try:
+            target = self.directory.target(tenant_id, endpoint_id)
+        except SpoolError as exc:
+            raise _Failed(exc) from None
+        except Exception as exc:  # a KMS or DynamoDB fault fails only this endpoint's messages
+            raise _Failed(StoreError(f"could not load endpoint settings ({type(exc).__name__})")) from None
+        settings = target.endpoint.storage
+        now = self.clock()
+        events = sorted((r for r in group if r.kind == "event"), key=lambda r: r.accepted_at)
+        triggers = [r for r in group if r.kind == "flush"]
+        early = [t for t in triggers if t.boundary > now + DUE_SLACK_SECONDS]
+        for trigger in early:  # only for intervals longer than SQS's 15-minute delay
+            changes.append((trigger.receipt_handle, min(MAX_VISIBILITY_SECONDS, math.ceil(trigger.boundary - now))))
+            report.retry.add(trigger.message_id)
+        due = sorted({t.boundary for t in triggers if t not in early})
+
+        full = len(events) - len(events) % settings.batchSize
+        self._write_all(target, [r.line for r in events[:full]], outcome)
+        done.update(r.message_id for r in events[:full])
+        remainder = events[full:]
+        # A remainder that failed before is written with the next flush; otherwise it may be held once.
+        retried = any(r.receive_count > 1 for r in remainder)
+
+        if due:
+            owner = uuid.uuid4().hex
+            for index, boundary in enumerate(due):
+                mine = [t for t in triggers if t.boundary == boundary]
+                extra = remainder if index == len(due) - 1 else []
+                if not self._flush_staged(target, boundary, owner, extra, outcome):
+                    changes.extend((t.receipt_handle, LEASE_RETRY_SECONDS) for t in mine)
+                    report.retry.update(t.message_id for t in mine)
+                    continue
+                done.update(t.message_id for t in mine)
+                if extra:
+                    done.update(r.message_id for r in extra)
+                    remainder = []
+        if remainder and retried:
+            self._write_all(target, [r.line for r in remainder], outcome)
+            done.update(r.message_id for r in remainder)
+        elif remainder:
+            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, remainder, outcome, now)
+            done.update(r.message_id for r in remainder)
+
+    def _flush_staged(
+        self, target: _Target, boundary: int, owner: str, extra: list[InboundRecord], outcome: EndpointOutcome
+    ) -> bool:
+        endpoint_id = target.endpoint.id
+        if not self.staging.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
+            return False
+        try:
+            bundles = self.staging.bundles(endpoint_id, boundary)
+            lines = [line for bundle in bundles for line in bundle.lines] + [r.line for r in extra]
+            self._write_all(target, lines, outcome)
+            if bundles:
+                self.staging.remove(endpoint_id, boundary, [b.item_id for b in bundles])
+        finally:
+            self.staging.release(endpoint_id, boundary, owner)
+        return True
+
+    def _hold(
+        self,
+        tenant_id: str,
+        endpoint_id: str,
+        interval: int,
+        remainder: list[InboundRecord],
+        outcome: EndpointOutcome,
+        now: float,
+    ) -> None:
+        boundary = next_flush_at(endpoint_id, interval, now)
+        try:
+            self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, [r.line for r in remainder])
+            delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(boundary - self.clock())))
+            self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)
+        except Exception as exc:
+            # Not held: the messages come back and are tried again; staged lines, if any, are flushed by
+            # another trigger for the same time or written again by the retry (a rare duplicate).
+            raise _Failed(StoreError(f"could not hold back ({type(exc).__name__})")) from None
+        outcome.held += len(remainder)
+
+    def _write_all(self, target: _Target, lines: list[str], outcome: EndpointOutcome) -> None:
+        size = target.endpoint.storage.batchSize
+        for start in range(0, len(lines), size):
+            chunk = lines[start : start + size]
+            try:
+                key = self._write(target, chunk)
+            except StoreError as exc:
+                raise _Failed(exc) from None
+            outcome.keys.append(key)
+            outcome.objects_written += 1
+            outcome.events_written += len(chunk)
+
+    def _write(self, target: _Target, lines: list[str]) -> str:
+        settings = target.endpoint.storage
+        compressed = settings.compression == "gzip"
+        body = ndjson_body(lines)
+        if compressed:
+            body = gzip.compress(body, mtime=0)
+        flushed_at = self.clock()
+        counter_key = (target.endpoint.id, int(flushed_at))
+        batch = self._counters.get(counter_key, 0) + 1
+        while batch <= MAX_BATCH_COUNTER:
+            key = object_key(settings.prefix, flushed_at, batch, gzip=compressed)
+            if target.store.put_new(
+                key,
+                body,
+                content_type="application/x-ndjson",
+                content_encoding="gzip" if compressed else None,
+            ):
+                self._remember_counter(counter_key, batch)
+                return key
+            batch += 1
+        raise StoreError(f"more than {MAX_BATCH_COUNTER} objects in one second for one endpoint")
+
+    def _remember_counter(self, counter_key: tuple[str, int], batch: int) -> None:
+        if len(self._counters) > 1024:
+            self._counters.clear()
+        self._counters[counter_key] = batch
+
+    def _fail(
+        self,
+        records: list[InboundRecord],
+        exc: SpoolError,
+        outcome: EndpointOutcome,
+        report: DeliveryReport,
+        changes: list[tuple[str, int]],
+    ) -> None:
+        for record in records:
+            delay = self.retry_base_seconds * 2 ** max(0, record.receive_count - 1)
+            changes.append((record.receipt_handle, min(self.retry_max_seconds, delay)))
+            report.retry.add(record.message_id)
+        outcome.failed += len(records)
+        outcome.error = exc.message
+
+    def _record(self, tenant_id: str, endpoint_id: str, outcome: EndpointOutcome) -> None:
+        at = iso_timestamp(self.clock())
+        try:
+            if outcome.objects_written:
+                self.repo.record_flush(
+                    tenant_id,
+                    endpoint_id,
+                    key=outcome.keys[-1],
+                    events=outcome.events_written,
+                    objects=outcome.objects_written,
+                    at=at,
+                )
+            if outcome.error:
+                self.repo.record_failure(tenant_id, endpoint_id, message=outcome.error, at=at)
+        except Exception as exc:  # status is informational; the objects are written and acknowledged
+            _log.warning("could not record delivery status for %s: %s", endpoint_id, type(exc).__name__)

@@ -1,0 +1,264 @@
+"""Endpoint management: create, list, get, patch, delete, verify (SPEC: API)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from spool.domain.errors import InvalidInput, NotFound, StoreError
+from spool.domain.ids import new_id
+from spool.domain.models import (
+    Credentials,
+    Endpoint,
+    EndpointCreate,
+    EndpointOut,
+    EndpointPage,
+    EndpointPatch,
+    StorageConfigIn,
+    StorageConfigOut,
+    StorageSettings,
+)
+from spool.domain.naming import iso_timestamp
+from spool.domain.paths import check_local_target
+from spool.domain.ports import Cipher, EndpointRepository, StoreFactory
+from spool.domain.urlpolicy import UrlPolicy
+
+Clock = Callable[[], float]
+
+
+def encryption_context(tenant_id: str, endpoint_id: str) -> dict[str, str]:
+    """KMS encryption context: ciphertext of one endpoint cannot be decrypted as another's."""
+    return {"spool:tenantId": tenant_id, "spool:endpointId": endpoint_id}
+
+
+def seal(cipher: Cipher, tenant_id: str, endpoint_id: str, credentials: Credentials) -> bytes:
+    plaintext = json.dumps(
+        {
+            "accessKeyId": credentials.accessKeyId.get_secret_value(),
+            "secretAccessKey": credentials.secretAccessKey.get_secret_value(),
+        }
+    ).encode()
+    return cipher.encrypt(plaintext, encryption_context(tenant_id, endpoint_id))
+
+
+def unseal(cipher: Cipher, endpoint: Endpoint) -> Credentials | None:
+    if endpoint.credentials is None:
+        return None
+    plaintext = cipher.decrypt(endpoint.credentials, encryption_context(endpoint.tenantId, endpoint.id))
+    return Credentials.model_validate_json(plaintext)
+
+
+def storage_url(settings: StorageSettings) -> str:
+    scheme = "s3" if settings.provider == "s3" else "local"
+    return f"{scheme}://{settings.bucket}/{settings.prefix}"
+
+
+def parse_storage_url(url: str) -> tuple[str, str, str]:
+    """`s3://bucket/prefix` -> (provider, bucket, prefix); raises `InvalidInput` on `url`."""
+    parts = urlsplit(url)
+    provider = {"s3": "s3", "local": "local"}.get(parts.scheme)
+    if provider is None or not parts.netloc or parts.query or parts.fragment:
+        raise InvalidInput("must be s3://{bucket}/{prefix} (or local://{directory}/{prefix})", field="url")
+    return provider, parts.netloc, parts.path.removeprefix("/")
+
+
+@dataclass
+class EndpointService:
+    repo: EndpointRepository
+    cipher: Cipher
+    url_policy: UrlPolicy
+    local_root: str | None = None
+    clock: Clock = time.time
+
+    def create(self, tenant_id: str, body: EndpointCreate) -> EndpointOut:
+        config = body.storageConfig
+        settings = self._settings(config)
+        self._check_url_agrees(body.url, settings)
+        credentials = self._credentials_for(settings.provider, config.accessKeyId, config.secretAccessKey)
+        now = iso_timestamp(self.clock())
+        endpoint_id = new_id("ep")
+        endpoint = Endpoint(
+            id=endpoint_id,
+            tenantId=tenant_id,
+            url=body.url,
+            eventTypes=body.eventTypes,
+            storage=settings,
+            credentials=seal(self.cipher, tenant_id, endpoint_id, credentials) if credentials else None,
+            description=body.description,
+            createdAt=now,
+            updatedAt=now,
+        )
+        self.repo.create_endpoint(endpoint)
+        return self.view(endpoint, include_status=False)
+
+    def get(self, tenant_id: str, endpoint_id: str) -> EndpointOut:
+        return self.view(self._active(tenant_id, endpoint_id))
+
+    def list(self, tenant_id: str, limit: int, cursor: str | None) -> EndpointPage:
+        after = _decode_cursor(cursor) if cursor else None
+        endpoints, last = self.repo.list_endpoints(tenant_id, limit, after)
+        return EndpointPage(
+            items=[self.view(e, include_status=False) for e in endpoints],
+            nextCursor=_encode_cursor(last) if last else None,
+        )
+
+    def patch(self, tenant_id: str, endpoint_id: str, patch: EndpointPatch) -> EndpointOut:
+        current = self._active(tenant_id, endpoint_id)
+        given = patch.model_dump(exclude_unset=True)
+        config_patch = patch.storageConfig.model_dump(exclude_unset=True) if patch.storageConfig else {}
+        merged = current.storage.model_dump() | {
+            k: v for k, v in config_patch.items() if k not in ("accessKeyId", "secretAccessKey")
+        }
+        url = patch.url if patch.url is not None else current.url
+        if "url" in given and not ({"bucket", "prefix", "provider"} & config_patch.keys()):
+            # Only the url changed: bucket and prefix follow it.
+            merged["provider"], merged["bucket"], merged["prefix"] = parse_storage_url(url)
+        elif "url" not in given and {"bucket", "prefix", "provider"} & config_patch.keys():
+            # Only bucket/prefix changed: the url follows them.
+            url = storage_url(StorageSettings.model_validate(merged))
+        # Re-validate the merged whole exactly as a create would.
+        full = StorageConfigIn.model_validate(
+            {k: v for k, v in merged.items() if v is not None}
+            | {k: config_patch[k] for k in ("accessKeyId", "secretAccessKey") if k in config_patch}
+        )
+        settings = self._settings(full)
+        self._check_url_agrees(url, settings)
+        credentials_blob = current.credentials
+        if settings.provider == "local":
+            self._credentials_for("local", full.accessKeyId, full.secretAccessKey)
+            credentials_blob = None
+        elif full.accessKeyId is not None or full.secretAccessKey is not None or current.credentials is None:
+            credentials = self._credentials_for("s3", full.accessKeyId, full.secretAccessKey)
+            assert credentials is not None
+            credentials_blob = seal(self.cipher, tenant_id, endpoint_id, credentials)
+        updated = current.model_copy(
+            update={
+                "url": url,
+                "eventTypes": patch.eventTypes if patch.eventTypes is not None else current.eventTypes,
+                "storage": settings,
+                "credentials": credentials_blob,
+                "description": patch.description if "description" in given else current.description,
+                "updatedAt": _later_timestamp(self.clock(), current.updatedAt),
+            }
+        )
+        self.repo.replace_endpoint(updated, expected_updated_at=current.updatedAt)
+        return self.view(updated)
+
+    def delete(self, tenant_id: str, endpoint_id: str) -> None:
+        self._active(tenant_id, endpoint_id)
+        self.repo.mark_deleted(tenant_id, endpoint_id, iso_timestamp(self.clock()))
+
+    def verify(self, tenant_id: str, endpoint_id: str, stores: StoreFactory) -> dict[str, object]:
+        """Write and remove a probe object with the stored credentials; report what the store said."""
+        endpoint = self._active(tenant_id, endpoint_id)
+        key = f"{endpoint.storage.prefix}.spool-verify-{new_id('probe')}"
+        started = self.clock()
+        try:
+            store = stores(endpoint.storage, unseal(self.cipher, endpoint))
+            store.put_new(key, b"spool verify probe\n", content_type="text/plain", content_encoding=None)
+            store.delete(key)
+        except StoreError as exc:
+            return {"ok": False, "error": exc.message, "probeKey": key}
+        return {"ok": True, "probeKey": key, "elapsedMs": round((self.clock() - started) * 1000)}
+
+    def view(self, endpoint: Endpoint, *, include_status: bool = True) -> EndpointOut:
+        storage = endpoint.storage
+        return EndpointOut(
+            id=endpoint.id,
+            url=endpoint.url,
+            deliveryMode=endpoint.deliveryMode,
+            eventTypes=endpoint.eventTypes,
+            storageConfig=StorageConfigOut(
+                **storage.model_dump(), credentialsConfigured=endpoint.credentials is not None
+            ),
+            description=endpoint.description,
+            status=endpoint.status,
+            createdAt=endpoint.createdAt,
+            updatedAt=endpoint.updatedAt,
+            delivery=self.repo.get_status(endpoint.tenantId, endpoint.id) if include_status else None,
+        )
+
+    def _active(self, tenant_id: str, endpoint_id: str) -> Endpoint:
+        endpoint = self.repo.get_endpoint(tenant_id, endpoint_id)
+        if endpoint is None or endpoint.status != "active":
+            raise NotFound(f"endpoint {endpoint_id} not found")
+        return endpoint
+
+    def _settings(self, config: StorageConfigIn) -> StorageSettings:
+        if config.bucket is None:
+            raise InvalidInput("is required", field="storageConfig.bucket")
+        if config.provider == "s3":
+            if config.region is None:
+                raise InvalidInput("is required for provider s3", field="storageConfig.region")
+            endpoint = self.url_policy.check(config.endpoint) if config.endpoint else None
+        else:
+            if self.local_root is None:
+                raise InvalidInput("provider local is not enabled in this deployment", field="storageConfig.provider")
+            for name in ("region", "endpoint"):
+                if getattr(config, name) is not None:
+                    raise InvalidInput("is not used by provider local", field=f"storageConfig.{name}")
+            check_local_target(self.local_root, config.bucket, config.prefix)
+            endpoint = None
+        return StorageSettings(
+            provider=config.provider,
+            bucket=config.bucket,
+            prefix=config.prefix,
+            region=config.region,
+            endpoint=endpoint,
+            batchSize=config.batchSize,
+            flushIntervalSeconds=config.flushIntervalSeconds,
+            compression=config.compression,
+        )
+
+    @staticmethod
+    def _credentials_for(
+        provider: str, access_key_id: SecretStr | None, secret_access_key: SecretStr | None
+    ) -> Credentials | None:
+        if provider == "local":
+            for name, value in (("accessKeyId", access_key_id), ("secretAccessKey", secret_access_key)):
+                if value is not None:
+                    raise InvalidInput("is not used by provider local", field=f"storageConfig.{name}")
+            return None
+        if access_key_id is None:
+            raise InvalidInput("is required for provider s3", field="storageConfig.accessKeyId")
+        if secret_access_key is None:
+            raise InvalidInput("is required for provider s3", field="storageConfig.secretAccessKey")
+        return Credentials(accessKeyId=access_key_id, secretAccessKey=secret_access_key)
+
+    @staticmethod
+    def _check_url_agrees(url: str, settings: StorageSettings) -> None:
+        provider, bucket, prefix = parse_storage_url(url)
+        expected = storage_url(settings)
+        if (provider, bucket, prefix) != (settings.provider, settings.bucket, settings.prefix):
+            raise InvalidInput(
+                f"url {url!r} disagrees with storageConfig (provider, bucket and prefix give {expected!r})",
+                field="url",
+            )
+
+
+def _later_timestamp(now: float, previous: str) -> str:
+    """updatedAt must move forward even when two writes land in the same millisecond (it is the CAS token)."""
+    stamp = iso_timestamp(now)
+    return stamp if stamp > previous else iso_timestamp(time.time() + 0.001)
+
+
+def _encode_cursor(endpoint_id: str) -> str:
+    return base64.urlsafe_b64encode(endpoint_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput("is not a cursor this API returned", field="cursor") from None
+    if not re.fullmatch(r"ep_[0-9a-f]{28}", value):
+        raise InvalidInput("is not a cursor this API returned", field="cursor")
+    return value

@@ -1,0 +1,54 @@
+"""Accepting events: render each event's NDJSON line once and route it to every matching storage endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spool.domain import limits
+from spool.domain.errors import PayloadTooLarge
+from spool.domain.ids import new_id
+from spool.domain.matching import matches_any
+from spool.domain.models import Accepted, AcceptedEvent, EventIn
+from spool.domain.naming import iso_timestamp, ndjson_line
+from spool.domain.ports import EndpointRepository, OutgoingMessage, Queue
+
+Clock = Callable[[], float]
+
+
+def render(event: EventIn, now: float) -> AcceptedEvent:
+    event_id = event.id or new_id("evt")
+    created_at = iso_timestamp(now)
+    line = ndjson_line(event_id, event.eventType, event.payload, created_at)
+    if len(line.encode()) > limits.EVENT_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"event {event_id} is over {limits.EVENT_MAX_BYTES} bytes as an NDJSON line", field="payload"
+        )
+    return AcceptedEvent(id=event_id, eventType=event.eventType, createdAt=created_at, acceptedAt=now, line=line)
+
+
+@dataclass
+class Ingest:
+    repo: EndpointRepository
+    queue: Queue
+    clock: Clock = time.time
+
+    def accept(self, tenant_id: str, events: list[EventIn]) -> list[Accepted]:
+        """Render every event first (so an oversized one rejects the request before anything is queued),
+        then enqueue one message per event per matching storage endpoint."""
+        now = self.clock()
+        rendered = [render(event, now) for event in events]
+        self.route(tenant_id, rendered)
+        return [Accepted(id=e.id, createdAt=e.createdAt) for e in rendered]
+
+    def route(self, tenant_id: str, events: list[AcceptedEvent]) -> None:
+        endpoints = [e for e in self.repo.active_endpoints(tenant_id) if e.deliveryMode == "storage"]
+        messages = [
+            OutgoingMessage(tenant_id=tenant_id, endpoint_id=endpoint.id, body=event.line)
+            for event in events
+            for endpoint in endpoints
+            if matches_any(endpoint.eventTypes, event.eventType)
+        ]
+        if messages:
+            self.queue.send(messages)

@@ -1,0 +1,22 @@
+"""Documented limits (docs/api.md repeats them; tests read them from here)."""
+
+from __future__ import annotations
+
+BATCH_SIZE_DEFAULT = 100
+BATCH_SIZE_MIN, BATCH_SIZE_MAX = 1, 10_000
+FLUSH_INTERVAL_DEFAULT = 60
+# A held message's visibility can be extended to at most 12 h after receipt (SQS); 1 h keeps a wide margin
+# and bounds how long a remainder can wait.
+FLUSH_INTERVAL_MIN, FLUSH_INTERVAL_MAX = 1, 3_600
+EVENT_TYPES_MAX = 50
+EVENT_TYPE_MAX_LEN = 128
+PREFIX_MAX_LEN = 512
+PAYLOAD_MAX_DEPTH = 32
+# One NDJSON line (one SQS message body) may be at most 256 KiB, SQS's classic message size.
+EVENT_MAX_BYTES = 256 * 1024
+BATCH_MAX_EVENTS = 500
+# Lambda's synchronous payload limit is 6 MB; keep the whole request under it with room for headers.
+REQUEST_MAX_BYTES = 5 * 1024 * 1024
+PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 100
+# How long the API trusts a resolved API key (and so how long a revoked key can still work).
+API_KEY_CACHE_SECONDS = 30

@@ -1,0 +1,279 @@
+"""Request, response and stored models. Field names are the JSON names of the SPEC (camelCase).
+
+Field-level rules live here as pydantic constraints; rules that span fields or need configuration
+(url agreement, endpoint URL safety) live in `domain.endpoints`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+)
+
+from spool.domain import limits
+from spool.domain.matching import EVENT_TYPE_RE, PATTERN_RE
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_PREFIX_CHARS_RE = re.compile(r"^[A-Za-z0-9!_.*'()/=\-]*$")
+_REGION_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,31}$")
+
+
+def _bucket(value: str) -> str:
+    # S3 general purpose bucket naming rules; S3-compatible stores accept a subset of the same names.
+    if not _BUCKET_RE.match(value):
+        raise ValueError(
+            "must be 3-63 characters of lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if ".." in value or ".-" in value or "-." in value:
+        raise ValueError("must not contain '..', '.-' or '-.'")
+    if _IP_RE.match(value):
+        raise ValueError("must not look like an IP address")
+    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+        raise ValueError("uses a prefix or suffix that S3 reserves")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if value.startswith("/"):
+        raise ValueError("must not start with '/'")
+    if not _PREFIX_CHARS_RE.match(value):
+        raise ValueError("may contain only letters, digits and ! _ . * ' ( ) / = -")
+    if "//" in value:
+        raise ValueError("must not contain empty path segments ('//')")
+    if any(segment in (".", "..") for segment in value.split("/")):
+        raise ValueError("must not contain '.' or '..' segments")
+    return value
+
+
+def _event_pattern(value: str) -> str:
+    if not PATTERN_RE.match(value):
+        raise ValueError("must be '*', an event type like 'order.created', or a prefix wildcard like 'order.*'")
+    return value
+
+
+def _event_type(value: str) -> str:
+    if not EVENT_TYPE_RE.match(value):
+        raise ValueError("must be dot-separated segments of letters, digits, '_' and '-', e.g. 'order.created'")
+    return value
+
+
+def _unique(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a pattern")
+    return values
+
+
+def _depth(value: Any, limit: int = limits.PAYLOAD_MAX_DEPTH) -> Any:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise ValueError(f"must not nest deeper than {limit} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return value
+
+
+Bucket = Annotated[str, AfterValidator(_bucket)]
+Prefix = Annotated[str, Field(max_length=limits.PREFIX_MAX_LEN), AfterValidator(_prefix)]
+Region = Annotated[str, StringConstraints(pattern=_REGION_RE.pattern)]
+AccessKeyId = Annotated[SecretStr, Field(min_length=3, max_length=128)]
+SecretAccessKey = Annotated[SecretStr, Field(min_length=8, max_length=256)]
+EventPattern = Annotated[str, Field(max_length=limits.EVENT_TYPE_MAX_LEN), AfterValidator(_event_pattern)]
+EventType = Annotated[str, Field(min_length=1, max_length=limits.EVENT_TYPE_MAX_LEN), AfterValidator(_event_type)]
+EventTypes = Annotated[
+    list[EventPattern],
+    Field(min_length=1, max_length=limits.EVENT_TYPES_MAX),
+    AfterValidator(_unique),
+]
+BatchSize = Annotated[int, Field(ge=limits.BATCH_SIZE_MIN, le=limits.BATCH_SIZE_MAX)]
+FlushInterval = Annotated[int, Field(ge=limits.FLUSH_INTERVAL_MIN, le=limits.FLUSH_INTERVAL_MAX)]
+EndpointUrl = Annotated[str, Field(min_length=1, max_length=2048)]
+Provider = Literal["s3", "local"]
+Compression = Literal["none", "gzip"]
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class StorageConfigIn(BaseModel):
+    """`storageConfig` as a client sends it on create."""
+
+    model_config = _STRICT
+
+    provider: Provider
+    bucket: Bucket | None = None
+    prefix: Prefix = ""
+    region: Region | None = None
+    accessKeyId: AccessKeyId | None = None
+    secretAccessKey: SecretAccessKey | None = None
+    endpoint: EndpointUrl | None = None
+    batchSize: BatchSize = limits.BATCH_SIZE_DEFAULT
+    flushIntervalSeconds: FlushInterval = limits.FLUSH_INTERVAL_DEFAULT
+    compression: Compression = "none"
+
+
+class StorageConfigPatch(BaseModel):
+    """`storageConfig` in a PATCH: every field optional; credentials change only when both are given."""
+
+    model_config = _STRICT
+
+    provider: Provider | None = None
+    bucket: Bucket | None = None
+    prefix: Prefix | None = None
+    region: Region | None = None
+    accessKeyId: AccessKeyId | None = None
+    secretAccessKey: SecretAccessKey | None = None
+    endpoint: EndpointUrl | None = None
+    batchSize: BatchSize | None = None
+    flushIntervalSeconds: FlushInterval | None = None
+    compression: Compression | None = None
+
+
+class EndpointCreate(BaseModel):
+    """Body of `POST /api/v1/endpoints`."""
+
+    model_config = _STRICT
+
+    url: EndpointUrl
+    deliveryMode: Literal["storage"]
+    eventTypes: EventTypes
+    storageConfig: StorageConfigIn
+    description: Annotated[str, Field(max_length=256)] | None = None
+
+
+class EndpointPatch(BaseModel):
+    """Body of `PATCH /api/v1/endpoints/{id}`."""
+
+    model_config = _STRICT
+
+    url: EndpointUrl | None = None
+    deliveryMode: Literal["storage"] | None = None
+    eventTypes: EventTypes | None = None
+    storageConfig: StorageConfigPatch | None = None
+    description: Annotated[str, Field(max_length=256)] | None = None
+
+
+class StorageSettings(BaseModel):
+    """Stored storage settings: everything but the credentials, which are kept encrypted beside them."""
+
+    provider: Provider
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    endpoint: str | None = None
+    batchSize: int = limits.BATCH_SIZE_DEFAULT
+    flushIntervalSeconds: int = limits.FLUSH_INTERVAL_DEFAULT
+    compression: Compression = "none"
+
+
+class Endpoint(BaseModel):
+    """An endpoint as stored. `credentials` is KMS ciphertext (never plaintext)."""
+
+    id: str
+    tenantId: str
+    url: str
+    deliveryMode: Literal["storage"] = "storage"
+    eventTypes: list[str]
+    storage: StorageSettings
+    credentials: bytes | None = None
+    description: str | None = None
+    status: Literal["active", "deleted"] = "active"
+    createdAt: str
+    updatedAt: str
+
+
+class Credentials(BaseModel):
+    """Decrypted store credentials; exists only in the sink (and briefly in the api while encrypting)."""
+
+    accessKeyId: SecretStr
+    secretAccessKey: SecretStr
+
+
+class StorageConfigOut(BaseModel):
+    provider: Provider
+    bucket: str
+    prefix: str
+    region: str | None = None
+    endpoint: str | None = None
+    batchSize: int
+    flushIntervalSeconds: int
+    compression: Compression
+    credentialsConfigured: bool
+
+
+class DeliveryStatus(BaseModel):
+    """What the sink last did for an endpoint."""
+
+    lastFlushAt: str | None = None
+    lastObjectKey: str | None = None
+    lastError: str | None = None
+    lastErrorAt: str | None = None
+    eventsWritten: int = 0
+    objectsWritten: int = 0
+
+
+class EndpointOut(BaseModel):
+    """An endpoint as the API returns it: no credentials, only `credentialsConfigured`."""
+
+    id: str
+    url: str
+    deliveryMode: Literal["storage"]
+    eventTypes: list[str]
+    storageConfig: StorageConfigOut
+    description: str | None = None
+    status: Literal["active", "deleted"]
+    createdAt: str
+    updatedAt: str
+    delivery: DeliveryStatus | None = None
+
+
+class EndpointPage(BaseModel):
+    items: list[EndpointOut]
+    nextCursor: str | None = None
+
+
+class EventIn(BaseModel):
+    """One event. `id` is optional; when given, a retry with the same id is accepted once."""
+
+    model_config = _STRICT
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] | None = None
+    eventType: EventType
+    payload: Annotated[dict[str, Any], AfterValidator(_depth)]
+
+
+class EventBatchIn(BaseModel):
+    model_config = _STRICT
+
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=limits.BATCH_MAX_EVENTS)]
+
+
+class Accepted(BaseModel):
+    id: str
+    createdAt: str
+
+
+class AcceptedBatch(BaseModel):
+    events: list[Accepted]
+
+
+class AcceptedEvent(BaseModel):
+    """An accepted event, ready to route: its NDJSON line is rendered once, at the API."""
+
+    id: str
+    eventType: str
+    createdAt: str
+    acceptedAt: float
+    line: str

@@ -1,0 +1,109 @@
+"""Ports: the small protocols the domain needs from the outside world. Adapters implement them with AWS,
+tests with the in-memory fakes in `tests/fakes.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    createdAt: str
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    keyId: str
+    tenantId: str
+    createdAt: str
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One event for one endpoint: the body is the event's NDJSON line."""
+
+    tenant_id: str
+    endpoint_id: str
+    body: str
+
+
+class EndpointRepository(Protocol):
+    def create_endpoint(self, endpoint: Endpoint) -> None: ...
+    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
+        """Raises `Conflict` when the stored item's updatedAt is no longer `expected_updated_at`."""
+
+    def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
+        """Deleted endpoints too: the sink still needs them for events accepted before the delete."""
+
+    def list_endpoints(self, tenant_id: str, limit: int, after: str | None) -> tuple[list[Endpoint], str | None]:
+        """Active endpoints in creation order; `after` is the id of the last endpoint already seen."""
+
+    def active_endpoints(self, tenant_id: str) -> list[Endpoint]: ...
+    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None: ...
+    def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None: ...
+    def record_flush(
+        self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str
+    ) -> None: ...
+    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None: ...
+
+
+class TenantRepository(Protocol):
+    def create_tenant(self, tenant: Tenant) -> None: ...
+    def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    def list_tenants(self) -> list[Tenant]: ...
+    def put_key(self, record: ApiKeyRecord, key_hash: str) -> None: ...
+    def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+    def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]: ...
+    def revoke_key(self, tenant_id: str, key_id: str) -> bool: ...
+
+
+class Queue(Protocol):
+    def send(self, messages: list[OutgoingMessage]) -> None:
+        """Enqueue every message or raise; partial failures are retried inside the adapter."""
+
+
+class Cipher(Protocol):
+    def encrypt(self, plaintext: bytes, context: dict[str, str]) -> bytes: ...
+    def decrypt(self, ciphertext: bytes, context: dict[str, str]) -> bytes: ...
+
+
+class ObjectStore(Protocol):
+    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+        """Write `key` only if it does not exist yet; False when it already exists. Raises `StoreError`."""
+
+    def delete(self, key: str) -> None: ...
+
+
+class StoreFactory(Protocol):
+    def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore: ...
+
+
+@dataclass(frozen=True)
+class StagedBundle:
+    """Lines held back for an endpoint's flush at `boundary`, as one staging item."""
+
+    item_id: str
+    lines: list[str]
+
+
+class Staging(Protocol):
+    """Durable holding area for remainders, keyed by endpoint and flush time (DynamoDB on AWS)."""
+
+    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> None: ...
+    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]: ...
+    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None: ...
+    def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
+        """Take the flush lease for (endpoint, boundary) unless another owner holds an unexpired one."""
+
+    def release(self, endpoint_id: str, boundary: int, owner: str) -> None: ...
+
+
+class Triggers(Protocol):
+    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
+        """Enqueue a flush trigger that becomes visible after `delay_seconds` (at most 900)."""

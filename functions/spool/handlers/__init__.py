@@ -1,0 +1,1 @@
+"""Lambda entry points: an AWS event in, a response out, one call into the domain."""

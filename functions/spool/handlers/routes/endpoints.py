@@ -1,0 +1,75 @@
+"""/api/v1/endpoints: create, list, get, patch, delete, verify, redrive."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from spool.domain import limits
+from spool.domain.models import EndpointCreate, EndpointOut, EndpointPage, EndpointPatch
+from spool.handlers.routes.deps import Services, TenantId
+
+router = Router()
+
+EndpointId = Annotated[str, Path(min_length=1, max_length=64, description="An endpoint id (ep_...)")]
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+
+
+@router.post("/endpoints", security=SECURITY, summary="Create a storage endpoint")
+def create_endpoint(body: EndpointCreate, svc: Services, tenant: TenantId) -> Response[EndpointOut]:
+    created = svc.endpoints.create(tenant, body)
+    return Response(
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
+        body=created,
+        headers={"Location": f"/api/v1/endpoints/{created.id}"},
+    )
+
+
+@router.get("/endpoints", security=SECURITY, summary="List endpoints, oldest first (cursor pagination)")
+def list_endpoints(
+    svc: Services,
+    tenant: TenantId,
+    limit: Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)] = limits.PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> EndpointPage:
+    return svc.endpoints.list(tenant, limit, cursor)
+
+
+@router.get("/endpoints/<endpoint_id>", security=SECURITY, summary="Get an endpoint and its delivery status")
+def get_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> EndpointOut:
+    return svc.endpoints.get(tenant, endpoint_id)
+
+
+@router.patch("/endpoints/<endpoint_id>", security=SECURITY, summary="Change an endpoint (partial update)")
+def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, svc: Services, tenant: TenantId) -> EndpointOut:
+    return svc.endpoints.patch(tenant, endpoint_id, body)
+
+
+@router.delete("/endpoints/<endpoint_id>", security=SECURITY, summary="Delete an endpoint")
+def delete_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> Response[None]:
+    svc.endpoints.delete(tenant, endpoint_id)
+    return Response(status_code=204, body=None)
+
+
+@router.post(
+    "/endpoints/<endpoint_id>/verify",
+    security=SECURITY,
+    summary="Write and remove a probe object with the stored credentials",
+)
+def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> dict[str, Any]:
+    svc.endpoints.get(tenant, endpoint_id)
+    return svc.verifier.verify(tenant, endpoint_id)
+
+
+@router.post(
+    "/endpoints/<endpoint_id>/redrive",
+    security=SECURITY,
+    summary="Move this endpoint's messages from the dead-letter queue back for delivery",
+)
+def redrive_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> dict[str, int]:
+    svc.endpoints.get(tenant, endpoint_id)
+    return {"moved": svc.redriver.redrive(tenant, endpoint_id)}

@@ -1,0 +1,36 @@
+"""/api/v1/events: accept one event or a batch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import Discriminator, Tag
+
+from spool.domain.models import Accepted, AcceptedBatch, EventBatchIn, EventIn
+from spool.handlers.routes.deps import Services, TenantId
+from spool.observability import metrics
+
+router = Router()
+
+
+def _shape(body: object) -> str:
+    return "batch" if isinstance(body, dict) and "events" in body else "single"
+
+
+EventsBody = Annotated[
+    Annotated[EventIn, Tag("single")] | Annotated[EventBatchIn, Tag("batch")],
+    Discriminator(_shape),
+    Body(description='One event, or `{"events": [...]}` for a batch'),
+]
+
+
+@router.post("/events", security=[{"apiKey": []}], summary="Send one event or a batch of events")
+def send_events(body: EventsBody, svc: Services, tenant: TenantId) -> Response[Accepted | AcceptedBatch]:
+    events = body.events if isinstance(body, EventBatchIn) else [body]
+    accepted = svc.ingest.accept(tenant, events)
+    metrics.add_metric(name="EventsAccepted", unit="Count", value=len(accepted))
+    result: Accepted | AcceptedBatch = AcceptedBatch(events=accepted) if isinstance(body, EventBatchIn) else accepted[0]
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)

@@ -1,0 +1,87 @@
+"""The sink Lambda: SQS batch (event source mapping) -> per-endpoint coalescing -> objects in storage.
+
+Also answers `{"spool": "verify", "tenantId", "endpointId"}` from the api, because only the sink may
+decrypt store credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from spool.adapters.sqs import BOUNDARY_ATTR, ENDPOINT_ATTR, KIND_ATTR, TENANT_ATTR
+from spool.domain.delivery import DeliveryReport, InboundRecord
+from spool.handlers.wiring import sink_services
+from spool.observability import logger, metrics, share_log_config, tracer
+
+share_log_config()
+
+
+class HeldOrFailed(Exception):
+    """Marks a record for SQS to hand back later (held back for a fuller object, or a failed write)."""
+
+
+def to_inbound(record: dict[str, Any]) -> InboundRecord:
+    sqs = SQSRecord(record)
+    attributes = sqs.message_attributes
+
+    def text(name: str) -> str:
+        # A message without Spool's attributes cannot be routed; it fails until it reaches the DLQ.
+        value = attributes[name]
+        return (value.string_value or "") if value is not None else ""
+
+    boundary = text(BOUNDARY_ATTR)
+    return InboundRecord(
+        message_id=sqs.message_id,
+        receipt_handle=sqs.receipt_handle,
+        tenant_id=text(TENANT_ATTR),
+        endpoint_id=text(ENDPOINT_ATTR),
+        line=sqs.body,
+        accepted_at=int(sqs.attributes.sent_timestamp) / 1000,
+        receive_count=int(sqs.attributes.approximate_receive_count),
+        kind="flush" if text(KIND_ATTR) == "flush" else "event",
+        boundary=int(boundary) if boundary.isdigit() else 0,
+    )
+
+
+def emit_metrics(report: DeliveryReport) -> None:
+    totals = {"EventsWritten": 0, "ObjectsWritten": 0, "HeldBack": 0, "DeliveryFailures": 0}
+    for outcome in report.endpoints.values():
+        totals["EventsWritten"] += outcome.events_written
+        totals["ObjectsWritten"] += outcome.objects_written
+        totals["HeldBack"] += outcome.held
+        totals["DeliveryFailures"] += outcome.failed
+        if outcome.error:
+            logger.warning("delivery failed", extra={"error": outcome.error, "failed": outcome.failed})
+    for name, value in totals.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = sink_services().sink.deliver(to_inbound(r) for r in event["Records"])
+    emit_metrics(report)
+
+    def record_handler(record: SQSRecord) -> None:
+        if record.message_id in report.retry:
+            raise HeldOrFailed(record.message_id)
+
+    # All records held back is the normal case at low traffic, not an error of the invocation.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("spool") == "verify":
+        services = sink_services()
+        return services.endpoints.verify(event["tenantId"], event["endpointId"], services.sink.directory.stores)
+    return handle_batch(event, context)

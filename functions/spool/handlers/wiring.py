@@ -1,0 +1,141 @@
+"""Composition root: builds the domain services with their AWS adapters from the environment, once per
+process (first use), so importing a handler module creates no clients and tests can swap in fakes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+
+from spool.adapters.dynamo import DynamoRepository
+from spool.adapters.kms import KmsCipher
+from spool.adapters.sqs import SqsQueue
+from spool.adapters.stores import Stores
+from spool.config import ApiSettings, SinkSettings
+from spool.domain.delivery import EndpointDirectory, Sink
+from spool.domain.endpoints import EndpointService
+from spool.domain.ingest import Ingest
+from spool.domain.tenants import Tenants
+from spool.domain.urlpolicy import UrlPolicy
+
+# Powertools Parameters caches the pepper; a rotated pepper is picked up within this many seconds.
+PEPPER_CACHE_SECONDS = 300
+
+
+class Verifier(Protocol):
+    def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]: ...
+
+
+class Redriver(Protocol):
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> int: ...
+
+
+@dataclass
+class ApiServices:
+    tenants: Tenants
+    endpoints: EndpointService
+    ingest: Ingest
+    verifier: Verifier
+    redriver: Redriver
+
+
+@dataclass
+class SinkServices:
+    sink: Sink
+    endpoints: EndpointService
+
+
+class LambdaVerifier:
+    """Runs `verify` in the sink function, the only place credentials are decrypted."""
+
+    def __init__(self, function_name: str) -> None:
+        self._lambda = boto3.client("lambda")
+        self._function = function_name
+
+    def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+        response = self._lambda.invoke(
+            FunctionName=self._function,
+            Payload=json.dumps({"spool": "verify", "tenantId": tenant_id, "endpointId": endpoint_id}).encode(),
+        )
+        result: dict[str, Any] = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            return {"ok": False, "error": "verification could not run; try again later"}
+        return result
+
+
+class SqsRedriver:
+    def __init__(self, dlq_url: str, queue_url: str) -> None:
+        self._sqs = boto3.client("sqs")
+        self._dlq = dlq_url
+        self._queue = queue_url
+
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> int:
+        from spool.adapters.sqs import redrive
+
+        return redrive(
+            self._sqs,
+            self._dlq,
+            self._queue,
+            lambda tenant, endpoint: (
+                (tenant_id is None or tenant == tenant_id) and (endpoint_id is None or endpoint == endpoint_id)
+            ),
+        )
+
+
+def pepper_loader(secret_id: str) -> Callable[[], bytes]:
+    def pepper() -> bytes:
+        value = parameters.get_secret(secret_id, max_age=PEPPER_CACHE_SECONDS)
+        if not value:
+            raise RuntimeError("the API-key pepper secret is empty")
+        return str(value).encode()
+
+    return pepper
+
+
+def build_api(settings: ApiSettings, verifier: Verifier | None = None) -> ApiServices:
+    repo = DynamoRepository(boto3.client("dynamodb"), settings.table_name)
+    policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
+    return ApiServices(
+        tenants=Tenants(repo, pepper_loader(settings.pepper_secret_id)),
+        endpoints=EndpointService(
+            repo, KmsCipher(boto3.client("kms"), settings.kms_key_id), policy, settings.local_root
+        ),
+        ingest=Ingest(repo, SqsQueue(boto3.client("sqs"), settings.queue_url)),
+        verifier=verifier or LambdaVerifier(settings.sink_function_name),
+        redriver=SqsRedriver(settings.dlq_url, settings.queue_url),
+    )
+
+
+def build_sink(settings: SinkSettings) -> SinkServices:
+    repo = DynamoRepository(boto3.client("dynamodb"), settings.table_name)
+    cipher = KmsCipher(boto3.client("kms"))
+    policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
+    stores = Stores(policy, settings.local_root)
+    queue = SqsQueue(boto3.client("sqs"), settings.queue_url)
+    return SinkServices(
+        sink=Sink(
+            directory=EndpointDirectory(repo, cipher, stores, ttl=settings.endpoint_cache_seconds),
+            repo=repo,
+            visibility=queue,
+            staging=repo,
+            triggers=queue,
+            retry_base_seconds=settings.retry_base_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
+        ),
+        endpoints=EndpointService(repo, cipher, policy, settings.local_root),
+    )
+
+
+@cache
+def api_services() -> ApiServices:
+    return build_api(ApiSettings.from_env())
+
+
+@cache
+def sink_services() -> SinkServices:
+    return build_sink(SinkSettings.from_env())

@@ -1,0 +1,191 @@
+"""Start and stop the whole local runtime: emulator, resources, dev tenant, HTTP front and pollers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import boto3
+from pydantic import Field
+
+from spool.config import _Env
+from spool.local.poller import PollerConfig, SqsPoller
+from spool.local.provision import Names, Resources, ensure_bucket, provision
+
+# The README's example bucket, created in the embedded S3 so the example works as written.
+EXAMPLE_BUCKET = "my-webhook-archive"
+
+
+class LocalSettings(_Env):
+    """Knobs of `make dev`, all optional (environment variables)."""
+
+    host: Annotated[str, Field(alias="SPOOL_DEV_HOST")] = "127.0.0.1"
+    port: Annotated[int, Field(alias="SPOOL_DEV_PORT", ge=0, le=65535)] = 3000
+    aws_port: Annotated[int, Field(alias="SPOOL_DEV_AWS_PORT", ge=0, le=65535)] = 4566
+    # An emulator that is already running (LocalStack, MiniStack, a moto server): no embedded one is started.
+    aws_endpoint_url: Annotated[str | None, Field(alias="AWS_ENDPOINT_URL")] = None
+    state_dir: Annotated[str, Field(alias="SPOOL_DEV_STATE_DIR")] = ".spool"
+    pollers: Annotated[int, Field(alias="SPOOL_DEV_POLLERS", ge=1, le=50)] = 5
+    batch_size: Annotated[int, Field(alias="SPOOL_DEV_BATCH_SIZE", ge=1, le=10_000)] = 1000
+    window_seconds: Annotated[float, Field(alias="SPOOL_DEV_WINDOW_SECONDS", ge=0, le=300)] = 1.0
+    max_receive_count: Annotated[int, Field(alias="SPOOL_DEV_MAX_RECEIVE_COUNT", ge=2, le=1000)] = 8
+    retry_base_seconds: Annotated[int, Field(alias="SPOOL_RETRY_BASE_SECONDS", ge=1)] = 10
+    retry_max_seconds: Annotated[int, Field(alias="SPOOL_RETRY_MAX_SECONDS", ge=1)] = 900
+    endpoint_cache_seconds: Annotated[float, Field(alias="SPOOL_ENDPOINT_CACHE_SECONDS", ge=0)] = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalRuntime:
+    settings: LocalSettings
+    resources: Resources | None = None
+    api_key: str = ""
+    tenant_id: str = ""
+    api_url: str = ""
+    aws_url: str = ""
+    _moto: Any = None
+    _front: Any = None
+    _poller: SqsPoller | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return Path(self.settings.state_dir)
+
+    def start(self) -> LocalRuntime:
+        s = self.settings
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "data").mkdir(exist_ok=True)
+        self.aws_url = s.aws_endpoint_url or self._start_moto()
+        self._set_environment()
+        self.resources = provision(Names(max_receive_count=s.max_receive_count))
+        os.environ.update(self.resources.env())
+        ensure_bucket(boto3.client("s3"), EXAMPLE_BUCKET)
+        self._wire_handlers()
+        self.tenant_id, self.api_key = self._dev_tenant()
+        self._start_front()
+        self._start_pollers()
+        return self
+
+    def stop(self) -> None:
+        if self._front is not None:
+            self._front.shutdown()
+            self._front.server_close()
+        if self._poller is not None:
+            self._poller.stop()
+        if self._moto is not None:
+            self._moto.stop()
+
+    # --- steps -----------------------------------------------------------------------------------------
+    def _start_moto(self) -> str:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+        port = self.settings.aws_port or free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        return f"http://127.0.0.1:{port}"
+
+    def _set_environment(self) -> None:
+        s = self.settings
+        defaults = {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        for name, value in defaults.items():
+            os.environ.setdefault(name, value)
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_url,
+                "SPOOL_ALLOW_INSECURE_ENDPOINTS": "true",
+                "SPOOL_LOCAL_ROOT": str((self.state / "data").resolve()),
+                "SPOOL_SINK_FUNCTION_NAME": "spool-local-sink",
+                "SPOOL_RETRY_BASE_SECONDS": str(s.retry_base_seconds),
+                "SPOOL_RETRY_MAX_SECONDS": str(s.retry_max_seconds),
+                "SPOOL_ENDPOINT_CACHE_SECONDS": str(s.endpoint_cache_seconds),
+                "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "spool-local"),
+                "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+
+    def _wire_handlers(self) -> None:
+        # Imported only now: the handler modules read their environment when first used.
+        from spool.config import ApiSettings
+        from spool.handlers import api, sink
+        from spool.handlers.routes import deps
+        from spool.handlers.wiring import build_api
+
+        services = build_api(ApiSettings.from_env(), verifier=InProcessVerifier(sink.lambda_handler))
+        api.app.dependency_overrides[deps.services] = lambda: services
+        self._api_handler = api.lambda_handler
+        self._sink_handler = sink.lambda_handler
+        self._services = services
+
+    def _dev_tenant(self) -> tuple[str, str]:
+        key_file = self.state / "dev-api-key"
+        tenants = self._services.tenants
+        api_key = key_file.read_text().strip() if key_file.exists() else ""
+        if api_key:
+            try:
+                return tenants.authenticate(api_key), api_key
+            except Exception:  # unknown to this (fresh) emulator: register the same key again below
+                tenants._cache.clear()
+        tenant, new_key = tenants.create_tenant("dev")
+        if api_key:
+            tenants.adopt_key(tenant.id, api_key)
+        else:
+            api_key = new_key
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(api_key + "\n")
+        os.chmod(key_file, 0o600)
+        return tenant.id, api_key
+
+    def _start_front(self) -> None:
+        from spool.local.front import ApiFront
+
+        self._front = ApiFront((self.settings.host, self.settings.port), self._api_handler)
+        port = self._front.server_address[1]
+        self.api_url = f"http://{self.settings.host}:{port}"
+        thread = threading.Thread(target=self._front.serve_forever, name="api-front", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _start_pollers(self) -> None:
+        assert self.resources is not None
+        s = self.settings
+        self._poller = SqsPoller(
+            boto3.client("sqs"),
+            self.resources.queue_url,
+            self._sink_handler,
+            PollerConfig(batch_size=s.batch_size, window_seconds=s.window_seconds, pollers=s.pollers),
+        )
+        self._poller.start()
+
+
+class InProcessVerifier:
+    """The local stand-in for invoking the sink function: calls its handler directly."""
+
+    def __init__(self, handler: Any) -> None:
+        self._handler = handler
+
+    def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+        from spool.local.lambda_context import FakeContext
+
+        event = {"spool": "verify", "tenantId": tenant_id, "endpointId": endpoint_id}
+        result: dict[str, Any] = self._handler(event, FakeContext("spool-local-sink"))
+        return result

@@ -1,0 +1,28 @@
+"""Logger, Metrics and Tracer, created once per process and shared by the handlers.
+
+Service names come from POWERTOOLS_SERVICE_NAME (set per function by the CDK app); the namespace defaults
+to "Spool". Domain modules log through the standard `logging` module; their loggers get the same JSON
+formatting as `logger`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Spool")
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "spool"))
+metrics = Metrics(namespace=NAMESPACE)
+tracer = Tracer()
+
+
+def share_log_config() -> None:
+    """Give the already imported `spool.*` standard loggers the same handler and JSON format as `logger`."""
+    import logging
+
+    names = {name for name in logging.root.manager.loggerDict if name.startswith("spool.")}
+    if names:
+        copy_config_to_registered_loggers(source_logger=logger, include=names)
