@@ -1,0 +1,163 @@
+"""The public API: an HTTP API (payload v2) with throttling and JSON access logs before the api Lambda."""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from spool_infra import names
+from spool_infra.ingest import IngestSink
+from spool_infra.lambdas import SpoolFunction
+from spool_infra.nag import acknowledge
+from spool_infra.settings import Settings
+from spool_infra.state import State
+
+# HTTP APIs give up on an integration after 30 s. Ordinary requests take milliseconds; the endpoint
+# verification invokes the sink, which writes a probe object to the user's store, and gets the rest.
+API_TIMEOUT = Duration.seconds(28)
+# More memory is more CPU: pydantic validation and the cold start (Powertools, boto3) both profit.
+API_MEMORY_MB = 512
+# One line per request; no headers, so X-API-Key never reaches the log.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "method": "$context.httpMethod",
+    "path": "$context.path",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "error": "$context.error.message",
+}
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        state: State,
+        ingest: IngestSink,
+        code: lambda_.Code,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.handler = SpoolFunction(
+            self,
+            "Handler",
+            settings=settings,
+            code=code,
+            handler=names.API_HANDLER,
+            service=names.API_SERVICE,
+            description="Spool api: endpoints and events over HTTPS",
+            timeout=API_TIMEOUT,
+            memory_mb=API_MEMORY_MB,
+            environment={
+                names.ENV_TABLE_NAME: state.table.table_name,
+                names.ENV_QUEUE_URL: ingest.queue.queue_url,
+                names.ENV_DLQ_URL: ingest.dlq.queue_url,
+                names.ENV_KMS_KEY_ID: state.credentials_key.key_id,
+                names.ENV_PEPPER_SECRET_ID: state.pepper_secret.secret_arn,
+                names.ENV_SINK_FUNCTION_NAME: ingest.sink.function.function_name,
+                names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
+            },
+        )
+        fn = self.handler.function
+        # Tenants, keys, endpoints and idempotency records. No Scan (the admin CLI lists tenants with its
+        # own credentials) and no table management. Transactions are authorized per contained action.
+        state.table.grant(
+            fn,
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:ConditionCheckItem",
+        )
+        ingest.queue.grant_send_messages(fn)
+        # Redrive: receive from the DLQ, send back to the ingest queue, delete from the DLQ.
+        ingest.dlq.grant_consume_messages(fn)
+        state.grant_encrypt_credentials(fn)
+        state.pepper_secret.grant_read(fn)
+        # `grant_invoke` would also allow every version and alias (`arn:...:function:name:*`); the api
+        # only ever invokes the unqualified function.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[ingest.sink.function.function_arn])
+        )
+
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            description=f"Spool {settings.stage}",
+            create_default_stage=False,
+            # One catch-all route: the api Lambda's resolver owns routing, 404s and the X-API-Key check.
+            default_integration=integrations.HttpLambdaIntegration("Lambda", fn),
+        )
+        acknowledge(
+            self.http_api,
+            "AwsSolutions-APIG4",
+            "Requests are authorized by the api Lambda itself: it checks the X-API-Key header against "
+            "HMAC-SHA256 hashes in DynamoDB (SPEC: all /api/v1 routes need X-API-Key; GET /health is open). "
+            "HTTP APIs have no native API keys, and a Lambda authorizer would add a second invocation "
+            "for the same lookup.",
+        )
+
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=settings.log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        domain_mapping = None
+        self.domain: apigwv2.DomainName | None = None
+        if settings.domain_name:
+            self.domain = apigwv2.DomainName(
+                self,
+                "Domain",
+                domain_name=settings.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(self, "Certificate", settings.certificate_arn),
+            )
+            domain_mapping = apigwv2.DomainMappingOptions(domain_name=self.domain)
+        self.stage = apigwv2.HttpStage(
+            self,
+            "Stage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            # Account-wide protection for the Lambda and the queue; per-tenant limits are not possible in
+            # HTTP APIs (docs/infrastructure.md).
+            throttle=apigwv2.ThrottleSettings(rate_limit=settings.api_rate_limit, burst_limit=settings.api_burst_limit),
+            access_log_settings=_AccessLogs(self.access_logs),
+            domain_mapping=domain_mapping,
+        )
+
+    @property
+    def url(self) -> str:
+        return self.stage.url

@@ -1,0 +1,144 @@
+"""Lambda code asset: functions/spool plus its pinned dependencies, bundled on this machine without Docker.
+
+The hook installs functions/requirements.txt as manylinux2014 aarch64 wheels for CPython 3.13 (the Lambda
+runtime and architecture) into the asset directory and copies the `spool` package next to them. Only
+wheels are accepted, so nothing is compiled here. The output depends only on the source files and the pins:
+
+- console scripts (`bin/`), byte code and installer records that embed local paths are left out;
+- the asset hash is computed from the sources and the bundling command (a custom hash), so an unchanged
+  tree gives the same asset everywhere and `cdk synth` reuses an existing bundle in cdk.out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import cast
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+from spool_infra import names
+
+PLATFORM = "manylinux2014_aarch64"
+PYTHON_VERSION = "3.13"
+# Left out of the asset: caches, compiled files, and the local-only runtime's test data.
+EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache")
+# Files pip/uv write that carry machine-specific paths or timestamps.
+_NON_DETERMINISTIC = ("bin", "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/direct_url.json")
+
+
+def install_command(requirements: Path, target: Path) -> list[str]:
+    """The installer command: `uv pip` when uv is on PATH (what `make bootstrap` uses), else pip."""
+    uv = shutil.which("uv")
+    if uv:
+        return [
+            uv, "pip", "install", "--quiet", "--no-deps", "--no-compile-bytecode",
+            "--python-platform", "aarch64-manylinux2014", "--python-version", PYTHON_VERSION,
+            "--only-binary", ":all:", "--target", str(target), "-r", str(requirements),
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
+        "--disable-pip-version-check", "--platform", PLATFORM, "--implementation", "cp",
+        "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--target", str(target),
+        "-r", str(requirements),
+    ]  # fmt: skip
+
+
+def _source_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and not any(rel.match(pattern) or pattern in rel.parts for pattern in EXCLUDE):
+            yield path
+
+
+def source_hash(functions_dir: Path) -> str:
+    """Hash of what decides the bundle: the package sources, the pins, the target platform."""
+    digest = hashlib.sha256(f"{PLATFORM} cp{PYTHON_VERSION}\n".encode())
+    for path in _source_files(functions_dir):
+        digest.update(path.relative_to(functions_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _remove_non_deterministic(out: Path) -> None:
+    for pattern in _NON_DETERMINISTIC:
+        for path in out.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    for cache in out.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+@jsii.implements(ILocalBundling)
+class LocalPythonBundler:
+    """`ILocalBundling` hook: CDK calls `try_bundle` at synth with an empty output directory.
+
+    jsii hands the options over as one struct, unlike the keyword form its type stubs show (hence the cast
+    where it is passed in).
+    """
+
+    def __init__(self, functions_dir: Path) -> None:
+        self._functions_dir = functions_dir
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        out = Path(output_dir)
+        with tempfile.TemporaryDirectory(prefix="spool-bundle-") as tmp:
+            # Install into a scratch directory first so a failed install leaves no half-built asset.
+            staging = Path(tmp) / "asset"
+            self.install(staging)
+            for item in sorted(staging.iterdir()):
+                shutil.move(str(item), out / item.name)
+        return True
+
+    def install(self, staging: Path) -> None:
+        command = install_command(self._functions_dir / names.REQUIREMENTS_FILE, staging)
+        # The command is built from fixed arguments and repository paths, never from user input.
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise RuntimeError(f"bundling Lambda dependencies failed:\n{result.stdout}\n{result.stderr}")
+        _remove_non_deterministic(staging)
+        package = self._functions_dir / names.PACKAGE_DIR
+        for path in _source_files(package):
+            target = staging / names.PACKAGE_DIR / path.relative_to(package)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def lambda_code(functions_dir: Path, *, bundle: bool) -> lambda_.Code:
+    """The one code asset both functions share.
+
+    `bundle=False` is for the assertion tests: the raw directory (no dependencies) synthesizes in
+    milliseconds, and the tests look at the template, not at the zip.
+    """
+    if not bundle:
+        return lambda_.Code.from_asset(str(functions_dir), exclude=list(EXCLUDE))
+    return lambda_.Code.from_asset(
+        str(functions_dir),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=source_hash(functions_dir),
+        bundling=BundlingOptions(
+            # Never pulled: the local hook always bundles (or fails loudly), so Docker is not needed.
+            image=DockerImage.from_registry("local-bundling-only"),
+            local=cast(ILocalBundling, LocalPythonBundler(functions_dir)),
+        ),
+    )
+
+
+def tree_digest(root: Path, skip: Sequence[str] = ()) -> str:
+    """Digest of every file's path and bytes under `root`, to compare two bundles."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if any(rel.startswith(prefix) for prefix in skip):
+            continue
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

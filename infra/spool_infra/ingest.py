@@ -1,0 +1,94 @@
+"""Ingest and sink: the SQS ingest queue with its DLQ, the sink Lambda and its event source mapping."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from spool_infra import names
+from spool_infra.lambdas import SpoolFunction
+from spool_infra.settings import Settings
+from spool_infra.state import State
+
+# One store write is bounded by the store client (connect 5 s + read 30 s, 3 attempts: about 105 s), so
+# 120 s lets a whole batch finish even when one endpoint's store answers slowly.
+SINK_TIMEOUT = Duration.seconds(120)
+SINK_MEMORY_MB = 512
+# AWS's advice for SQS triggers: visibility at least six times the function timeout (plus the batching
+# window), so a batch that Lambda retries after throttling is not handed to a second invocation meanwhile.
+VISIBILITY_FACTOR = 6
+RETENTION = Duration.days(14)
+# Receives before a message moves to the DLQ. At most one receive is a deliberate hold-back (the sink
+# returns a remainder that is not due yet until the endpoint's next flush); the others are write attempts
+# with exponential back-off (SPOOL_RETRY_BASE_SECONDS * 2^(receive-1), capped at SPOOL_RETRY_MAX_SECONDS:
+# 20, 40, ... 640, 900 s), so a store has to stay unreachable for about 36 minutes before its events land
+# in the DLQ, from where the admin CLI's redrive sends them back.
+MAX_RECEIVE_COUNT = 8
+RETRY_BASE_SECONDS = 10
+RETRY_MAX_SECONDS = 900
+ENDPOINT_CACHE_SECONDS = 30
+
+
+class IngestSink(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Settings, state: State, code: lambda_.Code
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.dlq = sqs.Queue(
+            self,
+            "Dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            # SSE-SQS rather than a KMS key: the sink's KMS rights stay limited to credential decryption.
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+            visibility_timeout=Duration.seconds(
+                VISIBILITY_FACTOR * SINK_TIMEOUT.to_seconds() + settings.max_batching_window_seconds
+            ),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        )
+
+        self.sink = SpoolFunction(
+            self,
+            "Sink",
+            settings=settings,
+            code=code,
+            handler=names.SINK_HANDLER,
+            service=names.SINK_SERVICE,
+            description="Spool sink: SQS batches to NDJSON objects in user storage",
+            timeout=SINK_TIMEOUT,
+            memory_mb=SINK_MEMORY_MB,
+            environment={
+                names.ENV_TABLE_NAME: state.table.table_name,
+                names.ENV_QUEUE_URL: self.queue.queue_url,
+                names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
+                names.ENV_ENDPOINT_CACHE_SECONDS: str(ENDPOINT_CACHE_SECONDS),
+                names.ENV_RETRY_BASE_SECONDS: str(RETRY_BASE_SECONDS),
+                names.ENV_RETRY_MAX_SECONDS: str(RETRY_MAX_SECONDS),
+            },
+        )
+        fn = self.sink.function
+        # Reads endpoints, records delivery status; never writes endpoints, tenants or keys.
+        state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+        state.grant_decrypt_credentials(fn)
+        # The event source mapping grants Receive/Delete/ChangeMessageVisibility/GetQueueAttributes; the
+        # handler's own ChangeMessageVisibility calls (hold-back, back-off) use the same grant.
+        fn.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=settings.batch_size,
+                max_batching_window=Duration.seconds(settings.max_batching_window_seconds),
+                report_batch_item_failures=True,
+                max_concurrency=settings.max_concurrency,
+            )
+        )

@@ -1,0 +1,85 @@
+"""One helper for both Lambda functions, so they share runtime, architecture, logging and role shape."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from spool_infra import names
+from spool_infra.nag import acknowledge
+from spool_infra.settings import Settings
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+class SpoolFunction(Construct):
+    """A Python 3.13 arm64 function with its own role and its own log group.
+
+    The role is created here rather than by `lambda_.Function` so it carries no AWS managed policy: the
+    only logging permission is writing to this function's log group, and every other permission is added
+    by the construct that owns the resource (`grant_*`).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        code: lambda_.Code,
+        handler: str,
+        service: str,
+        description: str,
+        timeout: Duration,
+        memory_mb: int,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=settings.log_retention,
+            # Logs are operational data, not user data: they go with the stack.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (Spool {settings.stage})",
+        )
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            code=code,
+            handler=handler,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            description=description,
+            timeout=timeout,
+            memory_size=memory_mb,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": settings.log_level,
+                "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing else "true",
+                **environment,
+            },
+        )
+        if settings.tracing:
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "The only `*` resource is the X-Ray statement Lambda active tracing adds "
+                "(xray:PutTraceSegments, xray:PutTelemetryRecords): X-Ray has no resource-level permissions.",
+            )

@@ -1,0 +1,100 @@
+"""Deployment settings: a pydantic model parsed once from CDK context (cdk.json, or `-c key=value`).
+
+Values given with `-c` arrive as strings; pydantic's lax mode turns "500" into 500 and "true" into True.
+A bad value fails `cdk synth` with the field's name instead of producing a surprising stack.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from aws_cdk import aws_logs as logs
+from constructs import Node
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# CloudWatch Logs accepts only these retention periods (days).
+_RETENTION: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+class Settings(BaseModel):
+    """Every knob of the stack. Field aliases are the context keys documented in docs/infrastructure.md."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    stage: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,19}$")] = "dev"
+    # Event source mapping: how many messages one sink invocation may get, and how long Lambda may wait to
+    # fill a batch. Both are hints: the sink coalesces per endpoint itself (SPEC: Batching).
+    batch_size: Annotated[int, Field(alias="batchSize", ge=1, le=10_000)] = 1000
+    max_batching_window_seconds: Annotated[int, Field(alias="maxBatchingWindowSeconds", ge=0, le=300)] = 5
+    # Most concurrent sink invocations the mapping starts; protects user stores and the account's
+    # concurrency pool from a burst.
+    max_concurrency: Annotated[int, Field(alias="maxConcurrency", ge=2, le=1000)] = 10
+    log_retention_days: Annotated[int, Field(alias="logRetentionDays")] = 30
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Field(alias="logLevel")] = "INFO"
+    # Plain-http, loopback and private store endpoints: only for emulators and self-hosted stores.
+    allow_insecure_endpoints: Annotated[bool, Field(alias="allowInsecureEndpoints")] = False
+    # `retain` keeps the table, the credentials key and the pepper secret on `cdk destroy`.
+    data_removal_policy: Annotated[Literal["retain", "destroy"], Field(alias="dataRemovalPolicy")] = "retain"
+    api_rate_limit: Annotated[int, Field(alias="apiRateLimit", ge=1, le=10_000)] = 200
+    api_burst_limit: Annotated[int, Field(alias="apiBurstLimit", ge=1, le=5_000)] = 400
+    domain_name: Annotated[str, Field(alias="domainName")] = ""
+    certificate_arn: Annotated[str, Field(alias="certificateArn")] = ""
+    alarm_email: Annotated[str, Field(alias="alarmEmail")] = ""
+    # Alarm when the oldest ingest message is older than this: deliveries are stuck or retrying a lot.
+    oldest_message_alarm_seconds: Annotated[int, Field(alias="oldestMessageAlarmSeconds", ge=300)] = 3600
+    tracing: bool = True
+    # False swaps the pip bundling for the raw functions/ directory: quick synths for assertion tests only.
+    bundle: bool = True
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, value: int) -> int:
+        if value not in _RETENTION:
+            raise ValueError(f"must be one of {sorted(_RETENTION)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if bool(self.domain_name) != bool(self.certificate_arn):
+            raise ValueError("domainName and certificateArn go together")
+        if self.batch_size > 10 and self.max_batching_window_seconds < 1:
+            raise ValueError("SQS batchSize above 10 needs maxBatchingWindowSeconds of at least 1")
+        return self
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION[self.log_retention_days]
+
+    @property
+    def retain_data(self) -> bool:
+        return self.data_removal_policy == "retain"
+
+    @classmethod
+    def from_node(cls, node: Node) -> Settings:
+        """Read every field's context key from the construct tree (app-level context and cdk.json)."""
+        raw = {}
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            value = node.try_get_context(key)
+            if value is not None:
+                raw[key] = value
+        return cls.model_validate(raw)

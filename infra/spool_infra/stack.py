@@ -1,0 +1,78 @@
+"""The Spool stack: state, ingest + sink, api and monitoring, wired together, and the outputs the admin CLI
+and the deploy scripts read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, CfnOutput, Stack, Tags
+from constructs import Construct
+
+from spool_infra import names
+from spool_infra.api import Api
+from spool_infra.bundling import lambda_code
+from spool_infra.ingest import IngestSink
+from spool_infra.monitoring import Monitoring
+from spool_infra.nag import acknowledge, add_checks
+from spool_infra.settings import Settings
+from spool_infra.state import State
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SpoolStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description=f"Spool {settings.stage}: webhook storage sink", **kwargs)
+        self.settings = settings
+        code = lambda_code(REPO_ROOT / names.FUNCTIONS_DIR, bundle=settings.bundle)
+
+        self.state = State(self, "State", settings=settings)
+        self.ingest = IngestSink(self, "Ingest", settings=settings, state=self.state, code=code)
+        self.api = Api(self, "Api", settings=settings, state=self.state, ingest=self.ingest, code=code)
+        self.monitoring = Monitoring(self, "Monitoring", settings=settings, api=self.api, ingest=self.ingest)
+        Tags.of(self).add("app", "spool")
+        Tags.of(self).add("stage", settings.stage)
+
+        self._acknowledge_stack_wide()
+        self._outputs()
+
+    def _acknowledge_stack_wide(self) -> None:
+        acknowledge(
+            self,
+            "AwsSolutions-L1",
+            "Python 3.13 on purpose: the Lambda code, its lockfile and the local runtime are built and "
+            "tested on 3.13 (pyproject requires-python), and the bundled wheels are cp313. Moving to a "
+            "newer runtime is a change of the whole project, not of this stack.",
+        )
+
+    def _outputs(self) -> None:
+        fn_sink = self.ingest.sink.function
+        values = {
+            names.OUTPUT_API_URL: (self.api.url, "Base URL of the Spool API"),
+            names.OUTPUT_API_ID: (self.api.http_api.api_id, "HTTP API id"),
+            names.OUTPUT_TABLE_NAME: (self.state.table.table_name, "DynamoDB table"),
+            names.OUTPUT_QUEUE_URL: (self.ingest.queue.queue_url, "Ingest queue"),
+            names.OUTPUT_DLQ_URL: (self.ingest.dlq.queue_url, "Dead-letter queue (redrive source)"),
+            names.OUTPUT_KMS_KEY_ID: (self.state.credentials_key.key_id, "KMS key for storage credentials"),
+            names.OUTPUT_PEPPER_SECRET_ARN: (self.state.pepper_secret.secret_arn, "API-key pepper secret"),
+            names.OUTPUT_SINK_FUNCTION_NAME: (fn_sink.function_name, "Sink function"),
+            names.OUTPUT_API_FUNCTION_NAME: (self.api.handler.function.function_name, "Api function"),
+            names.OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "SNS topic the alarms notify"),
+            names.OUTPUT_DASHBOARD_NAME: (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
+        }
+        if self.api.domain is not None:
+            values[names.OUTPUT_CUSTOM_DOMAIN_TARGET] = (
+                self.api.domain.regional_domain_name,
+                f"Point a CNAME (or alias) for {self.settings.domain_name} here",
+            )
+        for key, (value, description) in values.items():
+            CfnOutput(self, key, value=value, description=description)
+
+
+def build(app: App) -> SpoolStack:
+    """Add the stack named by the context's stage to `app`, with cdk-nag checking it on synth."""
+    settings = Settings.from_node(app.node)
+    stack = SpoolStack(app, names.stack_name(settings.stage), settings=settings)
+    add_checks(app)
+    return stack

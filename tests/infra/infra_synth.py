@@ -1,0 +1,50 @@
+"""The Spool app synthesized for assertions: stack, template, cloud assembly directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "infra"))
+
+from aws_cdk import App  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+from spool_infra.stack import SpoolStack, build  # noqa: E402
+
+# No bundling: the assertions read the template, not the zip. Values the tests rely on are spelled out
+# so a change of cdk.json does not silently change what is tested.
+BASE_CONTEXT: dict[str, Any] = {"bundle": False, "stage": "test", "batchSize": 1000, "maxConcurrency": 10}
+
+
+class Synth:
+    """One synthesized app: its stack, template and the cloud assembly directory."""
+
+    def __init__(self, outdir: Path, context: dict[str, Any]) -> None:
+        self.app = App(outdir=str(outdir), context={**BASE_CONTEXT, **context})
+        self.stack: SpoolStack = build(self.app)
+        self.assembly = self.app.synth()
+        self.outdir = outdir
+        self.template = Template.from_stack(self.stack)
+        self.json: dict[str, Any] = self.template.to_json()
+
+    @property
+    def template_file(self) -> Path:
+        return self.outdir / f"{self.stack.stack_name}.template.json"
+
+    def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.json["Resources"].items() if v["Type"] == cfn_type}
+
+    def validation_report(self) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads((self.outdir / "validation-report.json").read_text())
+        return report
+
+
+SynthFactory = Callable[[dict[str, Any]], Synth]

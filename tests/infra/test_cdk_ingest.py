@@ -1,0 +1,117 @@
+"""Ingest queue, DLQ, sink function and its event source mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+from infra_synth import Synth, SynthFactory
+
+FOURTEEN_DAYS = 14 * 24 * 3600
+
+
+def _queues(synth: Synth) -> tuple[dict[str, Any], dict[str, Any]]:
+    queues = synth.resources("AWS::SQS::Queue")
+    ingest = next(q["Properties"] for q in queues.values() if "RedrivePolicy" in q["Properties"])
+    dlq = next(q["Properties"] for q in queues.values() if "RedrivePolicy" not in q["Properties"])
+    return ingest, dlq
+
+
+def _function(synth: Synth, handler: str) -> dict[str, Any]:
+    return next(
+        f["Properties"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == handler
+    )
+
+
+def test_both_queues_are_encrypted_and_keep_messages_14_days(synth: Synth) -> None:
+    for queue in _queues(synth):
+        assert queue["SqsManagedSseEnabled"] is True
+        assert queue["MessageRetentionPeriod"] == FOURTEEN_DAYS
+
+
+def test_queues_refuse_plain_http(template: Template) -> None:
+    template.resource_count_is("AWS::SQS::QueuePolicy", 2)
+    template.all_resources_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
+
+
+def test_ingest_queue_dead_letters_after_8_receives(synth: Synth, template: Template) -> None:
+    ingest, _ = _queues(synth)
+    policy = ingest["RedrivePolicy"]
+    assert policy["maxReceiveCount"] == 8
+    dlq_id = policy["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert synth.json["Resources"][dlq_id]["Type"] == "AWS::SQS::Queue"
+    assert "RedrivePolicy" not in synth.json["Resources"][dlq_id]["Properties"]
+
+
+def test_visibility_timeout_is_at_least_six_sink_timeouts(synth: Synth) -> None:
+    ingest, _ = _queues(synth)
+    sink = _function(synth, "spool.handlers.sink.lambda_handler")
+    assert ingest["VisibilityTimeout"] >= 6 * sink["Timeout"]
+
+
+def test_event_source_mapping_uses_context_settings(synth_with: SynthFactory) -> None:
+    template = synth_with({"batchSize": 500, "maxBatchingWindowSeconds": 7, "maxConcurrency": 4}).template
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": 500,
+            "MaximumBatchingWindowInSeconds": 7,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 4},
+        },
+    )
+
+
+def test_event_source_mapping_defaults_and_target(synth: Synth, template: Template) -> None:
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    (esm,) = synth.resources("AWS::Lambda::EventSourceMapping").values()
+    props = esm["Properties"]
+    assert props["BatchSize"] == 1000
+    assert props["MaximumBatchingWindowInSeconds"] == 5
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    function_id = props["FunctionName"]["Ref"]
+    assert synth.json["Resources"][function_id]["Properties"]["Handler"] == "spool.handlers.sink.lambda_handler"
+    queue_id = props["EventSourceArn"]["Fn::GetAtt"][0]
+    assert "RedrivePolicy" in synth.json["Resources"][queue_id]["Properties"]
+
+
+def test_sink_function_runtime_and_environment(synth: Synth) -> None:
+    sink = _function(synth, "spool.handlers.sink.lambda_handler")
+    assert sink["Runtime"] == "python3.13"
+    assert sink["Architectures"] == ["arm64"]
+    env = sink["Environment"]["Variables"]
+    assert set(env) == {
+        "SPOOL_TABLE_NAME",
+        "SPOOL_QUEUE_URL",
+        "SPOOL_ALLOW_INSECURE_ENDPOINTS",
+        "SPOOL_ENDPOINT_CACHE_SECONDS",
+        "SPOOL_RETRY_BASE_SECONDS",
+        "SPOOL_RETRY_MAX_SECONDS",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_TRACE_DISABLED",
+    }
+    assert env["POWERTOOLS_SERVICE_NAME"] == "spool-sink"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Spool"
+    assert env["SPOOL_ALLOW_INSECURE_ENDPOINTS"] == "false"
+    assert (env["SPOOL_ENDPOINT_CACHE_SECONDS"], env["SPOOL_RETRY_BASE_SECONDS"]) == ("30", "10")
+    assert env["SPOOL_RETRY_MAX_SECONDS"] == "900"
+    assert "SPOOL_LOCAL_ROOT" not in env
+
+
+def test_insecure_endpoints_only_when_the_context_allows(synth_with: SynthFactory) -> None:
+    synth = synth_with({"allowInsecureEndpoints": "true"})
+    for handler in ("spool.handlers.sink.lambda_handler", "spool.handlers.api.lambda_handler"):
+        assert _function(synth, handler)["Environment"]["Variables"]["SPOOL_ALLOW_INSECURE_ENDPOINTS"] == "true"
