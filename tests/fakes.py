@@ -1,0 +1,184 @@
+"""In-memory fakes of the domain's ports, for unit tests without sockets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from spool.domain.errors import Conflict, StoreError
+from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
+from spool.domain.ports import ApiKeyRecord, OutgoingMessage, StagedBundle, Tenant
+
+
+@dataclass
+class FakeRepo:
+    """EndpointRepository + TenantRepository + Staging in dicts."""
+
+    endpoints: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
+    status: dict[str, DeliveryStatus] = field(default_factory=dict)
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    keys: dict[str, tuple[ApiKeyRecord, str]] = field(default_factory=dict)  # keyId -> (record, hash)
+    staged: dict[tuple[str, int], dict[str, list[str]]] = field(default_factory=dict)
+    leases: dict[tuple[str, int], str] = field(default_factory=dict)
+    endpoint_reads: int = 0
+
+    # endpoints
+    def create_endpoint(self, endpoint: Endpoint) -> None:
+        self.endpoints[(endpoint.tenantId, endpoint.id)] = endpoint
+
+    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
+        current = self.endpoints[(endpoint.tenantId, endpoint.id)]
+        if current.updatedAt != expected_updated_at or current.status != "active":
+            raise Conflict("changed meanwhile")
+        self.endpoints[(endpoint.tenantId, endpoint.id)] = endpoint
+
+    def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
+        self.endpoint_reads += 1
+        return self.endpoints.get((tenant_id, endpoint_id))
+
+    def list_endpoints(self, tenant_id: str, limit: int, after: str | None) -> tuple[list[Endpoint], str | None]:
+        active = self.active_endpoints(tenant_id)
+        if after:
+            active = [e for e in active if e.id > after]
+        if len(active) > limit:
+            return active[:limit], active[limit - 1].id
+        return active, None
+
+    def active_endpoints(self, tenant_id: str) -> list[Endpoint]:
+        return sorted(
+            (e for (t, _), e in self.endpoints.items() if t == tenant_id and e.status == "active"),
+            key=lambda e: e.id,
+        )
+
+    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None:
+        key = (tenant_id, endpoint_id)
+        self.endpoints[key] = self.endpoints[key].model_copy(update={"status": "deleted"})
+
+    def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None:
+        return self.status.get(endpoint_id)
+
+    def record_flush(self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str) -> None:
+        s = self.status.setdefault(endpoint_id, DeliveryStatus())
+        s.lastFlushAt, s.lastObjectKey = at, key
+        s.eventsWritten += events
+        s.objectsWritten += objects
+
+    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None:
+        s = self.status.setdefault(endpoint_id, DeliveryStatus())
+        s.lastError, s.lastErrorAt = message, at
+
+    # tenants
+    def create_tenant(self, tenant: Tenant) -> None:
+        self.tenants[tenant.id] = tenant
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return self.tenants.get(tenant_id)
+
+    def list_tenants(self) -> list[Tenant]:
+        return sorted(self.tenants.values(), key=lambda t: t.id)
+
+    def put_key(self, record: ApiKeyRecord, key_hash: str) -> None:
+        self.keys[record.keyId] = (record, key_hash)
+
+    def find_key(self, key_hash: str) -> ApiKeyRecord | None:
+        return next((r for r, h in self.keys.values() if h == key_hash), None)
+
+    def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        return [r for r, _ in self.keys.values() if r.tenantId == tenant_id]
+
+    def revoke_key(self, tenant_id: str, key_id: str) -> bool:
+        found = self.keys.get(key_id)
+        if not found or found[0].tenantId != tenant_id:
+            return False
+        record, key_hash = found
+        self.keys[key_id] = (ApiKeyRecord(record.keyId, record.tenantId, record.createdAt, True), key_hash)
+        return True
+
+    # staging
+    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> None:
+        self.staged.setdefault((endpoint_id, boundary), {})[holder_id] = list(lines)
+
+    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
+        items = self.staged.get((endpoint_id, boundary), {})
+        return [StagedBundle(item_id=k, lines=v) for k, v in items.items()]
+
+    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
+        items = self.staged.get((endpoint_id, boundary), {})
+        for item_id in item_ids:
+            items.pop(item_id, None)
+
+    def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
+        if (endpoint_id, boundary) in self.leases:
+            return False
+        self.leases[(endpoint_id, boundary)] = owner
+        return True
+
+    def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
+        if self.leases.get((endpoint_id, boundary)) == owner:
+            del self.leases[(endpoint_id, boundary)]
+
+
+@dataclass
+class FakeQueue:
+    """Queue + Triggers + VisibilityPort."""
+
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    flushes: list[tuple[str, str, int, int]] = field(default_factory=list)
+    visibility: list[tuple[str, int]] = field(default_factory=list)
+
+    def send(self, messages: list[OutgoingMessage]) -> None:
+        self.sent.extend(messages)
+
+    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
+        self.flushes.append((tenant_id, endpoint_id, boundary, delay_seconds))
+
+    def change_visibility(self, changes: list[tuple[str, int]]) -> None:
+        self.visibility.extend(changes)
+
+
+class FakeCipher:
+    """Reversible and context-bound, so a mismatched context fails like KMS does."""
+
+    def __init__(self) -> None:
+        self.decrypts = 0
+
+    def encrypt(self, plaintext: bytes, context: dict[str, str]) -> bytes:
+        return json.dumps({"ctx": context, "pt": plaintext.decode()}).encode()[::-1]
+
+    def decrypt(self, ciphertext: bytes, context: dict[str, str]) -> bytes:
+        self.decrypts += 1
+        blob = json.loads(ciphertext[::-1])
+        if blob["ctx"] != context:
+            raise PermissionError("InvalidCiphertextException")
+        return str(blob["pt"]).encode()
+
+
+@dataclass
+class MemoryStore:
+    objects: dict[str, bytes] = field(default_factory=dict)
+    fail_with: str | None = None
+    puts: int = 0
+
+    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+        self.puts += 1
+        if self.fail_with:
+            raise StoreError(self.fail_with)
+        if key in self.objects:
+            return False
+        self.objects[key] = body
+        return True
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+
+@dataclass
+class FakeStores:
+    """StoreFactory handing out one MemoryStore per bucket."""
+
+    stores: dict[str, MemoryStore] = field(default_factory=dict)
+    seen_credentials: list[Credentials | None] = field(default_factory=list)
+
+    def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> MemoryStore:
+        self.seen_credentials.append(credentials)
+        return self.stores.setdefault(settings.bucket, MemoryStore())
