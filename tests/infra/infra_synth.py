@@ -33,7 +33,7 @@ class Synth:
         self.assembly = self.app.synth()
         self.outdir = outdir
         self.template = Template.from_stack(self.stack)
-        self.json: dict[str, Any] = self.template.to_json()
+        self.json: dict[str, Any] = dict(self.template.to_json())
 
     @property
     def template_file(self) -> Path:

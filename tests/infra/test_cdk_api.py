@@ -1,0 +1,111 @@
+"""HTTP API, its stage and the api function."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+from infra_synth import Synth, SynthFactory
+
+
+def _api_function(synth: Synth) -> dict[str, Any]:
+    return next(
+        f["Properties"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "spool.handlers.api.lambda_handler"
+    )
+
+
+def test_http_api_routes_everything_to_the_api_function_without_authorizer(synth: Synth, template: Template) -> None:
+    template.has_resource_properties("AWS::ApiGatewayV2::Api", {"ProtocolType": "HTTP"})
+    template.has_resource_properties("AWS::ApiGatewayV2::Route", {"RouteKey": "$default", "AuthorizationType": "NONE"})
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Integration", {"IntegrationType": "AWS_PROXY", "PayloadFormatVersion": "2.0"}
+    )
+    template.resource_count_is("AWS::ApiGatewayV2::Authorizer", 0)
+
+
+def test_stage_is_throttled_from_context(synth_with: SynthFactory) -> None:
+    template = synth_with({"apiRateLimit": 50, "apiBurstLimit": 70}).template
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": "$default",
+            "AutoDeploy": True,
+            "DefaultRouteSettings": {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 70},
+        },
+    )
+
+
+def test_stage_writes_json_access_logs_without_headers(synth: Synth) -> None:
+    (stage,) = synth.resources("AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert synth.json["Resources"][settings["DestinationArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::Logs::LogGroup"
+    fields = json.loads(settings["Format"])
+    assert fields["requestId"] == "$context.requestId"
+    assert fields["status"] == "$context.status"
+    assert not any("header" in value.lower() for value in fields.values())
+
+
+def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
+    fn = _api_function(synth)
+    assert fn["Runtime"] == "python3.13"
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Timeout"] < 30  # the HTTP API integration limit
+    env = fn["Environment"]["Variables"]
+    assert set(env) == {
+        "SPOOL_TABLE_NAME",
+        "SPOOL_QUEUE_URL",
+        "SPOOL_DLQ_URL",
+        "SPOOL_KMS_KEY_ID",
+        "SPOOL_PEPPER_SECRET_ID",
+        "SPOOL_SINK_FUNCTION_NAME",
+        "SPOOL_ALLOW_INSECURE_ENDPOINTS",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_TRACE_DISABLED",
+    }
+    assert env["POWERTOOLS_SERVICE_NAME"] == "spool-api"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert env["SPOOL_ALLOW_INSECURE_ENDPOINTS"] == "false"
+
+
+def test_api_environment_points_at_the_stack_resources(synth: Synth) -> None:
+    env = _api_function(synth)["Environment"]["Variables"]
+    types = {
+        "SPOOL_TABLE_NAME": "AWS::DynamoDB::Table",
+        "SPOOL_QUEUE_URL": "AWS::SQS::Queue",
+        "SPOOL_DLQ_URL": "AWS::SQS::Queue",
+        "SPOOL_KMS_KEY_ID": "AWS::KMS::Key",
+        "SPOOL_PEPPER_SECRET_ID": "AWS::SecretsManager::Secret",
+        "SPOOL_SINK_FUNCTION_NAME": "AWS::Lambda::Function",
+    }
+    for name, cfn_type in types.items():
+        assert synth.json["Resources"][env[name]["Ref"]]["Type"] == cfn_type, name
+    assert env["SPOOL_QUEUE_URL"] != env["SPOOL_DLQ_URL"]
+
+
+def test_functions_trace_with_xray_unless_disabled(synth: Synth, synth_with: SynthFactory) -> None:
+    synth.template.all_resources_properties("AWS::Lambda::Function", {"TracingConfig": {"Mode": "Active"}})
+    untraced = synth_with({"tracing": False})
+    untraced.template.all_resources_properties(
+        "AWS::Lambda::Function",
+        {
+            "TracingConfig": Match.absent(),
+            "Environment": {"Variables": Match.object_like({"POWERTOOLS_TRACE_DISABLED": "true"})},
+        },
+    )
+
+
+def test_custom_domain_maps_the_default_stage(synth_with: SynthFactory) -> None:
+    synth = synth_with(
+        {
+            "domainName": "spool.example.com",
+            "certificateArn": "arn:aws:acm:us-east-1:111111111111:certificate/abc",
+        }
+    )
+    synth.template.has_resource_properties("AWS::ApiGatewayV2::DomainName", {"DomainName": "spool.example.com"})
+    synth.template.resource_count_is("AWS::ApiGatewayV2::ApiMapping", 1)
+    assert "CustomDomainTarget" in synth.json["Outputs"]

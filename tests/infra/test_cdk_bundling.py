@@ -1,0 +1,80 @@
+"""The local bundling hook, without running an installer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spool_infra import bundling
+
+
+def _functions_tree(root: Path) -> Path:
+    (root / "spool" / "handlers").mkdir(parents=True)
+    (root / "spool" / "__init__.py").write_text("")
+    (root / "spool" / "handlers" / "api.py").write_text("x = 1\n")
+    (root / "requirements.txt").write_text("pydantic==2.0\n")
+    return root
+
+
+def test_source_hash_ignores_caches(tmp_path: Path) -> None:
+    root = _functions_tree(tmp_path)
+    before = bundling.source_hash(root)
+    (root / "spool" / "__pycache__").mkdir()
+    (root / "spool" / "__pycache__" / "api.cpython-313.pyc").write_bytes(b"\x00")
+    assert bundling.source_hash(root) == before
+
+
+@pytest.mark.parametrize("changed", ["requirements.txt", "spool/handlers/api.py"])
+def test_source_hash_follows_sources_and_pins(tmp_path: Path, changed: str) -> None:
+    root = _functions_tree(tmp_path)
+    before = bundling.source_hash(root)
+    (root / changed).write_text((root / changed).read_text() + "# changed\n")
+    assert bundling.source_hash(root) != before
+
+
+def test_installer_targets_lambda_arm64_wheels_only(tmp_path: Path) -> None:
+    command = " ".join(bundling.install_command(tmp_path / "requirements.txt", tmp_path / "out"))
+    assert "--only-binary" in command
+    assert ":all:" in command
+    assert "3.13" in command
+    assert "aarch64-manylinux2014" in command or "manylinux2014_aarch64" in command
+    assert "--no-deps" in command
+
+
+def test_bundle_copies_the_package_and_drops_path_dependent_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _functions_tree(tmp_path / "functions")
+    (root / "spool" / "__pycache__").mkdir()
+    (root / "spool" / "__pycache__" / "x.pyc").write_bytes(b"\x00")
+
+    def fake_install(command: list[str], **_: object) -> object:
+        target = Path(command[command.index("--target") + 1])
+        (target / "bin").mkdir(parents=True)
+        (target / "bin" / "jp.py").write_text("#!/some/local/python\n")
+        (target / "dep-1.0.dist-info").mkdir()
+        (target / "dep-1.0.dist-info" / "RECORD").write_text("bin/jp.py,sha256=...\n")
+        (target / "dep-1.0.dist-info" / "METADATA").write_text("Name: dep\n")
+        (target / "dep.py").write_text("")
+        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(bundling.subprocess, "run", fake_install)
+    out = tmp_path / "asset"
+    out.mkdir()
+    assert bundling.LocalPythonBundler(root).try_bundle(str(out), None)  # type: ignore[arg-type]
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "dep-1.0.dist-info/METADATA",
+        "dep.py",
+        "spool/__init__.py",
+        "spool/handlers/api.py",
+    ]
+
+
+def test_failed_install_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _functions_tree(tmp_path / "functions")
+    failed = type("Failed", (), {"returncode": 1, "stdout": "", "stderr": "no matching distribution"})()
+    monkeypatch.setattr(bundling.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(RuntimeError, match="no matching distribution"):
+        bundling.LocalPythonBundler(root).try_bundle(str(tmp_path), None)  # type: ignore[arg-type]

@@ -1,0 +1,136 @@
+"""Least privilege: what each function's role may do, read from the synthesized policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra_synth import Synth
+
+CONTEXT_CONDITIONS = {
+    "Null": {"kms:EncryptionContext:spool:tenantId": "false", "kms:EncryptionContext:spool:endpointId": "false"},
+    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["spool:tenantId", "spool:endpointId"]},
+}
+
+
+def _role_statements(synth: Synth, handler: str) -> list[dict[str, Any]]:
+    function = next(
+        f["Properties"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == handler
+    )
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert "ManagedPolicyArns" not in synth.json["Resources"][role_id]["Properties"]
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"]
+        found.update([actions] if isinstance(actions, str) else actions)
+    return found
+
+
+def _resource_type(synth: Synth, resource: Any) -> str | None:
+    """The CloudFormation type a statement's resource points at (Fn::GetAtt or Ref), if any."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return str(synth.json["Resources"][resource["Fn::GetAtt"][0]]["Type"])
+    if isinstance(resource, dict) and "Ref" in resource:
+        return str(synth.json["Resources"][resource["Ref"]]["Type"])
+    return None
+
+
+def _statements_with(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+
+
+def api(synth: Synth) -> list[dict[str, Any]]:
+    return _role_statements(synth, "spool.handlers.api.lambda_handler")
+
+
+def sink(synth: Synth) -> list[dict[str, Any]]:
+    return _role_statements(synth, "spool.handlers.sink.lambda_handler")
+
+
+def test_sink_may_decrypt_only_with_the_spool_encryption_context(synth: Synth) -> None:
+    (statement,) = _statements_with(sink(synth), "kms:Decrypt")
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Condition"] == CONTEXT_CONDITIONS
+    assert _resource_type(synth, statement["Resource"]) == "AWS::KMS::Key"
+
+
+def test_api_may_encrypt_only_with_the_spool_encryption_context(synth: Synth) -> None:
+    (statement,) = _statements_with(api(synth), "kms:Encrypt")
+    assert statement["Action"] == "kms:Encrypt"
+    assert statement["Condition"] == CONTEXT_CONDITIONS
+    assert _resource_type(synth, statement["Resource"]) == "AWS::KMS::Key"
+
+
+def test_only_sink_decrypts_and_only_api_encrypts(synth: Synth) -> None:
+    assert not {a for a in _actions(api(synth)) if a.startswith("kms:") and a != "kms:Encrypt"}
+    assert not {a for a in _actions(sink(synth)) if a.startswith("kms:") and a != "kms:Decrypt"}
+
+
+def test_nobody_gets_s3_or_unscoped_resources(synth: Synth) -> None:
+    for statements in (api(synth), sink(synth)):
+        assert not {a for a in _actions(statements) if a.startswith("s3:")}
+        for statement in statements:
+            if statement["Resource"] == "*":
+                # Lambda active tracing: X-Ray has no resource-level permissions.
+                assert _actions([statement]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_sink_table_access_is_read_and_update(synth: Synth) -> None:
+    dynamo = {a for a in _actions(sink(synth)) if a.startswith("dynamodb:")}
+    assert dynamo == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+
+
+def test_api_table_access_has_no_scan_or_table_management(synth: Synth) -> None:
+    dynamo = {a for a in _actions(api(synth)) if a.startswith("dynamodb:")}
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= dynamo
+    assert "dynamodb:ConditionCheckItem" in dynamo  # TransactWriteItems with a condition
+    assert not dynamo & {"dynamodb:Scan", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:*"}
+
+
+def test_sink_consumes_the_ingest_queue_and_sends_nothing(synth: Synth) -> None:
+    actions = {a for a in _actions(sink(synth)) if a.startswith("sqs:")}
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= actions
+    assert "sqs:SendMessage" not in actions
+    for statement in _statements_with(sink(synth), "sqs:ReceiveMessage"):
+        queue = synth.json["Resources"][statement["Resource"]["Fn::GetAtt"][0]]
+        assert "RedrivePolicy" in queue["Properties"]  # the ingest queue, not the DLQ
+
+
+def test_api_sends_to_ingest_and_consumes_only_the_dlq(synth: Synth) -> None:
+    statements = api(synth)
+    (send,) = _statements_with(statements, "sqs:SendMessage")
+    assert "RedrivePolicy" in synth.json["Resources"][send["Resource"]["Fn::GetAtt"][0]]["Properties"]
+    (receive,) = _statements_with(statements, "sqs:ReceiveMessage")
+    assert "RedrivePolicy" not in synth.json["Resources"][receive["Resource"]["Fn::GetAtt"][0]]["Properties"]
+
+
+def test_api_reads_the_pepper_and_invokes_only_the_sink(synth: Synth) -> None:
+    statements = api(synth)
+    (secret,) = _statements_with(statements, "secretsmanager:GetSecretValue")
+    assert _resource_type(synth, secret["Resource"]) == "AWS::SecretsManager::Secret"
+    (invoke,) = _statements_with(statements, "lambda:InvokeFunction")
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    target = invoke["Resource"]["Fn::GetAtt"][0]
+    assert synth.json["Resources"][target]["Properties"]["Handler"] == "spool.handlers.sink.lambda_handler"
+    assert not _statements_with(sink(synth), "secretsmanager:GetSecretValue")
+
+
+def test_functions_write_only_their_own_log_group(synth: Synth) -> None:
+    for handler in ("spool.handlers.api.lambda_handler", "spool.handlers.sink.lambda_handler"):
+        function = next(
+            f["Properties"]
+            for f in synth.resources("AWS::Lambda::Function").values()
+            if f["Properties"]["Handler"] == handler
+        )
+        own_group = function["LoggingConfig"]["LogGroup"]["Ref"]
+        (logs,) = _statements_with(_role_statements(synth, handler), "logs:PutLogEvents")
+        assert logs["Resource"] == {"Fn::GetAtt": [own_group, "Arn"]}
