@@ -1,8 +1,9 @@
 """Lambda code asset: functions/spool plus its pinned dependencies, bundled on this machine without Docker.
 
-The hook installs functions/requirements.txt as manylinux2014 aarch64 wheels for CPython 3.13 (the Lambda
-runtime and architecture) into the asset directory and copies the `spool` package next to them. Only
-wheels are accepted, so nothing is compiled here. The output depends only on the source files and the pins:
+The hook installs functions/requirements.txt as manylinux2014 wheels for CPython 3.13 and the function's
+architecture (aarch64 unless context `lambdaArchitecture` says x86_64) into the asset directory and copies
+the `spool` package next to them. Only wheels are accepted, so nothing is compiled here. The output depends
+only on the source files and the pins:
 
 - console scripts (`bin/`), byte code and installer records that embed local paths are left out;
 - the asset hash is computed from the sources and the bundling command (a custom hash), so an unchanged
@@ -26,26 +27,34 @@ from aws_cdk import aws_lambda as lambda_
 
 from spool_infra import names
 
-PLATFORM = "manylinux2014_aarch64"
 PYTHON_VERSION = "3.13"
+# Lambda architecture -> (pip platform tag, uv --python-platform)
+PLATFORMS = {
+    "arm64": ("manylinux2014_aarch64", "aarch64-manylinux2014"),
+    "x86_64": ("manylinux2014_x86_64", "x86_64-manylinux2014"),
+}
 # Left out of the asset: caches, compiled files, and the local-only runtime's test data.
 EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache")
 # Files pip/uv write that carry machine-specific paths or timestamps.
 _NON_DETERMINISTIC = ("bin", "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/direct_url.json")
 
 
-def install_command(requirements: Path, target: Path) -> list[str]:
-    """The installer command: `uv pip` when uv is on PATH (what `make bootstrap` uses), else pip."""
+def install_command(requirements: Path, target: Path, architecture: str) -> list[str]:
+    """The installer command: `uv pip` when uv is on PATH (what `make bootstrap` uses), else pip.
+
+    Both install exactly the pinned set (`--no-deps`: requirements.txt is the full export of the lockfile).
+    """
+    pip_platform, uv_platform = PLATFORMS[architecture]
     uv = shutil.which("uv")
     if uv:
         return [
             uv, "pip", "install", "--quiet", "--no-deps", "--no-compile-bytecode",
-            "--python-platform", "aarch64-manylinux2014", "--python-version", PYTHON_VERSION,
+            "--python-platform", uv_platform, "--python-version", PYTHON_VERSION,
             "--only-binary", ":all:", "--target", str(target), "-r", str(requirements),
         ]  # fmt: skip
     return [
         sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-        "--disable-pip-version-check", "--platform", PLATFORM, "--implementation", "cp",
+        "--disable-pip-version-check", "--platform", pip_platform, "--implementation", "cp",
         "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--target", str(target),
         "-r", str(requirements),
     ]  # fmt: skip
@@ -58,9 +67,9 @@ def _source_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def source_hash(functions_dir: Path) -> str:
+def source_hash(functions_dir: Path, architecture: str) -> str:
     """Hash of what decides the bundle: the package sources, the pins, the target platform."""
-    digest = hashlib.sha256(f"{PLATFORM} cp{PYTHON_VERSION}\n".encode())
+    digest = hashlib.sha256(f"{PLATFORMS[architecture][0]} cp{PYTHON_VERSION}\n".encode())
     for path in _source_files(functions_dir):
         digest.update(path.relative_to(functions_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -86,8 +95,9 @@ class LocalPythonBundler:
     where it is passed in).
     """
 
-    def __init__(self, functions_dir: Path) -> None:
+    def __init__(self, functions_dir: Path, architecture: str) -> None:
         self._functions_dir = functions_dir
+        self._architecture = architecture
 
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
         out = Path(output_dir)
@@ -100,7 +110,7 @@ class LocalPythonBundler:
         return True
 
     def install(self, staging: Path) -> None:
-        command = install_command(self._functions_dir / names.REQUIREMENTS_FILE, staging)
+        command = install_command(self._functions_dir / names.REQUIREMENTS_FILE, staging, self._architecture)
         # The command is built from fixed arguments and repository paths, never from user input.
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
@@ -113,7 +123,7 @@ class LocalPythonBundler:
             shutil.copyfile(path, target)
 
 
-def lambda_code(functions_dir: Path, *, bundle: bool) -> lambda_.Code:
+def lambda_code(functions_dir: Path, *, bundle: bool, architecture: str) -> lambda_.Code:
     """The one code asset both functions share.
 
     `bundle=False` is for the assertion tests: the raw directory (no dependencies) synthesizes in
@@ -124,11 +134,11 @@ def lambda_code(functions_dir: Path, *, bundle: bool) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(functions_dir),
         asset_hash_type=AssetHashType.CUSTOM,
-        asset_hash=source_hash(functions_dir),
+        asset_hash=source_hash(functions_dir, architecture),
         bundling=BundlingOptions(
             # Never pulled: the local hook always bundles (or fails loudly), so Docker is not needed.
             image=DockerImage.from_registry("local-bundling-only"),
-            local=cast(ILocalBundling, LocalPythonBundler(functions_dir)),
+            local=cast(ILocalBundling, LocalPythonBundler(functions_dir, architecture)),
         ),
     )
 

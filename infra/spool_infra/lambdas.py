@@ -15,11 +15,11 @@ from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-ARCHITECTURE = lambda_.Architecture.ARM_64
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
 class SpoolFunction(Construct):
-    """A Python 3.13 arm64 function with its own role and its own log group.
+    """A Python 3.13 function (arm64 by default) with its own role and its own log group.
 
     The role is created here rather than by `lambda_.Function` so it carries no AWS managed policy: the
     only logging permission is writing to this function's log group, and every other permission is added
@@ -61,7 +61,7 @@ class SpoolFunction(Construct):
             code=code,
             handler=handler,
             runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            architecture=ARCHITECTURES[settings.architecture],
             description=description,
             timeout=timeout,
             memory_size=memory_mb,

@@ -62,6 +62,9 @@ class Settings(BaseModel):
     # Alarm when the oldest ingest message is older than this: deliveries are stuck or retrying a lot.
     oldest_message_alarm_seconds: Annotated[int, Field(alias="oldestMessageAlarmSeconds", ge=300)] = 3600
     tracing: bool = True
+    # arm64 (Graviton) costs less per GB-second. x86_64 exists for emulators that run the handlers with
+    # the host's interpreter (scripts/test-deployed.sh on an x86_64 machine): the wheels must match it.
+    architecture: Annotated[Literal["arm64", "x86_64"], Field(alias="lambdaArchitecture")] = "arm64"
     # False swaps the pip bundling for the raw functions/ directory: quick synths for assertion tests only.
     bundle: bool = True
 

@@ -25,7 +25,7 @@ class SpoolStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description=f"Spool {settings.stage}: webhook storage sink", **kwargs)
         self.settings = settings
-        code = lambda_code(REPO_ROOT / names.FUNCTIONS_DIR, bundle=settings.bundle)
+        code = lambda_code(REPO_ROOT / names.FUNCTIONS_DIR, bundle=settings.bundle, architecture=settings.architecture)
 
         self.state = State(self, "State", settings=settings)
         self.ingest = IngestSink(self, "Ingest", settings=settings, state=self.state, code=code)

@@ -109,3 +109,9 @@ def test_custom_domain_maps_the_default_stage(synth_with: SynthFactory) -> None:
     synth.template.has_resource_properties("AWS::ApiGatewayV2::DomainName", {"DomainName": "spool.example.com"})
     synth.template.resource_count_is("AWS::ApiGatewayV2::ApiMapping", 1)
     assert "CustomDomainTarget" in synth.json["Outputs"]
+
+
+def test_lambda_architecture_context_switches_both_functions(synth_with: SynthFactory) -> None:
+    synth_with({"lambdaArchitecture": "x86_64"}).template.all_resources_properties(
+        "AWS::Lambda::Function", {"Architectures": ["x86_64"]}
+    )

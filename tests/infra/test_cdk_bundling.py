@@ -19,22 +19,27 @@ def _functions_tree(root: Path) -> Path:
 
 def test_source_hash_ignores_caches(tmp_path: Path) -> None:
     root = _functions_tree(tmp_path)
-    before = bundling.source_hash(root)
+    before = bundling.source_hash(root, "arm64")
     (root / "spool" / "__pycache__").mkdir()
     (root / "spool" / "__pycache__" / "api.cpython-313.pyc").write_bytes(b"\x00")
-    assert bundling.source_hash(root) == before
+    assert bundling.source_hash(root, "arm64") == before
 
 
 @pytest.mark.parametrize("changed", ["requirements.txt", "spool/handlers/api.py"])
 def test_source_hash_follows_sources_and_pins(tmp_path: Path, changed: str) -> None:
     root = _functions_tree(tmp_path)
-    before = bundling.source_hash(root)
+    before = bundling.source_hash(root, "arm64")
     (root / changed).write_text((root / changed).read_text() + "# changed\n")
-    assert bundling.source_hash(root) != before
+    assert bundling.source_hash(root, "arm64") != before
+
+
+def test_source_hash_depends_on_the_architecture(tmp_path: Path) -> None:
+    root = _functions_tree(tmp_path)
+    assert bundling.source_hash(root, "arm64") != bundling.source_hash(root, "x86_64")
 
 
 def test_installer_targets_lambda_arm64_wheels_only(tmp_path: Path) -> None:
-    command = " ".join(bundling.install_command(tmp_path / "requirements.txt", tmp_path / "out"))
+    command = " ".join(bundling.install_command(tmp_path / "requirements.txt", tmp_path / "out", "arm64"))
     assert "--only-binary" in command
     assert ":all:" in command
     assert "3.13" in command
@@ -62,7 +67,7 @@ def test_bundle_copies_the_package_and_drops_path_dependent_files(
     monkeypatch.setattr(bundling.subprocess, "run", fake_install)
     out = tmp_path / "asset"
     out.mkdir()
-    assert bundling.LocalPythonBundler(root).try_bundle(str(out), None)  # type: ignore[arg-type]
+    assert bundling.LocalPythonBundler(root, "arm64").try_bundle(str(out), None)  # type: ignore[arg-type]
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == [
         "dep-1.0.dist-info/METADATA",
@@ -77,4 +82,4 @@ def test_failed_install_fails_the_synth(tmp_path: Path, monkeypatch: pytest.Monk
     failed = type("Failed", (), {"returncode": 1, "stdout": "", "stderr": "no matching distribution"})()
     monkeypatch.setattr(bundling.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(RuntimeError, match="no matching distribution"):
-        bundling.LocalPythonBundler(root).try_bundle(str(tmp_path), None)  # type: ignore[arg-type]
+        bundling.LocalPythonBundler(root, "arm64").try_bundle(str(tmp_path), None)  # type: ignore[arg-type]

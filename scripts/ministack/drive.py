@@ -1,0 +1,189 @@
+"""Drive a deployed Spool stack the way the SPEC's curl flow does, and find the NDJSON object it writes.
+
+Run by scripts/test-deployed.sh with the project venv's Python, against MiniStack (or LocalStack) on
+AWS_ENDPOINT_URL, after `cdk deploy --outputs-file OUTPUTS`:
+
+    python scripts/ministack/drive.py OUTPUTS STACK_NAME
+
+Steps: health check; a tenant and API key (the admin CLI when it is installed, else the same domain code
+in-process); a bucket in the emulator's S3; POST /api/v1/endpoints with the SPEC body; three events; then
+poll S3 with a deadline until one NDJSON object holds all three lines in the SPEC's format.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+BUCKET = "spool-deployed-test"
+PREFIX = "events/"
+FLUSH_SECONDS = 2
+OBJECT_DEADLINE_SECONDS = 60
+LINE_KEYS = ["id", "eventType", "payload", "createdAt"]
+
+
+class Failed(Exception):
+    """The deployed stack did not behave as the SPEC says."""
+
+
+def log(message: str) -> None:
+    print(f"[drive] {message}", flush=True)
+
+
+def call(base: str, method: str, path: str, body: Any = None, api_key: str | None = None) -> tuple[int, Any]:
+    """One HTTP request to the deployed API; returns (status, parsed JSON body or None)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the emulator on loopback)
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return status, json.loads(raw) if raw else None
+
+
+def expect(status: int, body: Any, wanted: int, what: str) -> Any:
+    if status != wanted:
+        raise Failed(f"{what}: expected HTTP {wanted}, got {status}: {body}")
+    log(f"{what}: {status}")
+    return body
+
+
+def create_tenant(stack: str, outputs: dict[str, str]) -> str:
+    """A fresh tenant's API key: through `spool admin` if the CLI exists, else the domain code directly."""
+    name = f"deployed-test-{int(time.time())}"
+    if importlib.util.find_spec("spool.cli") is not None:
+        result = subprocess.run(  # noqa: S603 (fixed arguments)
+            [sys.executable, "-m", "spool.cli", "admin", "tenant", "create", name, "--stack", stack],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise Failed(f"spool admin tenant create failed:\n{result.stdout}\n{result.stderr}")
+        created = json.loads(result.stdout.strip().splitlines()[-1])
+        log(f"tenant {created['tenantId']} created with the admin CLI")
+        return str(created["apiKey"])
+
+    # Until the admin CLI lands: the same Tenants service and DynamoDB layout the api Lambda reads.
+    from spool.adapters.dynamo import DynamoRepository
+    from spool.domain.tenants import Tenants
+
+    pepper = boto3.client("secretsmanager").get_secret_value(SecretId=outputs["PepperSecretArn"])["SecretString"]
+    if not pepper:
+        raise Failed("the pepper secret is empty: the stack's secret generation did not run")
+    tenants = Tenants(DynamoRepository(boto3.client("dynamodb"), outputs["TableName"]), lambda: pepper.encode())
+    tenant, api_key = tenants.create_tenant(name)
+    log(f"tenant {tenant.id} created in DynamoDB (admin CLI not installed)")
+    return api_key
+
+
+def parse_object(key: str, body: str) -> list[str]:
+    """The event ids of one NDJSON object, after checking every line has the SPEC's form."""
+    lines = body.split("\n")
+    if lines[-1] != "":
+        raise Failed(f"{key} does not end with a newline")
+    ids = []
+    for line in lines[:-1]:
+        record = json.loads(line)
+        if list(record) != LINE_KEYS:
+            raise Failed(f"{key}: line keys {list(record)} are not {LINE_KEYS}")
+        if line != json.dumps(record, separators=(",", ":"), ensure_ascii=False):
+            raise Failed(f"{key}: line is not compact JSON: {line}")
+        ids.append(record["id"])
+    return ids
+
+
+def object_keys(s3: Any) -> set[str]:
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])}
+
+
+def wait_for_objects(s3: Any, event_ids: list[str], existing: set[str]) -> dict[str, list[str]]:
+    """Poll the bucket with a deadline until every event is in an object; return {key: event ids}.
+
+    The emulator hands the sink one message at a time (it ignores the batching window), so the events
+    may land in more than one object; each object must still be well-formed.
+    """
+    deadline = time.monotonic() + OBJECT_DEADLINE_SECONDS
+    objects: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        for key in object_keys(s3) - existing - set(objects):
+            objects[key] = parse_object(key, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode())
+        written = [event_id for ids in objects.values() for event_id in ids]
+        if sorted(written) == sorted(event_ids):
+            return objects
+        if len(written) > len(set(written)) or not set(written) <= set(event_ids):
+            raise Failed(f"unexpected or duplicated lines: {objects}")
+        time.sleep(0.5)
+    raise Failed(f"not every event was written within {OBJECT_DEADLINE_SECONDS}s: {objects}")
+
+
+def main(outputs_file: str, stack: str) -> None:
+    outputs: dict[str, str] = json.loads(Path(outputs_file).read_text())[stack]
+    gateway = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
+    # The emulator's execute-api host names do not resolve for Python; its path form does.
+    base = f"{gateway}/_aws/execute-api/{outputs['ApiId']}"
+    started = time.monotonic()
+
+    expect(*call(base, "GET", "/health"), 200, "GET /health")
+    expect(*call(base, "GET", "/api/v1/endpoints"), 401, "GET /api/v1/endpoints without X-API-Key")
+    api_key = create_tenant(stack, outputs)
+
+    s3 = boto3.client("s3")
+    if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=BUCKET)
+    existing = object_keys(s3)
+    endpoint_body = {
+        "url": f"s3://{BUCKET}/{PREFIX}",
+        "deliveryMode": "storage",
+        "eventTypes": ["order.*"],
+        "storageConfig": {
+            "provider": "s3",
+            "bucket": BUCKET,
+            "prefix": PREFIX,
+            "region": "us-east-1",
+            # Any well-formed pair: the emulator accepts every credential for the default account.
+            "accessKeyId": "AKIASPOOLDEPLOYTEST1",
+            "secretAccessKey": "deployed-test-secret-access-key",
+            "endpoint": gateway,
+            "batchSize": 100,
+            "flushIntervalSeconds": FLUSH_SECONDS,
+        },
+    }
+    endpoint = expect(*call(base, "POST", "/api/v1/endpoints", endpoint_body, api_key), 201, "POST /api/v1/endpoints")
+    text = json.dumps(endpoint)
+    if "secretAccessKey" in text or "accessKeyId" in text or not endpoint["id"].startswith("ep_"):
+        raise Failed(f"endpoint answer leaks credentials or lacks an id: {endpoint}")
+    expect(*call(base, "GET", f"/api/v1/endpoints/{endpoint['id']}", None, api_key), 200, "GET the endpoint")
+
+    event_ids = []
+    for n in range(3):
+        event = {"eventType": "order.created", "payload": {"orderId": f"ord_{n}"}}
+        accepted = expect(*call(base, "POST", "/api/v1/events", event, api_key), 202, f"POST /api/v1/events #{n}")
+        event_ids.append(accepted["id"])
+
+    objects = wait_for_objects(s3, event_ids, existing)
+    for key, ids in sorted(objects.items()):
+        log(f"s3://{BUCKET}/{key}: {len(ids)} event(s)")
+    log(f"passed in {time.monotonic() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1], sys.argv[2])
+    except Failed as failure:
+        log(f"FAILED: {failure}")
+        sys.exit(1)
