@@ -2,9 +2,11 @@
 # Deploy the real Spool stack into an AWS emulator, drive its API like a user, tear it down.
 #
 #   bash scripts/test-deployed.sh            # MiniStack (pinned, own venv, started and stopped here)
+#   SPOOL_EMULATOR=localstack bash scripts/test-deployed.sh
+#                                            # LocalStack from localstack/compose.yaml (Docker and
+#                                            # LOCALSTACK_AUTH_TOKEN needed; not run where this was written)
 #   SPOOL_EMULATOR=external bash scripts/test-deployed.sh
 #                                            # an emulator already listening on AWS_ENDPOINT_URL
-#                                            # (e.g. LocalStack from localstack/compose.yaml)
 #
 # Steps: start MiniStack, `cdk synth` (real bundling), `cdk bootstrap`, `cdk deploy`, drive the API with
 # scripts/ministack/drive.py (endpoint, three events, the NDJSON object in the emulator's S3), `cdk destroy`,
@@ -58,6 +60,7 @@ esac
 CONTEXT=(-c "stage=$STAGE" -c "lambdaArchitecture=$ARCH" -c allowInsecureEndpoints=true -c dataRemovalPolicy=destroy)
 
 MINISTACK_PID=""
+LOCALSTACK_UP=""
 DEPLOYED=""
 cleanup() {
   local status=$?
@@ -77,6 +80,11 @@ cleanup() {
     fi
     wait "$MINISTACK_PID" 2>/dev/null || true
     log "MiniStack (pid $MINISTACK_PID) stopped"
+  fi
+  if [[ -n "$LOCALSTACK_UP" ]]; then
+    docker compose -f localstack/compose.yaml logs --no-color >"$WORK/localstack.log" 2>&1 || true
+    docker compose -f localstack/compose.yaml down -v >/dev/null 2>&1 || true
+    log "LocalStack stopped (its log: $WORK/localstack.log)"
   fi
   if ((status != 0)) && [[ -f "$WORK/ministack.log" ]]; then
     log "last lines of the MiniStack log ($WORK/ministack.log):"
@@ -127,10 +135,23 @@ wait_for_health() {
   log "emulator healthy at $AWS_ENDPOINT_URL"
 }
 
+start_localstack() {
+  command -v docker >/dev/null || fail "SPOOL_EMULATOR=localstack needs Docker"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then fail "port $PORT is taken"; fi
+  log "starting LocalStack (localstack/compose.yaml)"
+  LOCALSTACK_UP=1
+  docker compose -f localstack/compose.yaml up -d --wait >"$WORK/compose.log" 2>&1 \
+    || { cat "$WORK/compose.log"; fail "docker compose up"; }
+  # The sink runs in a Lambda container, where 127.0.0.1 is not LocalStack: leave the store endpoint out
+  # so the S3 client uses the AWS_ENDPOINT_URL that LocalStack gives every function.
+  export SPOOL_STORE_ENDPOINT="${SPOOL_STORE_ENDPOINT-}"
+}
+
 case "$EMULATOR" in
   ministack) start_ministack ;;
+  localstack) start_localstack ;;
   external) log "using the emulator already at $AWS_ENDPOINT_URL" ;;
-  *) fail "SPOOL_EMULATOR must be ministack or external" ;;
+  *) fail "SPOOL_EMULATOR must be ministack, localstack or external" ;;
 esac
 
 # Synthesize once (real bundling, reused from cdk.out when the sources did not change); deploy and

@@ -5,9 +5,13 @@ AWS_ENDPOINT_URL, after `cdk deploy --outputs-file OUTPUTS`:
 
     python scripts/ministack/drive.py OUTPUTS STACK_NAME
 
+Environment: AWS_ENDPOINT_URL (the emulator); SPOOL_API_BASE (the API's base URL; default the emulator's
+path form `{AWS_ENDPOINT_URL}/_aws/execute-api/{ApiId}`); SPOOL_STORE_ENDPOINT (the endpoint's
+`storageConfig.endpoint` as the sink reaches the emulator's S3; default AWS_ENDPOINT_URL, empty: left out).
+
 Steps: health check; a tenant and API key (the admin CLI when it is installed, else the same domain code
 in-process); a bucket in the emulator's S3; POST /api/v1/endpoints with the SPEC body; three events; then
-poll S3 with a deadline until one NDJSON object holds all three lines in the SPEC's format.
+poll S3 with a deadline until every event is a line of an NDJSON object in the SPEC's format.
 """
 
 from __future__ import annotations
@@ -134,8 +138,9 @@ def wait_for_objects(s3: Any, event_ids: list[str], existing: set[str]) -> dict[
 def main(outputs_file: str, stack: str) -> None:
     outputs: dict[str, str] = json.loads(Path(outputs_file).read_text())[stack]
     gateway = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
-    # The emulator's execute-api host names do not resolve for Python; its path form does.
-    base = f"{gateway}/_aws/execute-api/{outputs['ApiId']}"
+    # The emulator's execute-api host names do not resolve for Python offline; its path form does.
+    base = os.environ.get("SPOOL_API_BASE") or f"{gateway}/_aws/execute-api/{outputs['ApiId']}"
+    store_endpoint = os.environ.get("SPOOL_STORE_ENDPOINT", gateway)
     started = time.monotonic()
 
     expect(*call(base, "GET", "/health"), 200, "GET /health")
@@ -146,22 +151,24 @@ def main(outputs_file: str, stack: str) -> None:
     if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=BUCKET)
     existing = object_keys(s3)
+    storage_config: dict[str, Any] = {
+        "provider": "s3",
+        "bucket": BUCKET,
+        "prefix": PREFIX,
+        "region": "us-east-1",
+        # Any well-formed pair: the emulator accepts every credential for the default account.
+        "accessKeyId": "AKIASPOOLDEPLOYTEST1",
+        "secretAccessKey": "deployed-test-secret-access-key",
+        "batchSize": 100,
+        "flushIntervalSeconds": FLUSH_SECONDS,
+    }
+    if store_endpoint:
+        storage_config["endpoint"] = store_endpoint
     endpoint_body = {
         "url": f"s3://{BUCKET}/{PREFIX}",
         "deliveryMode": "storage",
         "eventTypes": ["order.*"],
-        "storageConfig": {
-            "provider": "s3",
-            "bucket": BUCKET,
-            "prefix": PREFIX,
-            "region": "us-east-1",
-            # Any well-formed pair: the emulator accepts every credential for the default account.
-            "accessKeyId": "AKIASPOOLDEPLOYTEST1",
-            "secretAccessKey": "deployed-test-secret-access-key",
-            "endpoint": gateway,
-            "batchSize": 100,
-            "flushIntervalSeconds": FLUSH_SECONDS,
-        },
+        "storageConfig": storage_config,
     }
     endpoint = expect(*call(base, "POST", "/api/v1/endpoints", endpoint_body, api_key), 201, "POST /api/v1/endpoints")
     text = json.dumps(endpoint)
