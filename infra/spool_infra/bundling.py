@@ -13,6 +13,7 @@ only on the source files and the pins:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,8 @@ _NON_DETERMINISTIC = ("bin", "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.d
 def install_command(requirements: Path, target: Path, architecture: str) -> list[str]:
     """The installer command: `uv pip` when uv is on PATH (what `make bootstrap` uses), else pip.
 
-    Both install exactly the pinned set (`--no-deps`: requirements.txt is the full export of the lockfile).
+    Both install exactly the pinned set (`--no-deps`: requirements.txt is the full export of the lockfile)
+    and only wheels for the target platform, whatever interpreter runs them.
     """
     pip_platform, uv_platform = PLATFORMS[architecture]
     uv = shutil.which("uv")
@@ -53,11 +55,21 @@ def install_command(requirements: Path, target: Path, architecture: str) -> list
             "--only-binary", ":all:", "--target", str(target), "-r", str(requirements),
         ]  # fmt: skip
     return [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
+        *_pip(), "install", "--quiet", "--no-deps", "--no-compile",
         "--disable-pip-version-check", "--platform", pip_platform, "--implementation", "cp",
         "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--target", str(target),
         "-r", str(requirements),
     ]  # fmt: skip
+
+
+def _pip() -> list[str]:
+    # The project venv is made by uv and has no pip; any pip will do, as the target is explicit.
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    python3 = shutil.which("python3")
+    if python3:
+        return [python3, "-m", "pip"]
+    raise RuntimeError("bundling the Lambda code needs uv (`make bootstrap` installs it) or pip")
 
 
 def _source_files(root: Path) -> Iterator[Path]:
