@@ -70,8 +70,9 @@ def create_tenant(stack: str, outputs: dict[str, str]) -> str:
     """A fresh tenant's API key: through `spool admin` if the CLI exists, else the domain code directly."""
     name = f"deployed-test-{int(time.time())}"
     if importlib.util.find_spec("spool.cli") is not None:
+        cli = Path(sys.executable).with_name("spool")  # the console script `make bootstrap` installs
         result = subprocess.run(  # noqa: S603 (fixed arguments)
-            [sys.executable, "-m", "spool.cli", "admin", "tenant", "create", name, "--stack", stack],
+            [str(cli), "admin", "tenant", "create", name, "--stack", stack],
             capture_output=True,
             text=True,
             check=False,
@@ -174,7 +175,16 @@ def main(outputs_file: str, stack: str) -> None:
     text = json.dumps(endpoint)
     if "secretAccessKey" in text or "accessKeyId" in text or not endpoint["id"].startswith("ep_"):
         raise Failed(f"endpoint answer leaks credentials or lacks an id: {endpoint}")
-    expect(*call(base, "GET", f"/api/v1/endpoints/{endpoint['id']}", None, api_key), 200, "GET the endpoint")
+    path = f"/api/v1/endpoints/{endpoint['id']}"
+    expect(*call(base, "GET", path, None, api_key), 200, "GET the endpoint")
+    # The api invokes the sink (SPOOL_SINK_FUNCTION_NAME), which decrypts the credentials and writes a probe.
+    verified = expect(*call(base, "POST", f"{path}/verify", None, api_key), 200, "POST .../verify")
+    if verified.get("ok") is not True:
+        raise Failed(f"verification through the sink failed: {verified}")
+    # The api reads the DLQ (SPOOL_DLQ_URL); nothing is there yet.
+    moved = expect(*call(base, "POST", f"{path}/redrive", None, api_key), 200, "POST .../redrive")
+    if moved != {"moved": 0}:
+        raise Failed(f"unexpected redrive answer: {moved}")
 
     event_ids = []
     for n in range(3):
