@@ -19,9 +19,21 @@ from aws_cdk.assertions import Template  # noqa: E402
 
 from spool_infra.stack import SpoolStack, build  # noqa: E402
 
+# Feature flags exactly as `cdk synth` sees them (they change what CDK emits, e.g. merged IAM statements).
+FEATURE_FLAGS: dict[str, Any] = {
+    key: value
+    for key, value in json.loads((REPO / "cdk.json").read_text())["context"].items()
+    if key.startswith("@aws-cdk/")
+}
 # No bundling: the assertions read the template, not the zip. Values the tests rely on are spelled out
 # so a change of cdk.json does not silently change what is tested.
-BASE_CONTEXT: dict[str, Any] = {"bundle": False, "stage": "test", "batchSize": 1000, "maxConcurrency": 10}
+BASE_CONTEXT: dict[str, Any] = {
+    **FEATURE_FLAGS,
+    "bundle": False,
+    "stage": "test",
+    "batchSize": 1000,
+    "maxConcurrency": 10,
+}
 
 
 class Synth:
