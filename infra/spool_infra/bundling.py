@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -34,7 +34,7 @@ PLATFORMS = {
     "arm64": ("manylinux2014_aarch64", "aarch64-manylinux2014"),
     "x86_64": ("manylinux2014_x86_64", "x86_64-manylinux2014"),
 }
-# Left out of the asset: caches, compiled files, and the local-only runtime's test data.
+# Left out of the asset: caches and compiled files.
 EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache")
 # Files pip/uv write that carry machine-specific paths or timestamps.
 _NON_DETERMINISTIC = ("bin", "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/direct_url.json")
@@ -153,14 +153,3 @@ def lambda_code(functions_dir: Path, *, bundle: bool, architecture: str) -> lamb
             local=cast(ILocalBundling, LocalPythonBundler(functions_dir, architecture)),
         ),
     )
-
-
-def tree_digest(root: Path, skip: Sequence[str] = ()) -> str:
-    """Digest of every file's path and bytes under `root`, to compare two bundles."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if any(rel.startswith(prefix) for prefix in skip):
-            continue
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
