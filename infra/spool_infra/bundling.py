@@ -29,6 +29,9 @@ from aws_cdk import aws_lambda as lambda_
 from spool_infra import names
 
 PYTHON_VERSION = "3.13"
+# Part of the asset hash: bump it when this hook's output changes for the same sources, or an existing
+# bundle in cdk.out would be reused.
+BUNDLE_FORMAT = 1
 # Lambda architecture -> (pip platform tag, uv --python-platform)
 PLATFORMS = {
     "arm64": ("manylinux2014_aarch64", "aarch64-manylinux2014"),
@@ -81,7 +84,7 @@ def _source_files(root: Path) -> Iterator[Path]:
 
 def source_hash(functions_dir: Path, architecture: str) -> str:
     """Hash of what decides the bundle: the package sources, the pins, the target platform."""
-    digest = hashlib.sha256(f"{PLATFORMS[architecture][0]} cp{PYTHON_VERSION}\n".encode())
+    digest = hashlib.sha256(f"{BUNDLE_FORMAT} {PLATFORMS[architecture][0]} cp{PYTHON_VERSION}\n".encode())
     for path in _source_files(functions_dir):
         digest.update(path.relative_to(functions_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
