@@ -91,7 +91,10 @@ class LocalRuntime:
 
         from moto.server import ThreadedMotoServer
 
+        from spool.local import moto_speedups
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_speedups.apply()
 
         port = self.settings.aws_port or free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -129,10 +132,23 @@ class LocalRuntime:
         from spool.handlers.routes import deps
         from spool.handlers.wiring import build_api
 
+        from spool.observability import metrics
+
+        def discarding_metrics(handler: Any) -> Any:
+            # Metrics are disabled locally (no CloudWatch to read them) and Powertools then keeps them in
+            # memory; drop them after each invocation.
+            def call(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return handler(event, context)
+                finally:
+                    metrics.clear_metrics()
+
+            return call
+
         services = build_api(ApiSettings.from_env(), verifier=InProcessVerifier(sink.lambda_handler))
         api.app.dependency_overrides[deps.services] = lambda: services
-        self._api_handler = api.lambda_handler
-        self._sink_handler = sink.lambda_handler
+        self._api_handler = discarding_metrics(api.lambda_handler)
+        self._sink_handler = discarding_metrics(sink.lambda_handler)
         self._services = services
 
     def _dev_tenant(self) -> tuple[str, str]:

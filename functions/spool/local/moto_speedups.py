@@ -1,0 +1,88 @@
+"""Speed-ups for moto's SQS backend inside the local runtime.
+
+moto's SQS is written for correctness on small queues: every ReceiveMessage recomputes all queue attributes
+(three scans of the queue) once per returned message, time checks go through datetime, and every deleted
+receipt handle costs two scans. At a few hundred messages in flight that is tens of milliseconds per call,
+and the local runtime's pollers fall behind a few hundred events per second. These patches keep moto's
+behaviour (visibility, delays, receive counts, redrive to the DLQ, retention) and only remove the repeated
+work. They are applied to the embedded server only, never to Lambda code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from moto.sqs import models
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+_applied = False
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    _applied = True
+
+    def visible(self: Any) -> bool:
+        return bool(_now_ms() > self.visible_at)
+
+    def delayed(self: Any) -> bool:
+        return bool(_now_ms() < self.delayed_until)
+
+    def valid_for_retention(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        return bool(int(queue.message_retention_period) + message.sent_timestamp / 1000 > time.time())
+
+    def delete_many(queue: Any, handles: set[str]) -> set[str]:
+        """Delete every message that ever had one of `handles` in one pass; return the handles matched."""
+        matched: set[str] = set()
+        kept = []
+        for message in queue._messages:
+            hit = handles.intersection(message.all_receipt_handles)
+            if hit:
+                matched |= hit
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(message.all_receipt_handles)
+                continue
+            kept.append(message)
+        queue._messages = kept
+        return matched
+
+    def delete_message_batch(self: Any, queue_name: str, receipts: list[dict[str, Any]]) -> Any:
+        queue = self.get_queue(queue_name)
+        handles = {r["ReceiptHandle"] for r in receipts}
+        already = handles & queue.deleted_messages
+        matched = delete_many(queue, handles - already) | already
+        success, errors = [], []
+        for receipt in receipts:
+            if receipt["ReceiptHandle"] in matched:
+                success.append(receipt["Id"])
+            else:
+                errors.append(
+                    {
+                        "Id": receipt["Id"],
+                        "SenderFault": True,
+                        "Code": "ReceiptHandleIsInvalid",
+                        "Message": f'The input receipt handle "{receipt["ReceiptHandle"]}" is not a valid receipt handle.',
+                    }
+                )
+        return success, errors
+
+    def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
+        queue = self.get_queue(queue_name)
+        if receipt_handle in queue.deleted_messages:
+            return
+        if not delete_many(queue, {receipt_handle}):
+            raise ReceiptHandleIsInvalid()
+
+    models.Message.visible = property(visible)  # type: ignore[method-assign,assignment]
+    models.Message.delayed = property(delayed)  # type: ignore[method-assign,assignment]
+    models.SQSBackend.is_message_valid_based_on_retention_period = valid_for_retention  # type: ignore[method-assign]
+    models.SQSBackend.delete_message_batch = delete_message_batch  # type: ignore[method-assign]
+    models.SQSBackend.delete_message = delete_message  # type: ignore[method-assign]

@@ -1,0 +1,913 @@
+"""The sink's per-endpoint coalescing (domain/delivery.py) over fakes: full objects at once, remainders held
+back in staging with one flush trigger, due triggers under a lease, failures isolated per endpoint, retries
+with back-off, object names that never overwrite, gzip, and cached credentials (SPEC: What lands in storage,
+Guarantees)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from typing import Any
+
+import pytest
+
+from spool.domain.delivery import (
+    DUE_SLACK_SECONDS,
+    LEASE_RETRY_SECONDS,
+    MAX_DELAY_SECONDS,
+    DeliveryReport,
+    InboundRecord,
+    next_flush_at,
+)
+from spool.domain.endpoints import encryption_context, seal
+from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.naming import iso_timestamp, ndjson_line, object_key
+from spool.handlers.sink import to_inbound
+from tests.conftest import load_event
+from tests.fakes import FakeCipher, MemoryStore
+from tests.unit.conftest import SinkHarness
+
+TENANT = "ten_sink"
+ACCESS_KEY_ID = "AKIASINKTESTKEY00001"
+SECRET = "sink/Secret+Value/NeverLogged000000001"
+
+
+def add_endpoint(
+    sink: SinkHarness,
+    endpoint_id: str = "ep_a",
+    *,
+    bucket: str = "bucket-a",
+    prefix: str = "events/",
+    batch_size: int = 3,
+    interval: int = 60,
+    compression: str = "none",
+    tenant_id: str = TENANT,
+) -> Endpoint:
+    cipher = sink.sink.directory.cipher
+    stamp = iso_timestamp(sink.clock[0] - 3600)
+    endpoint = Endpoint(
+        id=endpoint_id,
+        tenantId=tenant_id,
+        url=f"s3://{bucket}/{prefix}",
+        eventTypes=["*"],
+        storage=StorageSettings(
+            provider="s3",
+            bucket=bucket,
+            prefix=prefix,
+            region="us-east-1",
+            batchSize=batch_size,
+            flushIntervalSeconds=interval,
+            compression=compression,  # type: ignore[arg-type]
+        ),
+        credentials=seal(
+            cipher, tenant_id, endpoint_id, Credentials(accessKeyId=ACCESS_KEY_ID, secretAccessKey=SECRET)
+        ),
+        createdAt=stamp,
+        updatedAt=stamp,
+    )
+    sink.repo.create_endpoint(endpoint)
+    return endpoint
+
+
+def events(
+    sink: SinkHarness, endpoint_id: str, count: int, *, first: int = 0, receive_count: int = 1
+) -> list[InboundRecord]:
+    """`count` event messages for the endpoint, accepted a millisecond apart just before the clock."""
+    records = []
+    for n in range(first, first + count):
+        accepted = sink.clock[0] - 1 + n / 1000
+        records.append(
+            InboundRecord(
+                message_id=f"msg-{endpoint_id}-{n}",
+                receipt_handle=f"rh-{endpoint_id}-{n}",
+                tenant_id=TENANT,
+                endpoint_id=endpoint_id,
+                line=ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),
+                accepted_at=accepted,
+                receive_count=receive_count,
+            )
+        )
+    return records
+
+
+def trigger(endpoint_id: str, boundary: int, *, name: str = "flush", receive_count: int = 1) -> InboundRecord:
+    return InboundRecord(
+        message_id=f"msg-{name}-{endpoint_id}-{boundary}",
+        receipt_handle=f"rh-{name}-{endpoint_id}-{boundary}",
+        tenant_id=TENANT,
+        endpoint_id=endpoint_id,
+        line=f"flush {endpoint_id} at {boundary}",
+        accepted_at=boundary - 60,
+        receive_count=receive_count,
+        kind="flush",
+        boundary=boundary,
+    )
+
+
+def store(sink: SinkHarness, bucket: str = "bucket-a") -> MemoryStore:
+    return sink.stores.stores.setdefault(bucket, MemoryStore())
+
+
+def written(sink: SinkHarness, bucket: str = "bucket-a") -> list[list[str]]:
+    """The lines of every object in the bucket, objects in key order."""
+    objects = store(sink, bucket).objects
+    return [body_lines(objects[key]) for key in sorted(objects)]
+
+
+def body_lines(body: bytes) -> list[str]:
+    text = body.decode()
+    assert text.endswith("\n")
+    return text[:-1].split("\n")
+
+
+def lines(records: list[InboundRecord]) -> list[str]:
+    return [r.line for r in records]
+
+
+def staged_lines(sink: SinkHarness, endpoint_id: str = "ep_a") -> list[str]:
+    return [
+        line for (ep, _), items in sink.repo.staged.items() if ep == endpoint_id for b in items.values() for line in b
+    ]
+
+
+def boundary_now(sink: SinkHarness, endpoint_id: str = "ep_a", interval: int = 60) -> int:
+    return next_flush_at(endpoint_id, interval, sink.clock[0])
+
+
+def deliver(sink: SinkHarness, *groups: list[InboundRecord]) -> DeliveryReport:
+    return sink.sink.deliver([record for group in groups for record in group])
+
+
+# --- full batches ----------------------------------------------------------------------------------------------
+
+
+def test_full_batches_are_written_at_once_as_objects_of_batch_size_lines(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3)
+    records = events(sink_harness, "ep_a", 6)
+
+    report = deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records[:3]), lines(records[3:])]
+    assert report.retry == set()
+    assert sink_harness.repo.staged == {}
+    assert sink_harness.queue.flushes == []
+
+
+def test_objects_follow_the_spec_key_layout(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, prefix="events/production/", batch_size=2)
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 4))
+
+    second = int(sink_harness.clock[0])
+    assert sorted(store(sink_harness).objects) == [
+        f"events/production/2026-04-14/{second}-001.ndjson",
+        f"events/production/2026-04-14/{second}-002.ndjson",
+    ]
+
+
+def test_object_body_is_the_spec_ndjson_lines_each_ending_in_a_newline(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2)
+    records = events(sink_harness, "ep_a", 2)
+
+    deliver(sink_harness, records)
+
+    [body] = store(sink_harness).objects.values()
+    assert body == (records[0].line + "\n" + records[1].line + "\n").encode()
+    for line in body_lines(body):
+        assert list(json.loads(line)) == ["id", "eventType", "payload", "createdAt"]
+
+
+def test_lines_are_written_in_acceptance_order_whatever_the_arrival_order(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=4)
+    records = events(sink_harness, "ep_a", 4)
+
+    deliver(sink_harness, [records[2], records[0], records[3], records[1]])
+
+    assert written(sink_harness) == [lines(records)]
+
+
+def test_delivery_status_records_the_flush(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2)
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 4))
+
+    status = sink_harness.repo.status["ep_a"]
+    assert (status.eventsWritten, status.objectsWritten) == (4, 2)
+    assert status.lastObjectKey == report.endpoints["ep_a"].keys[-1]
+    assert status.lastFlushAt == iso_timestamp(sink_harness.clock[0])
+
+
+# --- remainders are held back ----------------------------------------------------------------------------------
+
+
+def test_remainder_is_staged_with_one_flush_trigger_at_the_next_flush_time(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3, interval=60)
+    records = events(sink_harness, "ep_a", 7)
+    boundary = boundary_now(sink_harness)
+
+    report = deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records[:3]), lines(records[3:6])]
+    assert [bundle for bundle in sink_harness.repo.staged[("ep_a", boundary)].values()] == [lines(records[6:])]
+    assert sink_harness.queue.flushes == [(TENANT, "ep_a", boundary, math.ceil(boundary - sink_harness.clock[0]))]
+    assert report.endpoints["ep_a"].held == 1
+
+
+def test_held_messages_are_not_reported_for_retry(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=5)
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 2))
+
+    assert report.retry == set()
+    assert sink_harness.queue.visibility == []
+    assert store(sink_harness).objects == {}
+
+
+def test_remainder_below_batch_size_writes_no_object(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=100)
+    records = events(sink_harness, "ep_a", 99)
+
+    deliver(sink_harness, records)
+
+    assert store(sink_harness).puts == 0
+    assert staged_lines(sink_harness) == lines(records)
+
+
+def test_two_invocations_before_the_flush_time_stage_into_the_same_place(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=60)
+    boundary = boundary_now(sink_harness)
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 2))
+    sink_harness.clock[0] += 1
+    deliver(sink_harness, events(sink_harness, "ep_a", 3, first=2))
+
+    assert list(sink_harness.repo.staged) == [("ep_a", boundary)]
+    assert len(sink_harness.repo.staged[("ep_a", boundary)]) == 2
+    assert {f[2] for f in sink_harness.queue.flushes} == {boundary}
+
+
+def test_flush_time_is_strictly_after_now_and_at_most_one_interval_away() -> None:
+    for now in (1_776_162_600.0, 1_776_162_600.5, 1_776_162_659.999, 1_776_162_660.0, 1_776_170_000.25):
+        boundary = next_flush_at("ep_a", 60, now)
+        assert now < boundary <= now + 60
+
+
+def test_flush_times_lie_on_a_per_endpoint_grid_of_the_interval() -> None:
+    times = {next_flush_at("ep_a", 60, 1_776_162_600 + t) for t in range(0, 600, 7)}
+
+    assert len(times) > 1
+    assert all((b - min(times)) % 60 == 0 for b in times)
+
+
+def test_every_instant_of_one_interval_picks_the_same_flush_time() -> None:
+    first = next_flush_at("ep_a", 60, 1_776_162_600.0)
+
+    assert {next_flush_at("ep_a", 60, first - 60 + t / 10) for t in range(600)} == {first}
+
+
+def test_endpoints_are_spread_over_the_interval_rather_than_flushing_together() -> None:
+    offsets = {next_flush_at(f"ep_{n}", 60, 1_776_162_600.0) for n in range(50)}
+
+    assert len(offsets) > 10
+
+
+def test_trigger_delay_is_capped_at_the_sqs_maximum_for_long_intervals(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=3600)
+    # Just after a flush time, the next one is almost an hour away.
+    sink_harness.clock[0] = next_flush_at("ep_a", 3600, sink_harness.clock[0]) + 1.0
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    [(_, _, boundary, delay)] = sink_harness.queue.flushes
+    assert delay == MAX_DELAY_SECONDS < boundary - sink_harness.clock[0]
+
+
+# --- due flush triggers ----------------------------------------------------------------------------------------
+
+
+def test_due_trigger_writes_staged_lines_and_its_own_remainder_as_one_object(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    own = events(sink_harness, "ep_a", 3, first=2)
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary)], own)
+
+    assert written(sink_harness) == [lines(held) + lines(own)]
+    assert report.retry == set()
+    assert staged_lines(sink_harness) == []
+    assert len(sink_harness.queue.flushes) == 1
+
+
+def test_due_trigger_writes_full_objects_and_at_most_one_partial_one(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3)
+    first, second = events(sink_harness, "ep_a", 2), events(sink_harness, "ep_a", 2, first=2)
+    deliver(sink_harness, first)
+    deliver(sink_harness, second)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+
+    deliver(sink_harness, [trigger("ep_a", boundary)])
+
+    assert sorted(len(o) for o in written(sink_harness)) == [1, 3]
+    assert sorted(line for o in written(sink_harness) for line in o) == sorted(lines(first + second))
+
+
+def test_due_trigger_within_the_slack_counts_as_due(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary - DUE_SLACK_SECONDS
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary)])
+
+    assert len(written(sink_harness)) == 1
+    assert report.retry == set()
+
+
+def test_due_trigger_with_nothing_staged_writes_nothing_and_is_acknowledged(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness)
+    boundary = boundary_now(sink_harness)
+    sink_harness.clock[0] = boundary
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary)])
+
+    assert store(sink_harness).puts == 0
+    assert report.retry == set()
+
+
+def test_duplicate_triggers_for_one_time_write_once_and_are_all_acknowledged(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary, name="one"), trigger("ep_a", boundary, name="two")])
+
+    assert [len(o) for o in written(sink_harness)] == [2]
+    assert report.retry == set()
+
+
+def test_trigger_after_the_flush_was_done_finds_nothing_left(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    deliver(sink_harness, events(sink_harness, "ep_a", 2))
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    deliver(sink_harness, [trigger("ep_a", boundary, name="winner")])
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary, name="late")])
+
+    assert len(written(sink_harness)) == 1
+    assert report.retry == set()
+
+
+def test_flush_lease_is_released_after_the_flush(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+
+    deliver(sink_harness, [trigger("ep_a", boundary)])
+
+    assert sink_harness.repo.leases == {}
+
+
+def test_trigger_losing_the_lease_is_retried_shortly_and_touches_nothing(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
+    losing = trigger("ep_a", boundary)
+
+    report = deliver(sink_harness, [losing])
+
+    assert report.retry == {losing.message_id}
+    assert sink_harness.queue.visibility == [(losing.receipt_handle, LEASE_RETRY_SECONDS)]
+    assert store(sink_harness).puts == 0
+    assert staged_lines(sink_harness) == lines(held)
+    assert sink_harness.repo.leases == {("ep_a", boundary): "another-invocation"}
+
+
+def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    boundary = boundary_now(sink_harness)
+    sink_harness.clock[0] = boundary
+    sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
+    own = events(sink_harness, "ep_a", 2)
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary)], own)
+
+    assert not report.retry & {r.message_id for r in own}
+    assert staged_lines(sink_harness) == lines(own)
+
+
+def test_early_trigger_is_put_back_until_its_time(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=3600)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary - 1000.25
+    early = trigger("ep_a", boundary)
+
+    report = deliver(sink_harness, [early])
+
+    assert report.retry == {early.message_id}
+    assert sink_harness.queue.visibility == [(early.receipt_handle, 1001)]
+    assert store(sink_harness).puts == 0
+    assert len(staged_lines(sink_harness)) == 1
+
+
+def test_trigger_flushes_only_its_own_endpoint(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, "ep_a", bucket="bucket-a", batch_size=10)
+    add_endpoint(sink_harness, "ep_b", bucket="bucket-b", batch_size=10)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1), events(sink_harness, "ep_b", 1))
+    boundary_a = next(f[2] for f in sink_harness.queue.flushes if f[1] == "ep_a")
+    sink_harness.clock[0] = boundary_a
+
+    deliver(sink_harness, [trigger("ep_a", boundary_a)])
+
+    assert len(written(sink_harness, "bucket-a")) == 1
+    assert written(sink_harness, "bucket-b") == []
+    assert len(staged_lines(sink_harness, "ep_b")) == 1
+
+
+def test_two_due_triggers_flush_each_time_in_order(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=60)
+    older = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, older)
+    first_boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = first_boundary + 1  # the first trigger did not come (store down, say)
+    newer = events(sink_harness, "ep_a", 2, first=2)
+    deliver(sink_harness, newer)
+    second_boundary = sink_harness.queue.flushes[1][2]
+    sink_harness.clock[0] = second_boundary
+
+    report = deliver(sink_harness, [trigger("ep_a", second_boundary), trigger("ep_a", first_boundary)])
+
+    assert second_boundary == first_boundary + 60
+    assert report.endpoints["ep_a"].keys == [object_key("events/", second_boundary, n) for n in (1, 2)]
+    assert written(sink_harness) == [lines(older), lines(newer)]
+    assert staged_lines(sink_harness) == []
+    assert report.retry == set()
+
+
+def test_staged_lines_of_an_endpoint_deleted_meanwhile_are_still_written(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]))
+    sink_harness.clock[0] = boundary + sink_harness.sink.directory.ttl
+
+    deliver(sink_harness, [trigger("ep_a", boundary)])
+
+    assert written(sink_harness) == [lines(held)]
+
+
+# --- retries ---------------------------------------------------------------------------------------------------
+
+
+def test_retried_remainder_is_written_directly_instead_of_held_again(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    records = events(sink_harness, "ep_a", 2, receive_count=2)
+
+    report = deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records)]
+    assert sink_harness.repo.staged == {}
+    assert sink_harness.queue.flushes == []
+    assert report.retry == set()
+
+
+def test_one_retried_message_makes_the_whole_remainder_written_directly(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    records = events(sink_harness, "ep_a", 2) + events(sink_harness, "ep_a", 1, first=2, receive_count=3)
+
+    deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records)]
+
+
+# --- failures --------------------------------------------------------------------------------------------------
+
+
+def test_failing_store_fails_only_that_endpoints_messages(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, "ep_a", bucket="bucket-a", batch_size=2)
+    add_endpoint(sink_harness, "ep_b", bucket="bucket-b", batch_size=2)
+    store(sink_harness, "bucket-a").fail_with = "NoSuchBucket"
+    failing, healthy = events(sink_harness, "ep_a", 4), events(sink_harness, "ep_b", 4)
+
+    report = deliver(sink_harness, failing[:2], healthy[:2], failing[2:], healthy[2:])
+
+    assert report.retry == {r.message_id for r in failing}
+    assert written(sink_harness, "bucket-b") == [lines(healthy[:2]), lines(healthy[2:])]
+    assert report.endpoints["ep_a"].error == "NoSuchBucket"
+    assert report.endpoints["ep_b"].error is None
+
+
+def test_failed_messages_come_back_after_the_base_back_off(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2)
+    store(sink_harness).fail_with = "SlowDown"
+    records = events(sink_harness, "ep_a", 2)
+
+    deliver(sink_harness, records)
+
+    assert sorted(sink_harness.queue.visibility) == sorted((r.receipt_handle, 10) for r in records)
+
+
+@pytest.mark.parametrize(
+    ("receive_count", "delay"), [(1, 10), (2, 20), (3, 40), (6, 320), (7, 640), (8, 900), (30, 900)]
+)
+def test_back_off_doubles_with_each_receive_up_to_the_maximum(
+    sink_harness: SinkHarness, receive_count: int, delay: int
+) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    store(sink_harness).fail_with = "SlowDown"
+    [record] = events(sink_harness, "ep_a", 1, receive_count=receive_count)
+
+    deliver(sink_harness, [record])
+
+    assert sink_harness.queue.visibility == [(record.receipt_handle, delay)]
+
+
+def test_failure_is_recorded_in_the_delivery_status_without_credentials(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    store(sink_harness).fail_with = "AccessDenied"
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    status = sink_harness.repo.status["ep_a"]
+    assert status.lastError == "AccessDenied"
+    assert SECRET not in status.model_dump_json()
+    assert ACCESS_KEY_ID not in status.model_dump_json()
+
+
+def test_full_objects_written_before_a_failure_are_acknowledged(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2)
+    records = events(sink_harness, "ep_a", 3)
+    sink_harness.repo.stage = _raise  # type: ignore[method-assign]
+
+    report = deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records[:2])]
+    assert report.retry == {records[2].message_id}
+
+
+def _raise(*args: Any, **kwargs: Any) -> None:
+    raise ConnectionError("staging unavailable")
+
+
+def test_staging_failure_sends_the_remainder_back_for_retry(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    records = events(sink_harness, "ep_a", 2)
+    sink_harness.repo.stage = _raise  # type: ignore[method-assign]
+
+    report = deliver(sink_harness, records)
+
+    assert report.retry == {r.message_id for r in records}
+    assert sink_harness.queue.flushes == []
+
+
+def test_trigger_send_failure_sends_the_remainder_back_for_retry(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    records = events(sink_harness, "ep_a", 2)
+    sink_harness.queue.send_flush = _raise  # type: ignore[method-assign]
+
+    report = deliver(sink_harness, records)
+
+    assert report.retry == {r.message_id for r in records}
+
+
+def test_failing_flush_keeps_the_staged_lines_and_retries_the_trigger_with_back_off(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    store(sink_harness).fail_with = "InternalError"
+    flush = trigger("ep_a", boundary)
+
+    report = deliver(sink_harness, [flush])
+
+    assert report.retry == {flush.message_id}
+    assert sink_harness.queue.visibility == [(flush.receipt_handle, 10)]
+    assert staged_lines(sink_harness) == lines(held)
+    assert sink_harness.repo.leases == {}
+
+
+def test_retried_trigger_writes_the_staged_lines_once_the_store_is_back(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    store(sink_harness).fail_with = "InternalError"
+    deliver(sink_harness, [trigger("ep_a", boundary)])
+    store(sink_harness).fail_with = None
+    sink_harness.clock[0] += 10
+
+    report = deliver(sink_harness, [trigger("ep_a", boundary, receive_count=2)])
+
+    assert written(sink_harness) == [lines(held)]
+    assert report.retry == set()
+    assert staged_lines(sink_harness) == []
+
+
+def test_messages_of_an_endpoint_that_no_longer_exists_are_retried_not_dropped(sink_harness: SinkHarness) -> None:
+    records = events(sink_harness, "ep_missing", 2)
+
+    report = deliver(sink_harness, records)
+
+    assert report.retry == {r.message_id for r in records}
+    assert report.endpoints["ep_missing"].error is not None
+
+
+def test_credentials_that_fail_to_decrypt_fail_only_that_endpoint(sink_harness: SinkHarness) -> None:
+    broken = add_endpoint(sink_harness, "ep_a", bucket="bucket-a", batch_size=1)
+    add_endpoint(sink_harness, "ep_b", bucket="bucket-b", batch_size=1)
+    # Ciphertext of another endpoint: KMS refuses it under this endpoint's encryption context.
+    sink_harness.repo.endpoints[(TENANT, "ep_a")] = broken.model_copy(
+        update={"credentials": sink_harness.repo.endpoints[(TENANT, "ep_b")].credentials}
+    )
+    failing, healthy = events(sink_harness, "ep_a", 1), events(sink_harness, "ep_b", 1)
+
+    report = deliver(sink_harness, failing, healthy)
+
+    assert report.retry == {failing[0].message_id}
+    assert written(sink_harness, "bucket-b") == [lines(healthy)]
+
+
+def test_events_accepted_before_a_delete_are_still_written(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2)
+    sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]))
+    records = events(sink_harness, "ep_a", 2)
+
+    report = deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records)]
+    assert report.retry == set()
+
+
+def test_message_naming_another_tenants_endpoint_is_not_written_to_it(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    [record] = events(sink_harness, "ep_a", 1)
+    forged = InboundRecord(**{**vars(record), "tenant_id": "ten_intruder"})
+
+    report = deliver(sink_harness, [forged])
+
+    assert store(sink_harness).objects == {}
+    assert report.retry == {forged.message_id}
+
+
+# --- object names never overwrite ------------------------------------------------------------------------------
+
+
+def test_existing_object_is_never_overwritten_the_counter_moves_on(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    taken = object_key("events/", sink_harness.clock[0], 1)
+    store(sink_harness).objects[taken] = b"written by another invocation\n"
+    [record] = events(sink_harness, "ep_a", 1)
+
+    report = deliver(sink_harness, [record])
+
+    assert store(sink_harness).objects[taken] == b"written by another invocation\n"
+    assert report.endpoints["ep_a"].keys == [object_key("events/", sink_harness.clock[0], 2)]
+    assert store(sink_harness).objects[object_key("events/", sink_harness.clock[0], 2)] == (record.line + "\n").encode()
+
+
+def test_counter_skips_every_taken_name(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    for batch in (1, 2, 3):
+        store(sink_harness).objects[object_key("events/", sink_harness.clock[0], batch)] = b"x\n"
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    assert report.endpoints["ep_a"].keys == [object_key("events/", sink_harness.clock[0], 4)]
+
+
+def test_counter_is_remembered_within_a_second_so_no_write_is_wasted(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+
+    assert sorted(store(sink_harness).objects) == [object_key("events/", sink_harness.clock[0], n) for n in (1, 2)]
+    assert store(sink_harness).puts == 2
+
+
+def test_counter_starts_again_at_001_in_a_new_second(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    sink_harness.clock[0] += 1
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+
+    assert report.endpoints["ep_a"].keys == [object_key("events/", sink_harness.clock[0], 1)]
+
+
+def test_two_endpoints_sharing_a_bucket_and_prefix_never_overwrite_each_other(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, "ep_a", batch_size=1)
+    add_endpoint(sink_harness, "ep_b", batch_size=1)
+    first, second = events(sink_harness, "ep_a", 1), events(sink_harness, "ep_b", 1)
+
+    deliver(sink_harness, first, second)
+
+    assert sorted(line for o in written(sink_harness) for line in o) == sorted(lines(first + second))
+
+
+def test_object_date_is_the_utc_date_of_the_flush_not_of_the_events(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    sink_harness.clock[0] = 1_776_211_200.0 + 5  # 2026-04-15T00:00:05Z; the event was accepted before midnight
+    [record] = events(sink_harness, "ep_a", 1)
+    record = InboundRecord(**{**vars(record), "accepted_at": 1_776_211_199.0})
+
+    report = deliver(sink_harness, [record])
+
+    assert report.endpoints["ep_a"].keys == [f"events/2026-04-15/{1_776_211_205}-001.ndjson"]
+
+
+# --- gzip ------------------------------------------------------------------------------------------------------
+
+
+def test_gzip_endpoint_writes_ndjson_gz_that_gunzips_to_the_same_lines(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3, compression="gzip")
+    records = events(sink_harness, "ep_a", 3)
+
+    report = deliver(sink_harness, records)
+
+    [key] = report.endpoints["ep_a"].keys
+    assert key == object_key("events/", sink_harness.clock[0], 1, gzip=True)
+    assert key.endswith(".ndjson.gz")
+    assert gzip.decompress(store(sink_harness).objects[key]) == ("\n".join(lines(records)) + "\n").encode()
+
+
+@pytest.mark.parametrize(("compression", "encoding"), [("none", None), ("gzip", "gzip")], ids=["plain", "gzip"])
+def test_objects_are_stored_as_ndjson_content(
+    sink_harness: SinkHarness, compression: str, encoding: str | None
+) -> None:
+    add_endpoint(sink_harness, batch_size=1, compression=compression)
+    recording = RecordingStore()
+    sink_harness.stores.stores["bucket-a"] = recording
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    assert recording.headers == [("application/x-ndjson", encoding)]
+
+
+class RecordingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers: list[tuple[str, str | None]] = []
+
+    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+        self.headers.append((content_type, content_encoding))
+        return super().put_new(key, body, content_type=content_type, content_encoding=content_encoding)
+
+
+def test_gzip_output_is_deterministic_for_the_same_lines(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1, compression="gzip")
+    [record] = events(sink_harness, "ep_a", 1)
+    deliver(sink_harness, [record])
+    deliver(sink_harness, [record])
+
+    first, second = (store(sink_harness).objects[k] for k in sorted(store(sink_harness).objects))
+
+    assert first == second
+
+
+# --- credentials and the endpoint cache ------------------------------------------------------------------------
+
+
+def test_store_client_gets_the_decrypted_credentials(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    [credentials] = sink_harness.stores.seen_credentials
+    assert credentials is not None
+    assert (credentials.accessKeyId.get_secret_value(), credentials.secretAccessKey.get_secret_value()) == (
+        ACCESS_KEY_ID,
+        SECRET,
+    )
+
+
+def test_credentials_are_decrypted_once_within_the_cache_ttl(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    cipher = sink_harness.sink.directory.cipher
+    assert isinstance(cipher, FakeCipher)
+
+    for n in range(5):
+        deliver(sink_harness, events(sink_harness, "ep_a", 1, first=n))
+        sink_harness.clock[0] += 5
+
+    assert cipher.decrypts == 1
+    assert sink_harness.repo.endpoint_reads == 1
+
+
+def test_unchanged_endpoint_is_read_again_after_the_ttl_but_not_decrypted_again(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    cipher = sink_harness.sink.directory.cipher
+    assert isinstance(cipher, FakeCipher)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    sink_harness.clock[0] += sink_harness.sink.directory.ttl
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+
+    assert sink_harness.repo.endpoint_reads == 2
+    assert cipher.decrypts == 1
+
+
+def test_changed_endpoint_is_seen_and_decrypted_again_after_the_ttl(sink_harness: SinkHarness) -> None:
+    endpoint = add_endpoint(sink_harness, batch_size=1)
+    cipher = sink_harness.sink.directory.cipher
+    assert isinstance(cipher, FakeCipher)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    sink_harness.repo.endpoints[(TENANT, "ep_a")] = endpoint.model_copy(
+        update={
+            "storage": endpoint.storage.model_copy(update={"batchSize": 2}),
+            "updatedAt": iso_timestamp(sink_harness.clock[0]),
+        }
+    )
+
+    sink_harness.clock[0] += 1
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+    within_ttl = (cipher.decrypts, len(store(sink_harness).objects))
+    sink_harness.clock[0] += sink_harness.sink.directory.ttl
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=2))
+
+    assert within_ttl == (1, 2)  # old settings: batchSize 1 wrote the event at once
+    assert cipher.decrypts == 2
+    assert len(staged_lines(sink_harness)) == 1  # new settings: batchSize 2 holds one event back
+
+
+def test_failure_forgets_the_cached_endpoint_so_a_fix_is_seen_at_once(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    cipher = sink_harness.sink.directory.cipher
+    assert isinstance(cipher, FakeCipher)
+    store(sink_harness).fail_with = "AccessDenied"
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+
+    assert sink_harness.repo.endpoint_reads == 2
+
+
+def test_credentials_decrypt_under_the_endpoints_own_context(sink_harness: SinkHarness) -> None:
+    endpoint = add_endpoint(sink_harness)
+    cipher = sink_harness.sink.directory.cipher
+    assert endpoint.credentials is not None
+
+    plaintext = json.loads(cipher.decrypt(endpoint.credentials, encryption_context(TENANT, "ep_a")))
+
+    assert plaintext == {"accessKeyId": ACCESS_KEY_ID, "secretAccessKey": SECRET}
+
+
+def test_sink_logs_never_contain_credentials(sink_harness: SinkHarness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    add_endpoint(sink_harness, "ep_a", batch_size=1)
+    add_endpoint(sink_harness, "ep_b", bucket="bucket-b", batch_size=1)
+    store(sink_harness, "bucket-b").fail_with = "AccessDenied"
+    sink_harness.repo.record_flush = _raise  # type: ignore[method-assign]
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1), events(sink_harness, "ep_b", 1))
+
+    assert caplog.records, "nothing was logged: the check would be vacuous"
+    logged = caplog.text + "".join(str(vars(r)) for r in caplog.records)
+    assert SECRET not in logged
+    assert ACCESS_KEY_ID not in logged
+
+
+# --- the SQS records the handler turns into InboundRecords ----------------------------------------------------
+
+
+def test_sample_sqs_events_become_event_records() -> None:
+    records = [to_inbound(r) for r in load_event("sqs_three_events.json")["Records"]]
+
+    assert [(r.kind, r.tenant_id, r.endpoint_id, r.receive_count) for r in records] == [
+        ("event", "ten_sample", "ep_sample", 1)
+    ] * 3
+    assert records[0].accepted_at == 1_776_162_600.0
+    assert json.loads(records[0].line)["id"] == "evt_sample0"
+
+
+def test_sample_flush_trigger_becomes_a_flush_record() -> None:
+    [record] = [to_inbound(r) for r in load_event("sqs_flush_trigger.json")["Records"]]
+
+    assert (record.kind, record.endpoint_id, record.boundary) == ("flush", "ep_sample", 1_776_162_660)
+
+
+def test_sample_sqs_events_are_written_as_one_object(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, "ep_sample", tenant_id="ten_sample", batch_size=3)
+    records = [to_inbound(r) for r in load_event("sqs_three_events.json")["Records"]]
+
+    report = sink_harness.sink.deliver(records)
+
+    assert written(sink_harness) == [lines(records)]
+    assert report.retry == set()
