@@ -61,7 +61,12 @@ def test_provider_local_writes_below_the_root(api: Api, runtime: LocalRuntime) -
         "url": "local://archive/skeleton-local/",
         "deliveryMode": "storage",
         "eventTypes": ["order.*"],
-        "storageConfig": {"provider": "local", "bucket": "archive", "prefix": "skeleton-local/", "flushIntervalSeconds": 2},
+        "storageConfig": {
+            "provider": "local",
+            "bucket": "archive",
+            "prefix": "skeleton-local/",
+            "flushIntervalSeconds": 2,
+        },
     }
     endpoint = api.create_endpoint(body)
     assert endpoint["storageConfig"]["credentialsConfigured"] is False

@@ -84,17 +84,15 @@ def test_empty_body_answers_4xx(harness: ApiHarness, method: str, path: str) -> 
 
 
 def test_body_nesting_beyond_the_parser_answers_400(harness: ApiHarness) -> None:
-    raw = b"[" * 100_000 + b"]" * 100_000
+    raw = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
 
     assert_error(harness.call("POST", ENDPOINTS, raw=raw), 400)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a non-UTF-8 body fails in Powertools' decoded_body (500)")
 def test_body_that_is_not_utf8_answers_400(harness: ApiHarness) -> None:
     assert_error(harness.call("POST", EVENTS, raw=b'{"eventType": "\xff\xfe", "payload": {}}'), 400)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: json.loads raises ValueError past 4300 integer digits (500)")
 def test_integer_with_too_many_digits_answers_4xx(harness: ApiHarness) -> None:
     raw = b'{"eventType": "a.b", "payload": {"n": 1' + b"0" * 5000 + b"}}"
 
@@ -150,7 +148,6 @@ def test_401_does_not_say_whether_the_key_exists(harness: ApiHarness) -> None:
     assert unknown == malformed
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the body is validated before X-API-Key is checked (400/422 first)")
 @pytest.mark.parametrize("raw", [b"{bad", b'{"unknown": 1}'], ids=["malformed", "invalid"])
 def test_missing_api_key_answers_401_before_the_body_is_judged(harness: ApiHarness, raw: bytes) -> None:
     assert_error(harness.call("POST", EVENTS, raw=raw, key=None), 401)
@@ -241,7 +238,6 @@ def test_request_body_over_the_limit_answers_413(harness: ApiHarness) -> None:
     assert harness.queue.sent == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the 413 check runs after Powertools parsed and validated the body")
 @pytest.mark.parametrize(
     "raw",
     [b"{" + b"x" * (limits.REQUEST_MAX_BYTES + 1), b'{"bad": "' + b"x" * (limits.REQUEST_MAX_BYTES + 1) + b'"}'],
@@ -298,7 +294,6 @@ def test_json_with_a_charset_parameter_is_accepted(harness: ApiHarness) -> None:
     assert reply.status == 202, reply.text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Powertools' validation rejects other types first, as a 500")
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/octet-stream"])
 def test_body_of_another_content_type_answers_415(harness: ApiHarness, content_type: str) -> None:
     reply = harness.call("POST", EVENTS, EVENT, headers={"content-type": content_type})
@@ -306,7 +301,6 @@ def test_body_of_another_content_type_answers_415(harness: ApiHarness, content_t
     assert_error(reply, 415, "unsupported_media_type")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: form bodies are parsed by Powertools and answered 422, not 415")
 def test_form_encoded_body_answers_415(harness: ApiHarness) -> None:
     reply = harness.call(
         "POST", EVENTS, raw=b"eventType=a.b", headers={"content-type": "application/x-www-form-urlencoded"}
@@ -315,7 +309,6 @@ def test_form_encoded_body_answers_415(harness: ApiHarness) -> None:
     assert_error(reply, 415, "unsupported_media_type")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: media types are case-insensitive but Powertools 500s on Application/JSON")
 def test_json_content_type_in_upper_case_is_accepted(harness: ApiHarness) -> None:
     reply = harness.call("POST", EVENTS, EVENT, headers={"content-type": "Application/JSON"})
 
@@ -345,7 +338,6 @@ def test_domain_validation_error_names_the_field(harness: ApiHarness) -> None:
     assert field_names(assert_error(harness.call("POST", ENDPOINTS, body), 422, "validation_error")) == ["url"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the union tag ('single'/'batch') leaks into event field paths")
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -358,7 +350,6 @@ def test_event_validation_error_names_the_field_as_sent(harness: ApiHarness, bod
     assert field_names(assert_error(harness.call("POST", EVENTS, body), 422)) == [field]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: patch re-validation errors lose the 'storageConfig.' prefix")
 @pytest.mark.parametrize("name", ["bucket", "provider"])
 def test_patch_clearing_a_required_storage_field_names_it_with_its_path(harness: ApiHarness, name: str) -> None:
     endpoint_id = create_endpoint(harness)
@@ -447,13 +438,11 @@ def test_odd_endpoint_body_answers_4xx_or_201_not_5xx(harness: ApiHarness, body:
         assert_error(reply, reply.status)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Powertools unwraps a JSON array body to its first element")
 def test_array_around_an_endpoint_body_answers_422(harness: ApiHarness) -> None:
     assert_error(harness.call("POST", ENDPOINTS, [spec_body()]), 422)
     assert harness.repo.endpoints == {}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Powertools unwraps a JSON array body to its first element")
 def test_array_of_events_answers_422_instead_of_accepting_only_the_first(harness: ApiHarness) -> None:
     create_endpoint(harness)
     first = {"eventType": "order.created", "payload": {"n": 1}}
@@ -539,7 +528,6 @@ def test_payload_nested_at_the_limit_is_accepted(harness: ApiHarness) -> None:
     assert harness.call("POST", EVENTS, raw=raw).status == 202
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ingest.render encodes the line as UTF-8 and 500s on a lone surrogate")
 @pytest.mark.parametrize("raw_payload", [b'{"x": "\\ud800"}', b'{"\\udfff": 1}'], ids=["value", "key"])
 def test_lone_surrogate_in_payload_answers_4xx(harness: ApiHarness, raw_payload: bytes) -> None:
     raw = b'{"eventType": "a.b", "payload": ' + raw_payload + b"}"

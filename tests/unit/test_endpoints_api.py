@@ -304,7 +304,6 @@ def test_list_order_is_the_same_on_every_call(harness: ApiHarness) -> None:
     assert page_ids(harness) == page_ids(harness)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ids of one millisecond sort by their random part, not creation order")
 def test_endpoints_created_in_the_same_millisecond_list_in_creation_order(
     harness: ApiHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

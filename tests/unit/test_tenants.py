@@ -325,7 +325,6 @@ def test_adopted_key_must_look_like_a_spool_key(tenants: Tenants, key: str) -> N
         tenants.adopt_key(tenant.id, key)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: adopt_key stores a key for a tenant that does not exist")
 def test_key_is_not_adopted_for_an_unknown_tenant(tenants: Tenants, repo: FakeRepo) -> None:
     with pytest.raises(NotFound):
         tenants.adopt_key("ten_unknown", KEY_PREFIX + "local-dev-key-kept-across-restarts-000")

@@ -200,12 +200,10 @@ def test_ipv6_loopback_is_refused_under_strict_rules() -> None:
     refused(STRICT, "https://[::1]:9000")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ::1 is classed as reserved before the loopback check, so never allowed")
 def test_ipv6_loopback_is_allowed_when_the_operator_allows_it() -> None:
     assert LOCAL.check("http://[::1]:9000") == "http://[::1]:9000"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: localhost usually also resolves to ::1, which is refused as reserved")
 def test_localhost_resolving_to_both_loopbacks_is_allowed_when_the_operator_allows_it() -> None:
     policy = UrlPolicy(allow_insecure=True, resolver=lambda host: ["127.0.0.1", "::1"])
 

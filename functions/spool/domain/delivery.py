@@ -51,6 +51,9 @@ DUE_SLACK_SECONDS = 0.5
 # How soon a trigger that lost the lease race comes back to check that the winner finished.
 LEASE_RETRY_SECONDS = 5
 LEASE_SECONDS = 120
+# Remainders held this close to a flush time go to the next one, so the flush for a time starts after every
+# holder has finished staging for it (otherwise late stragglers become extra small objects).
+HOLD_SETTLE_SECONDS = 1.0
 MAX_BATCH_COUNTER = 9_999
 
 
@@ -264,7 +267,7 @@ class Sink:
         outcome: EndpointOutcome,
         now: float,
     ) -> None:
-        boundary = next_flush_at(endpoint_id, interval, now)
+        boundary = next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
         try:
             self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, [r.line for r in remainder])
             delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(boundary - self.clock())))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from spool.domain.errors import InvalidInput, NotFound, StoreError
 from spool.domain.ids import new_id
@@ -63,7 +63,10 @@ def storage_url(settings: StorageSettings) -> str:
 
 def parse_storage_url(url: str) -> tuple[str, str, str]:
     """`s3://bucket/prefix` -> (provider, bucket, prefix); raises `InvalidInput` on `url`."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidInput("must be s3://{bucket}/{prefix} (or local://{directory}/{prefix})", field="url") from None
     provider = {"s3": "s3", "local": "local"}.get(parts.scheme)
     if provider is None or not parts.netloc or parts.query or parts.fragment:
         raise InvalidInput("must be s3://{bucket}/{prefix} (or local://{directory}/{prefix})", field="url")
@@ -114,6 +117,10 @@ class EndpointService:
         current = self._active(tenant_id, endpoint_id)
         given = patch.model_dump(exclude_unset=True)
         config_patch = patch.storageConfig.model_dump(exclude_unset=True) if patch.storageConfig else {}
+        # null clears an optional field (region, endpoint); the required ones cannot be cleared.
+        for name in ("provider", "bucket"):
+            if name in config_patch and config_patch[name] is None:
+                raise InvalidInput("is required and cannot be null", field=f"storageConfig.{name}")
         merged = current.storage.model_dump() | {
             k: v for k, v in config_patch.items() if k not in ("accessKeyId", "secretAccessKey")
         }
@@ -125,10 +132,16 @@ class EndpointService:
             # Only bucket/prefix changed: the url follows them.
             url = storage_url(StorageSettings.model_validate(merged))
         # Re-validate the merged whole exactly as a create would.
-        full = StorageConfigIn.model_validate(
-            {k: v for k, v in merged.items() if v is not None}
-            | {k: config_patch[k] for k in ("accessKeyId", "secretAccessKey") if k in config_patch}
-        )
+        try:
+            full = StorageConfigIn.model_validate(
+                {k: v for k, v in merged.items() if v is not None}
+                | {k: config_patch[k] for k in ("accessKeyId", "secretAccessKey") if k in config_patch}
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            field = "url" if "url" in given and where in ("bucket", "prefix") else f"storageConfig.{where}"
+            raise InvalidInput(str(error["msg"]), field=field) from None
         settings = self._settings(full)
         self._check_url_agrees(url, settings)
         credentials_blob = current.credentials

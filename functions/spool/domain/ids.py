@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+
+_lock = threading.Lock()
+_last_ms = 0
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+    """Ids made by one process sort in the order they were made, even within one millisecond."""
+    global _last_ms
+    with _lock:
+        _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+        stamp = _last_ms
+    return f"{prefix}_{stamp:012x}{secrets.token_hex(8)}"

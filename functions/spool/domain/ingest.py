@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spool.domain import limits
-from spool.domain.errors import PayloadTooLarge
+from spool.domain.errors import InvalidInput, PayloadTooLarge
 from spool.domain.ids import new_id
 from spool.domain.matching import matches_any
 from spool.domain.models import Accepted, AcceptedEvent, EventIn
@@ -20,8 +20,12 @@ Clock = Callable[[], float]
 def render(event: EventIn, now: float) -> AcceptedEvent:
     event_id = event.id or new_id("evt")
     created_at = iso_timestamp(now)
-    line = ndjson_line(event_id, event.eventType, event.payload, created_at)
-    if len(line.encode()) > limits.EVENT_MAX_BYTES:
+    try:
+        line = ndjson_line(event_id, event.eventType, event.payload, created_at)
+        size = len(line.encode())
+    except ValueError:  # NaN/Infinity, or a lone surrogate that has no UTF-8 form
+        raise InvalidInput("must be JSON without NaN/Infinity and valid Unicode", field="payload") from None
+    if size > limits.EVENT_MAX_BYTES:
         raise PayloadTooLarge(
             f"event {event_id} is over {limits.EVENT_MAX_BYTES} bytes as an NDJSON line", field="payload"
         )

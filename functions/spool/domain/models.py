@@ -98,8 +98,8 @@ EventTypes = Annotated[
     Field(min_length=1, max_length=limits.EVENT_TYPES_MAX),
     AfterValidator(_unique),
 ]
-BatchSize = Annotated[int, Field(ge=limits.BATCH_SIZE_MIN, le=limits.BATCH_SIZE_MAX)]
-FlushInterval = Annotated[int, Field(ge=limits.FLUSH_INTERVAL_MIN, le=limits.FLUSH_INTERVAL_MAX)]
+BatchSize = Annotated[int, Field(strict=True, ge=limits.BATCH_SIZE_MIN, le=limits.BATCH_SIZE_MAX)]
+FlushInterval = Annotated[int, Field(strict=True, ge=limits.FLUSH_INTERVAL_MIN, le=limits.FLUSH_INTERVAL_MAX)]
 EndpointUrl = Annotated[str, Field(min_length=1, max_length=2048)]
 Provider = Literal["s3", "local"]
 Compression = Literal["none", "gzip"]

@@ -13,6 +13,7 @@ def ndjson_line(event_id: str, event_type: str, payload: Any, created_at: str) -
         {"id": event_id, "eventType": event_type, "payload": payload, "createdAt": created_at},
         separators=(",", ":"),
         ensure_ascii=False,
+        allow_nan=False,
     )
 
 

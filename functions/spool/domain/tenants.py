@@ -52,6 +52,8 @@ class Tenants:
         """Store a key chosen elsewhere (the local runtime keeps its dev key across restarts)."""
         if not api_key.startswith(KEY_PREFIX) or not 32 <= len(api_key) <= 128:
             raise InvalidInput(f"must start with {KEY_PREFIX!r} and be 32-128 characters", field="apiKey")
+        if self.repo.get_tenant(tenant_id) is None:
+            raise NotFound(f"tenant {tenant_id} not found")
         record = ApiKeyRecord(keyId=new_id("key"), tenantId=tenant_id, createdAt=iso_timestamp(self.clock()))
         self.repo.put_key(record, hash_key(self.pepper(), api_key))
         return record

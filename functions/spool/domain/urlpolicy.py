@@ -76,7 +76,7 @@ class UrlPolicy:
                 address = address.ipv4_mapped
             if any(address in net for net in _ALWAYS_REFUSED) or address.is_link_local:
                 raise InvalidInput("points at a link-local or cloud metadata address", field=field)
-            if address.is_unspecified or address.is_multicast or address.is_reserved:
+            if address.is_unspecified or address.is_multicast or (address.is_reserved and not address.is_loopback):
                 raise InvalidInput("points at an address that cannot be a store", field=field)
             if (address.is_loopback or address.is_private) and not self.allow_insecure:
                 raise InvalidInput(

@@ -6,9 +6,9 @@ are mapped to statuses here and nowhere else.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -51,20 +51,55 @@ def error(status: int, code: str, message: str, fields: list[dict[str, str]] | N
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": body})
 
 
-def check_request_shape(app: APIGatewayHttpResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
-    """415 and 413 before anything parses the body."""
-    event = app.current_event
-    if event.http_method in _BODY_METHODS and event.body:
-        content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            return error(415, "unsupported_media_type", "send the body as application/json")
-        size = len(event.body) * (3 / 4 if event.is_base64_encoded else 1)
-        if size > limits.REQUEST_MAX_BYTES:
-            return error(413, "payload_too_large", f"request body is over {limits.REQUEST_MAX_BYTES} bytes")
-    return next_middleware(app)
+def gate(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Checks that must come before Powertools parses and validates the body: 401, then 415, 413 and 400.
+
+    Powertools runs its validation before any user middleware, so these cannot be a middleware: a client
+    without a key must not learn the schema, and a wrong content type must not reach the JSON parser.
+    """
+    path = event.get("rawPath", "")
+    if not path.startswith("/api/") or path == "/api/v1/openapi.json":
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    try:
+        app.dependency_overrides.get(deps.services, deps.services)().tenants.authenticate(headers.get("x-api-key"))
+    except Unauthorized as exc:
+        return _raw_error(401, exc.code, exc.message)
+    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+    body = event.get("body")
+    if method not in _BODY_METHODS or not body:
+        return None
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return _raw_error(415, "unsupported_media_type", "send the body as application/json")
+    # Media types are case-insensitive; Powertools compares them case-sensitively.
+    event["headers"] = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    event["headers"]["content-type"] = "application/json"
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+    if len(raw) > limits.REQUEST_MAX_BYTES:
+        return _raw_error(413, "payload_too_large", f"the request body is over {limits.REQUEST_MAX_BYTES} bytes")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return _raw_error(400, "malformed_json", "the body is not UTF-8")
+    first = text.lstrip(" \t\r\n")[:1]
+    if first != "{":
+        # Powertools would take the first element of a JSON array as the body; only objects are valid here.
+        if first and first in '["-0123456789tfn':
+            return _raw_error(422, "validation_error", "the body must be a JSON object")
+        return _raw_error(400, "malformed_json", "the body is not valid JSON")
+    return None
 
 
-app.use(middlewares=[check_request_shape])
+def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": {"code": code, "message": message}}),
+        "isBase64Encoded": False,
+    }
+
+
 app.include_router(endpoints.router, prefix="/api/v1")
 app.include_router(events.router, prefix="/api/v1")
 app.configure_openapi(
@@ -108,6 +143,12 @@ def handle_domain_error(exc: SpoolError) -> Response[Any]:
     return error(status, exc.code, exc.message if not exc.field else f"{exc.field}: {exc.message}", fields)
 
 
+@app.exception_handler(ValueError)
+def handle_unparseable(_: ValueError) -> Response[Any]:
+    # json.loads raises plain ValueError for, e.g., integers longer than 4300 digits.
+    return error(400, "malformed_json", "the body could not be parsed as JSON")
+
+
 @app.exception_handler(RecursionError)
 def handle_too_deep(_: RecursionError) -> Response[Any]:
     return error(400, "malformed_json", "the body nests too deeply")
@@ -129,6 +170,8 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] if parts[0] == "body" else parts
+    if parts and parts[0] in ("single", "batch"):  # tags of the events body's two shapes
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 
@@ -139,7 +182,7 @@ share_log_config()
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return gate(event) or app.resolve(event, context)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["openapi"]:

@@ -69,7 +69,7 @@ def apply() -> None:
                         "Id": receipt["Id"],
                         "SenderFault": True,
                         "Code": "ReceiptHandleIsInvalid",
-                        "Message": f'The input receipt handle "{receipt["ReceiptHandle"]}" is not a valid receipt handle.',
+                        "Message": f"The input receipt handle {receipt['ReceiptHandle']!r} is not valid.",
                     }
                 )
         return success, errors

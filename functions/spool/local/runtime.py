@@ -131,7 +131,6 @@ class LocalRuntime:
         from spool.handlers import api, sink
         from spool.handlers.routes import deps
         from spool.handlers.wiring import build_api
-
         from spool.observability import metrics
 
         def discarding_metrics(handler: Any) -> Any:

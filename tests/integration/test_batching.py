@@ -1,0 +1,74 @@
+"""Per-endpoint batching through the local runtime with 5 pollers (issue: data plane, done-when)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+from tests.conftest import spec_body
+from tests.integration.conftest import Api, read_objects, wait_until
+
+
+def endpoint_body(prefix: str, *, batch_size: int, interval: int) -> dict[str, Any]:
+    body = spec_body(endpoint=None, prefix=prefix, batchSize=batch_size, flushIntervalSeconds=interval)
+    body["url"] = f"s3://my-webhook-archive/{prefix}"
+    return body
+
+
+def test_seven_separate_events_give_one_object_within_five_seconds(api: Api, emulator_s3: Any) -> None:
+    prefix = "batching-seven/"
+    api.create_endpoint(endpoint_body(prefix, batch_size=100, interval=2))
+    started = time.monotonic()
+    accepted = [api.send("order.created", {"n": n}) for n in range(7)]
+
+    objects = wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", prefix), timeout=5, what="the object")
+    assert time.monotonic() - started <= 5
+    time.sleep(1.5)
+    objects = read_objects(emulator_s3, "my-webhook-archive", prefix)
+    assert len(objects) == 1
+    lines = next(iter(objects.values()))
+    assert sorted(line["id"] for line in lines) == sorted(a["id"] for a in accepted)
+
+
+def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing(api: Api, emulator_s3: Any) -> None:
+    prefix = "batching-10k/"
+    total, batch_size, interval, seconds = 10_000, 100, 10, 20
+    api.create_endpoint(endpoint_body(prefix, batch_size=batch_size, interval=interval))
+    accepted: list[str] = []
+    lock = threading.Lock()
+
+    def sender(worker: int, workers: int) -> None:
+        # 50 events per request, requests spread evenly over `seconds`.
+        per_request = 50
+        requests_total = total // per_request // workers
+        start = time.monotonic()
+        for n in range(requests_total):
+            due = start + n * seconds / requests_total
+            time.sleep(max(0.0, due - time.monotonic()))
+            events = [
+                {"eventType": "order.created", "payload": {"w": worker, "n": n, "i": i}} for i in range(per_request)
+            ]
+            ids = [e["id"] for e in api.send_batch(events)]
+            with lock:
+                accepted.extend(ids)
+
+    workers = [threading.Thread(target=sender, args=(w, 4)) for w in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    assert len(accepted) == total
+
+    def all_written() -> dict[str, list[dict[str, Any]]] | None:
+        objects = read_objects(emulator_s3, "my-webhook-archive", prefix)
+        return objects if sum(len(v) for v in objects.values()) >= total else None
+
+    objects = wait_until(all_written, timeout=interval + 30, interval=1.0, what="all 10,000 events")
+    written = [line["id"] for lines in objects.values() for line in lines]
+    print(f"\n10k events: {len(objects)} objects (ideal {math.ceil(total / batch_size)})")
+    assert len(objects) <= 105
+    assert max(len(lines) for lines in objects.values()) <= batch_size
+    assert len(written) == len(set(written)), "duplicated lines"
+    assert set(written) == set(accepted), "lost or unknown lines"
