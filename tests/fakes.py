@@ -5,6 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
 from spool.domain.errors import Conflict, StoreError
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
 from spool.domain.ports import ApiKeyRecord, OutgoingMessage, StagedBundle, Tenant
@@ -182,3 +189,29 @@ class FakeStores:
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> MemoryStore:
         self.seen_credentials.append(credentials)
         return self.stores.setdefault(settings.bucket, MemoryStore())
+
+
+class MemoryIdempotencyStore(BasePersistenceLayer):
+    """Powertools Idempotency persistence in a dict: same semantics as the DynamoDB layer, no sockets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        record = self.records.get(idempotency_key)
+        if record is None:
+            raise IdempotencyItemNotFoundError
+        return record
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        existing = self.records.get(data_record.idempotency_key)
+        if existing is not None and not existing.is_expired:
+            raise IdempotencyItemAlreadyExistsError(old_data_record=existing)
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)

@@ -34,7 +34,7 @@ def test_seven_separate_events_give_one_object_within_five_seconds(api: Api, emu
 
 def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing(api: Api, emulator_s3: Any) -> None:
     prefix = "batching-10k/"
-    total, batch_size, interval, seconds = 10_000, 100, 10, 20
+    total, batch_size, interval, seconds = 10_000, 100, 15, 20
     api.create_endpoint(endpoint_body(prefix, batch_size=batch_size, interval=interval))
     accepted: list[str] = []
     lock = threading.Lock()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from spool.adapters.idempotency import IdempotentIngest
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest
@@ -19,7 +20,7 @@ from spool.handlers.routes import deps
 from spool.handlers.wiring import ApiServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
-from tests.fakes import FakeCipher, FakeQueue, FakeRepo, FakeStores
+from tests.fakes import FakeCipher, FakeQueue, FakeRepo, FakeStores, MemoryIdempotencyStore
 
 PEPPER = b"unit-test-pepper"
 
@@ -100,7 +101,7 @@ def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allo
     return ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
         endpoints=EndpointService(repo, cipher, policy, local_root="/tmp/spool-unit-root"),
-        ingest=Ingest(repo, queue),
+        ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore()),
         verifier=FakeVerifier(),
         redriver=FakeRedriver(),
     )

@@ -329,7 +329,6 @@ def test_render_keeps_the_accepted_time_for_the_sink() -> None:
 # --- known gaps ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="bug: no idempotency yet; a retried client id is queued twice")
 def test_retry_with_the_same_client_id_is_queued_once(harness: ApiHarness) -> None:
     endpoint_for(harness, "*")
     body = {**event(), "id": "order-42"}
@@ -340,7 +339,6 @@ def test_retry_with_the_same_client_id_is_queued_once(harness: ApiHarness) -> No
     assert len(harness.queue.sent) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the Idempotency-Key header is ignored; a retry is queued twice")
 def test_retry_with_the_same_idempotency_key_is_queued_once(harness: ApiHarness) -> None:
     endpoint_for(harness, "*")
     headers = {"idempotency-key": "retry-1"}

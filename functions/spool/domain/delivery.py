@@ -13,6 +13,8 @@ invocation the sink:
 3. on a due trigger, takes the flush lease for (endpoint, time), reads everything staged there, adds this
    invocation's own remainder, writes it as full objects plus at most one partial one, removes the staged
    items and releases the lease. Triggers that lose the lease race come back shortly and find nothing left.
+   Remainders held in the last second before a flush time are staged for the next one (so the flush does
+   not start while holders are still staging for it), and the flush pulls those forward too.
 
 So a held event waits at most about `flushIntervalSeconds` plus the trigger's batching window, is held at
 most once, and is written even when no new traffic arrives (the trigger is already queued). A write that
@@ -248,14 +250,22 @@ class Sink:
         endpoint_id = target.endpoint.id
         if not self.staging.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
             return False
+        # Also take what was staged for the next flush time in the settle window just before this one, so a
+        # burst that straddles the cut-off still lands in one object (and earlier, which is never worse).
+        following = boundary + target.endpoint.storage.flushIntervalSeconds
+        times = [boundary]
+        if self.staging.acquire(endpoint_id, following, owner, LEASE_SECONDS):
+            times.append(following)
         try:
-            bundles = self.staging.bundles(endpoint_id, boundary)
-            lines = [line for bundle in bundles for line in bundle.lines] + [r.line for r in extra]
-            self._write_all(target, lines, outcome)
-            if bundles:
-                self.staging.remove(endpoint_id, boundary, [b.item_id for b in bundles])
+            staged = {when: self.staging.bundles(endpoint_id, when) for when in times}
+            lines = [line for bundles in staged.values() for bundle in bundles for line in bundle.lines]
+            self._write_all(target, lines + [r.line for r in extra], outcome)
+            for when, bundles in staged.items():
+                if bundles:
+                    self.staging.remove(endpoint_id, when, [b.item_id for b in bundles])
         finally:
-            self.staging.release(endpoint_id, boundary, owner)
+            for when in times:
+                self.staging.release(endpoint_id, when, owner)
         return True
 
     def _hold(

@@ -16,6 +16,10 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -141,6 +145,21 @@ def handle_domain_error(exc: SpoolError) -> Response[Any]:
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
     fields = [{"field": exc.field, "message": exc.message}] if exc.field else None
     return error(status, exc.code, exc.message if not exc.field else f"{exc.field}: {exc.message}", fields)
+
+
+@app.exception_handler(IdempotencyValidationError)
+def handle_key_reuse(_: IdempotencyValidationError) -> Response[Any]:
+    return error(
+        422,
+        "idempotency_key_reused",
+        "this Idempotency-Key (or event id) was used with a different body",
+        [{"field": "Idempotency-Key", "message": "was used before with a different body"}],
+    )
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def handle_in_progress(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
+    return error(409, "request_in_progress", "the same request is still being processed; retry shortly")
 
 
 @app.exception_handler(ValueError)

@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from spool.adapters.dynamo import DynamoRepository
+from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.kms import KmsCipher
 from spool.adapters.sqs import SqsQueue
 from spool.adapters.stores import Stores
@@ -39,7 +41,7 @@ class Redriver(Protocol):
 class ApiServices:
     tenants: Tenants
     endpoints: EndpointService
-    ingest: Ingest
+    ingest: IdempotentIngest
     verifier: Verifier
     redriver: Redriver
 
@@ -98,14 +100,26 @@ def pepper_loader(secret_id: str) -> Callable[[], bytes]:
 
 
 def build_api(settings: ApiSettings, verifier: Verifier | None = None) -> ApiServices:
-    repo = DynamoRepository(boto3.client("dynamodb"), settings.table_name)
+    dynamodb = boto3.client("dynamodb")
+    repo = DynamoRepository(dynamodb, settings.table_name)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     return ApiServices(
         tenants=Tenants(repo, pepper_loader(settings.pepper_secret_id)),
         endpoints=EndpointService(
             repo, KmsCipher(boto3.client("kms"), settings.kms_key_id), policy, settings.local_root
         ),
-        ingest=Ingest(repo, SqsQueue(boto3.client("sqs"), settings.queue_url)),
+        ingest=IdempotentIngest(
+            Ingest(repo, SqsQueue(boto3.client("sqs"), settings.queue_url)),
+            DynamoDBPersistenceLayer(
+                table_name=settings.table_name,
+                key_attr="pk",
+                sort_key_attr="sk",
+                static_pk_value="IDEMPOTENCY",
+                expiry_attr="expiresAt",
+                boto3_client=dynamodb,
+            ),
+            settings.idempotency_seconds,
+        ),
         verifier=verifier or LambdaVerifier(settings.sink_function_name),
         redriver=SqsRedriver(settings.dlq_url, settings.queue_url),
     )

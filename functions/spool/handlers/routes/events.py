@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import Discriminator, Tag
 
 from spool.domain.models import Accepted, AcceptedBatch, EventBatchIn, EventIn
@@ -28,9 +28,22 @@ EventsBody = Annotated[
 
 
 @router.post("/events", security=[{"apiKey": []}], summary="Send one event or a batch of events")
-def send_events(body: EventsBody, svc: Services, tenant: TenantId) -> Response[Accepted | AcceptedBatch]:
+def send_events(
+    body: EventsBody,
+    svc: Services,
+    tenant: TenantId,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            description="Makes a retry of this request safe for an hour",
+        ),
+    ] = None,
+) -> Response[Accepted | AcceptedBatch]:
     events = body.events if isinstance(body, EventBatchIn) else [body]
-    accepted = svc.ingest.accept(tenant, events)
+    accepted = svc.ingest.accept(tenant, events, idempotency_key)
     metrics.add_metric(name="EventsAccepted", unit="Count", value=len(accepted))
     result: Accepted | AcceptedBatch = AcceptedBatch(events=accepted) if isinstance(body, EventBatchIn) else accepted[0]
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)
