@@ -67,7 +67,11 @@ def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing
 
     objects = wait_until(all_written, timeout=interval + 30, interval=1.0, what="all 10,000 events")
     written = [line["id"] for lines in objects.values() for line in lines]
-    print(f"\n10k events: {len(objects)} objects (ideal {math.ceil(total / batch_size)})")
+    sizes = sorted(len(lines) for lines in objects.values())
+    print(
+        f"\n10k events: {len(objects)} objects (ideal {math.ceil(total / batch_size)}); partial sizes:",
+        [n for n in sizes if n < batch_size],
+    )
     assert len(objects) <= 105
     assert max(len(lines) for lines in objects.values()) <= batch_size
     assert len(written) == len(set(written)), "duplicated lines"

@@ -229,12 +229,13 @@ class Sink:
             for index, boundary in enumerate(due):
                 mine = [t for t in triggers if t.boundary == boundary]
                 extra = remainder if index == len(due) - 1 else []
-                if not self._flush_staged(target, boundary, owner, extra, outcome):
+                flushed = self._flush_staged(target, boundary, owner, extra, outcome)
+                if flushed is None:
                     changes.extend((t.receipt_handle, LEASE_RETRY_SECONDS) for t in mine)
                     report.retry.update(t.message_id for t in mine)
                     continue
                 done.update(t.message_id for t in mine)
-                if extra:
+                if extra and flushed:
                     done.update(r.message_id for r in extra)
                     remainder = []
         if remainder and retried:
@@ -246,10 +247,15 @@ class Sink:
 
     def _flush_staged(
         self, target: _Target, boundary: int, owner: str, extra: list[InboundRecord], outcome: EndpointOutcome
-    ) -> bool:
+    ) -> bool | None:
+        """Write what is staged for `boundary` (and the next flush time) together with `extra`.
+
+        None: another invocation holds the lease. False: nothing was staged any more (an earlier trigger for
+        the same time wrote it), so `extra` was not written and is still to be held. True: written.
+        """
         endpoint_id = target.endpoint.id
         if not self.staging.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
-            return False
+            return None
         # Also take what was staged for the next flush time in the settle window just before this one, so a
         # burst that straddles the cut-off still lands in one object (and earlier, which is never worse).
         following = boundary + target.endpoint.storage.flushIntervalSeconds
@@ -258,6 +264,9 @@ class Sink:
             times.append(following)
         try:
             staged = {when: self.staging.bundles(endpoint_id, when) for when in times}
+            if not staged[boundary]:
+                # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
+                return False
             lines = [line for bundles in staged.values() for bundle in bundles for line in bundle.lines]
             self._write_all(target, lines + [r.line for r in extra], outcome)
             for when, bundles in staged.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -74,9 +75,25 @@ class LocalRuntime:
         self.tenant_id, self.api_key = self._dev_tenant()
         self._start_front()
         self._start_pollers()
+        self._describe()
         return self
 
+    def _describe(self) -> None:
+        """Where the admin CLI finds this runtime's resources."""
+        assert self.resources is not None
+        info = {
+            "awsEndpointUrl": self.aws_url,
+            "apiUrl": self.api_url,
+            "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "tableName": self.resources.table_name,
+            "queueUrl": self.resources.queue_url,
+            "dlqUrl": self.resources.dlq_url,
+            "pepperSecretId": self.resources.pepper_secret_id,
+        }
+        (self.state / "runtime.json").write_text(json.dumps(info, indent=2) + "\n")
+
     def stop(self) -> None:
+        (self.state / "runtime.json").unlink(missing_ok=True)
         if self._front is not None:
             self._front.shutdown()
             self._front.server_close()

@@ -1,0 +1,169 @@
+"""`spool admin ...`: tenants, API keys and DLQ redrive, against the local runtime or a deployed stack.
+
+Target selection: `--stack NAME` reads a deployed stack's CloudFormation outputs (AWS credentials and region
+from the usual AWS environment). Without it, the CLI uses the local runtime that `make dev` describes in
+`.spool/runtime.json` (its emulator URL and resource names). Every command prints, as its last line, one JSON
+object, so scripts can read `tail -n 1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from spool.adapters.dynamo import DynamoRepository
+from spool.adapters.sqs import redrive
+from spool.domain.errors import SpoolError
+from spool.domain.tenants import Tenants
+from spool.handlers.wiring import pepper_loader
+
+
+def runtime_file() -> Path:
+    return Path(os.environ.get("SPOOL_DEV_STATE_DIR", ".spool")) / "runtime.json"
+
+
+class CliError(Exception):
+    """A clear, user-facing error; printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class Target:
+    table_name: str
+    pepper_secret_id: str
+    queue_url: str
+    dlq_url: str
+    session: boto3.session.Session
+    endpoint_url: str | None = None
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+def resolve_target(stack: str | None) -> Target:
+    if stack:
+        session = boto3.session.Session()
+        try:
+            stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+        except (ClientError, BotoCoreError) as exc:
+            raise CliError(f"cannot read stack {stack!r}: {exc}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        try:
+            return Target(
+                table_name=outputs["TableName"],
+                pepper_secret_id=outputs["PepperSecretArn"],
+                queue_url=outputs["QueueUrl"],
+                dlq_url=outputs["DlqUrl"],
+                session=session,
+            )
+        except KeyError as missing:
+            raise CliError(f"stack {stack!r} has no output {missing}; is it a Spool stack?") from None
+    described = runtime_file()
+    if not described.exists():
+        raise CliError(f"no --stack given and no local runtime found ({described}); start one with `make dev`")
+    local = json.loads(described.read_text())
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ["AWS_ENDPOINT_URL"] = local["awsEndpointUrl"]  # Powertools Parameters uses the default session
+    return Target(
+        table_name=local["tableName"],
+        pepper_secret_id=local["pepperSecretId"],
+        queue_url=local["queueUrl"],
+        dlq_url=local["dlqUrl"],
+        session=boto3.session.Session(region_name=local.get("region", "us-east-1")),
+        endpoint_url=local["awsEndpointUrl"],
+    )
+
+
+def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
+    repo = DynamoRepository(target.client("dynamodb"), target.table_name)
+    return Tenants(repo, pepper_loader(target.pepper_secret_id)), repo
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    target = resolve_target(args.stack)
+    if args.area == "redrive":
+        keep_tenant, keep_endpoint = args.tenant, args.endpoint
+        moved = redrive(
+            target.client("sqs"),
+            target.dlq_url,
+            target.queue_url,
+            lambda tenant, endpoint: (
+                (keep_tenant is None or tenant == keep_tenant) and (keep_endpoint is None or endpoint == keep_endpoint)
+            ),
+        )
+        print(f"moved {moved} message(s) from the DLQ back to the ingest queue")
+        return {"moved": moved}
+    tenants, repo = tenants_for(target)
+    if args.area == "tenant" and args.action == "create":
+        tenant, api_key = tenants.create_tenant(args.name)
+        print(f"tenant {tenant.id} ({tenant.name}) created; its API key is shown once, keep it safe")
+        return {"tenantId": tenant.id, "name": tenant.name, "apiKey": api_key}
+    if args.area == "tenant" and args.action == "list":
+        found = repo.list_tenants()
+        for t in found:
+            print(f"{t.id}  {t.createdAt}  {t.name}")
+        return {"tenants": [{"tenantId": t.id, "name": t.name, "createdAt": t.createdAt} for t in found]}
+    if args.area == "key" and args.action == "create":
+        record, api_key = tenants.create_key(args.tenant_id)
+        print(f"key {record.keyId} created for {record.tenantId}; shown once, keep it safe")
+        return {"tenantId": record.tenantId, "keyId": record.keyId, "apiKey": api_key}
+    if args.area == "key" and args.action == "list":
+        keys = repo.list_keys(args.tenant_id)
+        for k in keys:
+            print(f"{k.keyId}  {k.createdAt}  {'revoked' if k.revoked else 'active'}")
+        return {"keys": [{"keyId": k.keyId, "createdAt": k.createdAt, "revoked": k.revoked} for k in keys]}
+    if args.area == "key" and args.action == "revoke":
+        tenants.revoke_key(args.tenant_id, args.key_id)
+        print(f"key {args.key_id} revoked; the API refuses it within 30 seconds (its key cache)")
+        return {"tenantId": args.tenant_id, "keyId": args.key_id, "revoked": True}
+    raise CliError("unknown command")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="spool", description="Spool administration")
+    commands = top.add_subparsers(dest="command", required=True)
+    admin = commands.add_parser("admin", help="tenants, API keys, DLQ redrive")
+    admin.add_argument("--stack", help="a deployed stack's name (default: the local runtime of `make dev`)")
+    areas = admin.add_subparsers(dest="area", required=True)
+
+    tenant = areas.add_parser("tenant", help="create or list tenants").add_subparsers(dest="action", required=True)
+    tenant.add_parser("create", help="create a tenant and its first API key").add_argument("name")
+    tenant.add_parser("list", help="list tenants")
+
+    key = areas.add_parser("key", help="create, list or revoke API keys").add_subparsers(dest="action", required=True)
+    key.add_parser("create", help="create another API key for a tenant").add_argument("tenant_id")
+    key.add_parser("list", help="list a tenant's keys (never the keys themselves)").add_argument("tenant_id")
+    revoke = key.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("tenant_id")
+    revoke.add_argument("key_id")
+
+    again = areas.add_parser("redrive", help="move DLQ messages back to the ingest queue")
+    again.add_argument("--tenant", help="only this tenant's messages")
+    again.add_argument("--endpoint", help="only this endpoint's messages")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = run(args)
+    except (CliError, SpoolError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

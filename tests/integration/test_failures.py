@@ -1,0 +1,122 @@
+"""Failure isolation, the DLQ and redrive through the local runtime, with a real SeaweedFS that checks
+signatures (moto's S3 accepts any credentials)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+
+from spool.local.runtime import LocalRuntime
+from tests.integration.conftest import Api, Seaweed, read_objects, wait_until
+
+
+def seaweed_body(seaweed: Seaweed, bucket: str, prefix: str, secret: str) -> dict[str, Any]:
+    return {
+        "url": f"s3://{bucket}/{prefix}",
+        "deliveryMode": "storage",
+        "eventTypes": ["invoice.*"],
+        "storageConfig": {
+            "provider": "s3",
+            "bucket": bucket,
+            "prefix": prefix,
+            "region": "us-east-1",
+            "endpoint": seaweed.url,
+            "accessKeyId": seaweed.access_key,
+            "secretAccessKey": secret,
+            "batchSize": 100,
+            "flushIntervalSeconds": 2,
+        },
+    }
+
+
+def dlq_depth(runtime: LocalRuntime) -> int:
+    assert runtime.resources is not None
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=runtime.resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_a_failing_endpoint_does_not_hold_up_another_and_recovers_after_redrive(
+    api: Api, runtime: LocalRuntime, seaweed: Seaweed
+) -> None:
+    store = seaweed.client()
+    store.create_bucket(Bucket="isolation")
+    wrong = "not-the-right-secret-123"
+    endpoint_a = api.create_endpoint(seaweed_body(seaweed, "isolation", "a/", wrong))
+    api.create_endpoint(seaweed_body(seaweed, "isolation", "b/", seaweed.secret_key))
+    started = time.monotonic()
+    accepted = [api.send("invoice.paid", {"n": n})["id"] for n in range(5)]
+
+    # B is written on time although A fails in the same invocations.
+    b_objects = wait_until(lambda: read_objects(store, "isolation", "b/"), timeout=2 + 5, what="B's object")
+    assert time.monotonic() - started <= 2 + 5
+    assert sorted(line["id"] for lines in b_objects.values() for line in lines) == sorted(accepted)
+
+    # A's delivery fails with a clear error (no secret in it) and ends in the DLQ.
+    wait_until(lambda: dlq_depth(runtime), timeout=40, what="A's messages in the DLQ")
+    status = api.call("GET", f"/api/v1/endpoints/{endpoint_a['id']}").json()
+    assert status["delivery"]["lastError"]
+    assert wrong not in json.dumps(status)
+    assert read_objects(store, "isolation", "a/") == {}
+
+    # Fix A's credentials, redrive its DLQ messages: everything accepted is written.
+    fixed = api.call(
+        "PATCH",
+        f"/api/v1/endpoints/{endpoint_a['id']}",
+        {"storageConfig": {"accessKeyId": seaweed.access_key, "secretAccessKey": seaweed.secret_key}},
+    )
+    assert fixed.status_code == 200, fixed.text
+    time.sleep(1.2)  # the sink's endpoint cache is 1 s in these tests
+    moved = api.call("POST", f"/api/v1/endpoints/{endpoint_a['id']}/redrive").json()["moved"]
+    assert moved >= 1
+    a_objects = wait_until(lambda: read_objects(store, "isolation", "a/"), timeout=20, what="A's objects")
+    written = [line["id"] for lines in a_objects.values() for line in lines]
+    assert sorted(written) == sorted(accepted)
+
+
+def test_verify_reports_a_wrong_secret_without_showing_it(api: Api, seaweed: Seaweed) -> None:
+    seaweed.client().create_bucket(Bucket="verify-probe")
+    wrong = "wrong-secret-for-verify-99"
+    bad = api.create_endpoint(seaweed_body(seaweed, "verify-probe", "x/", wrong))
+    good = api.create_endpoint(seaweed_body(seaweed, "verify-probe", "y/", seaweed.secret_key))
+
+    refused = api.call("POST", f"/api/v1/endpoints/{bad['id']}/verify")
+    accepted = api.call("POST", f"/api/v1/endpoints/{good['id']}/verify")
+
+    assert refused.status_code == 200
+    assert refused.json()["ok"] is False
+    assert "SignatureDoesNotMatch" in refused.json()["error"]
+    assert wrong not in refused.text
+    assert accepted.json()["ok"] is True
+    assert read_objects(seaweed.client(), "verify-probe", "y/") == {}  # the probe was removed
+
+
+def test_events_accepted_before_a_delete_are_still_written(api: Api, emulator_s3: Any) -> None:
+    body = {
+        "url": "s3://my-webhook-archive/deleted/",
+        "deliveryMode": "storage",
+        "eventTypes": ["*"],
+        "storageConfig": {
+            "provider": "s3",
+            "bucket": "my-webhook-archive",
+            "prefix": "deleted/",
+            "region": "us-east-1",
+            "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+            "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "flushIntervalSeconds": 2,
+        },
+    }
+    endpoint = api.create_endpoint(body)
+    before = [api.send("thing.happened", {"n": n})["id"] for n in range(3)]
+    assert api.call("DELETE", f"/api/v1/endpoints/{endpoint['id']}").status_code == 204
+    api.send("thing.happened", {"n": 99})
+
+    objects = wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", "deleted/"), timeout=8, what="objects")
+    time.sleep(1.0)
+    objects = read_objects(emulator_s3, "my-webhook-archive", "deleted/")
+    assert sorted(line["id"] for lines in objects.values() for line in lines) == sorted(before)
+    assert api.call("GET", f"/api/v1/endpoints/{endpoint['id']}").status_code == 404

@@ -1,0 +1,89 @@
+"""Names never collide: 20 flushes for one endpoint in the same second, from 20 concurrent sinks (as 20 Lambda
+containers would), give 20 distinct keys and overwrite nothing, on moto's S3 and on SeaweedFS."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from spool.adapters.stores import Stores
+from spool.domain.delivery import EndpointDirectory, InboundRecord, Sink
+from spool.domain.endpoints import seal
+from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.urlpolicy import UrlPolicy
+from spool.local.runtime import LocalRuntime
+from tests.fakes import FakeCipher, FakeQueue, FakeRepo
+from tests.integration.conftest import Seaweed, read_objects
+
+FROZEN = 1_776_162_600.25
+
+
+def flush_twenty_in_one_second(settings: StorageSettings, credentials: Credentials) -> list[str]:
+    repo, cipher = FakeRepo(), FakeCipher()
+    endpoint = Endpoint(
+        id="ep_names",
+        tenantId="ten_names",
+        url=f"s3://{settings.bucket}/{settings.prefix}",
+        eventTypes=["*"],
+        storage=settings,
+        credentials=seal(cipher, "ten_names", "ep_names", credentials),
+        createdAt="2026-04-14T00:00:00.000Z",
+        updatedAt="2026-04-14T00:00:00.000Z",
+    )
+    repo.create_endpoint(endpoint)
+    keys: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def one_container(n: int) -> None:
+        try:
+            stores = Stores(UrlPolicy(allow_insecure=True), None)
+            sink = Sink(
+                EndpointDirectory(repo, cipher, stores), repo, FakeQueue(), repo, FakeQueue(), clock=lambda: FROZEN
+            )
+            records = [
+                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", f'{{"id":"evt_{n}_{i}"}}', FROZEN)
+                for i in range(settings.batchSize)
+            ]
+            report = sink.deliver(records)
+            with lock:
+                keys.extend(report.endpoints["ep_names"].keys)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_container, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return keys
+
+
+def check(keys: list[str], objects: dict[str, list[dict[str, Any]]]) -> None:
+    assert len(keys) == 20
+    assert len(set(keys)) == 20
+    assert sorted(keys) == sorted(objects)
+    assert all(key.split("/")[-1].startswith(f"{int(FROZEN)}-") for key in keys)
+    ids = [line["id"] for lines in objects.values() for line in lines]
+    assert len(ids) == len(set(ids)) == 20 * 5  # every flush's lines survive: nothing overwritten
+
+
+@pytest.mark.usefixtures("runtime")
+def test_twenty_flushes_in_one_second_on_moto_s3(runtime: LocalRuntime, emulator_s3: Any) -> None:
+    emulator_s3.create_bucket(Bucket="names-moto")
+    settings = StorageSettings(provider="s3", bucket="names-moto", prefix="n/", region="us-east-1", batchSize=5)
+    keys = flush_twenty_in_one_second(settings, Credentials(accessKeyId="test", secretAccessKey="testtesttest"))
+    check(keys, read_objects(emulator_s3, "names-moto", "n/"))
+
+
+def test_twenty_flushes_in_one_second_on_seaweedfs(seaweed: Seaweed) -> None:
+    seaweed.client().create_bucket(Bucket="names-seaweed")
+    settings = StorageSettings(
+        provider="s3", bucket="names-seaweed", prefix="n/", region="us-east-1", endpoint=seaweed.url, batchSize=5
+    )
+    credentials = Credentials(accessKeyId=seaweed.access_key, secretAccessKey=seaweed.secret_key)
+    keys = flush_twenty_in_one_second(settings, credentials)
+    check(keys, read_objects(seaweed.client(), "names-seaweed", "n/"))
