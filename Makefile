@@ -49,7 +49,7 @@ fmt: $(STAMP) ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: bootstrap lint ## everything CI runs: lint, unit, integration, infra, deployed stack
-	$(PY) -m pytest -q tests/unit tests/integration tests/infra
+	$(PY) -m pytest -q tests/unit tests/integration tests/reliability tests/infra
 	$(MAKE) test-deployed
 
 test-unit: $(STAMP) ## pure tests with in-memory fakes
@@ -73,11 +73,11 @@ synth: bootstrap ## synthesize the CDK app offline into cdk.out/
 bench: $(STAMP) ## benchmarks; figures to .bench/results.json
 	$(PY) -m bench
 
-soak: $(STAMP) ## sustained ingest through the local runtime
-	$(PY) -m bench.soak
+soak: $(STAMP) ## sustained ingest through the local runtime (300 events/s for 60 s, 20 endpoints)
+	$(PY) -m tests.reliability.soak
 
 fuzz: $(STAMP) ## long schemathesis run against the served OpenAPI document
-	SPOOL_FUZZ_EXAMPLES=500 $(PY) -m pytest -q tests/integration/test_fuzz.py
+	SPOOL_FUZZ_EXAMPLES=500 $(PY) -m pytest -q tests/reliability/test_fuzz.py
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the models
 	$(PY) -m spool.handlers.api openapi > docs/openapi.json
