@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     target = resolve_target(args.stack)
     if args.area == "redrive":
         keep_tenant, keep_endpoint = args.tenant, args.endpoint
-        moved = redrive(
+        moved, _ = redrive(
             target.client("sqs"),
             target.dlq_url,
             target.queue_url,

@@ -44,9 +44,9 @@ class FakeVerifier:
 class FakeRedriver:
     calls: list[tuple[str | None, str | None]] = field(default_factory=list)
 
-    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> int:
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> tuple[int, bool]:
         self.calls.append((tenant_id, endpoint_id))
-        return 0
+        return 0, True
 
 
 @dataclass

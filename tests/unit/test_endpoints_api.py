@@ -700,7 +700,7 @@ def test_verify_asks_the_verifier_about_this_endpoint_and_returns_its_answer(har
 def test_redrive_asks_the_redriver_about_this_endpoint_only(harness: ApiHarness) -> None:
     endpoint_id = create(harness)["id"]
 
-    assert ok(harness.call("POST", f"{ENDPOINTS}/{endpoint_id}/redrive")) == {"moved": 0}
+    assert ok(harness.call("POST", f"{ENDPOINTS}/{endpoint_id}/redrive")) == {"moved": 0, "complete": True}
     assert isinstance(harness.services.redriver, FakeRedriver)
     assert harness.services.redriver.calls == [(harness.tenant_id, endpoint_id)]
 

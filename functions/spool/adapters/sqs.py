@@ -4,6 +4,7 @@ move messages from the DLQ back (redrive)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -93,17 +94,24 @@ def redrive(
     keep: Callable[[str, str], bool],
     *,
     max_messages: int = 100_000,
-) -> int:
+    seconds: float | None = None,
+) -> tuple[int, bool]:
     """Move DLQ messages for which `keep(tenantId, endpointId)` holds back to the ingest queue.
 
     SQS's StartMessageMoveTask moves a whole queue; this reads and re-sends instead, so one endpoint's
     messages can be picked. A message is deleted from the DLQ only after it was re-sent, so a crash in
     between duplicates it (the line's id lets readers drop it) and never loses it. Messages of other
     endpoints stay invisible for a short time and then reappear in the DLQ unchanged.
+
+    Returns (messages moved, whether the DLQ was drained of matching messages); it stops early after
+    `seconds` (an API call has a deadline) or `max_messages`, and can simply be called again.
     """
     moved = 0
     ingest = SqsQueue(sqs, queue_url)
+    deadline = None if seconds is None else time.monotonic() + seconds
     while moved < max_messages:
+        if deadline is not None and time.monotonic() > deadline:
+            return moved, False
         response = sqs.receive_message(
             QueueUrl=dlq_url,
             MaxNumberOfMessages=_BATCH,
@@ -113,7 +121,7 @@ def redrive(
         )
         received = response.get("Messages", [])
         if not received:
-            break
+            return moved, True
         chosen: list[Any] = []
         others: list[Any] = []
         for message in received:
@@ -137,4 +145,4 @@ def redrive(
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chosen)],
             )
             moved += len(chosen)
-    return moved
+    return moved, False

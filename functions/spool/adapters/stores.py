@@ -26,11 +26,11 @@ from spool.domain.urlpolicy import UrlPolicy
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_CLIENT_CONFIG = Config(
-    connect_timeout=5,
-    read_timeout=30,
-    retries={"max_attempts": 3, "mode": "standard"},
-)
+# A dead or slow store must not eat the sink's invocation: at worst 2 x (3 + 20) s per write, which the sink
+# keeps in reserve before it starts another endpoint (domain/delivery.py, Sink.reserve_seconds).
+SINK_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
+# Verification answers an API call (API Gateway waits 30 s at most): one quick attempt.
+VERIFY_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
 # Codes that mean "the name is taken": 412 after the object exists, 409 while a concurrent conditional write
 # to the same key is in flight. Either way the writer moves on to the next counter.
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
@@ -120,9 +120,10 @@ class LocalStore:
 class Stores:
     """The `StoreFactory`: builds a client for an endpoint's settings, checking its URL again first."""
 
-    def __init__(self, url_policy: UrlPolicy, local_root: str | None) -> None:
+    def __init__(self, url_policy: UrlPolicy, local_root: str | None, config: Config = SINK_CLIENT_CONFIG) -> None:
         self._policy = url_policy
         self._local_root = local_root
+        self._config = config
         self._session = boto3.session.Session()
 
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
@@ -144,6 +145,6 @@ class Stores:
             endpoint_url=endpoint_url,
             aws_access_key_id=credentials.accessKeyId.get_secret_value(),
             aws_secret_access_key=credentials.secretAccessKey.get_secret_value(),
-            config=_CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path" if endpoint_url else "auto"})),
+            config=self._config.merge(Config(s3={"addressing_style": "path" if endpoint_url else "auto"})),
         )
         return S3Store(client, settings.bucket, credentials)

@@ -160,15 +160,26 @@ class Sink:
     clock: Clock = time.time
     retry_base_seconds: int = 10
     retry_max_seconds: int = 900
+    # Time one endpoint may need at worst (a slow store's write with its retries, see adapters/stores.py).
+    reserve_seconds: float = 50.0
     _counters: dict[tuple[str, int], int] = field(default_factory=dict)
 
-    def deliver(self, records: Iterable[InboundRecord]) -> DeliveryReport:
+    def deliver(
+        self, records: Iterable[InboundRecord], remaining_seconds: Callable[[], float] | None = None
+    ) -> DeliveryReport:
+        """Deliver one invocation's records. `remaining_seconds` is the invocation's time left: endpoints not
+        started while enough is left for one slow write are handed back at once, untouched, so one slow store
+        cannot time the whole invocation out and delay every other endpoint's events with it."""
         groups: dict[tuple[str, str], list[InboundRecord]] = defaultdict(list)
         for record in records:
             groups[(record.tenant_id, record.endpoint_id)].append(record)
         report = DeliveryReport()
         changes: list[tuple[str, int]] = []
         for (tenant_id, endpoint_id), group in groups.items():
+            if remaining_seconds is not None and remaining_seconds() < self.reserve_seconds:
+                changes.extend((r.receipt_handle, 0) for r in group)
+                report.retry.update(r.message_id for r in group)
+                continue
             outcome = EndpointOutcome()
             done: set[str] = set()
             error: SpoolError | None = None

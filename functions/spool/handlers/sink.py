@@ -62,7 +62,10 @@ def emit_metrics(report: DeliveryReport) -> None:
 
 
 def handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = sink_services().sink.deliver(to_inbound(r) for r in event["Records"])
+    report = sink_services().sink.deliver(
+        (to_inbound(r) for r in event["Records"]),
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
     emit_metrics(report)
 
     def record_handler(record: SQSRecord) -> None:
@@ -83,5 +86,5 @@ def handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("spool") == "verify":
         services = sink_services()
-        return services.endpoints.verify(event["tenantId"], event["endpointId"], services.sink.directory.stores)
+        return services.endpoints.verify(event["tenantId"], event["endpointId"], services.verify_stores)
     return handle_batch(event, context)

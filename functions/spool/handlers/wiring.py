@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from spool.adapters.dynamo import DynamoRepository
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.kms import KmsCipher
-from spool.adapters.sqs import SqsQueue
-from spool.adapters.stores import Stores
+from spool.adapters.sqs import SqsQueue, redrive
+from spool.adapters.stores import VERIFY_CLIENT_CONFIG, Stores
 from spool.config import ApiSettings, SinkSettings
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
@@ -27,6 +27,8 @@ from spool.domain.urlpolicy import UrlPolicy
 
 # Powertools Parameters caches the pepper; a rotated pepper is picked up within this many seconds.
 PEPPER_CACHE_SECONDS = 300
+# A redrive from the API stops after this long (the API function has 28 s); the answer says whether to call again.
+REDRIVE_SECONDS = 20.0
 
 
 class Verifier(Protocol):
@@ -34,7 +36,7 @@ class Verifier(Protocol):
 
 
 class Redriver(Protocol):
-    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> int: ...
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> tuple[int, bool]: ...
 
 
 @dataclass
@@ -50,6 +52,7 @@ class ApiServices:
 class SinkServices:
     sink: Sink
     endpoints: EndpointService
+    verify_stores: Stores
 
 
 class LambdaVerifier:
@@ -76,9 +79,7 @@ class SqsRedriver:
         self._dlq = dlq_url
         self._queue = queue_url
 
-    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> int:
-        from spool.adapters.sqs import redrive
-
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> tuple[int, bool]:
         return redrive(
             self._sqs,
             self._dlq,
@@ -86,6 +87,7 @@ class SqsRedriver:
             lambda tenant, endpoint: (
                 (tenant_id is None or tenant == tenant_id) and (endpoint_id is None or endpoint == endpoint_id)
             ),
+            seconds=REDRIVE_SECONDS,
         )
 
 
@@ -142,6 +144,7 @@ def build_sink(settings: SinkSettings) -> SinkServices:
             retry_max_seconds=settings.retry_max_seconds,
         ),
         endpoints=EndpointService(repo, cipher, policy, settings.local_root),
+        verify_stores=Stores(policy, settings.local_root, VERIFY_CLIENT_CONFIG),
     )
 
 

@@ -70,6 +70,8 @@ def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) ->
     security=SECURITY,
     summary="Move this endpoint's messages from the dead-letter queue back for delivery",
 )
-def redrive_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> dict[str, int]:
+def redrive_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> dict[str, int | bool]:
+    """`complete` is false when time ran out before the DLQ was drained: call again to move the rest."""
     svc.endpoints.get(tenant, endpoint_id)
-    return {"moved": svc.redriver.redrive(tenant, endpoint_id)}
+    moved, complete = svc.redriver.redrive(tenant, endpoint_id)
+    return {"moved": moved, "complete": complete}
