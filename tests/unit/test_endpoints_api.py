@@ -692,7 +692,12 @@ def test_deleted_endpoint_is_kept_with_its_credentials_for_events_already_accept
 def test_verify_asks_the_verifier_about_this_endpoint_and_returns_its_answer(harness: ApiHarness) -> None:
     endpoint_id = create(harness)["id"]
 
-    assert ok(harness.call("POST", f"{ENDPOINTS}/{endpoint_id}/verify")) == {"ok": True, "probeKey": "probe"}
+    assert ok(harness.call("POST", f"{ENDPOINTS}/{endpoint_id}/verify")) == {
+        "ok": True,
+        "probeKey": "probe",
+        "elapsedMs": None,
+        "error": None,
+    }
     assert isinstance(harness.services.verifier, FakeVerifier)
     assert harness.services.verifier.calls == [(harness.tenant_id, endpoint_id)]
 

@@ -277,3 +277,36 @@ class AcceptedEvent(BaseModel):
     createdAt: str
     acceptedAt: float
     line: str
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[ErrorField] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: `{"error": {"code", "message", "fields"?}}`."""
+
+    error: ErrorDetail
+
+
+class VerifyResult(BaseModel):
+    """What a probe write (and removal) with the stored credentials gave."""
+
+    ok: bool
+    probeKey: str | None = None
+    elapsedMs: int | None = None
+    error: str | None = None
+
+
+class RedriveResult(BaseModel):
+    """`complete` is false when time ran out before the DLQ was drained: call again to move the rest."""
+
+    moved: int
+    complete: bool

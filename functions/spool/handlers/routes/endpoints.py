@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from spool.domain import limits
-from spool.domain.models import EndpointCreate, EndpointOut, EndpointPage, EndpointPatch
-from spool.handlers.routes.deps import Services, TenantId
+from spool.domain.models import EndpointCreate, EndpointOut, EndpointPage, EndpointPatch, RedriveResult, VerifyResult
+from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
 
 router = Router()
 
 EndpointId = Annotated[str, Path(min_length=1, max_length=64, description="An endpoint id (ep_...)")]
-SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 
 
-@router.post("/endpoints", security=SECURITY, summary="Create a storage endpoint")
+@router.post(
+    "/endpoints",
+    security=SECURITY,
+    summary="Create a storage endpoint",
+    responses=answers(201, "The endpoint was created", EndpointOut),
+)
 def create_endpoint(body: EndpointCreate, svc: Services, tenant: TenantId) -> Response[EndpointOut]:
     created = svc.endpoints.create(tenant, body)
     return Response(
@@ -29,7 +33,12 @@ def create_endpoint(body: EndpointCreate, svc: Services, tenant: TenantId) -> Re
     )
 
 
-@router.get("/endpoints", security=SECURITY, summary="List endpoints, oldest first (cursor pagination)")
+@router.get(
+    "/endpoints",
+    security=SECURITY,
+    summary="List endpoints, oldest first (cursor pagination)",
+    responses=answers(200, "A page of endpoints", EndpointPage),
+)
 def list_endpoints(
     svc: Services,
     tenant: TenantId,
@@ -39,17 +48,32 @@ def list_endpoints(
     return svc.endpoints.list(tenant, limit, cursor)
 
 
-@router.get("/endpoints/<endpoint_id>", security=SECURITY, summary="Get an endpoint and its delivery status")
+@router.get(
+    "/endpoints/<endpoint_id>",
+    security=SECURITY,
+    summary="Get an endpoint and its delivery status",
+    responses=answers(200, "The endpoint", EndpointOut),
+)
 def get_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> EndpointOut:
     return svc.endpoints.get(tenant, endpoint_id)
 
 
-@router.patch("/endpoints/<endpoint_id>", security=SECURITY, summary="Change an endpoint (partial update)")
+@router.patch(
+    "/endpoints/<endpoint_id>",
+    security=SECURITY,
+    summary="Change an endpoint (partial update)",
+    responses=answers(200, "The changed endpoint", EndpointOut),
+)
 def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, svc: Services, tenant: TenantId) -> EndpointOut:
     return svc.endpoints.patch(tenant, endpoint_id, body)
 
 
-@router.delete("/endpoints/<endpoint_id>", security=SECURITY, summary="Delete an endpoint")
+@router.delete(
+    "/endpoints/<endpoint_id>",
+    security=SECURITY,
+    summary="Delete an endpoint",
+    responses=answers(204, "Deleted; events accepted before are still written"),
+)
 def delete_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> Response[None]:
     svc.endpoints.delete(tenant, endpoint_id)
     return Response(status_code=204, body=None)
@@ -59,19 +83,20 @@ def delete_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) ->
     "/endpoints/<endpoint_id>/verify",
     security=SECURITY,
     summary="Write and remove a probe object with the stored credentials",
+    responses=answers(200, "What the store answered", VerifyResult),
 )
-def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> dict[str, Any]:
+def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> VerifyResult:
     svc.endpoints.get(tenant, endpoint_id)
-    return svc.verifier.verify(tenant, endpoint_id)
+    return VerifyResult.model_validate(svc.verifier.verify(tenant, endpoint_id))
 
 
 @router.post(
     "/endpoints/<endpoint_id>/redrive",
     security=SECURITY,
     summary="Move this endpoint's messages from the dead-letter queue back for delivery",
+    responses=answers(200, "How many messages were moved", RedriveResult),
 )
-def redrive_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> dict[str, int | bool]:
-    """`complete` is false when time ran out before the DLQ was drained: call again to move the rest."""
+def redrive_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> RedriveResult:
     svc.endpoints.get(tenant, endpoint_id)
     moved, complete = svc.redriver.redrive(tenant, endpoint_id)
-    return {"moved": moved, "complete": complete}
+    return RedriveResult(moved=moved, complete=complete)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import Discriminator, Tag
 
 from spool.domain.models import Accepted, AcceptedBatch, EventBatchIn, EventIn
-from spool.handlers.routes.deps import Services, TenantId
+from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
 from spool.observability import metrics
 
 router = Router()
@@ -27,7 +27,12 @@ EventsBody = Annotated[
 ]
 
 
-@router.post("/events", security=[{"apiKey": []}], summary="Send one event or a batch of events")
+@router.post(
+    "/events",
+    security=SECURITY,
+    responses=answers(202, "Accepted: the ids and createdAt of the events, in order", Accepted | AcceptedBatch),
+    summary="Send one event or a batch of events",
+)
 def send_events(
     body: EventsBody,
     svc: Services,
