@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from spool.adapters.sqs import BOUNDARY_ATTR, ENDPOINT_ATTR, KIND_ATTR, TENANT_ATTR
 from spool.domain.delivery import DeliveryReport, InboundRecord
 from spool.handlers.wiring import sink_services
-from spool.observability import logger, metrics, share_log_config, tracer
+from spool.observability import NAMESPACE, logger, metrics, share_log_config, tracer
 
 share_log_config()
 
@@ -49,14 +49,26 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
 
 
 def emit_metrics(report: DeliveryReport) -> None:
-    totals = {"EventsWritten": 0, "ObjectsWritten": 0, "HeldBack": 0, "DeliveryFailures": 0}
-    for outcome in report.endpoints.values():
-        totals["EventsWritten"] += outcome.events_written
-        totals["ObjectsWritten"] += outcome.objects_written
-        totals["HeldBack"] += outcome.held
-        totals["DeliveryFailures"] += outcome.failed
+    """Totals on the function's metrics, and the same figures per endpoint (dimension `endpointId`)."""
+    totals = dict.fromkeys(("EventsWritten", "ObjectsWritten", "HeldBack", "DeliveryFailures"), 0)
+    for endpoint_id, outcome in report.endpoints.items():
+        figures = {
+            "EventsWritten": outcome.events_written,
+            "ObjectsWritten": outcome.objects_written,
+            "HeldBack": outcome.held,
+            "DeliveryFailures": outcome.failed,
+        }
+        per_endpoint = EphemeralMetrics(namespace=NAMESPACE)
+        per_endpoint.add_dimension(name="endpointId", value=endpoint_id)
+        for name, value in figures.items():
+            totals[name] += value
+            per_endpoint.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        per_endpoint.flush_metrics()
         if outcome.error:
-            logger.warning("delivery failed", extra={"error": outcome.error, "failed": outcome.failed})
+            logger.warning(
+                "delivery failed",
+                extra={"endpointId": endpoint_id, "error": outcome.error, "failed": outcome.failed},
+            )
     for name, value in totals.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
