@@ -102,8 +102,9 @@ class FakeRepo:
         return True
 
     # staging
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> None:
+    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
         self.staged.setdefault((endpoint_id, boundary), {})[holder_id] = list(lines)
+        return [holder_id]
 
     def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
         items = self.staged.get((endpoint_id, boundary), {})

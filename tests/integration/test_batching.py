@@ -74,5 +74,10 @@ def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing
     )
     assert len(objects) <= 105
     assert max(len(lines) for lines in objects.values()) <= batch_size
-    assert len(written) == len(set(written)), "duplicated lines"
+    seen: dict[str, list[str]] = {}
+    for key, lines in objects.items():
+        for line in lines:
+            seen.setdefault(line["id"], []).append(f"{key} ({len(lines)} lines)")
+    duplicated = {event_id: keys for event_id, keys in seen.items() if len(keys) > 1}
+    assert not duplicated, f"{len(duplicated)} duplicated lines, e.g. {list(duplicated.items())[:3]}"
     assert set(written) == set(accepted), "lost or unknown lines"

@@ -188,21 +188,24 @@ class DynamoRepository:
         return Endpoint.model_validate(doc)
 
     # --- staging (hold-back) ---------------------------------------------------------------------------
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> None:
+    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
         pk = _s(f"B#{endpoint_id}#{boundary}")
         expires = {"N": str(int(time.time()) + STAGING_RETENTION_SECONDS)}
+        item_ids: list[str] = []
         for n, chunk in enumerate(_pack(lines, STAGING_ITEM_BYTES)):
+            item_ids.append(f"{holder_id}#{n:04d}")
             self._db.put_item(
                 TableName=self._table,
                 Item={
                     "pk": pk,
-                    "sk": _s(f"{holder_id}#{n:04d}"),
+                    "sk": _s(item_ids[-1]),
                     "tenantId": _s(tenant_id),
                     "lines": _s("\n".join(chunk)),
                     "count": {"N": str(len(chunk))},
                     "expiresAt": expires,
                 },
             )
+        return item_ids
 
     def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
         found: list[StagedBundle] = []

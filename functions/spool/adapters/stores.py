@@ -8,6 +8,7 @@ an object with the same name; docs/storage.md lists which stores honour it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -59,11 +60,21 @@ class S3Store:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _TAKEN:
-                return False
+                return self._is_ours(key, body)
             raise self._error(exc) from None
         except BotoCoreError as exc:
             raise self._error(exc) from None
         return True
+
+    def _is_ours(self, key: str, body: bytes) -> bool:
+        """After a 412: is the object there the one we just wrote (our first attempt's answer got lost and
+        botocore retried)? Its ETag is the body's MD5 for single-part puts without SSE-KMS; anything else
+        counts as someone else's object and the caller moves on to the next name."""
+        try:
+            etag = self._s3.head_object(Bucket=self._bucket, Key=key)["ETag"].strip('"')
+        except (ClientError, BotoCoreError):
+            return False
+        return etag == hashlib.md5(body, usedforsecurity=False).hexdigest()
 
     def delete(self, key: str) -> None:
         try:

@@ -26,6 +26,7 @@ those lines twice; every line carries its id, so readers can drop the rare dupli
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import math
@@ -298,13 +299,17 @@ class Sink:
         now: float,
     ) -> None:
         boundary = next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
+        staged: list[str] = []
         try:
-            self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, [r.line for r in remainder])
+            staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, [r.line for r in remainder])
             delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(boundary - self.clock())))
             self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)
         except Exception as exc:
-            # Not held: the messages come back and are tried again; staged lines, if any, are flushed by
-            # another trigger for the same time or written again by the retry (a rare duplicate).
+            # Not held: the messages come back and are tried again. Take the staged lines back, so another
+            # trigger for the same time does not write them too (if that fails as well: a rare duplicate).
+            if staged:
+                with contextlib.suppress(Exception):  # best effort, see above
+                    self.staging.remove(endpoint_id, boundary, staged)
             raise _Failed(StoreError(f"could not hold back ({type(exc).__name__})")) from None
         outcome.held += len(remainder)
 

@@ -95,7 +95,9 @@ class StagedBundle:
 class Staging(Protocol):
     """Durable holding area for remainders, keyed by endpoint and flush time (DynamoDB on AWS)."""
 
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> None: ...
+    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
+        """Store the lines; returns the staging item ids written."""
+
     def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]: ...
     def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None: ...
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:

@@ -153,8 +153,20 @@ class SqsPoller:
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         done = [m for m in batch if m["MessageId"] not in failed]
         for i in range(0, len(done), _RECEIVE):
-            chunk = done[i : i + _RECEIVE]
-            self._sqs.delete_message_batch(
-                QueueUrl=self._url,
-                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)],
-            )
+            self._delete(done[i : i + _RECEIVE])
+
+    def _delete(self, chunk: list[dict[str, Any]]) -> None:
+        """Acknowledge, retrying as the real poller does: a lost delete would deliver the batch again."""
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)]
+        for attempt in range(5):
+            try:
+                response = self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
+            except Exception:
+                self._stop.wait(0.2 * (attempt + 1))
+                continue
+            failed = {f["Id"] for f in response.get("Failed", [])}
+            entries = [e for e in entries if e["Id"] in failed]
+            if not entries:
+                return
+        with self.stats.lock:
+            self.stats.errors += 1
