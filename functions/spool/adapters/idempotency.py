@@ -25,26 +25,20 @@ class IdempotentIngest:
 
     def __init__(self, ingest: Ingest, store: BasePersistenceLayer, expires_after_seconds: int = 3600) -> None:
         self._ingest = ingest
-        self._by_request: Callable[..., Any] = idempotent_function(
-            data_keyword_argument="request",
-            persistence_store=store,
-            config=IdempotencyConfig(
-                event_key_jmespath="[tenantId, key]",
-                payload_validation_jmespath="events",
+
+        def once_per(key_path: str, payload_path: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            config = IdempotencyConfig(
+                event_key_jmespath=key_path,
+                payload_validation_jmespath=payload_path,
                 expires_after_seconds=expires_after_seconds,
                 raise_on_no_idempotency_key=True,
-            ),
-        )(self._accept_request)
-        self._by_event: Callable[..., Any] = idempotent_function(
-            data_keyword_argument="request",
-            persistence_store=store,
-            config=IdempotencyConfig(
-                event_key_jmespath="[tenantId, event.id]",
-                payload_validation_jmespath="event",
-                expires_after_seconds=expires_after_seconds,
-                raise_on_no_idempotency_key=True,
-            ),
-        )(self._accept_event)
+            )
+            return idempotent_function(data_keyword_argument="request", persistence_store=store, config=config)(
+                function
+            )
+
+        self._by_request = once_per("[tenantId, key]", "events", self._accept_request)
+        self._by_event = once_per("[tenantId, event.id]", "event", self._accept_event)
 
     def accept(self, tenant_id: str, events: list[EventIn], idempotency_key: str | None = None) -> list[Accepted]:
         if idempotency_key:
