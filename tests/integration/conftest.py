@@ -76,6 +76,25 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
             }
         )
     )
+    # Every port is a free one, so two test sessions on one machine do not share (or kill) one server.
+    ports = {
+        name: free_port()
+        for name in (
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "s3.port.iceberg",
+            "webdav.port",
+            "admin.port",
+            "admin.port.grpc",
+            "metricsPort",
+        )
+    }
     process = subprocess.Popen(
         [
             weed,
@@ -87,12 +106,13 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
             f"-s3.config={config}",
             "-admin.ui=false",
             "-master.telemetry=false",
+            *(f"-{name}={port}" for name, port in ports.items()),
         ],
         stdout=open(base / "weed.out", "wb"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    server = Seaweed("http://127.0.0.1:8333", SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY)
+    server = Seaweed(f"http://127.0.0.1:{ports['s3.port']}", SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY)
 
     def ready() -> bool:
         try:

@@ -6,10 +6,15 @@ receipt handle costs two scans. At a few hundred messages in flight that is tens
 and the local runtime's pollers fall behind a few hundred events per second. These patches keep moto's
 behaviour (visibility, delays, receive counts, redrive to the DLQ, retention) and only remove the repeated
 work. They are applied to the embedded server only, never to Lambda code.
+
+They also serialise receives, deletes and visibility changes: moto's server answers each request in its own
+thread and its ReceiveMessage has no lock, so two pollers receiving at the same instant could both be handed
+the same message, which real SQS (practically) never does. Long polling waits outside the lock.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -81,6 +86,44 @@ def apply() -> None:
         if not delete_many(queue, {receipt_handle}):
             raise ReceiptHandleIsInvalid()
 
+    lock = threading.RLock()
+    original_receive = models.SQSBackend.receive_message
+    original_change = models.SQSBackend.change_message_visibility
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        deadline = time.time() + wait_seconds_timeout
+        while True:
+            with lock:
+                found = original_receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.time()
+            if found or remaining <= 0:
+                return found
+            queue = self.get_queue(queue_name)
+            with queue._messages_lock:
+                queue._messages_lock.wait(min(1.0, remaining))
+
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        with lock:
+            original_change(self, queue_name, receipt_handle, visibility_timeout)
+
+    def locked(function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return function(*args, **kwargs)
+
+        return call
+
+    models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+    delete_message_batch = locked(delete_message_batch)
+    delete_message = locked(delete_message)
     models.Message.visible = property(visible)  # type: ignore[method-assign,assignment]
     models.Message.delayed = property(delayed)  # type: ignore[method-assign,assignment]
     models.SQSBackend.is_message_valid_based_on_retention_period = valid_for_retention  # type: ignore[method-assign]
