@@ -88,7 +88,7 @@ def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    target = resolve_target(args.stack)
+    target = resolve_target(getattr(args, "stack", None))
     if args.area == "redrive":
         keep_tenant, keep_endpoint = args.tenant, args.endpoint
         moved, _ = redrive(
@@ -128,24 +128,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
+    # `--stack` may stand before or after the subcommand (`spool admin --stack S tenant list` or
+    # `spool admin tenant list --stack S`).
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument(
+        "--stack",
+        default=argparse.SUPPRESS,
+        help="a deployed stack's name (default: the local runtime of `make dev`)",
+    )
     top = argparse.ArgumentParser(prog="spool", description="Spool administration")
     commands = top.add_subparsers(dest="command", required=True)
-    admin = commands.add_parser("admin", help="tenants, API keys, DLQ redrive")
-    admin.add_argument("--stack", help="a deployed stack's name (default: the local runtime of `make dev`)")
+    admin = commands.add_parser("admin", help="tenants, API keys, DLQ redrive", parents=[target])
     areas = admin.add_subparsers(dest="area", required=True)
 
+    def leaf(group: Any, name: str, description: str) -> argparse.ArgumentParser:
+        found: argparse.ArgumentParser = group.add_parser(name, help=description, parents=[target])
+        return found
+
     tenant = areas.add_parser("tenant", help="create or list tenants").add_subparsers(dest="action", required=True)
-    tenant.add_parser("create", help="create a tenant and its first API key").add_argument("name")
-    tenant.add_parser("list", help="list tenants")
+    leaf(tenant, "create", "create a tenant and its first API key").add_argument("name")
+    leaf(tenant, "list", "list tenants")
 
     key = areas.add_parser("key", help="create, list or revoke API keys").add_subparsers(dest="action", required=True)
-    key.add_parser("create", help="create another API key for a tenant").add_argument("tenant_id")
-    key.add_parser("list", help="list a tenant's keys (never the keys themselves)").add_argument("tenant_id")
-    revoke = key.add_parser("revoke", help="revoke a key")
+    leaf(key, "create", "create another API key for a tenant").add_argument("tenant_id")
+    leaf(key, "list", "list a tenant's keys (never the keys themselves)").add_argument("tenant_id")
+    revoke = leaf(key, "revoke", "revoke a key")
     revoke.add_argument("tenant_id")
     revoke.add_argument("key_id")
 
-    again = areas.add_parser("redrive", help="move DLQ messages back to the ingest queue")
+    again = leaf(areas, "redrive", "move DLQ messages back to the ingest queue")
     again.add_argument("--tenant", help="only this tenant's messages")
     again.add_argument("--endpoint", help="only this endpoint's messages")
     return top

@@ -183,7 +183,7 @@ def main(outputs_file: str, stack: str) -> None:
         raise Failed(f"verification through the sink failed: {verified}")
     # The api reads the DLQ (SPOOL_DLQ_URL); nothing is there yet.
     moved = expect(*call(base, "POST", f"{path}/redrive", None, api_key), 200, "POST .../redrive")
-    if moved != {"moved": 0}:
+    if moved != {"moved": 0, "complete": True}:
         raise Failed(f"unexpected redrive answer: {moved}")
 
     event_ids = []
