@@ -8,11 +8,15 @@ formatting as `logger`.
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Spool")
+
+# Health checks and fully held-back batches publish no metric; Powertools warns on every such invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "spool"))
 metrics = Metrics(namespace=NAMESPACE)
