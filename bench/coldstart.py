@@ -1,0 +1,97 @@
+"""B3: the cold-start cost of each handler module, as whole-process import time against `import boto3`.
+
+Each case is a fresh interpreter (`python -c "import ..."`) with the environment the CDK app gives the
+function (Lambda's task root set, so Powertools Tracer is live and patches botocore as in a deployed function
+with tracing on). Cases run interleaved, after one unmeasured warm-up each (so both sides find compiled
+bytecode, as a deployed bundle does). CPU time (user + system of the child) is the figure, because it does
+not move when the other core is busy; wall time is reported beside it.
+
+A second set of runs imports with no bytecode cache at all (an empty PYTHONPYCACHEPREFIX, nothing written):
+that is a cold start from Spool's asset as bundled today, which leaves out every .pyc (infra/spool_infra/
+bundling.py) while Lambda's /var/task is read-only, so every module is compiled again on every cold start.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from bench.common import REPO
+
+CASES = {
+    "python": "pass",
+    "boto3": "import boto3",
+    "api": "import spool.handlers.api",
+    "sink": "import spool.handlers.sink",
+}
+
+
+def lambda_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_LAMBDA_FUNCTION_NAME": "spool-bench",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+            "LAMBDA_TASK_ROOT": str(REPO / "functions"),
+            "POWERTOOLS_SERVICE_NAME": "spool-bench",
+            "POWERTOOLS_METRICS_NAMESPACE": "Spool",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "false",
+        }
+    )
+    return env
+
+
+def run_once(code: str, env: dict[str, str]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one `python -c code`."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        failed = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
+        raise RuntimeError(f"`python -c {code!r}` failed: {failed.stderr[-2000:]}")
+    return usage.ru_utime + usage.ru_stime, wall
+
+
+def measure(cases: dict[str, str], env: dict[str, str], runs: int, *, warm_up: bool) -> dict[str, Any]:
+    """Median CPU and wall milliseconds per case, and each handler's ratio to `import boto3`."""
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    if warm_up:
+        for code in cases.values():
+            run_once(code, env)
+    for n in range(runs):
+        for name in list(cases) if n % 2 == 0 else list(reversed(cases)):
+            spent, elapsed = run_once(cases[name], env)
+            cpu[name].append(spent)
+            wall[name].append(elapsed)
+    median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
+    median_wall = {name: statistics.median(values) for name, values in wall.items()}
+    return {
+        "runs": runs,
+        "cpu_ms": {name: round(value * 1000, 1) for name, value in median_cpu.items()},
+        "wall_ms": {name: round(value * 1000, 1) for name, value in median_wall.items()},
+        "ratio_cpu": {name: round(median_cpu[name] / median_cpu["boto3"], 3) for name in ("api", "sink")},
+        "ratio_wall": {name: round(median_wall[name] / median_wall["boto3"], 3) for name in ("api", "sink")},
+    }
+
+
+def run_b3(*, runs: int) -> tuple[float, dict[str, Any]]:
+    env = lambda_environment()
+    detail = measure(CASES, env, runs, warm_up=True)
+    with tempfile.TemporaryDirectory(prefix="spool-bench-nopyc-") as empty:
+        uncached = env | {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty}
+        cases = {name: code for name, code in CASES.items() if name != "python"}
+        detail["without_bytecode_cache"] = measure(cases, uncached, max(3, runs // 2), warm_up=False)
+    return max(detail["ratio_cpu"].values()), detail

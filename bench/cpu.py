@@ -1,0 +1,76 @@
+"""B1 and B2: handler CPU time per event against the bare references, in this process.
+
+B1 calls the real sink entry point (`spool.handlers.sink.lambda_handler`, Powertools decorators included)
+with its services built over fakes and a counting store; B2 calls the real api entry point
+(`spool.handlers.api.lambda_handler`) with a batch of 100 events, its SQS adapter over a stub client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+from bench import stubs
+from bench.common import measure_ratio, patched
+from bench.reference import reference_ingest, reference_sink
+from spool.local.front import to_event
+from spool.local.lambda_context import FakeContext
+
+# (events in the SQS batch, endpoints they are spread over); batchSize = events per endpoint, so all is written.
+SINK_CASES = [(100, 1), (1000, 1), (5000, 1), (5000, 5)]
+INGEST_EVENTS = 100
+
+
+def run_b1(*, rounds: int) -> tuple[float, dict[str, Any]]:
+    """Worst ratio over the cases; details per case (CPU microseconds per event)."""
+    from spool.handlers import sink
+
+    cases: dict[str, Any] = {}
+    context = FakeContext("spool-sink", timeout_seconds=900)
+    for count, spread in SINK_CASES:
+        ids = [f"ep_{n:028x}" for n in range(spread)]
+        store = stubs.CountingStore()
+        services, _, queue = stubs.sink_services([stubs.endpoint(i, batch_size=count // spread) for i in ids], store)
+        event = stubs.sqs_event(count, ids)
+        with patched(sink, "sink_services", lambda services=services: services), _quiet():
+            answer = sink.lambda_handler(event, context)
+            if answer.get("batchItemFailures") or queue.flushes or store.puts != spread:
+                raise RuntimeError(f"the sink did not write the {count}-event batch in full: {answer}")
+            ratio = measure_ratio(
+                lambda event=event: sink.lambda_handler(event, context),
+                lambda event=event, store=store: reference_sink(event, store),
+                rounds=rounds,
+            )
+        cases[f"{count}x{spread}ep"] = ratio.as_dict(per=count)
+    worst = max(case["ratio"] for case in cases.values())
+    return worst, {"cases": cases, "unit": "CPU microseconds per event (thread time)"}
+
+
+def run_b2(*, rounds: int) -> tuple[float, dict[str, Any]]:
+    from spool.handlers import api
+    from spool.handlers.routes import deps
+
+    sqs = stubs.StubSqsClient()
+    rig = stubs.api_services(sqs)
+    headers = {"x-api-key": rig.api_key, "content-type": "application/json", "host": "api.example.com"}
+    event = to_event("POST", "/api/v1/events", headers, stubs.events_body(INGEST_EVENTS), "198.51.100.7")
+    context = FakeContext("spool-api")
+    with patched(api.app, "dependency_overrides", {deps.services: lambda: rig.services}), _quiet():
+        before = sqs.count
+        answer = api.lambda_handler(event, context)
+        if answer["statusCode"] != 202 or sqs.count - before != INGEST_EVENTS:
+            raise RuntimeError(f"the api did not accept the batch: {answer['statusCode']} {answer['body'][:300]}")
+
+        def reference() -> object:
+            return reference_ingest(event, sqs=sqs, queue_url=stubs.QUEUE_URL, repo=rig.repo, tenant_id=rig.tenant_id)
+
+        ratio = measure_ratio(lambda: api.lambda_handler(event, context), reference, rounds=rounds)
+    return ratio.ratio, {"batch": ratio.as_dict(per=INGEST_EVENTS), "unit": "CPU microseconds per event (thread time)"}
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Powertools Metrics prints its EMF document to stdout after every invocation, as in Lambda."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield

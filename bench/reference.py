@@ -1,0 +1,66 @@
+"""Bare references for B1 and B2: the least work that turns the same input into the same output on the same
+stubs. No validation, logging, metrics, tracing, partial-batch bookkeeping or hold-back; nothing sleeps.
+
+They are what the handlers are measured against, so they must stay honest: if a handler's output changes
+(object layout, SQS entries), change these to match; never add work to them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+from spool.domain.ids import new_id
+from spool.domain.naming import iso_timestamp
+from spool.domain.ports import EndpointRepository, ObjectStore
+
+_objects = itertools.count(1)
+
+
+def reference_sink(event: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
+    """Group the SQS event's records by endpoint, join their bodies as NDJSON, one put per group."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for record in event["Records"]:
+        groups[record["messageAttributes"]["endpointId"]["stringValue"]].append(record["body"])
+    second = int(time.time())
+    for endpoint_id, lines in groups.items():
+        store.put_new(
+            f"{endpoint_id}/{second}-{next(_objects):03d}.ndjson",
+            ("\n".join(lines) + "\n").encode(),
+            content_type="application/x-ndjson",
+            content_encoding=None,
+        )
+    return {"batchItemFailures": []}
+
+
+def reference_ingest(
+    event: dict[str, Any], *, sqs: Any, queue_url: str, repo: EndpointRepository, tenant_id: str
+) -> dict[str, Any]:
+    """Parse a batch body, render each event's line, send one SQS entry per event per endpoint, answer 202."""
+    body = json.loads(event["body"])
+    created_at = iso_timestamp(time.time())
+    endpoints = [e.id for e in repo.active_endpoints(tenant_id)]
+    accepted: list[dict[str, str]] = []
+    entries: list[dict[str, Any]] = []
+    for item in body["events"]:
+        event_id = new_id("evt")
+        document = {"id": event_id, "eventType": item["eventType"], "payload": item["payload"], "createdAt": created_at}
+        line = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        accepted.append({"id": event_id, "createdAt": created_at})
+        for endpoint_id in endpoints:
+            attributes = {
+                "tenantId": {"DataType": "String", "StringValue": tenant_id},
+                "endpointId": {"DataType": "String", "StringValue": endpoint_id},
+            }
+            entries.append({"Id": str(len(entries) % 10), "MessageBody": line, "MessageAttributes": attributes})
+    for start in range(0, len(entries), 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries[start : start + 10])
+    return {
+        "statusCode": 202,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"events": accepted}),
+        "isBase64Encoded": False,
+    }

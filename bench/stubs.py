@@ -1,0 +1,208 @@
+"""Inputs and in-memory stand-ins that the subject and the reference runs share.
+
+The project's own fakes (tests/fakes.py) stand in for DynamoDB, KMS and the queue ports; the two stand-ins
+here replace the object store and the boto3 SQS client with the least work that keeps their contract, so
+neither side of a comparison pays for the stub more than the other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from tests.fakes import FakeCipher, FakeQueue, FakeRepo, MemoryIdempotencyStore
+
+from spool.adapters.idempotency import IdempotentIngest
+from spool.adapters.sqs import ENDPOINT_ATTR, TENANT_ATTR, SqsQueue
+from spool.domain.delivery import EndpointDirectory, Sink
+from spool.domain.endpoints import EndpointService
+from spool.domain.ingest import Ingest
+from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.naming import iso_timestamp, ndjson_line
+from spool.domain.tenants import Tenants
+from spool.domain.urlpolicy import UrlPolicy
+from spool.handlers.wiring import ApiServices
+
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/spool-ingest"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:spool-ingest"
+TENANT = "ten_0000000000000bench0000000000"
+PEPPER = b"bench-pepper"
+EVENT_BYTES = 1024  # "about 1 KB": the NDJSON line of each synthetic event
+
+
+@dataclass
+class CountingStore:
+    """ObjectStore that keeps names and sizes (bodies only when asked), so repeated runs do not grow memory."""
+
+    keep_bodies: bool = False
+    keys: set[str] = field(default_factory=set)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    puts: int = 0
+    bytes_written: int = 0
+
+    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+        self.puts += 1
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        self.bytes_written += len(body)
+        if self.keep_bodies:
+            self.bodies[key] = body
+        return True
+
+    def delete(self, key: str) -> None:
+        self.keys.discard(key)
+        self.bodies.pop(key, None)
+
+    def factory(self, settings: StorageSettings, credentials: Credentials | None) -> CountingStore:
+        """The StoreFactory the sink's EndpointDirectory calls: every endpoint writes here."""
+        return self
+
+
+@dataclass
+class StubSqsClient:
+    """The boto3 SQS client's `send_message_batch`, accepting every entry (the adapter reads only `Failed`)."""
+
+    keep_entries: bool = False
+    requests: int = 0
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.requests += 1
+        self.count += len(Entries)
+        if self.keep_entries:
+            self.entries.extend(Entries)
+        return {"Failed": []}
+
+
+class Unused:
+    """Verifier and redriver: not on any benchmarked path."""
+
+    def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> int:
+        raise NotImplementedError
+
+
+def payload(n: int, size: int = EVENT_BYTES) -> dict[str, Any]:
+    """An order-like payload whose NDJSON line is about `size` bytes."""
+    body: dict[str, Any] = {
+        "orderId": f"ord_{n:08d}",
+        "customer": {"id": f"cus_{n % 997:06d}", "email": f"buyer{n}@example.com", "tier": "gold"},
+        "items": [{"sku": f"SKU-{(n + i) % 50:04d}", "qty": 1 + (n + i) % 3, "priceCents": 1999} for i in range(3)],
+        "currency": "EUR",
+        "note": "",
+    }
+    filler = "Leave the parcel at the side door; ring twice. "
+    overhead = len(ndjson_line("evt_" + "0" * 28, "order.created", body, iso_timestamp(0.0)))
+    room = max(0, size - overhead)
+    body["note"] = (filler * (room // len(filler) + 1))[:room]
+    return body
+
+
+def endpoint(endpoint_id: str, *, batch_size: int, tenant_id: str = TENANT, interval: int = 60) -> Endpoint:
+    stamp = iso_timestamp(time.time() - 3600)
+    return Endpoint(
+        id=endpoint_id,
+        tenantId=tenant_id,
+        url=f"s3://bench-bucket/{endpoint_id}/",
+        eventTypes=["order.*"],
+        storage=StorageSettings(
+            provider="s3",
+            bucket="bench-bucket",
+            prefix=f"{endpoint_id}/",
+            region="us-east-1",
+            batchSize=batch_size,
+            flushIntervalSeconds=interval,
+        ),
+        createdAt=stamp,
+        updatedAt=stamp,
+    )
+
+
+def sqs_record(n: int, endpoint_id: str, line: str, sent_ms: int, tenant_id: str = TENANT) -> dict[str, Any]:
+    """One record of an SQS event as Lambda's event source mapping delivers it."""
+
+    def attribute(value: str) -> dict[str, Any]:
+        return {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+
+    return {
+        "messageId": f"{n:08x}-5f1c-4e0a-9a7b-{n:012x}",
+        "receiptHandle": "AQEB" + f"{n:08x}" * 20,
+        "body": line,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(sent_ms),
+            "SenderId": "AROAEXAMPLE:spool-api",
+            "ApproximateFirstReceiveTimestamp": str(sent_ms + 5),
+        },
+        "messageAttributes": {TENANT_ATTR: attribute(tenant_id), ENDPOINT_ATTR: attribute(endpoint_id)},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_event(count: int, endpoint_ids: list[str]) -> dict[str, Any]:
+    """`count` ~1 KB events spread round-robin over the endpoints, accepted a millisecond apart."""
+    start_ms = int(time.time() * 1000) - count
+    records = []
+    for n in range(count):
+        created = iso_timestamp((start_ms + n) / 1000)
+        line = ndjson_line(f"evt_{n:028x}", "order.created", payload(n), created)
+        records.append(sqs_record(n, endpoint_ids[n % len(endpoint_ids)], line, start_ms + n))
+    return {"Records": records}
+
+
+def sink_services(endpoints: list[Endpoint], store: CountingStore) -> tuple[Any, FakeRepo, FakeQueue]:
+    """The sink's services as wiring.build_sink makes them, over fakes and the counting store (only `sink` is
+    on the benchmarked path)."""
+    repo, queue, cipher = FakeRepo(), FakeQueue(), FakeCipher()
+    for item in endpoints:
+        repo.create_endpoint(item)
+    sink = Sink(
+        directory=EndpointDirectory(repo, cipher, store.factory),
+        repo=repo,
+        visibility=queue,
+        staging=repo,
+        triggers=queue,
+    )
+    return SimpleNamespace(sink=sink), repo, queue
+
+
+@dataclass
+class ApiRig:
+    services: ApiServices
+    repo: FakeRepo
+    sqs: StubSqsClient
+    tenant_id: str
+    api_key: str
+
+
+def api_services(sqs: StubSqsClient, endpoints: int = 1) -> ApiRig:
+    """The api's services as wiring.build_api makes them, over fakes and the stub SQS client."""
+    repo, cipher = FakeRepo(), FakeCipher()
+    services = ApiServices(
+        tenants=Tenants(repo, lambda: PEPPER),
+        endpoints=EndpointService(repo, cipher, UrlPolicy(allow_insecure=True)),
+        ingest=IdempotentIngest(Ingest(repo, SqsQueue(sqs, QUEUE_URL)), MemoryIdempotencyStore()),
+        verifier=Unused(),
+        redriver=Unused(),
+    )
+    tenant, api_key = services.tenants.create_tenant("bench")
+    for n in range(endpoints):
+        repo.create_endpoint(endpoint(f"ep_{n:028x}", batch_size=100, tenant_id=tenant.id))
+    return ApiRig(services, repo, sqs, tenant.id, api_key)
+
+
+def events_body(count: int) -> bytes:
+    """A batch ingest body of `count` ~1 KB events."""
+    return json.dumps(
+        {"events": [{"eventType": "order.created", "payload": payload(n)} for n in range(count)]}
+    ).encode()
