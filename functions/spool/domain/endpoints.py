@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
@@ -259,8 +260,8 @@ class EndpointService:
 
 def _later_timestamp(now: float, previous: str) -> str:
     """updatedAt must move forward even when two writes land in the same millisecond (it is the CAS token)."""
-    stamp = iso_timestamp(now)
-    return stamp if stamp > previous else iso_timestamp(time.time() + 0.001)
+    earlier = datetime.fromisoformat(previous.replace("Z", "+00:00")).timestamp()
+    return iso_timestamp(max(now, earlier + 0.0015))  # 1.5 ms: formatting truncates to whole milliseconds
 
 
 def _encode_cursor(endpoint_id: str) -> str:

@@ -74,15 +74,16 @@ def _unique(values: list[str]) -> list[str]:
 
 
 def _depth(value: Any, limit: int = limits.PAYLOAD_MAX_DEPTH) -> Any:
+    """Refuse payloads nested deeper than `limit` containers (scalars are not walked: they cannot nest)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
-            raise ValueError(f"must not nest deeper than {limit} levels")
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    raise ValueError(f"must not nest deeper than {limit} levels")
+                stack.append((child, depth + 1))
     return value
 
 

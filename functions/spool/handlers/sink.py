@@ -26,23 +26,24 @@ class HeldOrFailed(Exception):
 
 
 def to_inbound(record: dict[str, Any]) -> InboundRecord:
-    sqs = SQSRecord(record)
-    attributes = sqs.message_attributes
+    """The fields the sink needs, read straight from the record dict: this runs once per event, and going
+    through Powertools' SQSRecord wrappers here was most of the sink's CPU time (make bench, B1)."""
+    attributes = record.get("messageAttributes") or {}
 
     def text(name: str) -> str:
         # A message without Spool's attributes cannot be routed; it fails until it reaches the DLQ.
-        value = attributes[name]
-        return (value.string_value or "") if value is not None else ""
+        return str((attributes.get(name) or {}).get("stringValue") or "")
 
+    system = record["attributes"]
     boundary = text(BOUNDARY_ATTR)
     return InboundRecord(
-        message_id=sqs.message_id,
-        receipt_handle=sqs.receipt_handle,
+        message_id=record["messageId"],
+        receipt_handle=record["receiptHandle"],
         tenant_id=text(TENANT_ATTR),
         endpoint_id=text(ENDPOINT_ATTR),
-        line=sqs.body,
-        accepted_at=int(sqs.attributes.sent_timestamp) / 1000,
-        receive_count=int(sqs.attributes.approximate_receive_count),
+        line=record["body"],
+        accepted_at=int(system["SentTimestamp"]) / 1000,
+        receive_count=int(system["ApproximateReceiveCount"]),
         kind="flush" if text(KIND_ATTR) == "flush" else "event",
         boundary=int(boundary) if boundary.isdigit() else 0,
     )
