@@ -68,13 +68,27 @@ def test_bundle_copies_the_package_and_drops_path_dependent_files(
     out = tmp_path / "asset"
     out.mkdir()
     assert bundling.LocalPythonBundler(root, "arm64").try_bundle(str(out), None)  # type: ignore[arg-type]
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.suffix != ".pyc")
     assert files == [
         "dep-1.0.dist-info/METADATA",
         "dep.py",
         "spool/__init__.py",
         "spool/handlers/api.py",
     ]
+    # Byte code is compiled afresh (the source tree's x.pyc is not copied), named as Lambda will see it.
+    byte_code = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.pyc"))
+    assert "spool/__pycache__/x.pyc" not in byte_code
+    assert "spool/handlers/__pycache__/api.cpython-313.pyc" in byte_code
+
+
+def test_precompiled_byte_code_names_lambda_paths_and_is_reproducible(tmp_path: Path) -> None:
+    for run in ("a", "b"):
+        (tmp_path / run / "spool").mkdir(parents=True)
+        (tmp_path / run / "spool" / "m.py").write_text("def f():\n    return 1\n")
+        bundling.precompile(tmp_path / run)
+    first, second = (tmp_path / run / "spool" / "__pycache__" / "m.cpython-313.pyc" for run in ("a", "b"))
+    assert first.read_bytes() == second.read_bytes()
+    assert b"/var/task/spool/m.py" in first.read_bytes()
 
 
 def test_failed_install_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
