@@ -26,6 +26,8 @@ class IdempotentIngest:
     def __init__(self, ingest: Ingest, store: BasePersistenceLayer, expires_after_seconds: int = 3600) -> None:
         self._ingest = ingest
 
+        self._configs: list[IdempotencyConfig] = []
+
         def once_per(key_path: str, payload_path: str, function: Callable[..., Any]) -> Callable[..., Any]:
             config = IdempotencyConfig(
                 event_key_jmespath=key_path,
@@ -33,12 +35,20 @@ class IdempotentIngest:
                 expires_after_seconds=expires_after_seconds,
                 raise_on_no_idempotency_key=True,
             )
+            self._configs.append(config)
             return idempotent_function(data_keyword_argument="request", persistence_store=store, config=config)(
                 function
             )
 
         self._by_request = once_per("[tenantId, key]", "events", self._accept_request)
         self._by_event = once_per("[tenantId, event.id]", "event", self._accept_event)
+
+    def bind(self, context: Any) -> None:
+        """Tell Powertools the invocation's deadline: a request that dies midway then stays "in progress" only
+        until its Lambda timeout, not for the whole hour, and a retry after that goes through."""
+        if context is not None:
+            for config in self._configs:
+                config.register_lambda_context(context)
 
     def accept(self, tenant_id: str, events: list[EventIn], idempotency_key: str | None = None) -> list[Accepted]:
         if idempotency_key:

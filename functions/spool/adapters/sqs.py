@@ -106,8 +106,26 @@ def redrive(
     Returns (messages moved, whether the DLQ was drained of matching messages); it stops early after
     `seconds` (an API call has a deadline) or `max_messages`, and can simply be called again.
     """
-    moved = 0
     ingest = SqsQueue(sqs, queue_url)
+    passed_over: list[str] = []
+    try:
+        return _redrive(sqs, dlq_url, ingest, keep, max_messages, seconds, passed_over)
+    finally:
+        # Messages of other endpoints were only looked at: make them visible again at once, so another
+        # redrive (another tenant's, say) can move them right away.
+        SqsQueue(sqs, dlq_url).change_visibility([(handle, 0) for handle in passed_over])
+
+
+def _redrive(
+    sqs: SQSClient,
+    dlq_url: str,
+    ingest: SqsQueue,
+    keep: Callable[[str, str], bool],
+    max_messages: int,
+    seconds: float | None,
+    passed_over: list[str],
+) -> tuple[int, bool]:
+    moved = 0
     deadline = None if seconds is None else time.monotonic() + seconds
     while moved < max_messages:
         if deadline is not None and time.monotonic() > deadline:
@@ -129,6 +147,7 @@ def redrive(
             tenant = attrs.get(TENANT_ATTR, {}).get("StringValue", "")
             endpoint = attrs.get(ENDPOINT_ATTR, {}).get("StringValue", "")
             (chosen if keep(tenant, endpoint) else others).append(message)
+        passed_over.extend(m["ReceiptHandle"] for m in others)
         if chosen:
             ingest._send_entries(
                 [

@@ -35,6 +35,7 @@ import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -58,6 +59,7 @@ LEASE_SECONDS = 120
 # holder has finished staging for it (otherwise late stragglers become extra small objects).
 HOLD_SETTLE_SECONDS = 1.0
 MAX_BATCH_COUNTER = 9_999
+MAX_PARALLEL_ENDPOINTS = 8
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class DeliveryReport:
 
     retry: set[str] = field(default_factory=set)
     endpoints: dict[str, EndpointOutcome] = field(default_factory=dict)
+
+
+def is_event_line(line: str) -> bool:
+    """What the api enqueues: one compact JSON object, starting with its id, on one line."""
+    return line.startswith('{"id":"') and line.endswith("}") and "\n" not in line
 
 
 def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
@@ -176,32 +183,57 @@ class Sink:
             groups[(record.tenant_id, record.endpoint_id)].append(record)
         report = DeliveryReport()
         changes: list[tuple[str, int]] = []
-        for (tenant_id, endpoint_id), group in groups.items():
-            if remaining_seconds is not None and remaining_seconds() < self.reserve_seconds:
-                changes.extend((r.receipt_handle, 0) for r in group)
-                report.retry.update(r.message_id for r in group)
-                continue
-            outcome = EndpointOutcome()
-            done: set[str] = set()
-            error: SpoolError | None = None
-            try:
-                self._deliver_endpoint(tenant_id, endpoint_id, group, outcome, report, changes, done)
-            except _Failed as failed:
-                self.directory.forget(tenant_id, endpoint_id)
-                error = failed.error
-            except Exception as exc:  # e.g. staging unavailable: this endpoint only, retried later
-                self.directory.forget(tenant_id, endpoint_id)
-                error = StoreError(f"delivery interrupted ({type(exc).__name__})")
-            # Whatever was neither written, staged nor already handed back is retried: nothing is acked
-            # unless its line is safe.
-            unresolved = [r for r in group if r.message_id not in done and r.message_id not in report.retry]
-            if unresolved:
-                self._fail(unresolved, error or StoreError("not delivered"), outcome, report, changes)
-            report.endpoints[endpoint_id] = outcome
-            self._record(tenant_id, endpoint_id, outcome)
+
+        def one(key: tuple[str, str]) -> tuple[str, DeliveryReport, list[tuple[str, int]]]:
+            mine, my_changes = DeliveryReport(), list[tuple[str, int]]()
+            self._deliver_group(key[0], key[1], groups[key], remaining_seconds, mine, my_changes)
+            return key[1], mine, my_changes
+
+        # Endpoints are delivered side by side, so a store that hangs until its client times out holds up only
+        # its own endpoint's messages, not the other endpoints' in the same invocation.
+        if len(groups) > 1:
+            with ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_ENDPOINTS)) as pool:
+                results = list(pool.map(one, groups))
+        else:
+            results = [one(key) for key in groups]
+        for endpoint_id, mine, my_changes in results:
+            report.retry |= mine.retry
+            report.endpoints[endpoint_id] = mine.endpoints[endpoint_id]
+            changes.extend(my_changes)
         if changes:
             self.visibility.change_visibility(changes)
         return report
+
+    def _deliver_group(
+        self,
+        tenant_id: str,
+        endpoint_id: str,
+        group: list[InboundRecord],
+        remaining_seconds: Callable[[], float] | None,
+        report: DeliveryReport,
+        changes: list[tuple[str, int]],
+    ) -> None:
+        outcome = report.endpoints[endpoint_id] = EndpointOutcome()
+        if remaining_seconds is not None and remaining_seconds() < self.reserve_seconds:
+            changes.extend((r.receipt_handle, 0) for r in group)
+            report.retry.update(r.message_id for r in group)
+            return
+        done: set[str] = set()
+        error: SpoolError | None = None
+        try:
+            self._deliver_endpoint(tenant_id, endpoint_id, group, outcome, report, changes, done)
+        except _Failed as failed:
+            self.directory.forget(tenant_id, endpoint_id)
+            error = failed.error
+        except Exception as exc:  # e.g. staging unavailable: this endpoint only, retried later
+            self.directory.forget(tenant_id, endpoint_id)
+            error = StoreError(f"delivery interrupted ({type(exc).__name__})")
+        # Whatever was neither written, staged nor already handed back is retried: nothing is acked unless its
+        # line is safe.
+        unresolved = [r for r in group if r.message_id not in done and r.message_id not in report.retry]
+        if unresolved:
+            self._fail(unresolved, error or StoreError("not delivered"), outcome, report, changes)
+        self._record(tenant_id, endpoint_id, outcome)
 
     def _deliver_endpoint(
         self,
@@ -222,6 +254,16 @@ class Sink:
         settings = target.endpoint.storage
         now = self.clock()
         events = sorted((r for r in group if r.kind == "event"), key=lambda r: r.accepted_at)
+        if any(not is_event_line(r.line) for r in events):
+            # Only the api enqueues events, each as one rendered line; anything else is not written into a
+            # tenant's object: the endpoint's messages fail until the odd one reaches the DLQ.
+            odd = [r for r in events if not is_event_line(r.line)]
+            events = [r for r in events if is_event_line(r.line)]
+            for r in odd:
+                changes.append((r.receipt_handle, self.retry_base_seconds))
+                report.retry.add(r.message_id)
+            outcome.failed += len(odd)
+            outcome.error = "a queued message was not one event line; it goes to the DLQ"
         triggers = [r for r in group if r.kind == "flush"]
         early = [t for t in triggers if t.boundary > now + DUE_SLACK_SECONDS]
         for trigger in early:  # only for intervals longer than SQS's 15-minute delay

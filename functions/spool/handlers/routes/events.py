@@ -48,6 +48,7 @@ def send_events(
     ] = None,
 ) -> Response[Accepted | AcceptedBatch]:
     events = body.events if isinstance(body, EventBatchIn) else [body]
+    svc.ingest.bind(router.lambda_context)
     accepted = svc.ingest.accept(tenant, events, idempotency_key)
     metrics.add_metric(name="EventsAccepted", unit="Count", value=len(accepted))
     result: Accepted | AcceptedBatch = AcceptedBatch(events=accepted) if isinstance(body, EventBatchIn) else accepted[0]
