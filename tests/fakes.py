@@ -121,6 +121,9 @@ class FakeRepo:
         self.leases[(endpoint_id, boundary)] = owner
         return True
 
+    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
+        return None
+
     def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
         if self.leases.get((endpoint_id, boundary)) == owner:
             del self.leases[(endpoint_id, boundary)]

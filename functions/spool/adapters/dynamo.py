@@ -259,6 +259,14 @@ class DynamoRepository:
             raise
         return True
 
+    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": _s(f"B#{endpoint_id}#{boundary}"), "sk": _s(LEASE_SK)},
+            ConsistentRead=True,
+        ).get("Item")
+        return float(item["leaseUntil"]["N"]) if item else None
+
     def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
         try:
             self._db.delete_item(

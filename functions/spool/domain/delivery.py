@@ -285,7 +285,8 @@ class Sink:
                 extra = remainder if index == len(due) - 1 else []
                 flushed = self._flush_staged(target, boundary, owner, extra, outcome)
                 if flushed is None:
-                    changes.extend((t.receipt_handle, LEASE_RETRY_SECONDS) for t in mine)
+                    wait = self._lease_wait(endpoint_id, boundary)
+                    changes.extend((t.receipt_handle, wait) for t in mine)
                     report.retry.update(t.message_id for t in mine)
                     continue
                 done.update(t.message_id for t in mine)
@@ -298,6 +299,17 @@ class Sink:
         elif remainder:
             self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, remainder, outcome, now)
             done.update(r.message_id for r in remainder)
+
+    def _lease_wait(self, endpoint_id: str, boundary: int) -> int:
+        """How long a trigger that found the lease taken stays away: until the lease expires (so a lease left by
+        a sink that died costs one more receive, not all of them), at least LEASE_RETRY_SECONDS."""
+        try:
+            until = self.staging.lease_until(endpoint_id, boundary)
+        except Exception:
+            until = None
+        if until is None:
+            return LEASE_RETRY_SECONDS
+        return min(MAX_VISIBILITY_SECONDS, max(LEASE_RETRY_SECONDS, math.ceil(until - self.clock()) + 1))
 
     def _flush_staged(
         self, target: _Target, boundary: int, owner: str, extra: list[InboundRecord], outcome: EndpointOutcome

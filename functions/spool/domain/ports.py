@@ -104,6 +104,8 @@ class Staging(Protocol):
         """Take the flush lease for (endpoint, boundary) unless another owner holds an unexpired one."""
 
     def release(self, endpoint_id: str, boundary: int, owner: str) -> None: ...
+    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
+        """When the current flush lease for (endpoint, boundary) expires (epoch seconds), if one is held."""
 
 
 class Triggers(Protocol):

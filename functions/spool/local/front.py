@@ -4,6 +4,7 @@ the api handler in-process and writes its response back, like API Gateway does."
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -67,6 +68,10 @@ class ApiFront(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: Handler) -> None:
         self.handler = handler
+        # One request at a time through the handler, as in one Lambda execution environment: Powertools'
+        # resolver keeps the current request in module state, so overlapping calls would see each other's
+        # event (and tenant). Connections are still accepted and read in parallel.
+        self.invoke_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
 
 
@@ -86,7 +91,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         event = to_event(self.command, self.path, headers, body, self.client_address[0])
         try:
-            result = self.server.handler(event, FakeContext("spool-api"))
+            with self.server.invoke_lock:
+                result = self.server.handler(event, FakeContext("spool-api"))
         except Exception:  # API Gateway answers 500 when the integration fails
             self._reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
             return
