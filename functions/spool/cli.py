@@ -20,7 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spool.adapters.dynamo import DynamoRepository
-from spool.adapters.sqs import redrive
+from spool.adapters.sqs import belonging_to, redrive
 from spool.domain.errors import SpoolError
 from spool.domain.tenants import Tenants
 from spool.handlers.wiring import pepper_loader
@@ -90,14 +90,8 @@ def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     target = resolve_target(getattr(args, "stack", None))
     if args.area == "redrive":
-        keep_tenant, keep_endpoint = args.tenant, args.endpoint
         moved, _ = redrive(
-            target.client("sqs"),
-            target.dlq_url,
-            target.queue_url,
-            lambda tenant, endpoint: (
-                (keep_tenant is None or tenant == keep_tenant) and (keep_endpoint is None or endpoint == keep_endpoint)
-            ),
+            target.client("sqs"), target.dlq_url, target.queue_url, belonging_to(args.tenant, args.endpoint)
         )
         print(f"moved {moved} message(s) from the DLQ back to the ingest queue")
         return {"moved": moved}

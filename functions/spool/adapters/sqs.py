@@ -87,6 +87,15 @@ class SqsQueue:
                 _log.warning("visibility change failed for %d messages", len(response["Failed"]))
 
 
+def belonging_to(tenant_id: str | None, endpoint_id: str | None) -> Callable[[str, str], bool]:
+    """The redrive filter: messages of this tenant and endpoint (None: any)."""
+
+    def keep(tenant: str, endpoint: str) -> bool:
+        return (tenant_id is None or tenant == tenant_id) and (endpoint_id is None or endpoint == endpoint_id)
+
+    return keep
+
+
 def redrive(
     sqs: SQSClient,
     dlq_url: str,

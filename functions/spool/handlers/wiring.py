@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from spool.adapters.dynamo import DynamoRepository
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.kms import KmsCipher
-from spool.adapters.sqs import SqsQueue, redrive
+from spool.adapters.sqs import SqsQueue, belonging_to, redrive
 from spool.adapters.stores import VERIFY_CLIENT_CONFIG, Stores
 from spool.config import ApiSettings, SinkSettings
 from spool.domain.delivery import EndpointDirectory, Sink
@@ -84,9 +84,7 @@ class SqsRedriver:
             self._sqs,
             self._dlq,
             self._queue,
-            lambda tenant, endpoint: (
-                (tenant_id is None or tenant == tenant_id) and (endpoint_id is None or endpoint == endpoint_id)
-            ),
+            belonging_to(tenant_id, endpoint_id),
             seconds=REDRIVE_SECONDS,
         )
 
