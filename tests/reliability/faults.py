@@ -53,7 +53,8 @@ class StoreProxy:
     """A fault-injecting HTTP proxy for an S3-compatible store on loopback.
 
     Modes: `pass` (forward), `error` (answer every request with an S3 error document), `down` (nothing
-    listens: connections are refused), `hang` (read the request, answer nothing until healed; then forward).
+    listens: connections are refused), `hang` (read the request and never answer it: the connection is reset
+    once healed, and the store never sees the request).
     The Host header is forwarded unchanged, so SigV4 signatures made for the proxy's address stay valid.
     """
 
@@ -66,7 +67,6 @@ class StoreProxy:
         self._error: tuple[int, str, str] = (503, "SlowDown", "Please reduce your request rate.")
         self.injected = 0
         self.forwarded = 0
-        self.seen_access_keys: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
         self._listen(0)
 
@@ -127,11 +127,8 @@ class StoreProxy:
             server.shutdown()
             server.server_close()
 
-    def _note(self, headers: Any, *, injected: bool) -> None:
-        found = _ACCESS_KEY_RE.search(headers.get("Authorization") or "")
+    def _note(self, *, injected: bool) -> None:
         with self._lock:
-            if found:
-                self.seen_access_keys.add(found.group(1))
             if injected:
                 self.injected += 1
             else:
@@ -167,21 +164,21 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self._body()
         mode = owner.mode
         if mode == "hang":
-            owner._note(self.headers, injected=True)
+            owner._note(injected=True)
             owner._released.wait()
             # Never answered: the client gave up or is still waiting; either way it sees a reset, and the
             # store never sees the request (so a hung write cannot complete behind the client's back).
             raise _Refused
         if mode == "down":
             # Connections made before the listener closed are reset as well.
-            owner._note(self.headers, injected=True)
+            owner._note(injected=True)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             raise _Refused
         if mode == "error":
-            owner._note(self.headers, injected=True)
+            owner._note(injected=True)
             self._answer_error()
             return
-        owner._note(self.headers, injected=False)
+        owner._note(injected=False)
         self._forward(body)
 
     def _answer_error(self) -> None:

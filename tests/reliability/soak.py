@@ -1,13 +1,15 @@
 """`make soak`: a sustained ingest through the local runtime, then an account of every accepted event.
 
-Starts `python -m spool.local` (embedded moto server, HTTP front, 5 SQS pollers) in a process of its own on free
-ports and a temporary state directory, creates 20 endpoints on the emulator's S3 (batchSize 100,
-flushIntervalSeconds 5), sends 300 events/s for 60 s spread evenly over them (requests of 10 events, paced by
-a schedule, from several threads with keep-alive connections), waits until everything is written, prints the
-figures and stops the runtime. Exit status 0 only when there were no errors and nothing was lost.
+Starts the AWS emulator (moto server) and `python -m spool.local` (HTTP front, 5 SQS pollers, the real handlers;
+pointed at that emulator) in processes of their own, on free ports and a temporary state directory; creates 20
+endpoints on the emulator's S3 (batchSize 100, flushIntervalSeconds 5); sends 300 events/s for 60 s spread
+evenly over them (batch requests of 25 events, paced by a schedule, from several threads with keep-alive
+connections); waits until everything is written; prints the figures and stops both processes. The pollers
+batch for 5 s, as the deployed event source mapping does. Exit status 0 only when there were no errors and
+nothing was lost or misrouted.
 
 Knobs (environment): SPOOL_SOAK_RATE (events/s, 300), SPOOL_SOAK_SECONDS (60), SPOOL_SOAK_ENDPOINTS (20),
-SPOOL_SOAK_EVENTS_PER_REQUEST (10), SPOOL_SOAK_WORKERS (16).
+SPOOL_SOAK_EVENTS_PER_REQUEST (25), SPOOL_SOAK_WORKERS (8), SPOOL_SOAK_WINDOW_SECONDS (5).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from spool.local.runtime import EXAMPLE_BUCKET, free_port
 RATE = int(os.environ.get("SPOOL_SOAK_RATE", "300"))
 SECONDS = int(os.environ.get("SPOOL_SOAK_SECONDS", "60"))
 ENDPOINTS = int(os.environ.get("SPOOL_SOAK_ENDPOINTS", "20"))
-PER_REQUEST = int(os.environ.get("SPOOL_SOAK_EVENTS_PER_REQUEST", "10"))
-WORKERS = int(os.environ.get("SPOOL_SOAK_WORKERS", "16"))
+PER_REQUEST = int(os.environ.get("SPOOL_SOAK_EVENTS_PER_REQUEST", "25"))
+WORKERS = int(os.environ.get("SPOOL_SOAK_WORKERS", "8"))
 BATCH_SIZE, FLUSH_SECONDS = 100, 5
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import requests
 
-from spool.adapters.sqs import redrive
+from spool.adapters.sqs import belonging_to, redrive
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, free_port
 from tests.integration.conftest import Api, Seaweed, wait_until
 from tests.reliability.capture import Capture, everything_said
@@ -211,7 +211,7 @@ def _redrive_tenant(runtime: LocalRuntime, tenant: Api) -> int:
     assert runtime.resources is not None
     tenant_id = runtime._services.tenants.authenticate(tenant.key)
     moved, _ = redrive(
-        boto3.client("sqs"), runtime.resources.dlq_url, runtime.resources.queue_url, lambda t, _: t == tenant_id
+        boto3.client("sqs"), runtime.resources.dlq_url, runtime.resources.queue_url, belonging_to(tenant_id, None)
     )
     return moved
 
