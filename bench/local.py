@@ -241,10 +241,8 @@ class NoHoldSink(Sink):
         self._write_all(self.directory.target(tenant_id, endpoint_id), [r.line for r in remainder], outcome)
 
 
-def switch_off_hold_back() -> None:
-    from spool.handlers import wiring
-
-    services = wiring.sink_services()
+def switch_off_hold_back(runtime: LocalRuntime) -> None:
+    services = runtime.sink_services
     old = services.sink
     services.sink = NoHoldSink(**{f.name: getattr(old, f.name) for f in dataclasses.fields(old)})
 
@@ -276,7 +274,7 @@ def run_b4(quick: bool) -> dict[str, Any]:
         runtime = start(state, batch_size=dep.esm_batch_size, window=dep.esm_window_seconds)
         try:
             held = objects_run(runtime, "bench-b4-hold/", events=events, seconds=seconds, interval=interval)
-            switch_off_hold_back()
+            switch_off_hold_back(runtime)
             unheld = objects_run(runtime, "bench-b4-nohold/", events=events, seconds=seconds, interval=interval)
         finally:
             runtime.stop()

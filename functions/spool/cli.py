@@ -84,7 +84,7 @@ def resolve_target(stack: str | None) -> Target:
 
 def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
     repo = DynamoRepository(target.client("dynamodb"), target.table_name)
-    return Tenants(repo, pepper_loader(target.pepper_secret_id)), repo
+    return Tenants(repo, pepper_loader(target.pepper_secret_id, target.client("secretsmanager"))), repo
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from spool.handlers.wiring import SinkServices, sink_services
+from spool.handlers.wiring import SinkServices
 from spool.local.runtime import LocalRuntime
 from tests.integration import conftest as integration
 from tests.integration.conftest import Api, Seaweed, api, emulator_s3  # noqa: F401
@@ -65,14 +65,15 @@ def seaweed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def tenant(runtime: LocalRuntime) -> Api:
     """A tenant of its own for the suite, talking to the runtime over HTTP."""
-    _, key = runtime._services.tenants.create_tenant("reliability")
+    _, key = runtime.api_services.tenants.create_tenant("reliability")
     return Api(runtime.api_url, key)
 
 
 @pytest.fixture(scope="session")
 def sink(runtime: LocalRuntime) -> SinkServices:
     """The live sink services the runtime's pollers call (faults are injected into their clients)."""
-    return sink_services()
+    services: SinkServices = runtime.sink_services
+    return services
 
 
 @pytest.fixture(scope="session")

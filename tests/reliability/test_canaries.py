@@ -209,7 +209,7 @@ def _scan(runtime: LocalRuntime) -> list[dict[str, Any]]:
 def _redrive_tenant(runtime: LocalRuntime, tenant: Api) -> int:
     """`spool admin redrive --tenant ...`: one pass over the DLQ for all of the tenant's endpoints."""
     assert runtime.resources is not None
-    tenant_id = runtime._services.tenants.authenticate(tenant.key)
+    tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
     moved, _ = redrive(
         boto3.client("sqs"), runtime.resources.dlq_url, runtime.resources.queue_url, belonging_to(tenant_id, None)
     )
@@ -223,7 +223,7 @@ def test_stored_credentials_are_kms_ciphertext_that_only_their_own_endpoint_can_
     key, secret = canary("key"), canary("secret")
     first = tenant.create_endpoint(body(EXAMPLE_BUCKET, "kms-a/", "canary.kms", key, secret, None))
     second = tenant.create_endpoint(body(EXAMPLE_BUCKET, "kms-b/", "canary.kms", key, secret, None))
-    tenant_id = runtime._services.tenants.authenticate(tenant.key)
+    tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
     items = {
         e["id"]: boto3.client("dynamodb").get_item(
             TableName=runtime.resources.table_name, Key={"pk": {"S": f"T#{tenant_id}"}, "sk": {"S": f"EP#{e['id']}"}}

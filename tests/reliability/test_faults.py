@@ -308,7 +308,7 @@ def test_a_message_that_is_not_an_event_line_never_reaches_storage(
     runtime: LocalRuntime, tenant: Api, books: Books, emulator_s3: Any
 ) -> None:
     endpoint = on_emulator(tenant, books, emulator_s3, "forged", batch=100)
-    tenant_id = runtime._services.tenants.authenticate(tenant.key)
+    tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
     forged = f'not an event {uuid.uuid4().hex}\n{{"id":"evt_forged","eventType":"x","payload":{{}}}}'
     assert runtime.resources is not None
     boto3.client("sqs").send_message(
@@ -440,7 +440,7 @@ def test_an_api_call_that_dies_midway_does_not_block_its_idempotency_key_for_an_
 ) -> None:
     assert runtime.resources is not None
     endpoint = on_emulator(tenant, books, emulator_s3, "retry")
-    queue = runtime._services.ingest._ingest.queue  # type: ignore[attr-defined]
+    queue = runtime.api_services.ingest._ingest.queue  # type: ignore[attr-defined]
 
     def dies(messages: Any) -> None:
         raise ApiKilled

@@ -65,7 +65,7 @@ def fuzz_tenant(runtime: LocalRuntime) -> tuple[str, list[str]]:
     """A tenant of the fuzzer's own with three real endpoints (local, the emulator's S3, a dead store)."""
     import requests
 
-    _, key = runtime._services.tenants.create_tenant("fuzz")
+    _, key = runtime.api_services.tenants.create_tenant("fuzz")
     s3 = {"region": "us-east-1", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "fuzz-secret-0123"}
     bodies = [
         endpoint("local", "local"),

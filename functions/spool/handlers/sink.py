@@ -6,6 +6,7 @@ decrypt store credentials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -15,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spool.adapters.sqs import BOUNDARY_ATTR, ENDPOINT_ATTR, KIND_ATTR, TENANT_ATTR
 from spool.domain.delivery import DeliveryReport, InboundRecord
-from spool.handlers.wiring import sink_services
+from spool.handlers.wiring import SinkServices, sink_services
 from spool.observability import NAMESPACE, logger, metrics, share_log_config, tracer
 
 share_log_config()
@@ -74,8 +75,8 @@ def emit_metrics(report: DeliveryReport) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-def handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = sink_services().sink.deliver(
+def handle_batch(event: dict[str, Any], context: LambdaContext, services: SinkServices) -> dict[str, Any]:
+    report = services.sink.deliver(
         (to_inbound(r) for r in event["Records"]),
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
@@ -93,11 +94,20 @@ def handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return dict(response)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("spool") == "verify":
-        services = sink_services()
-        return services.endpoints.verify(event["tenantId"], event["endpointId"], services.verify_stores)
-    return handle_batch(event, context)
+def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The sink entry point over the services `services()` returns (built on first use)."""
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        built = services()
+        if event.get("spool") == "verify":
+            return built.endpoints.verify(event["tenantId"], event["endpointId"], built.verify_stores)
+        return handle_batch(event, context, built)
+
+    return lambda_handler
+
+
+# Looked up on each call, so a test or benchmark that swaps `sink_services` is heard.
+lambda_handler = make_handler(lambda: sink_services())

@@ -1,4 +1,6 @@
-"""Composition root: builds the domain services with their AWS adapters from the environment, once per
+"""Composition root: builds the domain services with their AWS adapters from a settings object and a boto3
+session (one per function: every AWS call a function makes goes through its session, which is how the local
+runtime and the grant check attribute calls to a function's role). The Lambda entry points build once per
 process (first use), so importing a handler module creates no clients and tests can swap in fakes."""
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from functools import cache
 from typing import Any, Protocol
 
 import boto3
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from spool.adapters.dynamo import DynamoRepository
 from spool.adapters.idempotency import IdempotentIngest
@@ -58,8 +60,8 @@ class SinkServices:
 class LambdaVerifier:
     """Runs `verify` in the sink function, the only place credentials are decrypted."""
 
-    def __init__(self, function_name: str) -> None:
-        self._lambda = boto3.client("lambda")
+    def __init__(self, client: Any, function_name: str) -> None:
+        self._lambda = client
         self._function = function_name
 
     def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
@@ -74,8 +76,8 @@ class LambdaVerifier:
 
 
 class SqsRedriver:
-    def __init__(self, dlq_url: str, queue_url: str) -> None:
-        self._sqs = boto3.client("sqs")
+    def __init__(self, client: Any, dlq_url: str, queue_url: str) -> None:
+        self._sqs = client
         self._dlq = dlq_url
         self._queue = queue_url
 
@@ -89,9 +91,13 @@ class SqsRedriver:
         )
 
 
-def pepper_loader(secret_id: str) -> Callable[[], bytes]:
+def pepper_loader(secret_id: str, client: Any) -> Callable[[], bytes]:
+    """The API-key pepper through Powertools Parameters (cached), read with `client` (a Secrets Manager
+    client of the caller's session, so its region and endpoint are the caller's, not the environment's)."""
+    provider = SecretsProvider(boto3_client=client)
+
     def pepper() -> bytes:
-        value = parameters.get_secret(secret_id, max_age=PEPPER_CACHE_SECONDS)
+        value = provider.get(secret_id, max_age=PEPPER_CACHE_SECONDS)
         if not value:
             raise RuntimeError("the API-key pepper secret is empty")
         return str(value).encode()
@@ -99,17 +105,20 @@ def pepper_loader(secret_id: str) -> Callable[[], bytes]:
     return pepper
 
 
-def build_api(settings: ApiSettings, verifier: Verifier | None = None) -> ApiServices:
-    dynamodb = boto3.client("dynamodb")
+def build_api(settings: ApiSettings, session: boto3.session.Session | None = None) -> ApiServices:
+    """The api function's services; every client comes from `session` (default: a new one)."""
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb")
+    sqs = session.client("sqs")
     repo = DynamoRepository(dynamodb, settings.table_name)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     return ApiServices(
-        tenants=Tenants(repo, pepper_loader(settings.pepper_secret_id)),
+        tenants=Tenants(repo, pepper_loader(settings.pepper_secret_id, session.client("secretsmanager"))),
         endpoints=EndpointService(
-            repo, KmsCipher(boto3.client("kms"), settings.kms_key_id), policy, settings.local_root
+            repo, KmsCipher(session.client("kms"), settings.kms_key_id), policy, settings.local_root
         ),
         ingest=IdempotentIngest(
-            Ingest(repo, SqsQueue(boto3.client("sqs"), settings.queue_url)),
+            Ingest(repo, SqsQueue(sqs, settings.queue_url)),
             DynamoDBPersistenceLayer(
                 table_name=settings.table_name,
                 key_attr="pk",
@@ -120,17 +129,20 @@ def build_api(settings: ApiSettings, verifier: Verifier | None = None) -> ApiSer
             ),
             settings.idempotency_seconds,
         ),
-        verifier=verifier or LambdaVerifier(settings.sink_function_name),
-        redriver=SqsRedriver(settings.dlq_url, settings.queue_url),
+        verifier=LambdaVerifier(session.client("lambda"), settings.sink_function_name),
+        redriver=SqsRedriver(sqs, settings.dlq_url, settings.queue_url),
     )
 
 
-def build_sink(settings: SinkSettings) -> SinkServices:
-    repo = DynamoRepository(boto3.client("dynamodb"), settings.table_name)
-    cipher = KmsCipher(boto3.client("kms"))
+def build_sink(settings: SinkSettings, session: boto3.session.Session | None = None) -> SinkServices:
+    """The sink function's services; every client of the role comes from `session` (default: a new one).
+    Store clients use the endpoint's own credentials and never the session (adapters/stores.py)."""
+    session = session or boto3.session.Session()
+    repo = DynamoRepository(session.client("dynamodb"), settings.table_name)
+    cipher = KmsCipher(session.client("kms"))
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     stores = Stores(policy, settings.local_root)
-    queue = SqsQueue(boto3.client("sqs"), settings.queue_url)
+    queue = SqsQueue(session.client("sqs"), settings.queue_url)
     return SinkServices(
         sink=Sink(
             directory=EndpointDirectory(repo, cipher, stores, ttl=settings.endpoint_cache_seconds),

@@ -101,13 +101,13 @@ def _key(kms: Any, alias: str) -> str:
 
 
 def _secret(sm: Any, name: str) -> str:
+    """The secret's ARN, as the stack hands the api (`Ref` of a secret is its ARN)."""
     try:
-        sm.describe_secret(SecretId=name)
+        return str(sm.describe_secret(SecretId=name)["ARN"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-        sm.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
-    return name
+    return str(sm.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))["ARN"])
 
 
 def ensure_bucket(s3: Any, bucket: str) -> None:

@@ -14,11 +14,13 @@ import boto3
 from pydantic import Field
 
 from spool.config import _Env
+from spool.local.invoke import serve_invoke
 from spool.local.poller import PollerConfig, SqsPoller
 from spool.local.provision import Names, Resources, ensure_bucket, provision
 
 # The README's example bucket, created in the embedded S3 so the example works as written.
 EXAMPLE_BUCKET = "my-webhook-archive"
+SINK_FUNCTION_NAME = "spool-local-sink"
 
 
 class LocalSettings(_Env):
@@ -46,13 +48,31 @@ def free_port() -> int:
 
 
 @dataclass
+class FunctionSessions:
+    """One boto3 session per function, as each Lambda function has its own role: every call the api or the
+    sink makes (the sink's SQS polling included, which Lambda's event source mapping does with the sink's
+    role) goes through its function's session. Tests hook these to attribute calls to a role."""
+
+    api: boto3.session.Session
+    sink: boto3.session.Session
+
+    @classmethod
+    def new(cls) -> FunctionSessions:
+        return cls(api=boto3.session.Session(), sink=boto3.session.Session())
+
+
+@dataclass
 class LocalRuntime:
     settings: LocalSettings
+    sessions: FunctionSessions | None = None
     resources: Resources | None = None
     api_key: str = ""
     tenant_id: str = ""
     api_url: str = ""
     aws_url: str = ""
+    # The services the handlers run on (built by `start`); tests inject faults into their clients.
+    api_services: Any = None
+    sink_services: Any = None
     _moto: Any = None
     _front: Any = None
     _poller: SqsPoller | None = None
@@ -71,7 +91,8 @@ class LocalRuntime:
         self.resources = provision(Names(max_receive_count=s.max_receive_count))
         os.environ.update(self.resources.env())
         ensure_bucket(boto3.client("s3"), EXAMPLE_BUCKET)
-        self._wire_handlers()
+        self.sessions = self.sessions or FunctionSessions.new()
+        self._wire_handlers(self.sessions)
         self.tenant_id, self.api_key = self._dev_tenant()
         self._start_front()
         self._start_pollers()
@@ -132,7 +153,7 @@ class LocalRuntime:
                 "AWS_ENDPOINT_URL": self.aws_url,
                 "SPOOL_ALLOW_INSECURE_ENDPOINTS": "true",
                 "SPOOL_LOCAL_ROOT": str((self.state / "data").resolve()),
-                "SPOOL_SINK_FUNCTION_NAME": "spool-local-sink",
+                "SPOOL_SINK_FUNCTION_NAME": SINK_FUNCTION_NAME,
                 "SPOOL_RETRY_BASE_SECONDS": str(s.retry_base_seconds),
                 "SPOOL_RETRY_MAX_SECONDS": str(s.retry_max_seconds),
                 "SPOOL_ENDPOINT_CACHE_SECONDS": str(s.endpoint_cache_seconds),
@@ -142,12 +163,12 @@ class LocalRuntime:
             }
         )
 
-    def _wire_handlers(self) -> None:
+    def _wire_handlers(self, sessions: FunctionSessions) -> None:
         # Imported only now: the handler modules read their environment when first used.
-        from spool.config import ApiSettings
+        from spool.config import ApiSettings, SinkSettings
         from spool.handlers import api, sink
         from spool.handlers.routes import deps
-        from spool.handlers.wiring import build_api
+        from spool.handlers.wiring import build_api, build_sink
         from spool.observability import metrics
 
         def discarding_metrics(handler: Any) -> Any:
@@ -161,15 +182,19 @@ class LocalRuntime:
 
             return call
 
-        services = build_api(ApiSettings.from_env(), verifier=InProcessVerifier(sink.lambda_handler))
+        self.sink_services = build_sink(SinkSettings.from_env(), session=sessions.sink)
+        self._sink_handler = discarding_metrics(sink.make_handler(lambda: self.sink_services))
+        # The api invokes the sink for `verify` through a real Lambda client; the local stand-in answers
+        # that Invoke by calling the sink handler in this process.
+        serve_invoke(sessions.api, SINK_FUNCTION_NAME, self._sink_handler)
+        services = build_api(ApiSettings.from_env(), session=sessions.api)
         api.app.dependency_overrides[deps.services] = lambda: services
         self._api_handler = discarding_metrics(api.lambda_handler)
-        self._sink_handler = discarding_metrics(sink.lambda_handler)
-        self._services = services
+        self.api_services = services
 
     def _dev_tenant(self) -> tuple[str, str]:
         key_file = self.state / "dev-api-key"
-        tenants = self._services.tenants
+        tenants = self.api_services.tenants
         api_key = key_file.read_text().strip() if key_file.exists() else ""
         if api_key:
             try:
@@ -200,24 +225,11 @@ class LocalRuntime:
     def _start_pollers(self) -> None:
         assert self.resources is not None
         s = self.settings
+        assert self.sessions is not None
         self._poller = SqsPoller(
-            boto3.client("sqs"),
+            self.sessions.sink.client("sqs"),
             self.resources.queue_url,
             self._sink_handler,
             PollerConfig(batch_size=s.batch_size, window_seconds=s.window_seconds, pollers=s.pollers),
         )
         self._poller.start()
-
-
-class InProcessVerifier:
-    """The local stand-in for invoking the sink function: calls its handler directly."""
-
-    def __init__(self, handler: Any) -> None:
-        self._handler = handler
-
-    def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
-        from spool.local.lambda_context import FakeContext
-
-        event = {"spool": "verify", "tenantId": tenant_id, "endpointId": endpoint_id}
-        result: dict[str, Any] = self._handler(event, FakeContext("spool-local-sink"))
-        return result
