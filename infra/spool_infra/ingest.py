@@ -78,9 +78,16 @@ class IngestSink(Construct):
             },
         )
         fn = self.sink.function
-        # Reads endpoints, records delivery status; never writes endpoints, tenants or keys.
+        # Reads endpoints and records delivery status on them (UpdateItem); reads staged lines and the flush
+        # lease (GetItem, Query).
         state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+        # Hold-back writes and removes staged lines and the flush lease, all of them items whose partition key
+        # starts with `B#` (adapters/dynamo.py): the condition keeps these writes off endpoints, tenants and keys.
+        state.grant_staging_writes(fn, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
         state.grant_decrypt_credentials(fn)
+        # Flush triggers: the sink sends delayed messages to its own queue. `grant_send_messages` also adds
+        # GetQueueAttributes/GetQueueUrl, which the event source mapping's grant below includes anyway.
+        self.queue.grant_send_messages(fn)
         # The event source mapping grants Receive/Delete/ChangeMessageVisibility/GetQueueAttributes; the
         # handler's own ChangeMessageVisibility calls (hold-back, back-off) use the same grant.
         fn.add_event_source(

@@ -46,6 +46,8 @@ ENV_RETRY_MAX_SECONDS: Final = "SPOOL_RETRY_MAX_SECONDS"
 TABLE_PARTITION_KEY: Final = "pk"
 TABLE_SORT_KEY: Final = "sk"
 TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
+# Partition keys of hold-back staging items and flush leases start with this; the sink may write only those.
+STAGING_KEY_PREFIX: Final = "B#"
 
 # KMS encryption context the api binds every credentials ciphertext to.
 ENCRYPTION_CONTEXT_KEYS: Final = ("spool:tenantId", "spool:endpointId")

@@ -69,6 +69,17 @@ class State(Construct):
             "(docs/deploy.md, Rotating the pepper).",
         )
 
+    def grant_staging_writes(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Item writes on the table limited to staging items (partition key `B#...`, adapters/dynamo.py):
+        `dynamodb:LeadingKeys` is every partition key a request touches, BatchWriteItem's included."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=[self.table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{names.STAGING_KEY_PREFIX}*"]}},
+            )
+        )
+
     def grant_encrypt_credentials(self, grantee: iam.IGrantable) -> None:
         """kms:Encrypt, and only with an encryption context naming a tenant and an endpoint."""
         self._grant_key(grantee, "kms:Encrypt")

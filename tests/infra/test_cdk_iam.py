@@ -84,9 +84,20 @@ def test_nobody_gets_s3_or_unscoped_resources(synth: Synth) -> None:
                 assert _actions([statement]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
-def test_sink_table_access_is_read_and_update(synth: Synth) -> None:
+def test_sink_reads_and_updates_the_table_and_writes_only_staging_items(synth: Synth) -> None:
     dynamo = {a for a in _actions(sink(synth)) if a.startswith("dynamodb:")}
-    assert dynamo == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+    assert dynamo == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    }
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
+        (statement,) = _statements_with(sink(synth), action)
+        assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["B#*"]}}
+        assert _resource_type(synth, statement["Resource"]) == "AWS::DynamoDB::Table"
 
 
 def test_api_table_access_has_no_scan_or_table_management(synth: Synth) -> None:
@@ -96,13 +107,13 @@ def test_api_table_access_has_no_scan_or_table_management(synth: Synth) -> None:
     assert not dynamo & {"dynamodb:Scan", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:*"}
 
 
-def test_sink_consumes_the_ingest_queue_and_sends_nothing(synth: Synth) -> None:
+def test_sink_consumes_the_ingest_queue_and_sends_only_to_it(synth: Synth) -> None:
     actions = {a for a in _actions(sink(synth)) if a.startswith("sqs:")}
-    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= actions
-    assert "sqs:SendMessage" not in actions
-    for statement in _statements_with(sink(synth), "sqs:ReceiveMessage"):
-        queue = synth.json["Resources"][statement["Resource"]["Fn::GetAtt"][0]]
-        assert "RedrivePolicy" in queue["Properties"]  # the ingest queue, not the DLQ
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"} <= actions
+    for action in ("sqs:ReceiveMessage", "sqs:SendMessage"):  # flush triggers go to the ingest queue
+        for statement in _statements_with(sink(synth), action):
+            queue = synth.json["Resources"][statement["Resource"]["Fn::GetAtt"][0]]
+            assert "RedrivePolicy" in queue["Properties"]  # the ingest queue, not the DLQ
 
 
 def test_api_sends_to_ingest_and_consumes_only_the_dlq(synth: Synth) -> None:
