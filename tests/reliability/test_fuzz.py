@@ -5,13 +5,22 @@ Valid and invalid requests (schemathesis' positive and negative modes) for every
 the local runtime with a key of a tenant of its own. Path ids are generated or, half the time, ids of that
 tenant's real endpoints, so the routes behind the 404 are reached too. `make test` runs a bounded number of
 examples per operation; `make fuzz` sets SPOOL_FUZZ_EXAMPLES=500.
+
+Methods no route takes (TRACE, CONNECT, WebDAV's, made-up tokens, a lowercase `get`) are sent to every
+documented path as well: on AWS the catch-all `$default` route hands every method to the api function, so the
+answer is the API's own JSON (a 404 for a method no route takes), never a 5xx or an HTML page.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import string
 from collections import Counter
+from http.client import HTTPConnection
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
@@ -25,6 +34,12 @@ from tests.reliability.ledger import FIGURES
 
 EXAMPLES = int(os.environ.get("SPOOL_FUZZ_EXAMPLES", "20"))
 STATUSES: Counter[int] = Counter()
+# Methods of the routes; the unusual-method cases leave them out (even in lower case, which Powertools
+# upper-cases), so they never create or delete anything.
+ROUTE_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+UNUSUAL_METHODS = ["TRACE", "CONNECT", "PROPFIND", "MKCOL", "FOO", "get"]
+# RFC 9110 token characters, what a method name is made of.
+TOKEN = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
 
 
 @schemathesis.check
@@ -95,6 +110,66 @@ def api_schema(runtime: LocalRuntime, fuzz_tenant: tuple[str, list[str]]) -> Any
         return st.sampled_from([path_parameters, path_parameters, *real])
 
     return schema
+
+
+@pytest.fixture(scope="module")
+def documented_paths(api_schema: Any, fuzz_tenant: tuple[str, list[str]]) -> list[str]:
+    """Every path of the served OpenAPI document, with a real endpoint of the fuzz tenant in it."""
+    _, endpoint_ids = fuzz_tenant
+    return [re.sub(r"\{[^}]+\}", endpoint_ids[0], path) for path in api_schema.raw_schema["paths"]]
+
+
+def send_method(runtime: LocalRuntime, key: str, method: str, path: str) -> tuple[int, str, str]:
+    """One request with this exact method (requests would upper-case it)."""
+    url = urlsplit(runtime.api_url)
+    connection = HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        connection.putrequest(method, path)
+        connection.putheader("X-API-Key", key)
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        reply = connection.getresponse()
+        return reply.status, reply.getheader("content-type") or "", reply.read().decode()
+    finally:
+        connection.close()
+
+
+def assert_api_answer(status: int, content_type: str, text: str, what: str) -> None:
+    """Not a 5xx, and the API's JSON (with the error shape for a 4xx)."""
+    assert status < 500, f"{what}: {status} {text[:200]}"
+    assert content_type.startswith("application/json"), f"{what}: {status} as {content_type!r}: {text[:200]}"
+    body = json.loads(text)
+    if 400 <= status < 500:
+        error = body.get("error") if isinstance(body, dict) else None
+        assert isinstance(error, dict) and error.get("code") and error.get("message"), f"{what}: {text[:200]}"
+
+
+@pytest.mark.parametrize("method", UNUSUAL_METHODS)
+def test_unusual_methods_on_every_documented_path_get_json_and_no_5xx(
+    runtime: LocalRuntime, fuzz_tenant: tuple[str, list[str]], documented_paths: list[str], method: str
+) -> None:
+    key, _ = fuzz_tenant
+    for path in documented_paths:
+        status, content_type, text = send_method(runtime, key, method, path)
+        assert_api_answer(status, content_type, text, f"{method} {path}")
+        if method.upper() not in ROUTE_METHODS:
+            assert status == 404, f"{method} {path}: {status} {text[:200]}"
+
+
+def test_made_up_methods_on_documented_paths_get_json_and_no_5xx(
+    runtime: LocalRuntime, fuzz_tenant: tuple[str, list[str]], documented_paths: list[str]
+) -> None:
+    key, _ = fuzz_tenant
+    methods = st.text(alphabet=TOKEN, min_size=1, max_size=16).filter(lambda m: m.upper() not in ROUTE_METHODS)
+
+    @given(method=methods, path=st.sampled_from(documented_paths))
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def run(method: str, path: str) -> None:
+        status, content_type, text = send_method(runtime, key, method, path)
+        assert_api_answer(status, content_type, text, f"{method} {path}")
+        assert status == 404, f"{method} {path}: {status} {text[:200]}"
+
+    run()
 
 
 def test_the_api_never_answers_5xx_and_every_4xx_is_a_json_error(api_schema: Any, subtests: Any) -> None:

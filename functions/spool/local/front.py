@@ -113,7 +113,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # http.server dispatches a request to `do_<METHOD>` and answers 501 (HTML) when there is none. API
+        # Gateway's catch-all `$default` route hands every method to the function (TRACE, CONNECT, made-up
+        # ones), so every method goes to the handler and the answer is the API's own (a JSON 404).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
