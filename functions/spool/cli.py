@@ -1,33 +1,36 @@
 """`spool admin ...`: tenants, API keys and DLQ redrive, against the local runtime or a deployed stack.
 
-Target selection: `--stack NAME` reads a deployed stack's CloudFormation outputs (AWS credentials and region
-from the usual AWS environment). Without it, the CLI uses the local runtime that `make dev` describes in
-`.spool/runtime.json` (its emulator URL and resource names). Every command prints, as its last line, one JSON
-object, so scripts can read `tail -n 1`.
+Target selection: `--stack NAME` reads a deployed stack's CloudFormation outputs, with the credentials and
+region of the usual AWS configuration (`--region` overrides the region). Without it, the CLI uses the local
+runtime that `make dev` describes in `.spool/runtime.json`: its emulator URL, region and resource names, and
+the emulator's fixed credentials, so it needs no AWS configuration at all. Every client comes from the
+target's session with the target's endpoint; nothing is read from or written to the AWS environment
+variables for the local runtime. Every command prints, as its last line, one JSON object, so scripts can
+read `tail -n 1`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from spool.adapters.dynamo import DynamoRepository
 from spool.adapters.sqs import belonging_to, redrive
 from spool.domain.errors import SpoolError
 from spool.domain.tenants import Tenants
 from spool.handlers.wiring import pepper_loader
+from spool.local.runtime import LocalSettings
 
-
-def runtime_file() -> Path:
-    return Path(os.environ.get("SPOOL_DEV_STATE_DIR", ".spool")) / "runtime.json"
+# The embedded emulator (moto server) and LocalStack accept any credentials; these are the conventional ones.
+EMULATOR_ACCESS_KEY_ID = "test"
+EMULATOR_SECRET_ACCESS_KEY = "test"  # noqa: S105 - the emulator's placeholder, not a secret
 
 
 class CliError(Exception):
@@ -47,39 +50,58 @@ class Target:
         return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
 
-def resolve_target(stack: str | None) -> Target:
+def resolve_target(stack: str | None, region: str | None, state_dir: Path) -> Target:
+    """The deployed stack `stack` (in `region`, default the AWS configuration's), else the local runtime
+    described in `state_dir`."""
     if stack:
-        session = boto3.session.Session()
-        try:
-            stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise CliError(f"cannot read stack {stack!r}: {exc}") from None
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        try:
-            return Target(
-                table_name=outputs["TableName"],
-                pepper_secret_id=outputs["PepperSecretArn"],
-                queue_url=outputs["QueueUrl"],
-                dlq_url=outputs["DlqUrl"],
-                session=session,
-            )
-        except KeyError as missing:
-            raise CliError(f"stack {stack!r} has no output {missing}; is it a Spool stack?") from None
-    described = runtime_file()
+        return _stack_target(stack, region)
+    if region:
+        raise CliError("--region goes with --stack; the local runtime's region is in its runtime.json")
+    return _local_target(state_dir / "runtime.json")
+
+
+def _stack_target(stack: str, region: str | None) -> Target:
+    session = boto3.session.Session(region_name=region)
+    try:
+        cloudformation = session.client("cloudformation")
+    except NoRegionError:
+        raise CliError(f"no AWS region for stack {stack!r}: set AWS_REGION or use --region") from None
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except (ClientError, BotoCoreError) as exc:
+        raise CliError(f"cannot read stack {stack!r} in {session.region_name}: {exc}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    try:
+        return Target(
+            table_name=outputs["TableName"],
+            pepper_secret_id=outputs["PepperSecretArn"],
+            queue_url=outputs["QueueUrl"],
+            dlq_url=outputs["DlqUrl"],
+            session=session,
+        )
+    except KeyError as missing:
+        raise CliError(f"stack {stack!r} has no output {missing}; is it a Spool stack?") from None
+
+
+def _local_target(described: Path) -> Target:
     if not described.exists():
         raise CliError(f"no --stack given and no local runtime found ({described}); start one with `make dev`")
     local = json.loads(described.read_text())
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    os.environ["AWS_ENDPOINT_URL"] = local["awsEndpointUrl"]  # Powertools Parameters uses the default session
-    return Target(
-        table_name=local["tableName"],
-        pepper_secret_id=local["pepperSecretId"],
-        queue_url=local["queueUrl"],
-        dlq_url=local["dlqUrl"],
-        session=boto3.session.Session(region_name=local.get("region", "us-east-1")),
-        endpoint_url=local["awsEndpointUrl"],
-    )
+    try:
+        return Target(
+            table_name=local["tableName"],
+            pepper_secret_id=local["pepperSecretId"],
+            queue_url=local["queueUrl"],
+            dlq_url=local["dlqUrl"],
+            session=boto3.session.Session(
+                aws_access_key_id=EMULATOR_ACCESS_KEY_ID,
+                aws_secret_access_key=EMULATOR_SECRET_ACCESS_KEY,
+                region_name=local["region"],
+            ),
+            endpoint_url=local["awsEndpointUrl"],
+        )
+    except KeyError as missing:
+        raise CliError(f"{described} has no {missing}; restart the local runtime (`make dev`)") from None
 
 
 def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
@@ -87,8 +109,8 @@ def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
     return Tenants(repo, pepper_loader(target.pepper_secret_id, target.client("secretsmanager"))), repo
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    target = resolve_target(getattr(args, "stack", None))
+def run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
+    target = resolve_target(getattr(args, "stack", None), getattr(args, "region", None), state_dir)
     if args.area == "redrive":
         moved, _ = redrive(
             target.client("sqs"), target.dlq_url, target.queue_url, belonging_to(args.tenant, args.endpoint)
@@ -122,13 +144,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    # `--stack` may stand before or after the subcommand (`spool admin --stack S tenant list` or
-    # `spool admin tenant list --stack S`).
+    # `--stack` and `--region` may stand before or after the subcommand (`spool admin --stack S tenant list`
+    # or `spool admin tenant list --stack S`).
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument(
         "--stack",
         default=argparse.SUPPRESS,
         help="a deployed stack's name (default: the local runtime of `make dev`)",
+    )
+    target.add_argument(
+        "--region",
+        default=argparse.SUPPRESS,
+        help="the stack's AWS region (default: AWS_REGION or the AWS configuration's)",
     )
     top = argparse.ArgumentParser(prog="spool", description="Spool administration")
     commands = top.add_subparsers(dest="command", required=True)
@@ -159,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        result = run(args)
+        result = run(args, Path(LocalSettings.from_env().state_dir))
     except (CliError, SpoolError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
