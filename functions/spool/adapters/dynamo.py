@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from spool.domain.errors import Conflict
+from spool.domain.errors import Conflict, CorruptRecord, describe
 from spool.domain.models import DeliveryStatus, Endpoint
 from spool.domain.ports import ApiKeyRecord, StagedBundle, Tenant
 
@@ -109,14 +109,17 @@ class DynamoRepository:
         ).get("Item")
         if not item:
             return None
-        return DeliveryStatus(
-            lastFlushAt=item.get("lastFlushAt", {}).get("S"),
-            lastObjectKey=item.get("lastObjectKey", {}).get("S"),
-            lastError=item.get("lastError", {}).get("S"),
-            lastErrorAt=item.get("lastErrorAt", {}).get("S"),
-            eventsWritten=int(item.get("eventsWritten", {}).get("N", "0")),
-            objectsWritten=int(item.get("objectsWritten", {}).get("N", "0")),
-        )
+        try:
+            return DeliveryStatus(
+                lastFlushAt=item.get("lastFlushAt", {}).get("S"),
+                lastObjectKey=item.get("lastObjectKey", {}).get("S"),
+                lastError=item.get("lastError", {}).get("S"),
+                lastErrorAt=item.get("lastErrorAt", {}).get("S"),
+                eventsWritten=int(item.get("eventsWritten", {}).get("N", "0")),
+                objectsWritten=int(item.get("objectsWritten", {}).get("N", "0")),
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise _corrupt("delivery status", item, exc) from None
 
     def record_flush(self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str) -> None:
         self._db.update_item(
@@ -182,10 +185,13 @@ class DynamoRepository:
 
     @staticmethod
     def _endpoint(item: dict[str, Any]) -> Endpoint:
-        doc = json.loads(item["doc"]["S"])
-        doc["status"] = item["status"]["S"]
-        doc["credentials"] = item["credentials"]["B"] if "credentials" in item else None
-        return Endpoint.model_validate(doc)
+        try:
+            doc = json.loads(item["doc"]["S"])
+            doc["status"] = item["status"]["S"]
+            doc["credentials"] = item["credentials"]["B"] if "credentials" in item else None
+            return Endpoint.model_validate(doc)
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:  # ValidationError is a ValueError
+            raise _corrupt("endpoint", item, exc) from None
 
     # --- staging (hold-back) ---------------------------------------------------------------------------
     def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
@@ -403,6 +409,13 @@ class DynamoRepository:
             ]
         )
         return True
+
+
+def _corrupt(record: str, item: dict[str, Any], exc: Exception) -> CorruptRecord:
+    """The stored item does not parse: a fault of the service (500), never of the request. The detail names
+    the item and what failed where, not the values (a stored document can hold anything a client sent)."""
+    key = {name: item[name].get("S") for name in ("pk", "sk") if isinstance(item.get(name), dict)}
+    return CorruptRecord(f"a stored {record} could not be read", detail={"record": record, **key, **describe(exc)})
 
 
 def _pack(lines: list[str], limit: int) -> list[list[str]]:
