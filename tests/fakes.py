@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
@@ -127,6 +129,42 @@ class FakeRepo:
     def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
         if self.leases.get((endpoint_id, boundary)) == owner:
             del self.leases[(endpoint_id, boundary)]
+
+
+@dataclass
+class FakeDynamoClient:
+    """The low-level DynamoDB calls `DynamoRepository` makes for endpoints and their status, over a dict of
+    items (conditions are not checked). Lets a test store an item the adapter cannot parse, as a bad migration
+    or a hand edit would leave it, and watch the real adapter read it."""
+
+    items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def item(self, tenant_id: str, sk: str) -> dict[str, Any]:
+        """The stored item of the tenant under `sk` (e.g. `EP#ep_...`, `ST#ep_...`), to change in place."""
+        return self.items.setdefault((f"T#{tenant_id}", sk), {"pk": {"S": f"T#{tenant_id}"}, "sk": {"S": sk}})
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.items[(Item["pk"]["S"], Item["sk"]["S"])] = copy.deepcopy(Item)
+        return {}
+
+    def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        found = self.items.get((Key["pk"]["S"], Key["sk"]["S"]))
+        return {"Item": found} if found else {}
+
+    def query(self, *, TableName: str, ExpressionAttributeValues: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # Only the endpoint listing: pk = :pk AND begins_with(sk, :ep), filtered on status = :active.
+        values = ExpressionAttributeValues
+        after = kwargs.get("ExclusiveStartKey", {}).get("sk", {}).get("S", "")
+        return {
+            "Items": [
+                item
+                for (pk, sk), item in sorted(self.items.items())
+                if pk == values[":pk"]["S"]
+                and sk.startswith(values[":ep"]["S"])
+                and sk > after
+                and item.get("status") == values[":active"]
+            ]
+        }
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The error model (issue 3, item 2): one JSON shape, the right 4xx for every kind of bad request, no 5xx.
 
-Every error is `{"error": {"code", "message", "fields"?}}` with `fields` a list of `{"field", "message"}`.
+Every error is `{"error": {"code", "message", "fields"?, "requestId"?}}` with `fields` a list of
+`{"field", "message"}`; 5xx answers carry the request's `requestId` (tests/unit/test_server_faults.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def assert_error(reply: Reply, status: int, code: str | None = None) -> dict[str
     body = reply.json()
     assert list(body) == ["error"]
     error: dict[str, Any] = body["error"]
-    assert set(error) <= {"code", "message", "fields"}
+    assert set(error) <= {"code", "message", "fields", "requestId"}
+    if status >= 500:
+        assert isinstance(error.get("requestId"), str)
+        assert error["requestId"]
     assert isinstance(error["code"], str)
     assert error["code"]
     assert isinstance(error["message"], str)

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    field_validator,
 )
 
 from spool.domain import limits
@@ -140,6 +141,14 @@ class StorageConfigPatch(BaseModel):
     batchSize: BatchSize | None = None
     flushIntervalSeconds: FlushInterval | None = None
     compression: Compression | None = None
+
+    @field_validator("prefix", "batchSize", "flushIntervalSeconds", "compression", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # These always have a value (a default at creation); null has no meaning, unlike for region and endpoint.
+        if value is None:
+            raise ValueError("cannot be null; leave it out to keep the current value")
+        return value
 
 
 class EndpointCreate(BaseModel):
@@ -289,10 +298,13 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     fields: list[ErrorField] | None = None
+    requestId: str | None = Field(
+        default=None, description="On 5xx answers: the request's id (API Gateway's), to quote when reporting it"
+    )
 
 
 class ErrorBody(BaseModel):
-    """Every error the API answers: `{"error": {"code", "message", "fields"?}}`."""
+    """Every error the API answers: `{"error": {"code", "message", "fields"?, "requestId"?}}`."""
 
     error: ErrorDetail
 

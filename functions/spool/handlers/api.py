@@ -1,7 +1,10 @@
 """The api Lambda: API Gateway HTTP API (payload v2) -> Powertools resolver -> domain services.
 
 Every error leaves as `{"error": {"code", "message", "fields": [{"field", "message"}]}}`; domain exceptions
-are mapped to statuses here and nowhere else.
+are mapped to statuses here and nowhere else. A client's mistake is a 4xx naming the field; a fault of the
+service (a stored item that does not parse, a failing dependency, a bug) is a 500, or a 503 when a dependency
+is throttled or unavailable, with the request's `requestId` and nothing of the cause: that is logged, without
+values.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from spool.domain import limits
 from spool.domain.errors import (
@@ -29,13 +33,31 @@ from spool.domain.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    ServiceFault,
     SpoolError,
     Unauthorized,
 )
 from spool.handlers.routes import deps, endpoints, events
 from spool.observability import logger, metrics, share_log_config, tracer
 
-app = APIGatewayHttpResolver(enable_validation=True)
+
+class _Unparseable(Exception):
+    """The request body is JSON that Python's parser refuses other than by a syntax error (400)."""
+
+
+def _parse_body(text: str) -> Any:
+    """Powertools' body parser. Only here is a ValueError the client's: elsewhere it is a fault (500)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise  # Powertools turns it into a `json_invalid` RequestValidationError
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise _Unparseable("the body could not be parsed as JSON") from None
+    except RecursionError:
+        raise _Unparseable("the body nests too deeply") from None
+
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_parse_body)
 deps._request_source.append(app)
 
 _STATUS: dict[type[SpoolError], int] = {
@@ -47,12 +69,108 @@ _STATUS: dict[type[SpoolError], int] = {
 }
 _BODY_METHODS = {"POST", "PATCH", "PUT"}
 
+# AWS error codes of a dependency that is throttling or briefly unavailable (botocore's retry lists and the
+# service-unavailable family): the request may succeed if retried, so the answer is 503.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "BandwidthLimitExceeded",
+        "DependencyTimeoutException",
+        "EC2ThrottledException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerErrorException",
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "KMSInternalException",
+        "LimitExceededException",
+        "PriorRequestNotComplete",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "SlowDown",
+        "ThrottledException",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "TransactionInProgressException",
+    }
+)
+_UNAVAILABLE_HTTP = frozenset({429, 500, 502, 503, 504})
+_INTERNAL = (500, "internal_error", "something went wrong on our side; the request can be retried")
+_UNAVAILABLE = (503, "service_unavailable", "a service Spool depends on is busy or unavailable; retry shortly")
+RETRY_AFTER_SECONDS = 1
+
 
 def error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response[Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=_body(app.current_event.raw_event, status, code, message, fields),
+        headers=_fault_headers(status),
+    )
+
+
+def _body(
+    event: dict[str, Any], status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "message": message}
     if fields:
-        body["fields"] = fields
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": body})
+        detail["fields"] = fields
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    # A fault is reported with the request's id, which finds its log lines (their correlation_id). 4xx answers
+    # do without: the client can fix those alone, and equal answers stay byte-equal (404 for another tenant's
+    # id and for an unknown one).
+    if status >= 500 and isinstance(request_id, str):
+        detail["requestId"] = request_id
+    return {"error": detail}
+
+
+def _fault_headers(status: int) -> dict[str, str] | None:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+
+
+def _fault(exc: BaseException) -> tuple[int, str, str]:
+    """Log a fault of the service and choose its answer: 503 when a dependency throttles or is unreachable
+    (here or as the cause of a wrapping error, e.g. Powertools Idempotency's), 500 otherwise.
+
+    Logged: exception types, AWS error codes and the safe detail of a `ServiceFault`; never a message, since
+    those of botocore and pydantic errors can quote what was sent or stored."""
+    chain = _chain(exc)
+    extra: dict[str, Any] = {"errorType": type(exc).__name__}
+    if len(chain) > 1:
+        extra["causes"] = [type(e).__name__ for e in chain[1:]]
+    unavailable = False
+    for cause in chain:
+        if isinstance(cause, ServiceFault):
+            extra["detail"] = cause.detail
+        elif isinstance(cause, ClientError):
+            aws_code = cause.response.get("Error", {}).get("Code")
+            http_status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            extra |= {"awsErrorCode": aws_code, "awsOperation": cause.operation_name, "awsHttpStatus": http_status}
+            unavailable = unavailable or aws_code in _UNAVAILABLE_CODES or http_status in _UNAVAILABLE_HTTP
+        elif isinstance(cause, (BotocoreConnectionError, HTTPClientError)):  # refused, reset, timed out
+            unavailable = True
+    if unavailable:
+        logger.warning("dependency unavailable", extra=extra)
+        return _UNAVAILABLE
+    logger.error("service fault" if isinstance(exc, ServiceFault) else "unhandled error", extra=extra)
+    return _INTERNAL
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, as Python's traceback would show them."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return chain
 
 
 def gate(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -68,38 +186,40 @@ def gate(event: dict[str, Any]) -> dict[str, Any] | None:
     try:
         app.dependency_overrides.get(deps.services, deps.services)().tenants.authenticate(headers.get("x-api-key"))
     except Unauthorized as exc:
-        return _raw_error(401, exc.code, exc.message)
+        return _raw_error(event, 401, exc.code, exc.message)
+    except Exception as exc:  # the key store or the pepper's secret failed: a fault, answered like the resolver's
+        return _raw_error(event, *_fault(exc))
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     body = event.get("body")
     if method not in _BODY_METHODS or not body:
         return None
     content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        return _raw_error(415, "unsupported_media_type", "send the body as application/json")
+        return _raw_error(event, 415, "unsupported_media_type", "send the body as application/json")
     # Media types are case-insensitive; Powertools compares them case-sensitively.
     event["headers"] = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     event["headers"]["content-type"] = "application/json"
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     if len(raw) > limits.REQUEST_MAX_BYTES:
-        return _raw_error(413, "payload_too_large", f"the request body is over {limits.REQUEST_MAX_BYTES} bytes")
+        return _raw_error(event, 413, "payload_too_large", f"the request body is over {limits.REQUEST_MAX_BYTES} bytes")
     try:
         text = raw.decode()
     except UnicodeDecodeError:
-        return _raw_error(400, "malformed_json", "the body is not UTF-8")
+        return _raw_error(event, 400, "malformed_json", "the body is not UTF-8")
     first = text.lstrip(" \t\r\n")[:1]
     if first != "{":
         # Powertools would take the first element of a JSON array as the body; only objects are valid here.
         if first and first in '["-0123456789tfn':
-            return _raw_error(422, "validation_error", "the body must be a JSON object")
-        return _raw_error(400, "malformed_json", "the body is not valid JSON")
+            return _raw_error(event, 422, "validation_error", "the body must be a JSON object")
+        return _raw_error(event, 400, "malformed_json", "the body is not valid JSON")
     return None
 
 
-def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+def _raw_error(event: dict[str, Any], status: int, code: str, message: str) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps({"error": {"code": code, "message": message}}),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_fault_headers(status) or {})},
+        "body": json.dumps(_body(event, status, code, message)),
         "isBase64Encoded": False,
     }
 
@@ -134,12 +254,6 @@ def handle_validation(exc: RequestValidationError) -> Response[Any]:
     return error(422, "validation_error", "the request does not match the schema", fields)
 
 
-@app.exception_handler(ValidationError)
-def handle_domain_validation(exc: ValidationError) -> Response[Any]:
-    fields = [{"field": _field(("body", *e["loc"])), "message": e["msg"]} for e in exc.errors()]
-    return error(422, "validation_error", "the request does not match the schema", fields)
-
-
 @app.exception_handler(SpoolError)
 def handle_domain_error(exc: SpoolError) -> Response[Any]:
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
@@ -162,15 +276,9 @@ def handle_in_progress(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
     return error(409, "request_in_progress", "the same request is still being processed; retry shortly")
 
 
-@app.exception_handler(ValueError)
-def handle_unparseable(_: ValueError) -> Response[Any]:
-    # json.loads raises plain ValueError for, e.g., integers longer than 4300 digits.
-    return error(400, "malformed_json", "the body could not be parsed as JSON")
-
-
-@app.exception_handler(RecursionError)
-def handle_too_deep(_: RecursionError) -> Response[Any]:
-    return error(400, "malformed_json", "the body nests too deeply")
+@app.exception_handler(_Unparseable)
+def handle_unparseable(exc: _Unparseable) -> Response[Any]:
+    return error(400, "malformed_json", str(exc))
 
 
 @app.not_found
@@ -178,11 +286,12 @@ def handle_not_found(_: NotFoundError) -> Response[Any]:
     return error(404, "not_found", "no such route")
 
 
-@app.exception_handler(Exception)
-def handle_unexpected(exc: Exception) -> Response[Any]:
-    # The type only: messages of unexpected errors are not known to be free of secrets.
-    logger.error("unhandled error", extra={"errorType": type(exc).__name__})
-    return error(500, "internal_error", "something went wrong on our side; the request can be retried")
+@app.exception_handler([ServiceFault, Exception])
+def handle_fault(exc: Exception) -> Response[Any]:
+    # Client mistakes arrive as the errors mapped above (gate(), Powertools' validation, the body parser, domain
+    # errors); anything else is the service's fault, whatever its type: a stray ValueError or pydantic
+    # ValidationError from stored data or a dependency's reply is a 500, never a 4xx.
+    return error(*_fault(exc))
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -7,8 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import ValidationError
 
 from spool.domain import limits
+from spool.domain.errors import ServiceFault, describe
 from spool.domain.models import EndpointCreate, EndpointOut, EndpointPage, EndpointPatch, RedriveResult, VerifyResult
 from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
 
@@ -87,7 +89,11 @@ def delete_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) ->
 )
 def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> VerifyResult:
     svc.endpoints.get(tenant, endpoint_id)
-    return VerifyResult.model_validate(svc.verifier.verify(tenant, endpoint_id))
+    reply = svc.verifier.verify(tenant, endpoint_id)
+    try:
+        return VerifyResult.model_validate(reply)
+    except ValidationError as exc:  # the sink answered something else: its fault, not the client's
+        raise ServiceFault("the verification answer was malformed", detail=describe(exc)) from None
 
 
 @router.post(
