@@ -5,9 +5,17 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.servers import api, call_log, emulator_s3, runtime, seaweed
+
+if TYPE_CHECKING:
+    from tests.infra.infra_synth import Synth, SynthFactory
+
+# The servers' session fixtures, shared by the integration and reliability tiers.
+__all__ = ["api", "call_log", "emulator_s3", "runtime", "seaweed"]
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
@@ -49,3 +57,34 @@ def spec_body(**storage: Any) -> dict[str, Any]:
 @pytest.fixture
 def spec_endpoint_body() -> dict[str, Any]:
     return spec_body()
+
+
+@pytest.fixture(scope="session")
+def synth_with(tmp_path_factory: pytest.TempPathFactory) -> SynthFactory:
+    """Synthesize the CDK app with extra context; each distinct context once per session (the infra tier's
+    assertions and the integration tier's grant check share it)."""
+    from tests.infra.infra_synth import Synth
+
+    cache: dict[str, Synth] = {}
+
+    def make(context: dict[str, Any]) -> Synth:
+        key = json.dumps(context, sort_keys=True)
+        if key not in cache:
+            cache[key] = Synth(tmp_path_factory.mktemp("cdk.out"), context)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def synth(synth_with: SynthFactory) -> Synth:
+    return synth_with({})
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.iam import REPORT
+
+    if REPORT:
+        terminalreporter.section("grant check (tests/integration/test_grants.py)")
+        for line in REPORT:
+            terminalreporter.write_line(line)

