@@ -85,11 +85,11 @@ class IngestSink(Construct):
         # starts with `B#` (adapters/dynamo.py): the condition keeps these writes off endpoints, tenants and keys.
         state.grant_staging_writes(fn, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
         state.grant_decrypt_credentials(fn)
-        # Flush triggers: the sink sends delayed messages to its own queue. `grant_send_messages` also adds
-        # GetQueueAttributes/GetQueueUrl, which the event source mapping's grant below includes anyway.
-        self.queue.grant_send_messages(fn)
-        # The event source mapping grants Receive/Delete/ChangeMessageVisibility/GetQueueAttributes; the
-        # handler's own ChangeMessageVisibility calls (hold-back, back-off) use the same grant.
+        # Flush triggers: the sink sends delayed messages to its own queue.
+        self.queue.grant(fn, "sqs:SendMessage")
+        # The event source mapping grants Receive/Delete/ChangeMessageVisibility/GetQueueAttributes (and
+        # GetQueueUrl, which CDK's SqsEventSource adds and Lambda's poller does not need; left as the L2
+        # construct writes it); the handler's own ChangeMessageVisibility calls (hold-back, back-off) use it.
         fn.add_event_source(
             sources.SqsEventSource(
                 self.queue,

@@ -80,6 +80,14 @@ class State(Construct):
             )
         )
 
+    def grant_read_pepper(self, grantee: iam.IGrantable) -> None:
+        """secretsmanager:GetSecretValue on the pepper (Powertools Parameters reads nothing else). The
+        secret's `grant_read` would add DescribeSecret, which nothing calls; its key is the AWS managed one,
+        so no KMS grant is needed."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[self.pepper_secret.secret_arn])
+        )
+
     def grant_encrypt_credentials(self, grantee: iam.IGrantable) -> None:
         """kms:Encrypt, and only with an encryption context naming a tenant and an endpoint."""
         self._grant_key(grantee, "kms:Encrypt")
