@@ -26,7 +26,7 @@ import requests
 
 from bench.common import deployed, percentile
 from bench.stubs import payload
-from spool.domain.delivery import InboundRecord, Sink
+from spool.domain.delivery import Sink
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, LocalSettings, free_port
 
 TENANT_CREDENTIALS = {"accessKeyId": "AKIABENCHMARK0000001", "secretAccessKey": "bench-secret-access-key-000001"}
@@ -234,11 +234,11 @@ class NoHoldSink(Sink):
         tenant_id: str,
         endpoint_id: str,
         interval: int,
-        remainder: list[InboundRecord],
+        remainder: list[str],
         outcome: Any,
         now: float,
     ) -> None:
-        self._write_all(self.directory.target(tenant_id, endpoint_id), [r.line for r in remainder], outcome)
+        self._write_all(self.directory.target(tenant_id, endpoint_id), remainder, outcome)
 
 
 def switch_off_hold_back(runtime: LocalRuntime) -> None:

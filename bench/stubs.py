@@ -16,10 +16,12 @@ from typing import Any
 from tests.fakes import FakeCipher, FakeQueue, FakeRepo, MemoryIdempotencyStore
 
 from spool.adapters.idempotency import IdempotentIngest
-from spool.adapters.sqs import ENDPOINT_ATTR, TENANT_ATTR, SqsQueue
+from spool.adapters.sqs import SqsQueue
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest
+from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
+from spool.domain.messages import TENANT as TENANT_ATTR
 from spool.domain.models import Credentials, Endpoint, StorageSettings
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.tenants import Tenants

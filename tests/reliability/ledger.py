@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from spool.adapters.sqs import BOUNDARY_ATTR, ENDPOINT_ATTR, KIND_ATTR
+from spool.domain import messages as fmt
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import wait_until
 
@@ -112,7 +112,8 @@ class Books:
         queue = self._queue(self.queue_url)
         with queue._messages_lock:
             mine = [{"MessageAttributes": m.message_attributes} for m in queue._messages]
-        return sum(1 for m in mine if _attr(m, ENDPOINT_ATTR) == endpoint_id and _attr(m, KIND_ATTR) != "flush")
+        decoded = [fmt.decode("", fmt.api_attributes(m)) for m in mine]
+        return sum(1 for d in decoded if d.endpoint_id == endpoint_id and d.kind != fmt.FLUSH)
 
     def _dlq_queue(self) -> Any:
         return self._queue(self.dlq_url)
@@ -132,7 +133,7 @@ class Books:
         raise AssertionError(f"queue {name} is not in the embedded emulator")
 
     def dlq_for(self, endpoint_id: str) -> list[dict[str, Any]]:
-        return [m for m in self.dlq() if _attr(m, ENDPOINT_ATTR) == endpoint_id]
+        return [m for m in self.dlq() if fmt.owner(fmt.api_attributes(m))[1] == endpoint_id]
 
     def staged(self, endpoint_id: str) -> dict[int, list[str]]:
         """Lines staged for the endpoint, by flush time."""
@@ -155,19 +156,15 @@ class Books:
         dead: set[str] = set()
         boundaries: set[int] = set()
         for message in messages:
-            if _attr(message, KIND_ATTR) == "flush":
-                boundary = int(_attr(message, BOUNDARY_ATTR) or 0)
-                boundaries |= {boundary, boundary + interval}
-            else:
-                dead.add(line_id(message["Body"]))
+            decoded = fmt.decode(message["Body"], fmt.api_attributes(message))
+            if decoded.kind == fmt.FLUSH:
+                boundaries |= {decoded.flush_at, decoded.flush_at + interval}
+            else:  # a bundle: every line in it is dead until redriven
+                dead |= {line_id(line) for line in decoded.lines}
         if boundaries:
             staged = self.staged(endpoint_id)
             dead |= {line_id(line) for b in boundaries for line in staged.get(b, [])}
         return Ledger(accepted, stored, dead, len(messages))
-
-
-def _attr(message: dict[str, Any], name: str) -> str:
-    return str(message.get("MessageAttributes", {}).get(name, {}).get("StringValue", ""))
 
 
 @dataclass

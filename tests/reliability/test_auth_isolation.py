@@ -16,8 +16,9 @@ import boto3
 import pytest
 import requests
 
-from spool.adapters.sqs import ENDPOINT_ATTR, TENANT_ATTR
 from spool.domain import limits
+from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
+from spool.domain.messages import TENANT as TENANT_ATTR
 from spool.handlers import api as api_handler
 from spool.handlers.routes import deps
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime

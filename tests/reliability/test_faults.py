@@ -17,7 +17,8 @@ from typing import Any
 import boto3
 import pytest
 
-from spool.adapters.sqs import ENDPOINT_ATTR, TENANT_ATTR
+from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
+from spool.domain.messages import TENANT as TENANT_ATTR
 from spool.handlers.wiring import SinkServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext

@@ -83,7 +83,7 @@ def events(
                 receipt_handle=f"rh-{endpoint_id}-{n}",
                 tenant_id=TENANT,
                 endpoint_id=endpoint_id,
-                line=ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),
+                lines=(ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),),
                 accepted_at=accepted,
                 receive_count=receive_count,
             )
@@ -97,7 +97,7 @@ def trigger(endpoint_id: str, boundary: int, *, name: str = "flush", receive_cou
         receipt_handle=f"rh-{name}-{endpoint_id}-{boundary}",
         tenant_id=TENANT,
         endpoint_id=endpoint_id,
-        line=f"flush {endpoint_id} at {boundary}",
+        lines=(),
         accepted_at=boundary - 60,
         receive_count=receive_count,
         kind="flush",
@@ -122,7 +122,7 @@ def body_lines(body: bytes) -> list[str]:
 
 
 def lines(records: list[InboundRecord]) -> list[str]:
-    return [r.line for r in records]
+    return [line for r in records for line in r.lines]
 
 
 def staged_lines(sink: SinkHarness, endpoint_id: str = "ep_a") -> list[str]:
@@ -173,7 +173,7 @@ def test_object_body_is_the_spec_ndjson_lines_each_ending_in_a_newline(sink_harn
     deliver(sink_harness, records)
 
     [body] = store(sink_harness).objects.values()
-    assert body == (records[0].line + "\n" + records[1].line + "\n").encode()
+    assert body == (records[0].lines[0] + "\n" + records[1].lines[0] + "\n").encode()
     for line in body_lines(body):
         assert list(json.loads(line)) == ["id", "eventType", "payload", "createdAt"]
 
@@ -679,7 +679,10 @@ def test_existing_object_is_never_overwritten_the_counter_moves_on(sink_harness:
 
     assert store(sink_harness).objects[taken] == b"written by another invocation\n"
     assert report.endpoints["ep_a"].keys == [object_key("events/", sink_harness.clock[0], 2)]
-    assert store(sink_harness).objects[object_key("events/", sink_harness.clock[0], 2)] == (record.line + "\n").encode()
+    assert (
+        store(sink_harness).objects[object_key("events/", sink_harness.clock[0], 2)]
+        == (record.lines[0] + "\n").encode()
+    )
 
 
 def test_counter_skips_every_taken_name(sink_harness: SinkHarness) -> None:
@@ -894,7 +897,7 @@ def test_sample_sqs_events_become_event_records() -> None:
         ("event", "ten_sample", "ep_sample", 1)
     ] * 3
     assert records[0].accepted_at == 1_776_162_600.0
-    assert json.loads(records[0].line)["id"] == "evt_sample0"
+    assert json.loads(records[0].lines[0])["id"] == "evt_sample0"
 
 
 def test_sample_flush_trigger_becomes_a_flush_record() -> None:
@@ -911,3 +914,76 @@ def test_sample_sqs_events_are_written_as_one_object(sink_harness: SinkHarness) 
 
     assert written(sink_harness) == [lines(records)]
     assert report.retry == set()
+
+
+# --- bundles: one message with many lines ------------------------------------------------------------------------
+
+
+def bundled(records: list[InboundRecord], name: str = "bundle") -> InboundRecord:
+    """The records' lines as one bundle (what the api sends for one request)."""
+    first = records[0]
+    return InboundRecord(
+        message_id=f"msg-{name}",
+        receipt_handle=f"rh-{name}",
+        tenant_id=first.tenant_id,
+        endpoint_id=first.endpoint_id,
+        lines=tuple(line for r in records for line in r.lines),
+        accepted_at=first.accepted_at,
+        receive_count=first.receive_count,
+    )
+
+
+def test_a_bundle_of_full_batches_is_written_and_acknowledged(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3)
+    records = events(sink_harness, "ep_a", 6)
+
+    report = deliver(sink_harness, [bundled(records)])
+
+    assert written(sink_harness) == [lines(records[:3]), lines(records[3:])]
+    assert report.retry == set()
+
+
+def test_a_bundle_straddling_a_full_object_writes_the_full_part_and_holds_the_rest(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=4)
+    records = events(sink_harness, "ep_a", 6)
+    first, second = bundled(records[:3], "one"), bundled(records[3:], "two")
+
+    report = deliver(sink_harness, [first, second])
+
+    assert written(sink_harness) == [lines(records[:4])]
+    assert sorted(staged_lines(sink_harness)) == sorted(lines(records[4:]))
+    assert report.retry == set()  # both acknowledged: every line is written or staged
+    assert report.endpoints["ep_a"].held == 2
+
+
+def test_a_bundle_whose_remainder_cannot_be_held_is_handed_back_whole(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=4)
+    records = events(sink_harness, "ep_a", 6)
+    first, second = bundled(records[:3], "one"), bundled(records[3:], "two")
+
+    def _raise(*_: Any) -> None:
+        raise RuntimeError("staging unavailable")
+
+    sink_harness.queue.send_flush = _raise  # type: ignore[method-assign]
+    report = deliver(sink_harness, [first, second])
+
+    assert report.retry == {second.message_id}  # its first line is written; it comes back for the rest
+    assert staged_lines(sink_harness) == []
+
+
+def test_a_bundle_with_a_line_that_is_not_an_event_goes_to_the_dlq_whole(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2)
+    good = events(sink_harness, "ep_a", 2)
+    forged = InboundRecord(**{**vars(bundled(good, "forged")), "lines": (good[0].lines[0], "not json")})
+
+    report = deliver(sink_harness, [forged])
+
+    assert store(sink_harness).objects == {}
+    assert report.retry == {forged.message_id}
+
+
+def test_a_bundle_decodes_from_an_sqs_record() -> None:
+    record = load_event("sqs_bundle.json")["Records"][0]
+    inbound = to_inbound(record)
+    assert len(inbound.lines) == 3
+    assert [json.loads(line)["id"] for line in inbound.lines] == ["evt_bundle1", "evt_bundle2", "evt_bundle3"]

@@ -48,7 +48,7 @@ def send(harness: ApiHarness, body: Any) -> dict[str, Any]:
 
 def routed(harness: ApiHarness) -> list[tuple[str, str]]:
     """(endpoint id, event type) of every queued message, in order."""
-    return [(m.endpoint_id, json.loads(m.body)["eventType"]) for m in harness.queue.sent]
+    return [(m.endpoint_id, json.loads(line)["eventType"]) for m in harness.queue.sent for line in m.lines]
 
 
 def stored_endpoint(endpoint_id: str, patterns: list[str], **changes: Any) -> Endpoint:
@@ -86,7 +86,7 @@ def test_batch_answers_202_with_ids_and_created_at_in_order(harness: ApiHarness)
     assert [set(a) for a in accepted["events"]] == [{"id", "createdAt"}] * len(types)
     ids = [a["id"] for a in accepted["events"]]
     assert len(set(ids)) == len(types)
-    lines = [json.loads(m.body) for m in harness.queue.sent]
+    lines = [json.loads(line) for m in harness.queue.sent for line in m.lines]
     assert [(line["id"], line["eventType"]) for line in lines] == list(zip(ids, types, strict=True))
 
 
@@ -192,7 +192,8 @@ def test_messages_of_a_batch_keep_the_batch_order(harness: ApiHarness) -> None:
     endpoint_for(harness, "*")
     accepted = send(harness, {"events": [event(f"type{i}.created") for i in range(20)]})
 
-    assert [json.loads(m.body)["id"] for m in harness.queue.sent] == [a["id"] for a in accepted["events"]]
+    [bundle] = harness.queue.sent
+    assert [json.loads(line)["id"] for line in bundle.lines] == [a["id"] for a in accepted["events"]]
 
 
 def test_deleted_endpoint_gets_nothing(harness: ApiHarness) -> None:

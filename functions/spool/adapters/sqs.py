@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from spool.domain import messages as fmt
 from spool.domain.ports import OutgoingMessage
 
 if TYPE_CHECKING:
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 _BATCH = 10  # SQS's limit per SendMessageBatch / ChangeMessageVisibilityBatch / DeleteMessageBatch
 _SEND_ATTEMPTS = 4
-TENANT_ATTR, ENDPOINT_ATTR, KIND_ATTR, BOUNDARY_ATTR = "tenantId", "endpointId", "kind", "boundary"
 
 
 class QueueSendError(RuntimeError):
@@ -35,18 +35,11 @@ class SqsQueue:
         self._url = queue_url
 
     def send(self, messages: list[OutgoingMessage]) -> None:
-        for chunk in _chunks(messages):
+        for batch in fmt.send_batches(messages):
             self._send_entries(
                 [
-                    {
-                        "Id": str(i),
-                        "MessageBody": m.body,
-                        "MessageAttributes": {
-                            TENANT_ATTR: {"DataType": "String", "StringValue": m.tenant_id},
-                            ENDPOINT_ATTR: {"DataType": "String", "StringValue": m.endpoint_id},
-                        },
-                    }
-                    for i, m in enumerate(chunk)
+                    {"Id": str(i), "MessageBody": m.body, "MessageAttributes": fmt.sqs_attributes(m)}
+                    for i, m in enumerate(batch)
                 ]
             )
 
@@ -60,16 +53,12 @@ class SqsQueue:
         raise QueueSendError(f"{len(entries)} messages could not be enqueued")
 
     def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
+        trigger = fmt.flush_trigger(tenant_id, endpoint_id, boundary, delay_seconds)
         self._sqs.send_message(
             QueueUrl=self._url,
-            MessageBody=f"flush {endpoint_id} at {boundary}",
-            DelaySeconds=delay_seconds,
-            MessageAttributes={
-                TENANT_ATTR: {"DataType": "String", "StringValue": tenant_id},
-                ENDPOINT_ATTR: {"DataType": "String", "StringValue": endpoint_id},
-                KIND_ATTR: {"DataType": "String", "StringValue": "flush"},
-                BOUNDARY_ATTR: {"DataType": "Number", "StringValue": str(boundary)},
-            },
+            MessageBody=trigger.body,
+            DelaySeconds=trigger.delay_seconds,
+            MessageAttributes=fmt.sqs_attributes(trigger),  # type: ignore[arg-type]
         )
 
     def change_visibility(self, changes: list[tuple[str, int]]) -> None:
@@ -152,22 +141,22 @@ def _redrive(
         chosen: list[Any] = []
         others: list[Any] = []
         for message in received:
-            attrs: dict[str, Any] = dict(message.get("MessageAttributes", {}))
-            tenant = attrs.get(TENANT_ATTR, {}).get("StringValue", "")
-            endpoint = attrs.get(ENDPOINT_ATTR, {}).get("StringValue", "")
+            tenant, endpoint = fmt.owner(fmt.api_attributes(message))
             (chosen if keep(tenant, endpoint) else others).append(message)
         passed_over.extend(m["ReceiptHandle"] for m in others)
         if chosen:
-            ingest._send_entries(
-                [
-                    {
-                        "Id": str(i),
-                        "MessageBody": m["Body"],
-                        "MessageAttributes": m.get("MessageAttributes", {}),
-                    }
-                    for i, m in enumerate(chosen)
-                ]
-            )
+            # Bundles can be up to 256 KiB each, which is also the limit of one SendMessageBatch in all.
+            size = 0
+            batch: list[dict[str, Any]] = []
+            for i, m in enumerate(chosen):
+                entry = {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
+                cost = len(m["Body"].encode()) + fmt.ATTRIBUTES_RESERVE_BYTES
+                if batch and size + cost > fmt.MESSAGE_MAX_BYTES:
+                    ingest._send_entries(batch)
+                    batch, size = [], 0
+                batch.append(entry)
+                size += cost
+            ingest._send_entries(batch)
             sqs.delete_message_batch(
                 QueueUrl=dlq_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chosen)],

@@ -64,13 +64,14 @@ MAX_PARALLEL_ENDPOINTS = 8
 
 @dataclass(frozen=True)
 class InboundRecord:
-    """One SQS message as the sink sees it: an event for an endpoint, or a flush trigger."""
+    """One SQS message as the sink sees it: a bundle of event lines for an endpoint (domain/messages.py), or a
+    flush trigger. A bundle is acknowledged only when every one of its lines is written or staged."""
 
     message_id: str
     receipt_handle: str
     tenant_id: str
     endpoint_id: str
-    line: str
+    lines: tuple[str, ...]
     accepted_at: float
     receive_count: int = 1
     kind: Literal["event", "flush"] = "event"
@@ -254,11 +255,11 @@ class Sink:
         settings = target.endpoint.storage
         now = self.clock()
         events = sorted((r for r in group if r.kind == "event"), key=lambda r: r.accepted_at)
-        if any(not is_event_line(r.line) for r in events):
-            # Only the api enqueues events, each as one rendered line; anything else is not written into a
-            # tenant's object: the endpoint's messages fail until the odd one reaches the DLQ.
-            odd = [r for r in events if not is_event_line(r.line)]
-            events = [r for r in events if is_event_line(r.line)]
+        odd = [r for r in events if not all(is_event_line(line) for line in r.lines)]
+        if odd:
+            # Only the api enqueues events, as bundles of rendered lines; anything else is not written into a
+            # tenant's object: the odd message fails until it reaches the DLQ.
+            events = [r for r in events if r not in odd]
             for r in odd:
                 changes.append((r.receipt_handle, self.retry_base_seconds))
                 report.retry.add(r.message_id)
@@ -271,10 +272,20 @@ class Sink:
             report.retry.add(trigger.message_id)
         due = sorted({t.boundary for t in triggers if t not in early})
 
-        full = len(events) - len(events) % settings.batchSize
-        self._write_all(target, [r.line for r in events[:full]], outcome)
-        done.update(r.message_id for r in events[:full])
-        remainder = events[full:]
+        lines = [line for r in events for line in r.lines]
+        full = len(lines) - len(lines) % settings.batchSize
+        self._write_all(target, lines[:full], outcome)
+        # Bundles all of whose lines went into full objects are done; the rest (a bundle may straddle the cut:
+        # its first lines are written, the others go with the remainder) are done once the remainder is safe.
+        remainder: list[InboundRecord] = []
+        end = 0
+        for r in events:
+            end += len(r.lines)
+            if end <= full:
+                done.add(r.message_id)
+            else:
+                remainder.append(r)
+        held_lines = lines[full:]
         # A remainder that failed before is written with the next flush; otherwise it may be held once.
         retried = any(r.receive_count > 1 for r in remainder)
 
@@ -283,7 +294,7 @@ class Sink:
             for index, boundary in enumerate(due):
                 mine = [t for t in triggers if t.boundary == boundary]
                 extra = remainder if index == len(due) - 1 else []
-                flushed = self._flush_staged(target, boundary, owner, extra, outcome)
+                flushed = self._flush_staged(target, boundary, owner, held_lines if extra else [], outcome)
                 if flushed is None:
                     wait = self._lease_wait(endpoint_id, boundary)
                     changes.extend((t.receipt_handle, wait) for t in mine)
@@ -294,10 +305,10 @@ class Sink:
                     done.update(r.message_id for r in extra)
                     remainder = []
         if remainder and retried:
-            self._write_all(target, [r.line for r in remainder], outcome)
+            self._write_all(target, held_lines, outcome)
             done.update(r.message_id for r in remainder)
         elif remainder:
-            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, remainder, outcome, now)
+            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held_lines, outcome, now)
             done.update(r.message_id for r in remainder)
 
     def _lease_wait(self, endpoint_id: str, boundary: int) -> int:
@@ -312,9 +323,9 @@ class Sink:
         return min(MAX_VISIBILITY_SECONDS, max(LEASE_RETRY_SECONDS, math.ceil(until - self.clock()) + 1))
 
     def _flush_staged(
-        self, target: _Target, boundary: int, owner: str, extra: list[InboundRecord], outcome: EndpointOutcome
+        self, target: _Target, boundary: int, owner: str, extra: list[str], outcome: EndpointOutcome
     ) -> bool | None:
-        """Write what is staged for `boundary` (and the next flush time) together with `extra`.
+        """Write what is staged for `boundary` (and the next flush time) together with the lines `extra`.
 
         None: another invocation holds the lease. False: nothing was staged any more (an earlier trigger for
         the same time wrote it), so `extra` was not written and is still to be held. True: written.
@@ -334,7 +345,7 @@ class Sink:
                 # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
                 return False
             lines = [line for bundles in staged.values() for bundle in bundles for line in bundle.lines]
-            self._write_all(target, lines + [r.line for r in extra], outcome)
+            self._write_all(target, lines + extra, outcome)
             for when, bundles in staged.items():
                 if bundles:
                     self.staging.remove(endpoint_id, when, [b.item_id for b in bundles])
@@ -348,14 +359,14 @@ class Sink:
         tenant_id: str,
         endpoint_id: str,
         interval: int,
-        remainder: list[InboundRecord],
+        remainder: list[str],
         outcome: EndpointOutcome,
         now: float,
     ) -> None:
         boundary = next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
         staged: list[str] = []
         try:
-            staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, [r.line for r in remainder])
+            staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, remainder)
             delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(boundary - self.clock())))
             self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)
         except Exception as exc:

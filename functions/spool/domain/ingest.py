@@ -10,6 +10,7 @@ from spool.domain import limits
 from spool.domain.errors import InvalidInput, PayloadTooLarge
 from spool.domain.ids import new_id
 from spool.domain.matching import matches_any
+from spool.domain.messages import bundles
 from spool.domain.models import Accepted, AcceptedEvent, EventIn
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.ports import EndpointRepository, OutgoingMessage, Queue
@@ -40,19 +41,19 @@ class Ingest:
 
     def accept(self, tenant_id: str, events: list[EventIn]) -> list[Accepted]:
         """Render every event first (so an oversized one rejects the request before anything is queued),
-        then enqueue one message per event per matching storage endpoint."""
+        then enqueue the request's events as one bundle per matching storage endpoint."""
         now = self.clock()
         rendered = [render(event, now) for event in events]
         self.route(tenant_id, rendered)
         return [Accepted(id=e.id, createdAt=e.createdAt) for e in rendered]
 
     def route(self, tenant_id: str, events: list[AcceptedEvent]) -> None:
+        """One bundle per matching storage endpoint with the request's lines for it, in order (more only where
+        a bundle would pass SQS's size limit)."""
         endpoints = [e for e in self.repo.active_endpoints(tenant_id) if e.deliveryMode == "storage"]
-        messages = [
-            OutgoingMessage(tenant_id=tenant_id, endpoint_id=endpoint.id, body=event.line)
-            for event in events
-            for endpoint in endpoints
-            if matches_any(endpoint.eventTypes, event.eventType)
-        ]
+        messages: list[OutgoingMessage] = []
+        for endpoint in endpoints:
+            lines = [event.line for event in events if matches_any(endpoint.eventTypes, event.eventType)]
+            messages.extend(bundles(tenant_id, endpoint.id, lines))
         if messages:
             self.queue.send(messages)

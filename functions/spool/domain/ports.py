@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from spool.domain.messages import OutgoingMessage
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
+
+__all__ = ["OutgoingMessage"]  # the queue's message, defined with its format in domain/messages.py
 
 
 @dataclass(frozen=True)
@@ -22,15 +25,6 @@ class ApiKeyRecord:
     tenantId: str
     createdAt: str
     revoked: bool = False
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One event for one endpoint: the body is the event's NDJSON line."""
-
-    tenant_id: str
-    endpoint_id: str
-    body: str
 
 
 class EndpointRepository(Protocol):

@@ -1,0 +1,155 @@
+"""The ingest queue's message format, owned here: the api encodes, the sink decodes, redrive reads the owner.
+
+Two kinds of message travel on the ingest queue (and, after maxReceiveCount receives, sit in the DLQ):
+
+- **An event bundle**: the lines of one request's events for one endpoint, in order, joined by `\\n` (a line is
+  compact JSON, so it never holds a newline). Attributes `tenantId` and `endpointId`. One request that matches
+  an endpoint is one message for it (split only where a message would pass SQS's 256 KiB limit), so a request
+  of 100 events costs one SendMessage entry per matching endpoint, not 100. A message enqueued before bundling
+  held exactly one line: it is a bundle of one and reads the same way.
+- **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `boundary` = the flush time
+  (Unix seconds); the body only describes it for a person reading the queue.
+
+No other module knows the attribute names: `sqs_attributes` writes them, `decode` and `owner` read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+TENANT, ENDPOINT, KIND, FLUSH_AT = "tenantId", "endpointId", "kind", "boundary"
+FLUSH: Final = "flush"
+# SQS's limit for one message, body and attributes together (and for one SendMessageBatch call in total).
+MESSAGE_MAX_BYTES = 256 * 1024
+# Room kept for the attributes: names, data types and values (ids are short) with a wide margin.
+ATTRIBUTES_RESERVE_BYTES = 1024
+BUNDLE_MAX_BYTES = MESSAGE_MAX_BYTES - ATTRIBUTES_RESERVE_BYTES
+# SendMessageBatch's most entries per call.
+BATCH_MAX_ENTRIES = 10
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message for the ingest queue: an event bundle (`kind` event) or a flush trigger."""
+
+    tenant_id: str
+    endpoint_id: str
+    body: str
+    kind: Literal["event", "flush"] = "event"
+    flush_at: int = 0
+    delay_seconds: int = 0
+
+    @property
+    def lines(self) -> list[str]:
+        return self.body.split("\n") if self.kind == "event" else []
+
+    @property
+    def size(self) -> int:
+        """Bytes SQS counts: the body and each attribute's name, data type and value."""
+        return len(self.body.encode()) + sum(
+            len(name) + len(data_type) + len(value) for name, (data_type, value) in _attributes(self).items()
+        )
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A received message as the sink needs it."""
+
+    tenant_id: str
+    endpoint_id: str
+    kind: Literal["event", "flush"]
+    lines: tuple[str, ...] = ()
+    flush_at: int = 0
+
+
+@dataclass
+class _Bundler:
+    tenant_id: str
+    endpoint_id: str
+    lines: list[str] = field(default_factory=list)
+    size: int = 0
+
+
+def bundles(tenant_id: str, endpoint_id: str, lines: list[str]) -> list[OutgoingMessage]:
+    """`lines` (in order) as as few bundles as SQS's size limit allows. A line is at most
+    `limits.EVENT_MAX_BYTES`, which is below BUNDLE_MAX_BYTES, so every line fits in a bundle of its own."""
+    found: list[OutgoingMessage] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        cost = len(line.encode()) + (1 if current else 0)
+        if current and size + cost > BUNDLE_MAX_BYTES:
+            found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current)))
+            current, size, cost = [], 0, len(line.encode())
+        current.append(line)
+        size += cost
+    if current:
+        found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current)))
+    return found
+
+
+def flush_trigger(tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> OutgoingMessage:
+    return OutgoingMessage(
+        tenant_id,
+        endpoint_id,
+        f"flush {endpoint_id} at {flush_at}",
+        kind=FLUSH,
+        flush_at=flush_at,
+        delay_seconds=delay_seconds,
+    )
+
+
+def send_batches(messages: list[OutgoingMessage]) -> Iterator[list[OutgoingMessage]]:
+    """Messages grouped for SendMessageBatch: at most 10 entries and 256 KiB in all per call."""
+    batch: list[OutgoingMessage] = []
+    size = 0
+    for message in messages:
+        if batch and (len(batch) == BATCH_MAX_ENTRIES or size + message.size > MESSAGE_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(message)
+        size += message.size
+    if batch:
+        yield batch
+
+
+def _attributes(message: OutgoingMessage) -> dict[str, tuple[str, str]]:
+    found = {TENANT: ("String", message.tenant_id), ENDPOINT: ("String", message.endpoint_id)}
+    if message.kind == FLUSH:
+        found[KIND] = ("String", FLUSH)
+        found[FLUSH_AT] = ("Number", str(message.flush_at))
+    return found
+
+
+def sqs_attributes(message: OutgoingMessage) -> dict[str, dict[str, str]]:
+    """The message's attributes as SQS's SendMessage takes them."""
+    return {name: {"DataType": t, "StringValue": v} for name, (t, v) in _attributes(message).items()}
+
+
+def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
+    """A received message from its body and its attributes' string values. A message without Spool's
+    attributes decodes with empty ids: it cannot be routed and fails until it reaches the DLQ."""
+    tenant_id, endpoint_id = attributes.get(TENANT, ""), attributes.get(ENDPOINT, "")
+    if attributes.get(KIND) == FLUSH:
+        flush_at = attributes.get(FLUSH_AT, "")
+        return Decoded(tenant_id, endpoint_id, FLUSH, flush_at=int(flush_at) if flush_at.isdigit() else 0)
+    return Decoded(tenant_id, endpoint_id, "event", tuple(body.split("\n")))
+
+
+def owner(attributes: Mapping[str, str]) -> tuple[str, str]:
+    """(tenant id, endpoint id) of a message, from its attributes' string values."""
+    return attributes.get(TENANT, ""), attributes.get(ENDPOINT, "")
+
+
+def lambda_attributes(record: Mapping[str, Any]) -> dict[str, str]:
+    """String values of an SQS record's attributes in a Lambda event (`messageAttributes.*.stringValue`)."""
+    raw = record.get("messageAttributes") or {}
+    return {name: str((value or {}).get("stringValue") or "") for name, value in raw.items()}
+
+
+def api_attributes(message: Mapping[str, Any]) -> dict[str, str]:
+    """String values of a message's attributes as ReceiveMessage returns them (`MessageAttributes.*.StringValue`)."""
+    raw = message.get("MessageAttributes") or {}
+    return {name: str((value or {}).get("StringValue") or "") for name, value in raw.items()}

@@ -1,0 +1,84 @@
+"""The ingest queue's message format (domain/messages.py): bundles, flush triggers, size limits, and messages
+from before bundling."""
+
+from __future__ import annotations
+
+from spool.domain import messages
+from spool.domain.messages import BUNDLE_MAX_BYTES, MESSAGE_MAX_BYTES, bundles, decode, flush_trigger, send_batches
+from spool.domain.naming import ndjson_line
+
+OWNER = {"tenantId": "ten_a", "endpointId": "ep_a"}
+
+
+def line(n: int, size: int = 100) -> str:
+    return ndjson_line(f"evt_{n:06d}", "order.created", {"pad": "x" * size}, "2026-04-14T10:30:00.000Z")
+
+
+def test_a_requests_lines_for_one_endpoint_are_one_bundle_in_order() -> None:
+    lines = [line(n) for n in range(100)]
+    [bundle] = bundles("ten_a", "ep_a", lines)
+    assert bundle.lines == lines
+    assert decode(bundle.body, OWNER).lines == tuple(lines)
+
+
+def test_a_single_event_bundle_is_exactly_the_old_one_message_per_event_format() -> None:
+    [bundle] = bundles("ten_a", "ep_a", [line(1)])
+    assert bundle.body == line(1)
+    assert messages.sqs_attributes(bundle) == {
+        "tenantId": {"DataType": "String", "StringValue": "ten_a"},
+        "endpointId": {"DataType": "String", "StringValue": "ep_a"},
+    }
+
+
+def test_a_message_queued_before_bundling_decodes_as_a_bundle_of_one() -> None:
+    decoded = decode(line(7), OWNER)
+    assert (decoded.kind, decoded.tenant_id, decoded.endpoint_id, decoded.lines) == (
+        "event",
+        "ten_a",
+        "ep_a",
+        (line(7),),
+    )
+
+
+def test_bundles_split_only_where_the_size_limit_would_be_passed() -> None:
+    lines = [line(n, size=60_000) for n in range(10)]  # about 600 KB
+    found = bundles("ten_a", "ep_a", lines)
+    assert [m for b in found for m in b.lines] == lines
+    assert all(b.size <= MESSAGE_MAX_BYTES and len(b.body.encode()) <= BUNDLE_MAX_BYTES for b in found)
+    assert len(found) == 3  # 4 + 4 + 2 lines of ~60 KB
+
+
+def test_a_line_of_the_largest_allowed_size_fits_a_bundle_of_its_own() -> None:
+    big = line(1, size=256 * 1024 - 200)
+    found = bundles("ten_a", "ep_a", [line(0), big, line(2)])
+    assert [b.lines for b in found] == [[line(0)], [big], [line(2)]]
+    assert all(b.size <= MESSAGE_MAX_BYTES for b in found)
+
+
+def test_flush_triggers_round_trip() -> None:
+    trigger = flush_trigger("ten_a", "ep_a", 1_776_000_000, 30)
+    attributes = {k: v["StringValue"] for k, v in messages.sqs_attributes(trigger).items()}
+    decoded = decode(trigger.body, attributes)
+    assert (decoded.kind, decoded.flush_at, decoded.lines) == ("flush", 1_776_000_000, ())
+    assert trigger.delay_seconds == 30
+    assert messages.owner(attributes) == ("ten_a", "ep_a")
+
+
+def test_a_message_without_spools_attributes_has_no_owner() -> None:
+    decoded = decode("anything", {})
+    assert (decoded.tenant_id, decoded.endpoint_id) == ("", "")
+
+
+def test_send_batches_keep_to_ten_entries_and_256_kib_per_call() -> None:
+    small = [m for n in range(25) for m in bundles("ten_a", f"ep_{n}", [line(n)])]
+    assert [len(b) for b in send_batches(small)] == [10, 10, 5]
+    large = [m for n in range(5) for m in bundles("ten_a", f"ep_{n}", [line(n, size=100_000)])]
+    batches = list(send_batches(large))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert all(sum(m.size for m in b) <= MESSAGE_MAX_BYTES for b in batches)
+
+
+def test_lambda_and_api_attribute_shapes_read_the_same() -> None:
+    lambda_shape = {"messageAttributes": {"tenantId": {"stringValue": "ten_a", "dataType": "String"}}}
+    api_shape = {"MessageAttributes": {"tenantId": {"StringValue": "ten_a", "DataType": "String"}}}
+    assert messages.lambda_attributes(lambda_shape) == messages.api_attributes(api_shape) == {"tenantId": "ten_a"}
