@@ -29,6 +29,8 @@ class FakeRepo:
     keys: dict[str, tuple[ApiKeyRecord, str]] = field(default_factory=dict)  # keyId -> (record, hash)
     staged: dict[tuple[str, int], dict[str, list[str]]] = field(default_factory=dict)
     leases: dict[tuple[str, int], str] = field(default_factory=dict)
+    # When a held lease expires (epoch seconds); unset: unknown.
+    lease_ends: dict[tuple[str, int], float] = field(default_factory=dict)
     endpoint_reads: int = 0
 
     # endpoints
@@ -124,7 +126,7 @@ class FakeRepo:
         return True
 
     def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
-        return None
+        return self.lease_ends.get((endpoint_id, boundary)) if (endpoint_id, boundary) in self.leases else None
 
     def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
         if self.leases.get((endpoint_id, boundary)) == owner:

@@ -394,6 +394,26 @@ def test_trigger_losing_the_lease_is_retried_shortly_and_touches_nothing(sink_ha
     assert sink_harness.repo.leases == {("ep_a", boundary): "another-invocation"}
 
 
+@pytest.mark.parametrize(
+    ("receive_count", "lease_left", "wait"),
+    [(1, 110.0, LEASE_RETRY_SECONDS), (3, 110.0, 4 * LEASE_RETRY_SECONDS), (6, 30.0, 31)],
+)
+def test_trigger_losing_the_lease_comes_back_soon_doubling_but_never_after_the_lease_expires(
+    sink_harness: SinkHarness, receive_count: int, lease_left: float, wait: int
+) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    deliver(sink_harness, events(sink_harness, "ep_a", 2))
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
+    sink_harness.repo.lease_ends[("ep_a", boundary)] = boundary + lease_left
+    losing = trigger("ep_a", boundary, receive_count=receive_count)
+
+    deliver(sink_harness, [losing])
+
+    assert sink_harness.queue.visibility == [(losing.receipt_handle, wait)]
+
+
 def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
     boundary = boundary_now(sink_harness)

@@ -296,7 +296,7 @@ class Sink:
                 extra = remainder if index == len(due) - 1 else []
                 flushed = self._flush_staged(target, boundary, owner, held_lines if extra else [], outcome)
                 if flushed is None:
-                    wait = self._lease_wait(endpoint_id, boundary)
+                    wait = self._lease_wait(endpoint_id, boundary, max(t.receive_count for t in mine))
                     changes.extend((t.receipt_handle, wait) for t in mine)
                     report.retry.update(t.message_id for t in mine)
                     continue
@@ -311,16 +311,19 @@ class Sink:
             self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held_lines, outcome, now)
             done.update(r.message_id for r in remainder)
 
-    def _lease_wait(self, endpoint_id: str, boundary: int) -> int:
-        """How long a trigger that found the lease taken stays away: until the lease expires (so a lease left by
-        a sink that died costs one more receive, not all of them), at least LEASE_RETRY_SECONDS."""
+    def _lease_wait(self, endpoint_id: str, boundary: int, receive_count: int) -> int:
+        """How long a trigger that found the lease taken stays away. The holder is almost always a live flush
+        that finishes within seconds, so the trigger comes back soon: LEASE_RETRY_SECONDS, doubling with each
+        receive, never past the lease's expiry (a lease left by a sink that died is free then). Waiting for
+        the expiry at once kept triggers in flight for minutes after their work was done."""
+        wait = LEASE_RETRY_SECONDS * 2 ** max(0, receive_count - 1)
         try:
             until = self.staging.lease_until(endpoint_id, boundary)
         except Exception:
             until = None
-        if until is None:
-            return LEASE_RETRY_SECONDS
-        return min(MAX_VISIBILITY_SECONDS, max(LEASE_RETRY_SECONDS, math.ceil(until - self.clock()) + 1))
+        if until is not None:
+            wait = min(wait, math.ceil(until - self.clock()) + 1)
+        return min(MAX_VISIBILITY_SECONDS, max(LEASE_RETRY_SECONDS, wait))
 
     def _flush_staged(
         self, target: _Target, boundary: int, owner: str, extra: list[str], outcome: EndpointOutcome
