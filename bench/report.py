@@ -48,11 +48,12 @@ def _times(seconds: dict[str, float]) -> str:
 
 def _b1(d: dict[str, Any]) -> list[str]:
     rows = ["B1 sink handler vs reference, CPU us per event (median of rounds)"]
-    rows.append(f"   {'case':<28} {'sink':>9} {'reference':>10} {'ratio':>7}")
+    rows.append(f"   {'case':<44} {'sink':>9} {'reference':>10} {'ratio':>7}")
     for case, f in d["cases"].items():
-        count, spread = case.split("x")
-        label = f"{int(count):,} events, {spread.removesuffix('ep')} endpoint(s)"
-        rows.append(f"   {label:<28} {f['subject_us']:>9.2f} {f['reference_us']:>10.2f} {f['ratio']:>7.2f}")
+        count, rest = case.split("x")
+        spread, _, per_message = rest.partition("/")
+        label = f"{int(count):,} events, {spread.removesuffix('ep')} endpoint(s), {per_message or 1}/message"
+        rows.append(f"   {label:<44} {f['subject_us']:>9.2f} {f['reference_us']:>10.2f} {f['ratio']:>7.2f}")
     return rows
 
 

@@ -72,10 +72,12 @@ class StubSqsClient:
     requests: int = 0
     entries: list[dict[str, Any]] = field(default_factory=list)
     count: int = 0
+    lines: int = 0  # event lines in the bodies (a bundle holds many)
 
     def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.requests += 1
         self.count += len(Entries)
+        self.lines += sum(e["MessageBody"].count("\n") + 1 for e in Entries)
         if self.keep_entries:
             self.entries.extend(Entries)
         return {"Failed": []}
@@ -151,14 +153,22 @@ def sqs_record(n: int, endpoint_id: str, line: str, sent_ms: int, tenant_id: str
     }
 
 
-def sqs_event(count: int, endpoint_ids: list[str]) -> dict[str, Any]:
-    """`count` ~1 KB events spread round-robin over the endpoints, accepted a millisecond apart."""
+def sqs_event(count: int, endpoint_ids: list[str], *, per_message: int = 1) -> dict[str, Any]:
+    """`count` ~1 KB events spread round-robin over the endpoints, accepted a millisecond apart, as bundles of
+    `per_message` lines per endpoint (domain/messages.py; 1 is one event per message)."""
     start_ms = int(time.time() * 1000) - count
+    pending: dict[str, list[str]] = {e: [] for e in endpoint_ids}
     records = []
     for n in range(count):
         created = iso_timestamp((start_ms + n) / 1000)
-        line = ndjson_line(f"evt_{n:028x}", "order.created", payload(n), created)
-        records.append(sqs_record(n, endpoint_ids[n % len(endpoint_ids)], line, start_ms + n))
+        endpoint_id = endpoint_ids[n % len(endpoint_ids)]
+        pending[endpoint_id].append(ndjson_line(f"evt_{n:028x}", "order.created", payload(n), created))
+        if len(pending[endpoint_id]) == per_message:
+            records.append(sqs_record(len(records), endpoint_id, "\n".join(pending[endpoint_id]), start_ms + n))
+            pending[endpoint_id] = []
+    for endpoint_id, lines in pending.items():
+        if lines:
+            records.append(sqs_record(len(records), endpoint_id, "\n".join(lines), start_ms + count))
     return {"Records": records}
 
 
