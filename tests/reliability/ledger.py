@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
+from spool.adapters.dynamo import staged_lines
 from spool.domain import messages as fmt
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import wait_until
@@ -147,7 +148,7 @@ class Books:
                 if item["sk"]["S"] == "#LEASE":
                     continue
                 boundary = int(item["pk"]["S"].rsplit("#", 1)[1])
-                found.setdefault(boundary, []).extend(item["lines"]["S"].split("\n"))
+                found.setdefault(boundary, []).extend(staged_lines(item))
         return found
 
     def ledger(self, accepted: list[str], s3: Any, bucket: str, prefix: str, endpoint_id: str, interval: int) -> Ledger:
