@@ -142,7 +142,7 @@ def drive_everything(api: Api, s3: Any, runtime: LocalRuntime) -> None:
             timeout=20,
             what="the failed write to be reported",
         )
-    wait_until(lambda: dlq_depth(runtime) >= before + 4, timeout=60, what="the failed events in the DLQ")
+    wait_until(lambda: dlq_depth(runtime) >= before + 2, timeout=60, what="the failed bundles in the DLQ")
     for endpoint_id, bucket, prefix, ids in failing.values():
         s3.create_bucket(Bucket=bucket)
 
