@@ -31,6 +31,8 @@ class ApiSettings(CommonSettings):
     dlq_url: Annotated[str, Field(alias="SPOOL_DLQ_URL", min_length=1)]
     # The sink function the API invokes for `verify`, so credentials are decrypted only in the sink.
     sink_function_name: Annotated[str, Field(alias="SPOOL_SINK_FUNCTION_NAME", min_length=1)]
+    # The sink's role: the principal a tenant's role must trust (GET /api/v1/endpoints/{id}/aws-role).
+    sink_role_arn: Annotated[str, Field(alias="SPOOL_SINK_ROLE_ARN", min_length=1)]
     idempotency_seconds: Annotated[int, Field(alias="SPOOL_IDEMPOTENCY_SECONDS", ge=60)] = 3600
 
 

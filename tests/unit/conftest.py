@@ -23,6 +23,8 @@ from spool.local.lambda_context import FakeContext
 from tests.fakes import FakeCipher, FakeQueue, FakeRepo, FakeStores, MemoryIdempotencyStore
 
 PEPPER = b"unit-test-pepper"
+# The deployment's sink role, as the api is given it (SPOOL_SINK_ROLE_ARN).
+SINK_ROLE_ARN = "arn:aws:iam::123456789012:role/Spool-unit-SinkRole"
 
 
 def public_resolver(host: str) -> list[str]:
@@ -100,7 +102,7 @@ def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allo
     policy = UrlPolicy(allow_insecure=allow_insecure, resolver=public_resolver)
     return ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
-        endpoints=EndpointService(repo, cipher, policy, local_root="/tmp/spool-unit-root"),
+        endpoints=EndpointService(repo, cipher, policy, local_root="/tmp/spool-unit-root", sink_role_arn=SINK_ROLE_ARN),
         ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore()),
         verifier=FakeVerifier(),
         redriver=FakeRedriver(),

@@ -756,8 +756,9 @@ def test_verify_of_another_tenants_endpoint_raises_not_found(harness: ApiHarness
         ("DELETE", "", None),
         ("POST", "/verify", None),
         ("POST", "/redrive", None),
+        ("GET", "/aws-role", None),
     ],
-    ids=["get", "patch", "delete", "verify", "redrive"],
+    ids=["get", "patch", "delete", "verify", "redrive", "aws-role"],
 )
 def test_another_tenants_endpoint_answers_404_and_is_untouched(
     harness: ApiHarness, method: str, suffix: str, body: Any

@@ -8,20 +8,27 @@ an object with the same name; docs/storage.md lists which stores honour it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spool.domain.errors import InvalidInput, StoreError
-from spool.domain.models import Credentials, StorageSettings
+from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.paths import local_object_path
 from spool.domain.ports import ObjectStore
+from spool.domain.roles import EXTERNAL_ID_PREFIX, PROBE_MARKER, ROLE_SESSION_SECONDS
 from spool.domain.urlpolicy import UrlPolicy
 
 if TYPE_CHECKING:
@@ -35,22 +42,97 @@ VERIFY_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_
 # Codes that mean "the name is taken": 412 after the object exists, 409 while a concurrent conditional write
 # to the same key is in flight. Either way the writer moves on to the next counter.
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+# S3's answers for a request sent to another region than the bucket's (301 is a HEAD's bare status).
+_WRONG_REGION = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "301"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "Forbidden", "403"}
+# The sink's AssumeRole calls: as bounded as a store write, so a slow STS cannot eat the invocation.
+STS_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
 
 
-def _scrub(text: str, credentials: Credentials | None) -> str:
-    if credentials is not None:
-        for secret in (credentials.accessKeyId, credentials.secretAccessKey):
-            value = secret.get_secret_value()
-            if value:
-                text = text.replace(value, "***")
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for value in secrets:
+        if value:
+            text = text.replace(value, "***")
     return text
 
 
+def _key_secrets(credentials: Credentials | None) -> Callable[[], list[str]]:
+    values = []
+    if credentials is not None:
+        values = [s.get_secret_value() for s in (credentials.accessKeyId, credentials.secretAccessKey) if s]
+    return lambda: values
+
+
+@dataclass(frozen=True)
+class _Where:
+    """What a store's messages name: the bucket, prefix and region it writes to, and the role, if any."""
+
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    role_arn: str | None = None
+
+
+def _bucket_region(http: Any, parsed: dict[str, Any]) -> str | None:
+    """The bucket's region when S3 answered that the request went to the wrong one."""
+    error = parsed.get("Error", {})
+    if error.get("Code") not in _WRONG_REGION and getattr(http, "status_code", None) != 301:
+        return None
+    return str(http.headers.get("x-amz-bucket-region") or error.get("Region") or "") or None
+
+
+def describe_store_error(
+    where: _Where, code: str, status: object, message: str, region: str | None = None, *, deleting: bool = False
+) -> str:
+    """An S3 error in words that name what to fix: a missing bucket, another region, a KMS key that refuses,
+    a role or keys that may not write under the prefix. The code and status stay in the text."""
+    tag = f"({code}, HTTP {status})"
+    bucket, target = where.bucket, f"s3://{where.bucket}/{where.prefix}"
+    if code == "NoSuchBucket":
+        return f"bucket {bucket} does not exist {tag}"
+    if code in _WRONG_REGION:
+        actual = f"region {region}" if region else "another region"
+        return f"bucket {bucket} is in {actual}, not in {where.region} (storageConfig.region) {tag}"
+    if code.startswith("KMS.") or (code in _DENIED and "kms:" in message.lower()):
+        needs = " (the role needs kms:GenerateDataKey on it)" if where.role_arn else ""
+        return f"bucket {bucket}: the KMS key refuses the write{needs} {tag}: {message}".rstrip(": ")
+    if code in _DENIED:
+        who = f"role {where.role_arn}" if where.role_arn else "these credentials"
+        verb, action, keys = (
+            ("delete verify's probe", "s3:DeleteObject", f"{PROBE_MARKER}*")
+            if deleting
+            else ("write", "s3:PutObject", "*")
+        )
+        needs = ""
+        if where.role_arn:
+            partition = where.role_arn.split(":")[1]
+            needs = f"; it needs {action} on arn:{partition}:s3:::{bucket}/{where.prefix}{keys}"
+        return f"{who} may not {verb} under {target}{needs} {tag}: {message}".rstrip(": ")
+    return f"bucket {bucket}: {code} (HTTP {status}): {message}".strip()
+
+
 class S3Store:
-    def __init__(self, client: S3Client, bucket: str, credentials: Credentials | None = None) -> None:
+    """One endpoint's bucket. Error messages never hold a secret: the access keys, or the role's temporary
+    credentials, are scrubbed from whatever the store answers."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        credentials: Credentials | None = None,
+        *,
+        where: _Where | None = None,
+        secrets: Callable[[], Iterable[str]] | None = None,
+        verifying: bool = False,
+    ) -> None:
         self._s3 = client
         self._bucket = bucket
-        self._credentials = credentials
+        self._where = where or _Where(bucket)
+        self._secrets = secrets or _key_secrets(credentials)
+        if verifying:
+            # Verify: S3 redirects a request to the bucket's region and botocore follows, so a wrong region
+            # would only cost a round trip per client; verify names it instead of writing through it.
+            client.meta.events.register("needs-retry.s3", self._refuse_redirect)
 
     def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
         extra: dict[str, Any] = {"ContentEncoding": content_encoding} if content_encoding else {}
@@ -69,7 +151,8 @@ class S3Store:
     def _is_ours(self, key: str, body: bytes) -> bool:
         """After a 412: is the object there the one we just wrote (our first attempt's answer got lost and
         botocore retried)? Its ETag is the body's MD5 for single-part puts without SSE-KMS; anything else
-        counts as someone else's object and the caller moves on to the next name."""
+        counts as someone else's object and the caller moves on to the next name. (A role with PutObject only
+        may not HeadObject: then the name counts as taken too.)"""
         try:
             etag = self._s3.head_object(Bucket=self._bucket, Key=key)["ETag"].strip('"')
         except (ClientError, BotoCoreError):
@@ -80,16 +163,130 @@ class S3Store:
         try:
             self._s3.delete_object(Bucket=self._bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, deleting=True) from None
 
-    def _error(self, exc: Exception) -> StoreError:
+    def _refuse_redirect(self, response: Any = None, **_: Any) -> None:
+        if response is None:
+            return
+        actual = _bucket_region(*response)
+        if actual and actual != self._where.region:
+            code = response[1].get("Error", {}).get("Code") or "PermanentRedirect"
+            status = getattr(response[0], "status_code", None)
+            raise StoreError(describe_store_error(self._where, code, status, "", actual))
+
+    def _error(self, exc: Exception, *, deleting: bool = False) -> StoreError:
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            text = f"{error.get('Code', 'Error')} (HTTP {status}): {error.get('Message', '')}".strip()
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            region = str(headers.get("x-amz-bucket-region") or error.get("Region") or "") or None
+            code, message = str(error.get("Code", "Error")), str(error.get("Message", ""))
+            text = describe_store_error(self._where, code, status, message, region, deleting=deleting)
         else:
-            text = f"store unreachable: {type(exc).__name__}"
-        return StoreError(_scrub(f"bucket {self._bucket}: {text}", self._credentials))
+            text = f"bucket {self._bucket}: store unreachable: {type(exc).__name__}"
+        return StoreError(_scrub(text, self._secrets()))
+
+
+class _RoleCredentials(DeferredRefreshableCredentials):
+    """Fetched at the first request, renewed shortly before they expire. botocore's defaults renew 15 and 10
+    minutes before expiry, which a 15-minute session is always within: every request would assume again."""
+
+    _advisory_refresh_timeout = 240
+    _mandatory_refresh_timeout = 120
+
+
+class _Given(CredentialProvider):
+    """The only credential provider of a role store's botocore session: it never falls back to the sink's own
+    credentials (environment, config files, the function's role)."""
+
+    METHOD = "spool-assume-role"
+    CANONICAL_NAME = "spool-assume-role"
+
+    def __init__(self, credentials: _RoleCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> _RoleCredentials:
+        return self._credentials
+
+
+class RoleSession:
+    """An endpoint's role, assumed through the sink's STS client with the endpoint's ExternalId.
+
+    The temporary credentials live only inside the store client's credential object; the last few issued are
+    remembered here only to scrub them from error messages."""
+
+    def __init__(self, sts: Any, role: RoleToAssume) -> None:
+        self._sts = sts
+        self._role = role
+        self._issued: deque[str] = deque(maxlen=9)
+        self.credentials = _RoleCredentials(refresh_using=self._assume, method=_Given.METHOD)
+
+    def secrets(self) -> list[str]:
+        return list(self._issued)
+
+    def check_external_id_required(self) -> None:
+        """Verify's check that the trust policy requires the endpoint's ExternalId: AssumeRole with another
+        one must be refused. A trust policy without the condition lets any ExternalId through, and with it
+        any Spool tenant that names the role. What STS answers a wrongly allowed call is thrown away."""
+        role = self._role
+        try:
+            self._sts.assume_role(
+                RoleArn=role.roleArn,
+                RoleSessionName=role.sessionName,
+                ExternalId=f"{EXTERNAL_ID_PREFIX}not-{secrets.token_hex(8)}",
+                DurationSeconds=ROLE_SESSION_SECONDS,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _DENIED:
+                return
+            raise StoreError(describe_assume_error(role, exc)) from None
+        except BotoCoreError as exc:
+            raise StoreError(f"AWS STS unreachable while assuming role {role.roleArn}: {type(exc).__name__}") from None
+        raise StoreError(
+            f"role {role.roleArn}: its trust policy does not require sts:ExternalId = {role.externalId}. Spool "
+            "assumed it with another ExternalId, so any Spool tenant naming this role could. Add the condition: "
+            "GET /api/v1/endpoints/{id}/aws-role gives a trust policy that has it"
+        )
+
+    def _assume(self) -> dict[str, str]:
+        role = self._role
+        try:
+            answer = self._sts.assume_role(
+                RoleArn=role.roleArn,
+                RoleSessionName=role.sessionName,
+                ExternalId=role.externalId,
+                DurationSeconds=ROLE_SESSION_SECONDS,
+            )
+        except ClientError as exc:
+            raise StoreError(describe_assume_error(role, exc)) from None
+        except BotoCoreError as exc:
+            raise StoreError(f"AWS STS unreachable while assuming role {role.roleArn}: {type(exc).__name__}") from None
+        issued = answer["Credentials"]
+        self._issued.extend((issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"]))
+        return {
+            "access_key": issued["AccessKeyId"],
+            "secret_key": issued["SecretAccessKey"],
+            "token": issued["SessionToken"],
+            "expiry_time": issued["Expiration"].isoformat(),
+        }
+
+
+def describe_assume_error(role: RoleToAssume, exc: ClientError) -> str:
+    """Why STS refused AssumeRole, in words. AWS answers every trust failure alike (a missing role, a trust
+    policy naming another principal, an ExternalId missing from it or another one): AccessDenied."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Error"))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in _DENIED:
+        return (
+            f"role {role.roleArn}: Spool cannot assume it ({code}, HTTP {status}). The role does not exist, or "
+            "its trust policy does not let Spool's sink role assume it with sts:ExternalId = "
+            f"{role.externalId}. GET /api/v1/endpoints/{{id}}/aws-role gives a trust policy that does"
+        )
+    if code == "RegionDisabledException":
+        return f"role {role.roleArn}: Spool cannot assume it ({code}): AWS STS is not activated in the sink's region"
+    return f"role {role.roleArn}: Spool cannot assume it: AWS STS answered {code} (HTTP {status})"
 
 
 class LocalStore:
@@ -129,13 +326,31 @@ class LocalStore:
 
 
 class Stores:
-    """The `StoreFactory`: builds a client for an endpoint's settings, checking its URL again first."""
+    """The `StoreFactory`: builds a client for an endpoint's settings, checking its URL again first.
 
-    def __init__(self, url_policy: UrlPolicy, local_root: str | None, config: Config = SINK_CLIENT_CONFIG) -> None:
+    Access keys sign with a client of their own; a role gets a botocore session of its own whose only
+    credentials are the role's (assumed through `sts`, the sink's own STS client, so the call is the sink
+    role's). Both share one loader, so the service models are read once per process.
+
+    `verifying` (verify's stores) checks more than delivery needs: a region S3 redirects from is an error
+    rather than followed, and a role's trust policy must refuse an ExternalId other than the endpoint's."""
+
+    def __init__(
+        self,
+        url_policy: UrlPolicy,
+        local_root: str | None,
+        config: Config = SINK_CLIENT_CONFIG,
+        sts: Any = None,
+        *,
+        verifying: bool = False,
+    ) -> None:
         self._policy = url_policy
         self._local_root = local_root
         self._config = config
-        self._session = boto3.session.Session()
+        self._sts = sts
+        self._verifying = verifying
+        self._botocore = botocore.session.get_session()
+        self._session = boto3.session.Session(botocore_session=self._botocore)
 
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
         if settings.provider == "local":
@@ -150,12 +365,38 @@ class Stores:
                 endpoint_url = self._policy.check(settings.endpoint)
             except InvalidInput as exc:
                 raise StoreError(f"endpoint refused: {exc.message}") from None
+        config = self._config.merge(Config(s3={"addressing_style": "path" if endpoint_url else "auto"}))
+        where = _Where(settings.bucket, settings.prefix, settings.region)
+        if credentials.role is not None:
+            return self._role_store(settings, credentials.role, config, where)
+        assert credentials.accessKeyId is not None  # Credentials holds both keys or a role
+        assert credentials.secretAccessKey is not None
         client = self._session.client(
             "s3",
             region_name=settings.region,
             endpoint_url=endpoint_url,
             aws_access_key_id=credentials.accessKeyId.get_secret_value(),
             aws_secret_access_key=credentials.secretAccessKey.get_secret_value(),
-            config=self._config.merge(Config(s3={"addressing_style": "path" if endpoint_url else "auto"})),
+            config=config,
         )
-        return S3Store(client, settings.bucket, credentials)
+        return S3Store(client, settings.bucket, credentials, where=where, verifying=self._verifying)
+
+    def _role_store(self, settings: StorageSettings, role: RoleToAssume, config: Config, where: _Where) -> S3Store:
+        if settings.endpoint:
+            raise StoreError("roleArn is for Amazon S3 only, not for a store at an endpoint")
+        if self._sts is None:
+            raise StoreError("this deployment cannot assume roles")
+        assumed = RoleSession(self._sts, role)
+        if self._verifying:
+            assumed.check_external_id_required()
+        session = botocore.session.Session()
+        session.register_component("data_loader", self._botocore.get_component("data_loader"))
+        session.register_component("credential_provider", CredentialResolver([_Given(assumed.credentials)]))
+        client = cast("S3Client", session.create_client("s3", region_name=settings.region, config=config))
+        return S3Store(
+            client,
+            settings.bucket,
+            where=dataclasses.replace(where, role_arn=role.roleArn),
+            secrets=assumed.secrets,
+            verifying=self._verifying,
+        )

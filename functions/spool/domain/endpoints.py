@@ -14,15 +14,18 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from spool.domain.errors import InvalidInput, NotFound, StoreError
+from spool.domain import roles
+from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError
 from spool.domain.ids import new_id
 from spool.domain.models import (
+    AwsRole,
     Credentials,
     Endpoint,
     EndpointCreate,
     EndpointOut,
     EndpointPage,
     EndpointPatch,
+    RoleToAssume,
     StorageConfigIn,
     StorageConfigOut,
     StorageSettings,
@@ -33,6 +36,7 @@ from spool.domain.ports import Cipher, EndpointRepository, StoreFactory
 from spool.domain.urlpolicy import UrlPolicy
 
 Clock = Callable[[], float]
+_KEY_FIELDS = ("accessKeyId", "secretAccessKey")
 
 
 def encryption_context(tenant_id: str, endpoint_id: str) -> dict[str, str]:
@@ -41,6 +45,9 @@ def encryption_context(tenant_id: str, endpoint_id: str) -> dict[str, str]:
 
 
 def seal(cipher: Cipher, tenant_id: str, endpoint_id: str, credentials: Credentials) -> bytes:
+    """Access keys as KMS ciphertext bound to the endpoint (a role has nothing to seal)."""
+    if credentials.accessKeyId is None or credentials.secretAccessKey is None:
+        raise ValueError("only access keys are sealed")
     plaintext = json.dumps(
         {
             "accessKeyId": credentials.accessKeyId.get_secret_value(),
@@ -51,10 +58,25 @@ def seal(cipher: Cipher, tenant_id: str, endpoint_id: str, credentials: Credenti
 
 
 def unseal(cipher: Cipher, endpoint: Endpoint) -> Credentials | None:
+    """What the sink signs the endpoint's store requests with: its role to assume (no decryption), or its
+    access keys, decrypted."""
+    storage = endpoint.storage
+    if storage.roleArn is not None:
+        if storage.externalId is None:
+            raise CorruptRecord("a stored endpoint has a roleArn but no externalId", detail={"endpointId": endpoint.id})
+        role = RoleToAssume(
+            roleArn=storage.roleArn, externalId=storage.externalId, sessionName=roles.session_name(endpoint.id)
+        )
+        return Credentials(role=role)
     if endpoint.credentials is None:
         return None
     plaintext = cipher.decrypt(endpoint.credentials, encryption_context(endpoint.tenantId, endpoint.id))
     return Credentials.model_validate_json(plaintext)
+
+
+def is_amazon_s3(settings: StorageSettings) -> bool:
+    """Provider s3 without `endpoint`: Amazon S3 itself, where a role can stand in for access keys."""
+    return settings.provider == "s3" and settings.endpoint is None
 
 
 def storage_url(settings: StorageSettings) -> str:
@@ -81,12 +103,14 @@ class EndpointService:
     url_policy: UrlPolicy
     local_root: str | None = None
     clock: Clock = time.time
+    # This deployment's sink role (the principal tenants' roles trust); the api has it, the sink needs it not.
+    sink_role_arn: str | None = None
 
     def create(self, tenant_id: str, body: EndpointCreate) -> EndpointOut:
         config = body.storageConfig
-        settings = self._settings(config)
+        settings = self._settings(config, external_id=None)
         self._check_url_agrees(body.url, settings)
-        credentials = self._credentials_for(settings.provider, config.accessKeyId, config.secretAccessKey)
+        credentials = self._credentials_for(settings, config.accessKeyId, config.secretAccessKey)
         now = iso_timestamp(self.clock())
         endpoint_id = new_id("ep")
         endpoint = Endpoint(
@@ -122,9 +146,11 @@ class EndpointService:
         for name in ("provider", "bucket"):
             if name in config_patch and config_patch[name] is None:
                 raise InvalidInput("is required and cannot be null", field=f"storageConfig.{name}")
-        merged = current.storage.model_dump() | {
-            k: v for k, v in config_patch.items() if k not in ("accessKeyId", "secretAccessKey")
+        merged = current.storage.model_dump(exclude={"externalId"}) | {
+            k: v for k, v in config_patch.items() if k not in _KEY_FIELDS
         }
+        if any(k in config_patch for k in _KEY_FIELDS) and "roleArn" not in config_patch:
+            merged["roleArn"] = None  # access keys replace the role
         url = patch.url if patch.url is not None else current.url
         if "url" in given and not ({"bucket", "prefix", "provider"} & config_patch.keys()):
             # Only the url changed: bucket and prefix follow it.
@@ -136,21 +162,22 @@ class EndpointService:
         try:
             full = StorageConfigIn.model_validate(
                 {k: v for k, v in merged.items() if v is not None}
-                | {k: config_patch[k] for k in ("accessKeyId", "secretAccessKey") if k in config_patch}
+                | {k: config_patch[k] for k in _KEY_FIELDS if k in config_patch}
             )
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
             field = "url" if "url" in given and where in ("bucket", "prefix") else f"storageConfig.{where}"
             raise InvalidInput(str(error["msg"]), field=field) from None
-        settings = self._settings(full)
+        settings = self._settings(full, external_id=current.storage.externalId)
         self._check_url_agrees(url, settings)
+        # The item holds access keys or a roleArn, never both: a role (or provider local) drops the keys.
         credentials_blob = current.credentials
-        if settings.provider == "local":
-            self._credentials_for("local", full.accessKeyId, full.secretAccessKey)
+        if settings.provider == "local" or settings.roleArn is not None:
+            self._credentials_for(settings, full.accessKeyId, full.secretAccessKey)
             credentials_blob = None
         elif full.accessKeyId is not None or full.secretAccessKey is not None or current.credentials is None:
-            credentials = self._credentials_for("s3", full.accessKeyId, full.secretAccessKey)
+            credentials = self._credentials_for(settings, full.accessKeyId, full.secretAccessKey)
             assert credentials is not None
             credentials_blob = seal(self.cipher, tenant_id, endpoint_id, credentials)
         updated = current.model_copy(
@@ -171,17 +198,41 @@ class EndpointService:
         self.repo.mark_deleted(tenant_id, endpoint_id, iso_timestamp(self.clock()))
 
     def verify(self, tenant_id: str, endpoint_id: str, stores: StoreFactory) -> dict[str, object]:
-        """Write and remove a probe object with the stored credentials; report what the store said."""
+        """Write and remove a probe object with the stored credentials (or the assumed role); report what the
+        store said, in words that name what to fix (adapters/stores.py)."""
         endpoint = self._active(tenant_id, endpoint_id)
-        key = f"{endpoint.storage.prefix}.spool-verify-{new_id('probe')}"
+        key = roles.probe_key(endpoint.storage.prefix)
         started = self.clock()
         try:
             store = stores(endpoint.storage, unseal(self.cipher, endpoint))
             store.put_new(key, b"spool verify probe\n", content_type="text/plain", content_encoding=None)
-            store.delete(key)
         except StoreError as exc:
             return {"ok": False, "error": exc.message, "probeKey": key}
+        try:
+            store.delete(key)
+        except StoreError as exc:
+            return {
+                "ok": False,
+                "error": f"the probe was written but could not be removed: {exc.message}",
+                "probeKey": key,
+            }
         return {"ok": True, "probeKey": key, "elapsedMs": round((self.clock() - started) * 1000)}
+
+    def aws_role(self, tenant_id: str, endpoint_id: str, kms_key_arn: str | None = None) -> AwsRole:
+        """The role the tenant creates for this endpoint: trust and permission policies, and a template."""
+        endpoint = self._active(tenant_id, endpoint_id)
+        if self.sink_role_arn is None:
+            raise ServiceFault("the sink role ARN is not configured", detail={"setting": "sink_role_arn"})
+        if not is_amazon_s3(endpoint.storage):
+            raise Conflict(
+                "roles are for Amazon S3 endpoints (provider s3 without endpoint); this one uses access keys"
+            )
+        if endpoint.storage.externalId is None:
+            raise Conflict(
+                "this endpoint has no externalId yet (it was created before Spool assumed roles): PATCH it once, "
+                "even with an empty body, and ask again"
+            )
+        return roles.aws_role(endpoint, self.sink_role_arn, kms_key_arn)
 
     def view(self, endpoint: Endpoint, *, include_status: bool = True) -> EndpointOut:
         storage = endpoint.storage
@@ -206,45 +257,76 @@ class EndpointService:
             raise NotFound(f"endpoint {endpoint_id} not found")
         return endpoint
 
-    def _settings(self, config: StorageConfigIn) -> StorageSettings:
+    def _settings(self, config: StorageConfigIn, *, external_id: str | None) -> StorageSettings:
+        """The settings to store. An Amazon S3 endpoint keeps `external_id` (its current one), or gets a new
+        one; any other endpoint has none."""
         if config.bucket is None:
             raise InvalidInput("is required", field="storageConfig.bucket")
         if config.provider == "s3":
             if config.region is None:
                 raise InvalidInput("is required for provider s3", field="storageConfig.region")
             endpoint = self.url_policy.check(config.endpoint) if config.endpoint else None
+            if config.roleArn is not None:
+                self._check_role(config.roleArn, endpoint)
         else:
             if self.local_root is None:
                 raise InvalidInput("provider local is not enabled in this deployment", field="storageConfig.provider")
-            for name in ("region", "endpoint"):
+            for name in ("region", "endpoint", "roleArn"):
                 if getattr(config, name) is not None:
                     raise InvalidInput("is not used by provider local", field=f"storageConfig.{name}")
             check_local_target(self.local_root, config.bucket, config.prefix)
             endpoint = None
+        amazon = config.provider == "s3" and endpoint is None
         return StorageSettings(
             provider=config.provider,
             bucket=config.bucket,
             prefix=config.prefix,
             region=config.region,
+            roleArn=config.roleArn,
+            externalId=(external_id or roles.new_external_id()) if amazon else None,
             endpoint=endpoint,
             batchSize=config.batchSize,
             flushIntervalSeconds=config.flushIntervalSeconds,
             compression=config.compression,
         )
 
+    def _check_role(self, role_arn: str, endpoint: str | None) -> None:
+        if endpoint is not None:
+            raise InvalidInput(
+                "is for Amazon S3 only; an S3-compatible store (endpoint) takes accessKeyId and secretAccessKey",
+                field="storageConfig.roleArn",
+            )
+        own = roles.role_account(self.sink_role_arn) if self.sink_role_arn else None
+        if own is not None and roles.role_account(role_arn) == own:
+            # The sink may not assume roles of its own account (infra/spool_infra/ingest.py says why).
+            raise InvalidInput(
+                "is a role in Spool's own AWS account; name a role in the account of your bucket",
+                field="storageConfig.roleArn",
+            )
+
     @staticmethod
     def _credentials_for(
-        provider: str, access_key_id: SecretStr | None, secret_access_key: SecretStr | None
+        settings: StorageSettings, access_key_id: SecretStr | None, secret_access_key: SecretStr | None
     ) -> Credentials | None:
-        if provider == "local":
-            for name, value in (("accessKeyId", access_key_id), ("secretAccessKey", secret_access_key)):
-                if value is not None:
-                    raise InvalidInput("is not used by provider local", field=f"storageConfig.{name}")
+        """The access keys to seal, if the endpoint uses keys; a 422 for keys it must not have or lacks."""
+        given = [
+            n for n, v in (("accessKeyId", access_key_id), ("secretAccessKey", secret_access_key)) if v is not None
+        ]
+        if settings.provider == "local":
+            if given:
+                raise InvalidInput("is not used by provider local", field=f"storageConfig.{given[0]}")
             return None
+        if settings.roleArn is not None:
+            if given:
+                raise InvalidInput(
+                    "give either roleArn or accessKeyId/secretAccessKey, not both", field="storageConfig.roleArn"
+                )
+            return None
+        alternative = " (or roleArn, for Amazon S3)" if settings.endpoint is None else ""
         if access_key_id is None:
-            raise InvalidInput("is required for provider s3", field="storageConfig.accessKeyId")
+            raise InvalidInput(f"is required for provider s3{alternative}", field="storageConfig.accessKeyId")
         if secret_access_key is None:
-            raise InvalidInput("is required for provider s3", field="storageConfig.secretAccessKey")
+            raise InvalidInput(f"is required for provider s3{alternative}", field="storageConfig.secretAccessKey")
         return Credentials(accessKeyId=access_key_id, secretAccessKey=secret_access_key)
 
     @staticmethod

@@ -20,3 +20,5 @@ REQUEST_MAX_BYTES = 5 * 1024 * 1024
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 100
 # How long the API trusts a resolved API key (and so how long a revoked key can still work).
 API_KEY_CACHE_SECONDS = 30
+# IAM allows role ARNs of up to 2048 characters (a name of at most 64, the rest its path).
+ROLE_ARN_MAX_LEN = 2048

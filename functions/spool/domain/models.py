@@ -17,6 +17,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from spool.domain import limits
@@ -26,6 +27,8 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _PREFIX_CHARS_RE = re.compile(r"^[A-Za-z0-9!_.*'()/=\-]*$")
 _REGION_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,31}$")
+# arn:{partition}:iam::{account}:role/{path/}{name}: IAM's characters for paths and names, a name of 1-64.
+ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
 
 
 def _bucket(value: str) -> str:
@@ -53,6 +56,12 @@ def _prefix(value: str) -> str:
         raise ValueError("must not contain empty path segments ('//')")
     if any(segment in (".", "..") for segment in value.split("/")):
         raise ValueError("must not contain '.' or '..' segments")
+    return value
+
+
+def _role_arn(value: str) -> str:
+    if not ROLE_ARN_RE.match(value):
+        raise ValueError("must be an IAM role ARN: arn:aws:iam::{12-digit account id}:role/{name}")
     return value
 
 
@@ -93,6 +102,7 @@ Prefix = Annotated[str, Field(max_length=limits.PREFIX_MAX_LEN), AfterValidator(
 Region = Annotated[str, StringConstraints(pattern=_REGION_RE.pattern)]
 AccessKeyId = Annotated[SecretStr, Field(min_length=3, max_length=128)]
 SecretAccessKey = Annotated[SecretStr, Field(min_length=8, max_length=256)]
+RoleArn = Annotated[str, Field(max_length=limits.ROLE_ARN_MAX_LEN), AfterValidator(_role_arn)]
 EventPattern = Annotated[str, Field(max_length=limits.EVENT_TYPE_MAX_LEN), AfterValidator(_event_pattern)]
 EventType = Annotated[str, Field(min_length=1, max_length=limits.EVENT_TYPE_MAX_LEN), AfterValidator(_event_type)]
 EventTypes = Annotated[
@@ -120,6 +130,7 @@ class StorageConfigIn(BaseModel):
     region: Region | None = None
     accessKeyId: AccessKeyId | None = None
     secretAccessKey: SecretAccessKey | None = None
+    roleArn: RoleArn | None = None
     endpoint: EndpointUrl | None = None
     batchSize: BatchSize = limits.BATCH_SIZE_DEFAULT
     flushIntervalSeconds: FlushInterval = limits.FLUSH_INTERVAL_DEFAULT
@@ -127,7 +138,8 @@ class StorageConfigIn(BaseModel):
 
 
 class StorageConfigPatch(BaseModel):
-    """`storageConfig` in a PATCH: every field optional; credentials change only when both are given."""
+    """`storageConfig` in a PATCH: every field optional; keys change only when both are given, and keys or a
+    roleArn replace whichever of the two the endpoint had."""
 
     model_config = _STRICT
 
@@ -137,6 +149,7 @@ class StorageConfigPatch(BaseModel):
     region: Region | None = None
     accessKeyId: AccessKeyId | None = None
     secretAccessKey: SecretAccessKey | None = None
+    roleArn: RoleArn | None = None
     endpoint: EndpointUrl | None = None
     batchSize: BatchSize | None = None
     flushIntervalSeconds: FlushInterval | None = None
@@ -176,12 +189,17 @@ class EndpointPatch(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    """Stored storage settings: everything but the credentials, which are kept encrypted beside them."""
+    """Stored storage settings: everything but the access keys, which are kept encrypted beside them.
+
+    `roleArn` and `externalId` are not secrets: the tenant sees both. `externalId` is Spool's, generated for
+    every Amazon S3 endpoint (provider s3 without `endpoint`) and kept while it stays one."""
 
     provider: Provider
     bucket: str
     prefix: str = ""
     region: str | None = None
+    roleArn: str | None = None
+    externalId: str | None = None
     endpoint: str | None = None
     batchSize: int = limits.BATCH_SIZE_DEFAULT
     flushIntervalSeconds: int = limits.FLUSH_INTERVAL_DEFAULT
@@ -204,11 +222,33 @@ class Endpoint(BaseModel):
     updatedAt: str
 
 
-class Credentials(BaseModel):
-    """Decrypted store credentials; exists only in the sink (and briefly in the api while encrypting)."""
+class RoleToAssume(BaseModel):
+    """A tenant's IAM role the sink assumes to write one endpoint's objects. Nothing in it is secret (the
+    tenant is shown the ExternalId); the temporary credentials STS gives for it never leave the store client."""
 
-    accessKeyId: SecretStr
-    secretAccessKey: SecretStr
+    model_config = ConfigDict(frozen=True)
+
+    roleArn: str
+    externalId: str
+    sessionName: str
+
+
+class Credentials(BaseModel):
+    """What the sink signs an endpoint's store requests with: the tenant's access keys (decrypted, they exist
+    only in the sink and briefly in the api while encrypting), or the tenant's role to assume."""
+
+    accessKeyId: SecretStr | None = None
+    secretAccessKey: SecretStr | None = None
+    role: RoleToAssume | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Credentials:
+        keys = (self.accessKeyId is not None, self.secretAccessKey is not None)
+        if self.role is not None and any(keys):
+            raise ValueError("access keys or a role, not both")
+        if self.role is None and not all(keys):
+            raise ValueError("both access keys, or a role")
+        return self
 
 
 class StorageConfigOut(BaseModel):
@@ -216,11 +256,17 @@ class StorageConfigOut(BaseModel):
     bucket: str
     prefix: str
     region: str | None = None
+    roleArn: str | None = Field(default=None, description="The tenant's IAM role the sink assumes (Amazon S3)")
+    externalId: str | None = Field(
+        default=None,
+        description="Generated by Spool for every Amazon S3 endpoint: the sts:ExternalId the role's trust policy "
+        "must require (GET /api/v1/endpoints/{id}/aws-role). Never chosen by the tenant.",
+    )
     endpoint: str | None = None
     batchSize: int
     flushIntervalSeconds: int
     compression: Compression
-    credentialsConfigured: bool
+    credentialsConfigured: bool = Field(description="True when access keys are stored (never with roleArn)")
 
 
 class DeliveryStatus(BaseModel):
@@ -316,6 +362,23 @@ class VerifyResult(BaseModel):
     probeKey: str | None = None
     elapsedMs: int | None = None
     error: str | None = None
+
+
+class AwsRole(BaseModel):
+    """What the tenant needs to create the role Spool assumes, in their own AWS account."""
+
+    roleArn: str | None = Field(
+        description="The endpoint's roleArn; null when it has none yet: deploy the template, then PATCH its "
+        "RoleArn output in as storageConfig.roleArn"
+    )
+    roleName: str = Field(description="The role's name in the template (roleArn's, or spool-{endpoint id})")
+    externalId: str
+    sinkRoleArn: str = Field(description="The principal the trust policy trusts: this deployment's sink role")
+    trustPolicy: dict[str, Any]
+    permissionPolicy: dict[str, Any]
+    cloudFormationTemplate: dict[str, Any] = Field(description="Both policies as one AWS::IAM::Role")
+    deployCommand: str = Field(description="Save the template as templateFile, then run this")
+    templateFile: str
 
 
 class RedriveResult(BaseModel):

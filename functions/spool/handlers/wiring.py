@@ -19,7 +19,7 @@ from spool.adapters.dynamo import DynamoRepository
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.kms import KmsCipher
 from spool.adapters.sqs import SqsQueue, belonging_to, redrive
-from spool.adapters.stores import VERIFY_CLIENT_CONFIG, Stores
+from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
 from spool.config import ApiSettings, SinkSettings
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
@@ -115,7 +115,11 @@ def build_api(settings: ApiSettings, session: boto3.session.Session | None = Non
     return ApiServices(
         tenants=Tenants(repo, pepper_loader(settings.pepper_secret_id, session.client("secretsmanager"))),
         endpoints=EndpointService(
-            repo, KmsCipher(session.client("kms"), settings.kms_key_id), policy, settings.local_root
+            repo,
+            KmsCipher(session.client("kms"), settings.kms_key_id),
+            policy,
+            settings.local_root,
+            sink_role_arn=settings.sink_role_arn,
         ),
         ingest=IdempotentIngest(
             Ingest(repo, SqsQueue(sqs, settings.queue_url)),
@@ -136,12 +140,14 @@ def build_api(settings: ApiSettings, session: boto3.session.Session | None = Non
 
 def build_sink(settings: SinkSettings, session: boto3.session.Session | None = None) -> SinkServices:
     """The sink function's services; every client of the role comes from `session` (default: a new one).
-    Store clients use the endpoint's own credentials and never the session (adapters/stores.py)."""
+    Store clients use the endpoint's own credentials and never the session (adapters/stores.py); a tenant's
+    role is assumed with the session's STS client, so AssumeRole is the sink role's call."""
     session = session or boto3.session.Session()
     repo = DynamoRepository(session.client("dynamodb"), settings.table_name)
     cipher = KmsCipher(session.client("kms"))
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
-    stores = Stores(policy, settings.local_root)
+    sts = session.client("sts", config=STS_CLIENT_CONFIG)
+    stores = Stores(policy, settings.local_root, sts=sts)
     queue = SqsQueue(session.client("sqs"), settings.queue_url)
     return SinkServices(
         sink=Sink(
@@ -154,7 +160,7 @@ def build_sink(settings: SinkSettings, session: boto3.session.Session | None = N
             retry_max_seconds=settings.retry_max_seconds,
         ),
         endpoints=EndpointService(repo, cipher, policy, settings.local_root),
-        verify_stores=Stores(policy, settings.local_root, VERIFY_CLIENT_CONFIG),
+        verify_stores=Stores(policy, settings.local_root, VERIFY_CLIENT_CONFIG, sts=sts, verifying=True),
     )
 
 

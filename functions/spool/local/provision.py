@@ -18,6 +18,7 @@ class Names:
     dlq: str = "spool-local-dlq"
     key_alias: str = "alias/spool-local-credentials"
     pepper_secret: str = "spool-local/api-key-pepper"  # noqa: S105 - the secret's name, not its value
+    sink_role: str = "spool-local-sink"
     max_receive_count: int = 8
     visibility_timeout: int = 60
 
@@ -29,6 +30,7 @@ class Resources:
     dlq_url: str
     kms_key_id: str
     pepper_secret_id: str
+    sink_role_arn: str
 
     def env(self) -> dict[str, str]:
         return {
@@ -37,6 +39,7 @@ class Resources:
             "SPOOL_DLQ_URL": self.dlq_url,
             "SPOOL_KMS_KEY_ID": self.kms_key_id,
             "SPOOL_PEPPER_SECRET_ID": self.pepper_secret_id,
+            "SPOOL_SINK_ROLE_ARN": self.sink_role_arn,
         }
 
 
@@ -47,6 +50,7 @@ def provision(names: Names, session: boto3.session.Session | None = None) -> Res
         **_queues(session.client("sqs"), names),
         kms_key_id=_key(session.client("kms"), names.key_alias),
         pepper_secret_id=_secret(session.client("secretsmanager"), names.pepper_secret),
+        sink_role_arn=_sink_role(session.client("iam"), names.sink_role),
     )
 
 
@@ -108,6 +112,23 @@ def _secret(sm: Any, name: str) -> str:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
     return str(sm.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))["ARN"])
+
+
+def _sink_role(iam: Any, name: str) -> str:
+    """A stand-in for the sink's execution role, so tenants' trust policies have a principal to name. The
+    local sink does not run as it (moto's STS trusts every caller); its ARN is what the api hands out."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NoSuchEntity":
+            raise
+    return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
 
 
 def ensure_bucket(s3: Any, bucket: str) -> None:

@@ -118,6 +118,7 @@ class LocalRuntime:
             "queueUrl": self.resources.queue_url,
             "dlqUrl": self.resources.dlq_url,
             "pepperSecretId": self.resources.pepper_secret_id,
+            "sinkRoleArn": self.resources.sink_role_arn,
         }
         (self.state / "runtime.json").write_text(json.dumps(info, indent=2) + "\n")
 

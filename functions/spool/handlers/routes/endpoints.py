@@ -1,4 +1,4 @@
-"""/api/v1/endpoints: create, list, get, patch, delete, verify, redrive."""
+"""/api/v1/endpoints: create, list, get, patch, delete, verify, redrive, and the AWS role to create."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from pydantic import ValidationError
 
 from spool.domain import limits
 from spool.domain.errors import ServiceFault, describe
-from spool.domain.models import EndpointCreate, EndpointOut, EndpointPage, EndpointPatch, RedriveResult, VerifyResult
+from spool.domain.models import (
+    AwsRole,
+    EndpointCreate,
+    EndpointOut,
+    EndpointPage,
+    EndpointPatch,
+    RedriveResult,
+    VerifyResult,
+)
 from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
 
 router = Router()
@@ -94,6 +102,28 @@ def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) ->
         return VerifyResult.model_validate(reply)
     except ValidationError as exc:  # the sink answered something else: its fault, not the client's
         raise ServiceFault("the verification answer was malformed", detail=describe(exc)) from None
+
+
+@router.get(
+    "/endpoints/<endpoint_id>/aws-role",
+    security=SECURITY,
+    summary="The IAM role to create in your AWS account for Spool to assume: policies and a CloudFormation template",
+    responses=answers(200, "Trust and permission policies, and one template with both", AwsRole),
+)
+def get_aws_role(
+    endpoint_id: EndpointId,
+    svc: Services,
+    tenant: TenantId,
+    kmsKeyArn: Annotated[  # the query parameter's name, camelCase like the body's fields
+        str | None,
+        Query(
+            max_length=2048,
+            description="The bucket's KMS key, when its default encryption is SSE-KMS with a customer managed key: "
+            "the role may then use it (kms:GenerateDataKey through S3)",
+        ),
+    ] = None,
+) -> AwsRole:
+    return svc.endpoints.aws_role(tenant, endpoint_id, kmsKeyArn)
 
 
 @router.post(
