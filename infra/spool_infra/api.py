@@ -89,6 +89,8 @@ class Api(Construct):
                 names.ENV_KMS_KEY_ID: state.credentials_key.key_id,
                 names.ENV_PEPPER_SECRET_ID: state.pepper_secret.secret_arn,
                 names.ENV_SINK_FUNCTION_NAME: ingest.sink.function.function_name,
+                # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
+                names.ENV_SINK_ROLE_ARN: ingest.sink.role.role_arn,
                 names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
             },
         )

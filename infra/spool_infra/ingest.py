@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
@@ -10,6 +11,7 @@ from constructs import Construct
 
 from spool_infra import names
 from spool_infra.lambdas import SpoolFunction
+from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
 
@@ -87,6 +89,7 @@ class IngestSink(Construct):
         state.grant_decrypt_credentials(fn)
         # Flush triggers: the sink sends delayed messages to its own queue.
         self.queue.grant(fn, "sqs:SendMessage")
+        self._grant_assume_tenant_roles(fn)
         # The event source mapping grants Receive/Delete/ChangeMessageVisibility/GetQueueAttributes (and
         # GetQueueUrl, which CDK's SqsEventSource adds and Lambda's poller does not need; left as the L2
         # construct writes it); the handler's own ChangeMessageVisibility calls (hold-back, back-off) use it.
@@ -98,4 +101,39 @@ class IngestSink(Construct):
                 report_batch_item_failures=True,
                 max_concurrency=settings.max_concurrency,
             )
+        )
+
+    def _grant_assume_tenant_roles(self, fn: lambda_.Function) -> None:
+        """Endpoints with a roleArn: the sink assumes the tenant's role (functions/spool/adapters/stores.py).
+
+        Tenants' accounts are not known when the stack is deployed, so the resource is any role; the conditions
+        are STS's caller-side keys for AssumeRole: every call must carry a Spool ExternalId and name a Spool
+        session (`sts:ExternalId`, `sts:RoleSessionName`). The tenant's trust policy, which requires the
+        endpoint's own ExternalId, is what lets a call through. Roles of this account are denied: a role here
+        that trusts the account (its root) would otherwise be assumable by naming it as a roleArn."""
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::*:role/*"],
+                conditions={
+                    "StringLike": {
+                        "sts:ExternalId": names.EXTERNAL_ID_PATTERN,
+                        "sts:RoleSessionName": names.ROLE_SESSION_NAME_PATTERN,
+                    }
+                },
+            )
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"],
+            )
+        )
+        acknowledge(
+            self.sink.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/*]",
+            "sts:AssumeRole of tenants' roles, in accounts not known at deploy time (each endpoint's roleArn). "
+            "Limited by conditions to calls carrying a Spool ExternalId and a Spool session name; roles of "
+            "Spool's own account are denied; the tenant's trust policy requires the endpoint's own ExternalId.",
         )

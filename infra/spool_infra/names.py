@@ -37,6 +37,7 @@ ENV_DLQ_URL: Final = "SPOOL_DLQ_URL"
 ENV_KMS_KEY_ID: Final = "SPOOL_KMS_KEY_ID"
 ENV_PEPPER_SECRET_ID: Final = "SPOOL_PEPPER_SECRET_ID"  # noqa: S105 (a variable name, not a secret)
 ENV_SINK_FUNCTION_NAME: Final = "SPOOL_SINK_FUNCTION_NAME"
+ENV_SINK_ROLE_ARN: Final = "SPOOL_SINK_ROLE_ARN"
 ENV_ALLOW_INSECURE_ENDPOINTS: Final = "SPOOL_ALLOW_INSECURE_ENDPOINTS"
 ENV_ENDPOINT_CACHE_SECONDS: Final = "SPOOL_ENDPOINT_CACHE_SECONDS"
 ENV_RETRY_BASE_SECONDS: Final = "SPOOL_RETRY_BASE_SECONDS"
@@ -48,6 +49,11 @@ TABLE_SORT_KEY: Final = "sk"
 TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
 # Partition keys of hold-back staging items and flush leases start with this; the sink may write only those.
 STAGING_KEY_PREFIX: Final = "B#"
+
+# Tenants' roles the sink assumes (functions/spool/domain/roles.py): every AssumeRole names a session
+# `spool-{endpoint id}` and carries the endpoint's ExternalId `spool-{random}`.
+ROLE_SESSION_NAME_PATTERN: Final = "spool-ep_*"
+EXTERNAL_ID_PATTERN: Final = "spool-*"
 
 # KMS encryption context the api binds every credentials ciphertext to.
 ENCRYPTION_CONTEXT_KEYS: Final = ("spool:tenantId", "spool:endpointId")
@@ -61,6 +67,7 @@ OUTPUT_DLQ_URL: Final = "DlqUrl"
 OUTPUT_KMS_KEY_ID: Final = "KmsKeyId"
 OUTPUT_PEPPER_SECRET_ARN: Final = "PepperSecretArn"  # noqa: S105 (an output name)
 OUTPUT_SINK_FUNCTION_NAME: Final = "SinkFunctionName"
+OUTPUT_SINK_ROLE_ARN: Final = "SinkRoleArn"
 OUTPUT_API_FUNCTION_NAME: Final = "ApiFunctionName"
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 OUTPUT_DASHBOARD_NAME: Final = "DashboardName"

@@ -57,6 +57,10 @@ class SpoolStack(Stack):
             names.OUTPUT_KMS_KEY_ID: (self.state.credentials_key.key_id, "KMS key for storage credentials"),
             names.OUTPUT_PEPPER_SECRET_ARN: (self.state.pepper_secret.secret_arn, "API-key pepper secret"),
             names.OUTPUT_SINK_FUNCTION_NAME: (fn_sink.function_name, "Sink function"),
+            names.OUTPUT_SINK_ROLE_ARN: (
+                self.ingest.sink.role.role_arn,
+                "Sink role: the principal tenants' delivery roles trust",
+            ),
             names.OUTPUT_API_FUNCTION_NAME: (self.api.handler.function.function_name, "Api function"),
             names.OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "SNS topic the alarms notify"),
             names.OUTPUT_DASHBOARD_NAME: (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),

@@ -61,6 +61,7 @@ def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
         "SPOOL_KMS_KEY_ID",
         "SPOOL_PEPPER_SECRET_ID",
         "SPOOL_SINK_FUNCTION_NAME",
+        "SPOOL_SINK_ROLE_ARN",
         "SPOOL_ALLOW_INSECURE_ENDPOINTS",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
@@ -85,6 +86,19 @@ def test_api_environment_points_at_the_stack_resources(synth: Synth) -> None:
     for name, cfn_type in types.items():
         assert synth.json["Resources"][env[name]["Ref"]]["Type"] == cfn_type, name
     assert env["SPOOL_QUEUE_URL"] != env["SPOOL_DLQ_URL"]
+
+
+def test_api_hands_out_the_sink_roles_arn_which_is_also_an_output(synth: Synth) -> None:
+    env = _api_function(synth)["Environment"]["Variables"]
+    role, attribute = env["SPOOL_SINK_ROLE_ARN"]["Fn::GetAtt"]
+    assert (synth.json["Resources"][role]["Type"], attribute) == ("AWS::IAM::Role", "Arn")
+    sink = next(
+        f["Properties"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "spool.handlers.sink.lambda_handler"
+    )
+    assert sink["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert synth.json["Outputs"]["SinkRoleArn"]["Value"] == {"Fn::GetAtt": [role, "Arn"]}
 
 
 def test_functions_trace_with_xray_unless_disabled(synth: Synth, synth_with: SynthFactory) -> None:

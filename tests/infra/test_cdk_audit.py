@@ -36,6 +36,11 @@ PARLIAMENT_ACCEPTED: dict[tuple[str, str, str], str] = {
         "The trust policy lets lambda.amazonaws.com assume the sink's execution role, which is what an "
         "execution role is for; the auditor flags every sts:AssumeRole."
     ),
+    ("Ingest/Sink/Role/DefaultPolicy/Resource", "PolicyDocument", "CREDENTIALS_EXPOSURE"): (
+        "The sink assumes tenants' roles for endpoints with a roleArn: that is the feature (no static keys). The "
+        "temporary credentials stay inside the store client; the statement needs a Spool ExternalId and session "
+        "name, and roles of Spool's own account are denied."
+    ),
     ("Api/Handler/Role/Resource", "AssumeRolePolicyDocument", "CREDENTIALS_EXPOSURE"): (
         "The trust policy lets lambda.amazonaws.com assume the api's execution role, which is what an "
         "execution role is for; the auditor flags every sts:AssumeRole."

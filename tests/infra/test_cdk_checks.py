@@ -19,6 +19,7 @@ CFN_LINT_IGNORED = ["W3005"]
 CDK_NAG_ACKNOWLEDGED = {
     "AwsSolutions-APIG4",
     "AwsSolutions-IAM5[Resource::*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/*]",
     "AwsSolutions-L1",
     "AwsSolutions-SMG4",
 }
@@ -62,6 +63,7 @@ def test_outputs_name_what_the_admin_cli_needs(synth: Synth) -> None:
         "KmsKeyId",
         "PepperSecretArn",
         "SinkFunctionName",
+        "SinkRoleArn",
     } <= set(synth.json["Outputs"])
 
 

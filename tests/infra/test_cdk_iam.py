@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from infra_synth import Synth
+from tests.iam.policy import conditions_hold
+
+from spool.domain import roles
+from spool_infra import names
 
 CONTEXT_CONDITIONS = {
     "Null": {"kms:EncryptionContext:spool:tenantId": "false", "kms:EncryptionContext:spool:endpointId": "false"},
@@ -152,3 +156,31 @@ def test_functions_write_only_their_own_log_group(synth: Synth) -> None:
         own_group = function["LoggingConfig"]["LogGroup"]["Ref"]
         (logs,) = _statements_with(_role_statements(synth, handler), "logs:PutLogEvents")
         assert logs["Resource"] == {"Fn::GetAtt": [own_group, "Arn"]}
+
+
+def test_only_the_sink_assumes_roles_of_other_accounts_with_a_spool_external_id_and_session(synth: Synth) -> None:
+    assert not _statements_with(api(synth), "sts:AssumeRole")
+    allow, deny = sorted(_statements_with(sink(synth), "sts:AssumeRole"), key=lambda s: s["Effect"])
+    partition = {"Ref": "AWS::Partition"}
+    assert (allow["Effect"], allow["Action"]) == ("Allow", "sts:AssumeRole")
+    assert allow["Resource"] == {"Fn::Join": ["", ["arn:", partition, ":iam::*:role/*"]]}
+    assert allow["Condition"] == {"StringLike": {"sts:ExternalId": "spool-*", "sts:RoleSessionName": "spool-ep_*"}}
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "sts:AssumeRole")
+    own_account = ["arn:", partition, ":iam::", {"Ref": "AWS::AccountId"}, ":role/*"]
+    assert deny["Resource"] == {"Fn::Join": ["", own_account]}
+    assert "Condition" not in deny
+
+
+def test_the_sinks_assume_role_conditions_cover_every_session_name_and_external_id_it_sends() -> None:
+    conditions = {
+        "StringLike": {
+            "sts:ExternalId": names.EXTERNAL_ID_PATTERN,
+            "sts:RoleSessionName": names.ROLE_SESSION_NAME_PATTERN,
+        }
+    }
+    sent = {
+        "sts:ExternalId": (roles.new_external_id(),),
+        "sts:RoleSessionName": (roles.session_name("ep_0123456789ab0123456789abcdef"),),
+    }
+    assert conditions_hold(conditions, sent)
+    assert not conditions_hold(conditions, {**sent, "sts:ExternalId": ("chosen-elsewhere",)})
