@@ -44,7 +44,7 @@ def flush_twenty_in_one_second(settings: StorageSettings, credentials: Credentia
                 EndpointDirectory(repo, cipher, stores), repo, FakeQueue(), repo, FakeQueue(), clock=lambda: FROZEN
             )
             records = [
-                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", (f'{{"id":"evt_{n}_{i}"}}',), FROZEN)
+                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", f'{{"id":"evt_{n}_{i}"}}', FROZEN)
                 for i in range(settings.batchSize)
             ]
             report = sink.deliver(records)

@@ -83,7 +83,7 @@ def events(
                 receipt_handle=f"rh-{endpoint_id}-{n}",
                 tenant_id=TENANT,
                 endpoint_id=endpoint_id,
-                lines=(ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),),
+                body=ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),
                 accepted_at=accepted,
                 receive_count=receive_count,
             )
@@ -97,7 +97,7 @@ def trigger(endpoint_id: str, boundary: int, *, name: str = "flush", receive_cou
         receipt_handle=f"rh-{name}-{endpoint_id}-{boundary}",
         tenant_id=TENANT,
         endpoint_id=endpoint_id,
-        lines=(),
+        body=f"flush {endpoint_id} at {boundary}",
         accepted_at=boundary - 60,
         receive_count=receive_count,
         kind="flush",
@@ -947,7 +947,7 @@ def bundled(records: list[InboundRecord], name: str = "bundle") -> InboundRecord
         receipt_handle=f"rh-{name}",
         tenant_id=first.tenant_id,
         endpoint_id=first.endpoint_id,
-        lines=tuple(line for r in records for line in r.lines),
+        body="\n".join(line for r in records for line in r.lines),
         accepted_at=first.accepted_at,
         receive_count=first.receive_count,
     )
@@ -994,7 +994,7 @@ def test_a_bundle_whose_remainder_cannot_be_held_is_handed_back_whole(sink_harne
 def test_a_bundle_with_a_line_that_is_not_an_event_goes_to_the_dlq_whole(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=2)
     good = events(sink_harness, "ep_a", 2)
-    forged = InboundRecord(**{**vars(bundled(good, "forged")), "lines": (good[0].lines[0], "not json")})
+    forged = InboundRecord(**{**vars(bundled(good, "forged")), "body": good[0].lines[0] + "\nnot json"})
 
     report = deliver(sink_harness, [forged])
 

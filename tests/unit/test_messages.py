@@ -18,7 +18,7 @@ def test_a_requests_lines_for_one_endpoint_are_one_bundle_in_order() -> None:
     lines = [line(n) for n in range(100)]
     [bundle] = bundles("ten_a", "ep_a", lines)
     assert bundle.lines == lines
-    assert decode(bundle.body, OWNER).lines == tuple(lines)
+    assert decode(bundle.body, OWNER).lines == lines
 
 
 def test_a_single_event_bundle_is_exactly_the_old_one_message_per_event_format() -> None:
@@ -32,12 +32,8 @@ def test_a_single_event_bundle_is_exactly_the_old_one_message_per_event_format()
 
 def test_a_message_queued_before_bundling_decodes_as_a_bundle_of_one() -> None:
     decoded = decode(line(7), OWNER)
-    assert (decoded.kind, decoded.tenant_id, decoded.endpoint_id, decoded.lines) == (
-        "event",
-        "ten_a",
-        "ep_a",
-        (line(7),),
-    )
+    assert (decoded.kind, decoded.tenant_id, decoded.endpoint_id) == ("event", "ten_a", "ep_a")
+    assert decoded.lines == [line(7)]
 
 
 def test_bundles_split_only_where_the_size_limit_would_be_passed() -> None:
@@ -59,7 +55,7 @@ def test_flush_triggers_round_trip() -> None:
     trigger = flush_trigger("ten_a", "ep_a", 1_776_000_000, 30)
     attributes = {k: v["StringValue"] for k, v in messages.sqs_attributes(trigger).items()}
     decoded = decode(trigger.body, attributes)
-    assert (decoded.kind, decoded.flush_at, decoded.lines) == ("flush", 1_776_000_000, ())
+    assert (decoded.kind, decoded.flush_at, decoded.lines) == ("flush", 1_776_000_000, [])
     assert trigger.delay_seconds == 30
     assert messages.owner(attributes) == ("ten_a", "ep_a")
 
@@ -82,3 +78,11 @@ def test_lambda_and_api_attribute_shapes_read_the_same() -> None:
     lambda_shape = {"messageAttributes": {"tenantId": {"stringValue": "ten_a", "dataType": "String"}}}
     api_shape = {"MessageAttributes": {"tenantId": {"StringValue": "ten_a", "DataType": "String"}}}
     assert messages.lambda_attributes(lambda_shape) == messages.api_attributes(api_shape) == {"tenantId": "ten_a"}
+
+
+def test_a_bundle_is_checked_whole_for_event_lines() -> None:
+    good = "\n".join(line(n) for n in range(3))
+    assert messages.is_event_bundle(good)
+    assert messages.is_event_bundle(line(1))
+    for bad in ("", "not json", good + "\n", "\n" + good, good + "\n{}", line(1) + "\n" + '{"x":1}', good[:-1]):
+        assert not messages.is_event_bundle(bad), bad

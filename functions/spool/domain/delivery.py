@@ -37,12 +37,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Protocol
 
 from spool.domain.endpoints import unseal
 from spool.domain.errors import SpoolError, StoreError
+from spool.domain.messages import is_event_bundle
 from spool.domain.models import Endpoint
-from spool.domain.naming import iso_timestamp, ndjson_body, object_key
+from spool.domain.naming import iso_timestamp, object_key
 from spool.domain.ports import Cipher, EndpointRepository, ObjectStore, Staging, StoreFactory, Triggers
 
 Clock = Callable[[], float]
@@ -71,11 +73,40 @@ class InboundRecord:
     receipt_handle: str
     tenant_id: str
     endpoint_id: str
-    lines: tuple[str, ...]
+    body: str  # a bundle's lines joined by "\n" (domain/messages.py); a trigger's note
     accepted_at: float
     receive_count: int = 1
     kind: Literal["event", "flush"] = "event"
     boundary: int = 0
+
+    @cached_property
+    def count(self) -> int:
+        """Event lines in the bundle (none in a trigger); counted once, it scans the whole body."""
+        return self.body.count("\n") + 1 if self.kind == "event" else 0
+
+    @property
+    def lines(self) -> list[str]:
+        return self.body.split("\n") if self.kind == "event" else []
+
+
+# Text holding `count` lines joined by "\n": bundles are written as they came, split only where an object ends.
+Block = tuple[str, int]
+
+
+def cut(blocks: list[Block], n: int) -> tuple[list[Block], list[Block]]:
+    """The first `n` lines of `blocks` and the rest, splitting at most one block."""
+    head: list[Block] = []
+    for i, (text, count) in enumerate(blocks):
+        if n <= 0:
+            return head, blocks[i:]
+        if count <= n:
+            head.append((text, count))
+            n -= count
+            continue
+        lines = text.split("\n")
+        head.append(("\n".join(lines[:n]), n))
+        return head, [("\n".join(lines[n:]), count - n), *blocks[i + 1 :]]
+    return head, []
 
 
 class VisibilityPort(Protocol):
@@ -99,11 +130,6 @@ class DeliveryReport:
 
     retry: set[str] = field(default_factory=set)
     endpoints: dict[str, EndpointOutcome] = field(default_factory=dict)
-
-
-def is_event_line(line: str) -> bool:
-    """What the api enqueues: one compact JSON object, starting with its id, on one line."""
-    return line.startswith('{"id":"') and line.endswith("}") and "\n" not in line
 
 
 def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
@@ -255,7 +281,7 @@ class Sink:
         settings = target.endpoint.storage
         now = self.clock()
         events = sorted((r for r in group if r.kind == "event"), key=lambda r: r.accepted_at)
-        odd = [r for r in events if not all(is_event_line(line) for line in r.lines)]
+        odd = [r for r in events if not is_event_bundle(r.body)]
         if odd:
             # Only the api enqueues events, as bundles of rendered lines; anything else is not written into a
             # tenant's object: the odd message fails until it reaches the DLQ.
@@ -272,20 +298,22 @@ class Sink:
             report.retry.add(trigger.message_id)
         due = sorted({t.boundary for t in triggers if t not in early})
 
-        lines = [line for r in events for line in r.lines]
-        full = len(lines) - len(lines) % settings.batchSize
-        self._write_all(target, lines[:full], outcome)
+        blocks = [(r.body, r.count) for r in events]
+        total = sum(count for _, count in blocks)
+        full = total - total % settings.batchSize
+        written, rest = cut(blocks, full)
+        self._write_all(target, written, outcome)
         # Bundles all of whose lines went into full objects are done; the rest (a bundle may straddle the cut:
         # its first lines are written, the others go with the remainder) are done once the remainder is safe.
         remainder: list[InboundRecord] = []
         end = 0
         for r in events:
-            end += len(r.lines)
+            end += r.count
             if end <= full:
                 done.add(r.message_id)
             else:
                 remainder.append(r)
-        held_lines = lines[full:]
+        held_lines = [line for text, _ in rest for line in text.split("\n")]
         # A remainder that failed before is written with the next flush; otherwise it may be held once.
         retried = any(r.receive_count > 1 for r in remainder)
 
@@ -305,7 +333,7 @@ class Sink:
                     done.update(r.message_id for r in extra)
                     remainder = []
         if remainder and retried:
-            self._write_all(target, held_lines, outcome)
+            self._write_all(target, [("\n".join(held_lines), len(held_lines))], outcome)
             done.update(r.message_id for r in remainder)
         elif remainder:
             self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held_lines, outcome, now)
@@ -348,7 +376,8 @@ class Sink:
                 # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
                 return False
             lines = [line for bundles in staged.values() for bundle in bundles for line in bundle.lines]
-            self._write_all(target, lines + extra, outcome)
+            every = lines + extra
+            self._write_all(target, [("\n".join(every), len(every))], outcome)
             for when, bundles in staged.items():
                 if bundles:
                     self.staging.remove(endpoint_id, when, [b.item_id for b in bundles])
@@ -381,22 +410,26 @@ class Sink:
             raise _Failed(StoreError(f"could not hold back ({type(exc).__name__})")) from None
         outcome.held += len(remainder)
 
-    def _write_all(self, target: _Target, lines: list[str], outcome: EndpointOutcome) -> None:
+    def _write_all(self, target: _Target, blocks: list[Block], outcome: EndpointOutcome) -> None:
+        """Write `blocks` as objects of `batchSize` lines (the last may hold fewer)."""
         size = target.endpoint.storage.batchSize
-        for start in range(0, len(lines), size):
-            chunk = lines[start : start + size]
+        blocks = [block for block in blocks if block[1]]
+        while blocks:
+            chunk, blocks = cut(blocks, size)
+            count = sum(n for _, n in chunk)
             try:
-                key = self._write(target, chunk)
+                key = self._write(target, "\n".join(text for text, _ in chunk))
             except StoreError as exc:
                 raise _Failed(exc) from None
             outcome.keys.append(key)
             outcome.objects_written += 1
-            outcome.events_written += len(chunk)
+            outcome.events_written += count
 
-    def _write(self, target: _Target, lines: list[str]) -> str:
+    def _write(self, target: _Target, text: str) -> str:
+        """One object of the lines in `text` (joined by "\n"), each ending in a newline."""
         settings = target.endpoint.storage
         compressed = settings.compression == "gzip"
-        body = ndjson_body(lines)
+        body = (text + "\n").encode()
         if compressed:
             body = gzip.compress(body, mtime=0)
         flushed_at = self.clock()

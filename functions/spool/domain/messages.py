@@ -55,13 +55,17 @@ class OutgoingMessage:
 
 @dataclass(frozen=True)
 class Decoded:
-    """A received message as the sink needs it."""
+    """A received message as the sink needs it: for a bundle its body, the lines joined by `\n`."""
 
     tenant_id: str
     endpoint_id: str
     kind: Literal["event", "flush"]
-    lines: tuple[str, ...] = ()
+    body: str = ""
     flush_at: int = 0
+
+    @property
+    def lines(self) -> list[str]:
+        return self.body.split("\n") if self.kind == "event" else []
 
 
 @dataclass
@@ -135,7 +139,14 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
     if attributes.get(KIND) == FLUSH:
         flush_at = attributes.get(FLUSH_AT, "")
         return Decoded(tenant_id, endpoint_id, FLUSH, flush_at=int(flush_at) if flush_at.isdigit() else 0)
-    return Decoded(tenant_id, endpoint_id, "event", tuple(body.split("\n")))
+    return Decoded(tenant_id, endpoint_id, "event", body)
+
+
+def is_event_bundle(body: str) -> bool:
+    """Whether `body` is what the api enqueues: one or more event lines, each one compact JSON object that
+    starts with its id. Checked on the whole body at once (every line break must sit between `}` and the
+    next line's `{"id":"`), so the sink need not split a bundle it writes whole."""
+    return body.startswith('{"id":"') and body.endswith("}") and body.count("\n") == body.count('}\n{"id":"')
 
 
 def owner(attributes: Mapping[str, str]) -> tuple[str, str]:
