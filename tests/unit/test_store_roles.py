@@ -20,6 +20,7 @@ from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 ROLE = RoleToAssume(
+    endpointId="ep_0123456789ab0123456789abcdef",
     roleArn="arn:aws:iam::111122223333:role/spool-delivery",
     externalId="spool-0123456789abcdef0123456789abcdef",
     sessionName="spool-ep_0123456789ab0123456789abcdef",

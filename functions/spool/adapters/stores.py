@@ -246,7 +246,7 @@ class RoleSession:
         raise StoreError(
             f"role {role.roleArn}: its trust policy does not require sts:ExternalId = {role.externalId}. Spool "
             "assumed it with another ExternalId, so any Spool tenant naming this role could. Add the condition: "
-            "GET /api/v1/endpoints/{id}/aws-role gives a trust policy that has it"
+            f"GET /api/v1/endpoints/{role.endpointId}/aws-role gives a trust policy that has it"
         )
 
     def _assume(self) -> dict[str, str]:
@@ -282,7 +282,7 @@ def describe_assume_error(role: RoleToAssume, exc: ClientError) -> str:
         return (
             f"role {role.roleArn}: Spool cannot assume it ({code}, HTTP {status}). The role does not exist, or "
             "its trust policy does not let Spool's sink role assume it with sts:ExternalId = "
-            f"{role.externalId}. GET /api/v1/endpoints/{{id}}/aws-role gives a trust policy that does"
+            f"{role.externalId}. GET /api/v1/endpoints/{role.endpointId}/aws-role gives a trust policy that does"
         )
     if code == "RegionDisabledException":
         return f"role {role.roleArn}: Spool cannot assume it ({code}): AWS STS is not activated in the sink's region"

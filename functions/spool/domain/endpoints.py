@@ -65,7 +65,10 @@ def unseal(cipher: Cipher, endpoint: Endpoint) -> Credentials | None:
         if storage.externalId is None:
             raise CorruptRecord("a stored endpoint has a roleArn but no externalId", detail={"endpointId": endpoint.id})
         role = RoleToAssume(
-            roleArn=storage.roleArn, externalId=storage.externalId, sessionName=roles.session_name(endpoint.id)
+            endpointId=endpoint.id,
+            roleArn=storage.roleArn,
+            externalId=storage.externalId,
+            sessionName=roles.session_name(endpoint.id),
         )
         return Credentials(role=role)
     if endpoint.credentials is None:

@@ -228,6 +228,7 @@ class RoleToAssume(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    endpointId: str
     roleArn: str
     externalId: str
     sessionName: str
