@@ -24,9 +24,12 @@ from botocore.config import Config
 
 from spool.local.runtime import FunctionSessions, LocalRuntime, LocalSettings, free_port
 from tests.iam.calls import CallLog
+from tests.iam.trust import TrustPolicies, in_account
 
 SEAWEED_ACCESS_KEY = "spoolseaweedaccess"
 SEAWEED_SECRET_KEY = "spool-seaweed-secret-value-123"
+# A tenant's own AWS account in the emulator (moto keeps accounts apart): its roles, its buckets.
+TENANT_ACCOUNT = "111122223333"
 
 
 def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
@@ -180,9 +183,18 @@ def call_log() -> Iterator[CallLog]:
 
 
 @pytest.fixture(scope="session")
-def runtime(tmp_path_factory: pytest.TempPathFactory, call_log: CallLog) -> Iterator[LocalRuntime]:
+def trust_policies() -> TrustPolicies:
+    """STS's trust-policy check for the sink's AssumeRole calls, which moto does not make (tests/iam/trust.py)."""
+    return TrustPolicies()
+
+
+@pytest.fixture(scope="session")
+def runtime(
+    tmp_path_factory: pytest.TempPathFactory, call_log: CallLog, trust_policies: TrustPolicies
+) -> Iterator[LocalRuntime]:
     """The local runtime, as `make dev` runs it, on free ports; retries are quick so failure tests are short.
-    Each function's boto3 session is recorded in `call_log`."""
+    Each function's boto3 session is recorded in `call_log`; the sink's AssumeRole calls are held against the
+    role's trust policy, with the runtime's stand-in sink role as the caller."""
     state = tmp_path_factory.mktemp("spool-state")
     env = {
         "SPOOL_DEV_PORT": str(free_port()),
@@ -197,7 +209,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory, call_log: CallLog) -> Iter
     sessions = FunctionSessions.new()
     call_log.attach(sessions.api, "api")
     call_log.attach(sessions.sink, "sink")
-    local = LocalRuntime(LocalSettings.from_env(env), sessions=sessions).start()
+    local = LocalRuntime(LocalSettings.from_env(env), sessions=sessions)
+    trust_policies.attach(sessions.sink, caller=lambda: local.resources.sink_role_arn if local.resources else "")
+    local.start()
+    trust_policies.aws_url = local.aws_url
     try:
         wait_until(lambda: requests.get(local.api_url + "/health", timeout=2).ok, timeout=10, what="/health")
         yield local
@@ -213,6 +228,58 @@ def api(runtime: LocalRuntime) -> Api:
 @pytest.fixture(scope="session")
 def emulator_s3(runtime: LocalRuntime) -> Any:
     return boto3.client("s3", endpoint_url=runtime.aws_url, region_name="us-east-1")
+
+
+@dataclass
+class TenantAccount:
+    """The tenant's AWS account in the emulator: its IAM (roles), S3 (buckets) and CloudFormation."""
+
+    id: str
+    iam: Any
+    s3: Any
+    cloudformation: Any
+
+
+def role_endpoint_body(
+    bucket: str, prefix: str, role_arn: str, event_types: list[str], *, batch_size: int = 100, interval: int = 2
+) -> dict[str, Any]:
+    """An Amazon S3 endpoint (no `endpoint`) that delivers by assuming `role_arn`."""
+    return {
+        "url": f"s3://{bucket}/{prefix}",
+        "deliveryMode": "storage",
+        "eventTypes": event_types,
+        "storageConfig": {
+            "provider": "s3",
+            "bucket": bucket,
+            "prefix": prefix,
+            "region": "us-east-1",
+            "roleArn": role_arn,
+            "batchSize": batch_size,
+            "flushIntervalSeconds": interval,
+        },
+    }
+
+
+def deploy_tenant_role(api: Api, account: TenantAccount, endpoint_id: str) -> dict[str, Any]:
+    """What the tenant does: GET .../aws-role and deploy its template (moto's CloudFormation, in the tenant's
+    account), as `aws cloudformation deploy` would. Returns the aws-role answer."""
+    reply = api.call("GET", f"/api/v1/endpoints/{endpoint_id}/aws-role")
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, Any] = reply.json()
+    stack = answer["templateFile"].removesuffix(".json")
+    template = json.dumps(answer["cloudFormationTemplate"])
+    account.cloudformation.create_stack(StackName=stack, TemplateBody=template, Capabilities=["CAPABILITY_NAMED_IAM"])
+    status = account.cloudformation.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+    assert status == "CREATE_COMPLETE", status
+    return answer
+
+
+@pytest.fixture(scope="session")
+def tenant_account(runtime: LocalRuntime) -> TenantAccount:
+    def client(service: str) -> Any:
+        return in_account(boto3.client(service, endpoint_url=runtime.aws_url, region_name="us-east-1"), TENANT_ACCOUNT)
+
+    return TenantAccount(TENANT_ACCOUNT, client("iam"), client("s3"), client("cloudformation"))
 
 
 def read_objects(s3: Any, bucket: str, prefix: str) -> dict[str, list[dict[str, Any]]]:

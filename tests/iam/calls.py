@@ -6,8 +6,9 @@ function's name. `requests()` turns a call into what IAM evaluates: an action (`
 resource ARN it is on and the condition keys the service supplies (`kms:EncryptionContext:...`,
 `dynamodb:LeadingKeys`). One API call can be several requests (TransactWriteItems is authorized per item).
 
-Calls made with a tenant's own store credentials go through a session of their own (adapters/stores.py) and
-are never seen here: they are not the role's.
+Calls made with a tenant's own store credentials, or with the temporary credentials of a tenant's role the
+sink assumed, go through a session of their own (adapters/stores.py) and are never seen here: they are not the
+role's. The AssumeRole call itself is the sink role's, and is.
 """
 
 from __future__ import annotations
@@ -141,6 +142,12 @@ class CallLog:
             if not secret.startswith("arn:"):
                 raise UnknownCall(f"secretsmanager:{operation} of {secret!r}: no ARN in the answer")
             return secret, ()
+        if service == "sts" and operation == "AssumeRole":
+            # The role is the resource; STS supplies the caller-side keys the sink's policy conditions on.
+            keys = [("sts:RoleSessionName", (str(params["RoleSessionName"]),))]
+            if "ExternalId" in params:
+                keys.append(("sts:ExternalId", (str(params["ExternalId"]),)))
+            return str(params["RoleArn"]), tuple(sorted(keys))
         if service == "lambda" and "FunctionName" in params:
             name = params["FunctionName"]
             arn = (

@@ -4,7 +4,8 @@ Why our own evaluator: no emulator here enforces IAM (MiniStack has no such opti
 partial and its condition handling is written for trust policies), and the template's resources are
 CloudFormation intrinsics that only make sense once tied to the resources the local runtime created. The
 evaluation follows IAM's rules for what Spool's policies use: Allow/Deny, Action/NotAction and
-Resource/NotResource with `*` and `?` wildcards (actions case-insensitive), and the condition operators
+Resource/NotResource with `*` and `?` wildcards (`${*}`, `${?}`, `${$}` stand for the characters themselves;
+actions case-insensitive), and the condition operators
 listed in `_OPERATORS` with the `ForAllValues:`/`ForAnyValue:` set qualifiers. An operator it does not know
 fails the check instead of being skipped.
 
@@ -15,7 +16,6 @@ is `{"Ref": X}` in the template holds X's physical value in the local runtime, u
 from __future__ import annotations
 
 import copy
-import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,9 +32,14 @@ class UnknownCondition(Exception):
     """A policy condition operator the evaluator does not implement."""
 
 
+# IAM's wildcards, and its spelling of the characters themselves inside a pattern.
+_TOKENS = {"*": ".*", "?": ".", "${*}": re.escape("*"), "${?}": re.escape("?"), "${$}": re.escape("$")}
+
+
 def _match(pattern: str, value: str, *, case: bool) -> bool:
-    regex = fnmatch.translate(pattern.replace("[", "[[]"))
-    return re.match(regex, value, 0 if case else re.IGNORECASE) is not None
+    parts = re.split(r"(\$\{[*?$]\}|[*?])", pattern)
+    regex = "".join(_TOKENS.get(part, re.escape(part)) for part in parts)
+    return re.fullmatch(regex, value, re.DOTALL | (0 if case else re.IGNORECASE)) is not None
 
 
 def _as_list(value: Any) -> list[Any]:

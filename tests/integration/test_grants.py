@@ -22,7 +22,14 @@ from tests.iam import REPORT
 from tests.iam.calls import CallLog, Request
 from tests.iam.policy import RolePolicy, StackPolicies, Verdict, check
 from tests.infra.infra_synth import Synth
-from tests.servers import Api, read_objects, wait_until
+from tests.servers import (
+    Api,
+    TenantAccount,
+    deploy_tenant_role,
+    read_objects,
+    role_endpoint_body,
+    wait_until,
+)
 
 BUCKET = "my-webhook-archive"
 # What the workload must have made each function do: if one of these is missing, the workload no longer
@@ -54,6 +61,7 @@ EXPECTED = {
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
         "sqs:SendMessage",
+        "sts:AssumeRole",
     },
 }
 
@@ -88,9 +96,9 @@ def dlq_depth(runtime: LocalRuntime) -> int:
     return int(found["Attributes"]["ApproximateNumberOfMessages"])
 
 
-def drive_everything(api: Api, s3: Any, runtime: LocalRuntime) -> None:
+def drive_everything(api: Api, s3: Any, runtime: LocalRuntime, account: TenantAccount) -> None:
     """Ingest (single, batch, idempotent), endpoint create/patch/delete, verify, full objects, hold-back with a
-    flush trigger, back-off after failed writes, the DLQ and redrive."""
+    flush trigger, back-off after failed writes, the DLQ and redrive, and delivery by assuming a tenant's role."""
     run = uuid.uuid4().hex[:6]
     # Endpoints: create, read, list, patch, delete.
     api.create_endpoint(endpoint_body(f"gfull{run}/", batch_size=5, interval=10))
@@ -123,6 +131,21 @@ def drive_everything(api: Api, s3: Any, runtime: LocalRuntime) -> None:
 
     wait_until(lambda: ids_in(s3, BUCKET, f"gfull{run}/") == sorted(full_ids), timeout=30, what="full objects")
     wait_until(lambda: ids_in(s3, BUCKET, f"ghold{run}/") == sorted(held_ids), timeout=20, what="the held object")
+
+    # A tenant's role: verify (AssumeRole with another ExternalId, refused, then with the endpoint's) and a
+    # delivery with the assumed session.
+    bucket = f"grants-tenant-{run}"
+    account.s3.create_bucket(Bucket=bucket)
+    role_arn = f"arn:aws:iam::{account.id}:role/spool-grants-{run}"
+    body = role_endpoint_body(bucket, f"grole{run}/", role_arn, [f"grole{run}.*"], batch_size=2)
+    with_role = api.create_endpoint(body)
+    deploy_tenant_role(api, account, with_role["id"])
+    verified = api.call("POST", f"/api/v1/endpoints/{with_role['id']}/verify")
+    assert verified.json()["ok"] is True, verified.text
+    role_ids = [
+        e["id"] for e in api.send_batch([{"eventType": f"grole{run}.x", "payload": {"n": n}} for n in range(2)])
+    ]
+    wait_until(lambda: ids_in(account.s3, bucket, f"grole{run}/") == sorted(role_ids), timeout=20, what="role objects")
 
     # Back-off and the DLQ: two endpoints on buckets that do not exist yet. Then the buckets exist, and a
     # redrive of one endpoint moves its messages and hands the other's back (visibility 0) untouched.
@@ -191,11 +214,12 @@ def test_every_call_of_either_function_is_granted_by_its_role(
     api: Api,
     runtime: LocalRuntime,
     emulator_s3: Any,
+    tenant_account: TenantAccount,
     call_log: CallLog,
     stack: StackPolicies,
     roles: Callable[[StackPolicies], list[RolePolicy]],
 ) -> None:
-    drive_everything(api, emulator_s3, runtime)
+    drive_everything(api, emulator_s3, runtime, tenant_account)
     calls = call_log.snapshot()
 
     assert not call_log.unknown, f"calls the check cannot map to IAM: {dict(call_log.unknown)}"
@@ -242,3 +266,21 @@ def test_calls_with_a_tenants_store_credentials_are_not_the_roles(call_log: Call
     assert not [r for r in call_log.snapshot() if r.action.startswith("s3:")]
     # ...while the store did receive the sink's writes (made with the endpoint's credentials).
     assert emulator_s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) > 0
+
+
+def test_the_sink_may_assume_only_roles_of_other_accounts_with_a_spool_external_id_and_session(
+    stack: StackPolicies, roles: Callable[[StackPolicies], list[RolePolicy]], call_log: CallLog
+) -> None:
+    sink = next(p for p in roles(stack) if p.function == "sink")
+    called = next(r for r in call_log.snapshot() if r.action == "sts:AssumeRole")
+    keys = called.keys()
+
+    def assume(resource: str, changed: dict[str, tuple[str, ...]] | None = None) -> Request:
+        context = {**keys, **(changed or {})}
+        return Request("sink", "sts:AssumeRole", resource, tuple(sorted((k, v) for k, v in context.items() if v)))
+
+    assert sink.allows(called)
+    assert not sink.allows(assume(called.resource, {"sts:ExternalId": ()}))  # none sent
+    assert not sink.allows(assume(called.resource, {"sts:ExternalId": ("chosen-by-someone",)}))
+    assert not sink.allows(assume(called.resource, {"sts:RoleSessionName": ("not-spool",)}))
+    assert not sink.allows(assume(f"arn:aws:iam::{call_log.place.account}:role/Spool-dev-ApiRole"))  # own account

@@ -56,6 +56,8 @@ class StoreProxy:
     listens: connections are refused), `hang` (read the request and never answer it: the connection is reset
     once healed, and the store never sees the request).
     The Host header is forwarded unchanged, so SigV4 signatures made for the proxy's address stay valid.
+    Every request is recorded with the access key id of its SigV4 `Credential=` (`seen`): which credentials the
+    store was sent.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -67,6 +69,7 @@ class StoreProxy:
         self._error: tuple[int, str, str] = (503, "SlowDown", "Please reduce your request rate.")
         self.injected = 0
         self.forwarded = 0
+        self._seen: list[tuple[str, str, str]] = []  # (method, path, access key id)
         self._server: ThreadingHTTPServer | None = None
         self._listen(0)
 
@@ -102,6 +105,11 @@ class StoreProxy:
     def stop(self) -> None:
         self._released.set()
         self._close_listener()
+
+    def seen(self) -> list[tuple[str, str, str]]:
+        """(method, path, access key id) of every request so far, in order."""
+        with self._lock:
+            return list(self._seen)
 
     def count(self, what: str) -> int:
         with self._lock:
@@ -162,6 +170,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         owner = self.owner
         body = self._body()
+        found = _ACCESS_KEY_RE.search(self.headers.get("Authorization") or "")
+        with owner._lock:
+            owner._seen.append((self.command, self.path, found.group(1) if found else ""))
         mode = owner.mode
         if mode == "hang":
             owner._note(injected=True)

@@ -1,6 +1,9 @@
 """Store credentials are never returned, logged or carried by an exception (SPEC: Guarantees), checked with
 canary credentials during a full run: create, read, list, verify, deliveries that succeed and deliveries that
-fail (unknown key, wrong secret, unreachable store), rotation, repair and redrive."""
+fail (unknown key, wrong secret, unreachable store), rotation, repair and redrive. For role endpoints the
+secrets are the temporary credentials STS issued for the tenant's role (read back from moto's STS afterwards):
+deliveries that succeed, a missing bucket, a trust policy that refuses, and a store that echoes the
+temporary access key id in its error."""
 
 from __future__ import annotations
 
@@ -10,13 +13,17 @@ import uuid
 from typing import Any
 
 import boto3
+import pytest
 import requests
+from moto.sts.models import sts_backends
 
 from spool.adapters.sqs import belonging_to, redrive
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, free_port
 from tests.integration.conftest import Api, Seaweed, wait_until
 from tests.reliability.capture import Capture, everything_said
+from tests.reliability.faults import StoreProxy
 from tests.reliability.ledger import Books, Tracked, read_lines, recover
+from tests.servers import TenantAccount, deploy_tenant_role, role_endpoint_body
 
 
 def canary(kind: str) -> str:
@@ -247,3 +254,94 @@ def test_stored_credentials_are_kms_ciphertext_that_only_their_own_endpoint_can_
         except kms.exceptions.InvalidCiphertextException:
             continue
         raise AssertionError(f"decrypted under the wrong context {wrong}")
+
+
+def test_temporary_credentials_of_assumed_roles_never_appear_in_responses_logs_exceptions_or_stored_data(
+    runtime: LocalRuntime, tenant: Api, books: Books, tenant_account: TenantAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runtime.resources is not None
+    client = RecordingApi(tenant.base, tenant.key)
+    client.responses = []
+    run = uuid.uuid4().hex[:8]
+    event_type = f"rolecanary.{run}"
+    bucket = f"role-canary-{run}"
+    tenant_account.s3.create_bucket(Bucket=bucket)
+    # Amazon S3 through a proxy that can fail like S3 does (echoing the access key id it was sent).
+    proxy = StoreProxy(runtime.aws_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+
+    def role(name: str) -> str:
+        return f"arn:aws:iam::{tenant_account.id}:role/spool-canary-{name}-{run}"
+
+    def endpoint(name: str, bucket: str = bucket) -> dict[str, Any]:
+        body = role_endpoint_body(bucket, f"{name}/", role(name), [event_type], batch_size=4, interval=1)
+        return client.create_endpoint(body)
+
+    try:
+        with everything_said() as capture:
+            ok = endpoint("ok")
+            no_bucket = endpoint("nobucket", bucket=f"missing-{run}")
+            refused = endpoint("refused")
+            for created in (ok, no_bucket):
+                deploy_tenant_role(client, tenant_account, created["id"])
+            other = {"StringEquals": {"sts:ExternalId": "spool-" + "0" * 32}}
+            statement = {"Effect": "Allow", "Action": "sts:AssumeRole", "Condition": other}
+            statement["Principal"] = {"AWS": runtime.resources.sink_role_arn}
+            document = {"Version": "2012-10-17", "Statement": [statement]}
+            tenant_account.iam.create_role(
+                RoleName=f"spool-canary-refused-{run}", AssumeRolePolicyDocument=json.dumps(document)
+            )
+            everyone = [ok, no_bucket, refused]
+            for created in everyone:
+                client.call("POST", f"/api/v1/endpoints/{created['id']}/verify")
+                client.call("GET", f"/api/v1/endpoints/{created['id']}/aws-role")
+            accepted = [
+                e["id"] for e in client.send_batch([{"eventType": event_type, "payload": {"n": n}} for n in range(4)])
+            ]
+            wait_until(lambda: _lines(tenant_account.s3, bucket, "ok/", 4), timeout=15, what="the role delivery")
+            for failing in (no_bucket, refused):
+                wait_until(
+                    lambda e=failing: failures_logged(capture, e["id"]) >= 2, timeout=20, what="failed deliveries"
+                )
+
+            # The store now refuses the session's key, echoing it (a store client made after the PATCH goes there).
+            proxy.fail(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+            patched = client.call("PATCH", f"/api/v1/endpoints/{ok['id']}", {"storageConfig": {"batchSize": 2}})
+            assert patched.status_code == 200, patched.text
+            more = [
+                e["id"] for e in client.send_batch([{"eventType": event_type, "payload": {"m": n}} for n in range(2)])
+            ]
+            wait_until(
+                lambda: proxy.count("injected") >= 1 and failures_logged(capture, ok["id"]) >= 1,
+                timeout=20,
+                what="the echo",
+            )
+            proxy.heal()
+            wait_until(lambda: _lines(tenant_account.s3, bucket, "ok/", 6), timeout=30, what="the retried delivery")
+            for created in everyone:
+                client.call("GET", f"/api/v1/endpoints/{created['id']}")
+            client.call("GET", "/api/v1/endpoints?limit=100")
+    finally:
+        proxy.stop()
+
+    issued = [
+        r for r in sts_backends[tenant_account.id]["aws"].assumed_roles if r.role_arn in {role("ok"), role("nobucket")}
+    ]
+    assert len(issued) >= 3  # verify and delivery of both, and a new session after the PATCH
+    secrets_seen = {v for r in issued for v in (r.access_key_id, r.secret_access_key, r.session_token)}
+    assert any(
+        line.get("message") == "delivery failed" and "InvalidAccessKeyId" in str(line.get("error"))
+        for line in capture.json_lines()
+    )
+    assert {json.loads(line)["id"] for line in _lines(tenant_account.s3, bucket, "ok/", 6) or []} >= {*accepted, *more}
+    where: dict[str, str] = {
+        "responses": "\n".join(f"{r.status_code} {dict(r.headers)} {r.text}" for r in client.responses),
+        "logs": capture.log_text(),
+        "table": json.dumps(_scan(runtime), default=str),
+        "dlq": json.dumps(books.dlq(), default=str),
+    }
+    for place, text in where.items():
+        leaked = sorted(c for c in secrets_seen if c in text)
+        assert not leaked, f"temporary credentials in {place}: {leaked}"
+    leaking = [e for e in capture.exceptions if any(c in e.text for c in secrets_seen)]
+    assert not leaking, f"exceptions carrying temporary credentials: {leaking[:3]}"

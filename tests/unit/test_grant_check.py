@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.iam.calls import CallLog, Place, Request
-from tests.iam.policy import StackPolicies, UnknownCondition, check, conditions_hold
+from tests.iam.policy import StackPolicies, Statement, UnknownCondition, check, conditions_hold
+from tests.iam.trust import trust_allows
 
 TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/spool-t"
 QUEUE_URL = "http://127.0.0.1:4566/123456789012/spool-q"
@@ -202,6 +203,49 @@ def test_calls_become_the_requests_iam_authorizes() -> None:
         {"KeyId": KEY},
     )
     assert decrypted == decrypt({"spool:tenantId": "t", "spool:endpointId": "e"})
+
+
+def test_assume_role_is_authorized_on_the_role_with_the_external_id_and_session_name() -> None:
+    role = "arn:aws:iam::111122223333:role/tenant"
+    params = {"RoleArn": role, "RoleSessionName": "spool-ep_1", "ExternalId": "spool-abc", "DurationSeconds": 900}
+
+    (assume,) = CallLog().requests("sink", "sts", "AssumeRole", params, {})
+
+    keys = (("sts:ExternalId", ("spool-abc",)), ("sts:RoleSessionName", ("spool-ep_1",)))
+    assert assume == Request("sink", "sts:AssumeRole", role, keys)
+    without = {k: v for k, v in params.items() if k != "ExternalId"}
+    assert CallLog().requests("sink", "sts", "AssumeRole", without, {})[0].keys() == {
+        "sts:RoleSessionName": ("spool-ep_1",)
+    }
+
+
+def test_iam_spells_a_literal_star_question_mark_and_dollar_inside_a_pattern() -> None:
+    statement = Statement("Allow", ["s3:PutObject"], ["arn:aws:s3:::b/a${*}b${?}${$}/*"])
+
+    assert statement.covers_resource("arn:aws:s3:::b/a*b?$/x")
+    assert not statement.covers_resource("arn:aws:s3:::b/aXXb?$/x")
+    assert not statement.covers_resource("arn:aws:s3:::b/a*bZ$/x")
+    assert Statement("Allow", ["s3:Put?bject"], ["*"]).covers_action("s3:PutObject")
+
+
+def test_trust_policies_are_evaluated_as_sts_does_for_the_caller() -> None:
+    sink = "arn:aws:iam::123456789012:role/sink"
+    with_id = {"sts:ExternalId": ("spool-1",)}
+
+    def trust(principal: Any, condition: dict[str, Any] | None = None, effect: str = "Allow") -> dict[str, Any]:
+        statement = {"Effect": effect, "Principal": principal, "Action": "sts:AssumeRole"}
+        return {"Statement": [statement | ({"Condition": condition} if condition else {})]}
+
+    required = {"StringEquals": {"sts:ExternalId": "spool-1"}}
+    assert trust_allows(trust({"AWS": sink}, required), sink, with_id)
+    assert not trust_allows(trust({"AWS": sink}, required), sink, {"sts:ExternalId": ("spool-2",)})
+    assert trust_allows(trust({"AWS": sink}), sink, {"sts:ExternalId": ("anything",)})  # no condition: any id
+    assert trust_allows(trust({"AWS": "arn:aws:iam::123456789012:root"}), sink, with_id)  # the caller's account
+    assert trust_allows(trust({"AWS": ["123456789012"]}), sink, with_id)
+    assert not trust_allows(trust({"AWS": "arn:aws:iam::999999999999:root"}), sink, with_id)
+    assert not trust_allows(trust({"Service": "lambda.amazonaws.com"}), sink, with_id)
+    both = {"Statement": trust({"AWS": sink})["Statement"] + trust("*", effect="Deny")["Statement"]}
+    assert not trust_allows(both, sink, with_id)  # an explicit Deny wins
 
 
 ROLE_CLIENT_MAKERS = {"client", "resource", "Session"}
