@@ -29,6 +29,8 @@ class FakeRepo:
     keys: dict[str, tuple[ApiKeyRecord, str]] = field(default_factory=dict)  # keyId -> (record, hash)
     staged: dict[tuple[str, int], dict[str, list[str]]] = field(default_factory=dict)
     leases: dict[tuple[str, int], str] = field(default_factory=dict)
+    # Markers of written-but-not-removed staged items: (endpoint, flush time) -> marker id -> item ids.
+    written_marks: dict[tuple[str, int], dict[str, list[str]]] = field(default_factory=dict)
     # When a held lease expires (epoch seconds); unset: unknown.
     lease_ends: dict[tuple[str, int], float] = field(default_factory=dict)
     endpoint_reads: int = 0
@@ -112,12 +114,30 @@ class FakeRepo:
 
     def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
         items = self.staged.get((endpoint_id, boundary), {})
-        return [StagedBundle(item_id=k, lines=v) for k, v in items.items()]
+        marks = self.written_marks.get((endpoint_id, boundary), {})
+        written = {i for ids in marks.values() for i in ids}
+        return [StagedBundle(item_id=k, lines=v, written=k in written) for k, v in items.items()] + [
+            StagedBundle(item_id=k, lines=[], written=True) for k in marks
+        ]
+
+    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
+        marks = self.written_marks.setdefault((endpoint_id, boundary), {})
+        marker = f"#WRITTEN#{len(marks)}"
+        marks[marker] = list(item_ids)
+        return marker
 
     def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
-        items = self.staged.get((endpoint_id, boundary), {})
+        key = (endpoint_id, boundary)
+        items = self.staged.get(key, {})
+        marks = self.written_marks.get(key, {})
         for item_id in item_ids:
             items.pop(item_id, None)
+            marks.pop(item_id, None)
+        # An emptied flush time leaves nothing behind, as the table's items are gone.
+        if key in self.staged and not items:
+            del self.staged[key]
+        if key in self.written_marks and not marks:
+            del self.written_marks[key]
 
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
         if (endpoint_id, boundary) in self.leases:

@@ -145,7 +145,7 @@ class Books:
             ExpressionAttributeValues={":p": {"S": f"B#{endpoint_id}#"}},
         ):
             for item in page.get("Items", []):
-                if item["sk"]["S"] == "#LEASE":
+                if item["sk"]["S"].startswith("#"):  # the flush lease, or a marker of written items
                     continue
                 boundary = int(item["pk"]["S"].rsplit("#", 1)[1])
                 found.setdefault(boundary, []).extend(staged_lines(item))

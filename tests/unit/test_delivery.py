@@ -1007,3 +1007,52 @@ def test_a_bundle_decodes_from_an_sqs_record() -> None:
     inbound = to_inbound(record)
     assert len(inbound.lines) == 3
     assert [json.loads(line)["id"] for line in inbound.lines] == ["evt_bundle1", "evt_bundle2", "evt_bundle3"]
+
+
+# --- a flush whose clean-up fails ----------------------------------------------------------------------------
+
+
+def test_a_flush_whose_staging_clean_up_fails_does_not_write_the_lines_again(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 3)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    real_remove = sink_harness.repo.remove
+
+    def throttled(*_: Any) -> None:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    sink_harness.repo.remove = throttled  # type: ignore[method-assign]
+    first = deliver(sink_harness, [trigger("ep_a", boundary)])
+    assert written(sink_harness) == [lines(held)]
+    assert first.retry  # the trigger comes back: its clean-up is not done
+
+    sink_harness.repo.remove = real_remove  # type: ignore[method-assign]
+    second = deliver(sink_harness, [trigger("ep_a", boundary, name="again", receive_count=2)])
+
+    assert written(sink_harness) == [lines(held)]  # once
+    assert second.retry == set()
+    assert sink_harness.repo.staged == {}
+    assert sink_harness.repo.written_marks == {}
+
+
+def test_lines_staged_after_a_failed_clean_up_are_still_written_with_the_next_trigger(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held = events(sink_harness, "ep_a", 3)
+    deliver(sink_harness, held)
+    boundary = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = boundary
+    real_remove = sink_harness.repo.remove
+    sink_harness.repo.remove = lambda *_: (_ for _ in ()).throw(RuntimeError("throttled"))  # type: ignore[method-assign]
+    deliver(sink_harness, [trigger("ep_a", boundary)])
+    sink_harness.repo.remove = real_remove  # type: ignore[method-assign]
+    late = events(sink_harness, "ep_a", 2, first=10)
+    sink_harness.repo.stage(TENANT, "ep_a", boundary, "late-holder", lines(late))
+
+    deliver(sink_harness, [trigger("ep_a", boundary, name="again", receive_count=2)])
+
+    assert written(sink_harness) == [lines(held), lines(late)]
+    assert sink_harness.repo.staged == {}

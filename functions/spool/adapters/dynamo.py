@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ STAGING_RETENTION_SECONDS = 15 * 24 * 3600
 # DynamoDB items are at most 400 KB; leave room for the key and attribute names.
 STAGING_ITEM_BYTES = 350_000
 LEASE_SK = "#LEASE"
+# A flush that wrote staged items but could not remove them leaves a marker naming them (sk `#WRITTEN#...`).
+WRITTEN_SK_PREFIX = "#WRITTEN#"
 # Staged lines are stored zlib-compressed in this attribute; items written before compression hold `lines`.
 STAGED_ATTRIBUTE = "z"
 # zlib's fastest level already takes ~1 KB JSON lines to a fraction of their size; higher levels cost CPU
@@ -230,6 +233,7 @@ class DynamoRepository:
 
     def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
         found: list[StagedBundle] = []
+        written: set[str] = set()
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
@@ -239,11 +243,28 @@ class DynamoRepository:
         while True:
             page = self._db.query(**kwargs)
             for item in page.get("Items", []):
-                if item["sk"]["S"] != LEASE_SK:
-                    found.append(StagedBundle(item_id=item["sk"]["S"], lines=staged_lines(item)))
+                sk = item["sk"]["S"]
+                if sk.startswith(WRITTEN_SK_PREFIX):
+                    written.update(item["ids"]["SS"])
+                    found.append(StagedBundle(item_id=sk, lines=[], written=True))
+                elif sk != LEASE_SK:
+                    found.append(StagedBundle(item_id=sk, lines=staged_lines(item)))
             if "LastEvaluatedKey" not in page:
-                return found
+                return [StagedBundle(b.item_id, b.lines, b.written or b.item_id in written) for b in found]
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
+        marker = f"{WRITTEN_SK_PREFIX}{uuid.uuid4().hex}"
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": _s(f"B#{endpoint_id}#{boundary}"),
+                "sk": _s(marker),
+                "ids": {"SS": sorted(set(item_ids))},
+                "expiresAt": {"N": str(int(time.time()) + STAGING_RETENTION_SECONDS)},
+            },
+        )
+        return marker
 
     def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
         pk = _s(f"B#{endpoint_id}#{boundary}")

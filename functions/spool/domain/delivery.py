@@ -375,12 +375,21 @@ class Sink:
             if not staged[boundary]:
                 # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
                 return False
-            lines = [line for bundles in staged.values() for bundle in bundles for line in bundle.lines]
-            every = lines + extra
+            # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not
+            # written again.
+            fresh = {when: [b for b in bundles if not b.written] for when, bundles in staged.items()}
+            every = [line for bundles in fresh.values() for bundle in bundles for line in bundle.lines] + extra
             self._write_all(target, [("\n".join(every), len(every))], outcome)
+            # Marked before they are removed: if the removal fails, the next flush of this time finds the
+            # marker and does not write the same lines twice.
+            markers = {
+                when: [self.staging.mark_written(endpoint_id, when, [b.item_id for b in bundles])]
+                for when, bundles in fresh.items()
+                if bundles
+            }
             for when, bundles in staged.items():
                 if bundles:
-                    self.staging.remove(endpoint_id, when, [b.item_id for b in bundles])
+                    self.staging.remove(endpoint_id, when, [b.item_id for b in bundles] + markers.get(when, []))
         finally:
             for when in times:
                 self.staging.release(endpoint_id, when, owner)

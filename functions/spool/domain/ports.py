@@ -80,10 +80,12 @@ class StoreFactory(Protocol):
 
 @dataclass(frozen=True)
 class StagedBundle:
-    """Lines held back for an endpoint's flush at `boundary`, as one staging item."""
+    """Lines held back for an endpoint's flush at `boundary`, as one staging item. `written`: a flush already
+    put these lines in an object and marked them, but could not remove them; remove, never write again."""
 
     item_id: str
     lines: list[str]
+    written: bool = False
 
 
 class Staging(Protocol):
@@ -93,6 +95,9 @@ class Staging(Protocol):
         """Store the lines; returns the staging item ids written."""
 
     def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]: ...
+    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
+        """Record durably that these staged items are in an object; returns the marker's own item id."""
+
     def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None: ...
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
         """Take the flush lease for (endpoint, boundary) unless another owner holds an unexpired one."""
