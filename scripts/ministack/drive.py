@@ -186,6 +186,26 @@ def main(outputs_file: str, stack: str) -> None:
     if moved != {"moved": 0, "complete": True}:
         raise Failed(f"unexpected redrive answer: {moved}")
 
+    # A role endpoint's aws-role answer names the deployed sink role (SPOOL_SINK_ROLE_ARN, the SinkRoleArn output).
+    # (No events match it; it is not deleted: MiniStack fails on the 204 answer's null body.)
+    role_body = {
+        "url": f"s3://{BUCKET}/roles/",
+        "deliveryMode": "storage",
+        "eventTypes": ["audit.*"],
+        "storageConfig": {
+            "provider": "s3",
+            "bucket": BUCKET,
+            "prefix": "roles/",
+            "region": "us-east-1",
+            "roleArn": "arn:aws:iam::111122223333:role/spool-delivery",
+        },
+    }
+    with_role = expect(*call(base, "POST", "/api/v1/endpoints", role_body, api_key), 201, "POST a role endpoint")
+    role_path = f"/api/v1/endpoints/{with_role['id']}"
+    role = expect(*call(base, "GET", f"{role_path}/aws-role", None, api_key), 200, "GET .../aws-role")
+    if role["sinkRoleArn"] != outputs["SinkRoleArn"] or role["externalId"] != with_role["storageConfig"]["externalId"]:
+        raise Failed(f"aws-role does not name the deployed sink role {outputs['SinkRoleArn']}: {role['sinkRoleArn']}")
+
     event_ids = []
     for n in range(3):
         event = {"eventType": "order.created", "payload": {"orderId": f"ord_{n}"}}
