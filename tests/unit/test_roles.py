@@ -258,6 +258,17 @@ def test_moving_to_an_s3_compatible_store_with_keys_drops_the_role_and_the_exter
     assert (config["roleArn"], config["externalId"], config["credentialsConfigured"]) == (None, None, True)
 
 
+def test_moving_to_provider_local_drops_the_role_as_it_drops_keys(harness: ApiHarness) -> None:
+    endpoint_id = create(harness, role_body())["id"]
+
+    body = {"url": "local://archive/events/", "storageConfig": {"region": None}}
+    reply = harness.call("PATCH", f"{ENDPOINTS}/{endpoint_id}", body)
+
+    assert reply.status == 200, reply.text
+    config = reply.json()["storageConfig"]
+    assert (config["provider"], config["roleArn"], config["externalId"]) == ("local", None, None)
+
+
 def test_an_endpoint_stored_before_roles_gets_an_external_id_on_its_next_patch(harness: ApiHarness) -> None:
     endpoint_id = create(harness, role_body(roleArn=None, **KEYS))["id"]
     old = stored(harness, endpoint_id)

@@ -212,7 +212,7 @@ KMS_DENIED = (
 )
 def test_what_s3_refuses_is_said_in_words_naming_what_to_fix(status: int, body: str, words: str) -> None:
     client, _ = s3_answering((status, body, {}), (status, body, {}), (status, body, {}))
-    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, secrets=list)
+    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, hidden=list)
 
     with pytest.raises(StoreError) as raised:
         store.put_new("events/x.ndjson", b"{}\n", content_type="application/x-ndjson", content_encoding=None)
@@ -222,7 +222,7 @@ def test_what_s3_refuses_is_said_in_words_naming_what_to_fix(status: int, body: 
 
 def test_removing_a_probe_that_the_role_may_not_delete_names_the_probe_permission() -> None:
     client, _ = s3_answering((403, error("AccessDenied", "Access Denied"), {}))
-    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, secrets=list)
+    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, hidden=list)
 
     with pytest.raises(StoreError) as raised:
         store.delete("events/.spool-verify-probe_1")
@@ -236,7 +236,7 @@ REDIRECT = (301, error("PermanentRedirect", "Use the bucket's endpoint"), {"x-am
 
 def test_verify_names_a_bucket_in_another_region_instead_of_following_the_redirect() -> None:
     client, sent = s3_answering(REDIRECT, (200, "", {"ETag": '"x"'}))
-    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, secrets=list, verifying=True)
+    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, hidden=list, verifying=True)
 
     with pytest.raises(StoreError) as raised:
         store.put_new("events/x", b"x", content_type="text/plain", content_encoding=None)
@@ -247,7 +247,7 @@ def test_verify_names_a_bucket_in_another_region_instead_of_following_the_redire
 
 def test_delivery_follows_a_redirect_to_the_buckets_region() -> None:
     client, sent = s3_answering(REDIRECT, (200, "", {"ETag": '"x"'}))
-    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, secrets=list)
+    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, hidden=list)
 
     assert store.put_new("events/x", b"x", content_type="text/plain", content_encoding=None) is True
     assert "eu-west-1" in sent[1]
@@ -257,8 +257,8 @@ def test_a_role_sessions_temporary_credentials_are_scrubbed_from_what_s3_echoes(
     key = TEMPORARY["AccessKeyId"]
     echo = error("InvalidAccessKeyId", f"The key {key} does not exist", f"<AWSAccessKeyId>{key}</AWSAccessKeyId>")
     client, _ = s3_answering(*[(403, echo, {})] * 3)
-    secrets: Callable[[], list[str]] = lambda: list(TEMPORARY.values())  # noqa: E731
-    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, secrets=secrets)
+    hidden: Callable[[], list[str]] = lambda: list(TEMPORARY.values())  # noqa: E731
+    store = S3Store(client, "tenant-bucket", where=ROLE_WHERE, hidden=hidden)
 
     with pytest.raises(StoreError) as raised:
         store.put_new("events/x", b"x", content_type="text/plain", content_encoding=None)

@@ -3,7 +3,11 @@
 Names are never reused: S3 writes are conditional (`If-None-Match: *`; AWS S3, MinIO and SeaweedFS honour
 it and answer 412 when the key exists), and the local store publishes a finished temp file with a hard link,
 which fails when the name exists. Stores that ignore `If-None-Match` would let a concurrent flush overwrite
-an object with the same name; docs/storage.md lists which stores honour it.
+an object with the same name; docs/delivery.md lists which stores honour it.
+
+An S3 endpoint signs with the tenant's access keys, or, on Amazon S3, with a role of the tenant's that the sink
+assumes (`RoleSession`); either way what a store answers is said in words naming what to fix
+(`describe_store_error`, `describe_assume_error`), and no secret is ever part of it.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ _DENIED = {"AccessDenied", "AccessDeniedException", "Forbidden", "403"}
 STS_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
+def _scrub(text: str, hidden: Iterable[str]) -> str:
+    for value in hidden:
         if value:
             text = text.replace(value, "***")
     return text
@@ -122,13 +126,14 @@ class S3Store:
         credentials: Credentials | None = None,
         *,
         where: _Where | None = None,
-        secrets: Callable[[], Iterable[str]] | None = None,
+        hidden: Callable[[], Iterable[str]] | None = None,
         verifying: bool = False,
     ) -> None:
         self._s3 = client
         self._bucket = bucket
         self._where = where or _Where(bucket)
-        self._secrets = secrets or _key_secrets(credentials)
+        # The values no message may carry: the access keys, or the role session's temporary credentials.
+        self._hidden = hidden or _key_secrets(credentials)
         if verifying:
             # Verify: S3 redirects a request to the bucket's region and botocore follows, so a wrong region
             # would only cost a round trip per client; verify names it instead of writing through it.
@@ -184,7 +189,7 @@ class S3Store:
             text = describe_store_error(self._where, code, status, message, region, deleting=deleting)
         else:
             text = f"bucket {self._bucket}: store unreachable: {type(exc).__name__}"
-        return StoreError(_scrub(text, self._secrets()))
+        return StoreError(_scrub(text, self._hidden()))
 
 
 class _RoleCredentials(DeferredRefreshableCredentials):
@@ -222,7 +227,7 @@ class RoleSession:
         self._issued: deque[str] = deque(maxlen=9)
         self.credentials = _RoleCredentials(refresh_using=self._assume, method=_Given.METHOD)
 
-    def secrets(self) -> list[str]:
+    def issued(self) -> list[str]:
         return list(self._issued)
 
     def check_external_id_required(self) -> None:
@@ -397,6 +402,6 @@ class Stores:
             client,
             settings.bucket,
             where=dataclasses.replace(where, role_arn=role.roleArn),
-            secrets=assumed.secrets,
+            hidden=assumed.issued,
             verifying=self._verifying,
         )

@@ -161,6 +161,8 @@ class EndpointService:
         elif "url" not in given and {"bucket", "prefix", "provider"} & config_patch.keys():
             # Only bucket/prefix changed: the url follows them.
             url = storage_url(StorageSettings.model_validate(merged))
+        if merged["provider"] == "local" and "roleArn" not in config_patch:
+            merged["roleArn"] = None  # like the keys, the role goes when the endpoint moves to a directory
         # Re-validate the merged whole exactly as a create would.
         try:
             full = StorageConfigIn.model_validate(
