@@ -31,6 +31,7 @@ ROUTES = [
     ("DELETE", "/api/v1/endpoints/{id}", None),
     ("POST", "/api/v1/endpoints/{id}/verify", None),
     ("POST", "/api/v1/endpoints/{id}/redrive", None),
+    ("GET", "/api/v1/endpoints/{id}/aws-role", None),
 ]
 EVERY_ROUTE = [
     ("POST", "/api/v1/endpoints", {"url": "s3://b/"}),
