@@ -313,7 +313,7 @@ class Sink:
                 done.add(r.message_id)
             else:
                 remainder.append(r)
-        held_lines = [line for text, _ in rest for line in text.split("\n")]
+
         # A remainder that failed before is written with the next flush; otherwise it may be held once.
         retried = any(r.receive_count > 1 for r in remainder)
 
@@ -322,7 +322,7 @@ class Sink:
             for index, boundary in enumerate(due):
                 mine = [t for t in triggers if t.boundary == boundary]
                 extra = remainder if index == len(due) - 1 else []
-                flushed = self._flush_staged(target, boundary, owner, held_lines if extra else [], outcome)
+                flushed = self._flush_staged(target, boundary, owner, rest if extra else [], outcome)
                 if flushed is None:
                     wait = self._lease_wait(endpoint_id, boundary, max(t.receive_count for t in mine))
                     changes.extend((t.receipt_handle, wait) for t in mine)
@@ -333,10 +333,11 @@ class Sink:
                     done.update(r.message_id for r in extra)
                     remainder = []
         if remainder and retried:
-            self._write_all(target, [("\n".join(held_lines), len(held_lines))], outcome)
+            self._write_all(target, rest, outcome)
             done.update(r.message_id for r in remainder)
         elif remainder:
-            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held_lines, outcome, now)
+            held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
+            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held, outcome, now)
             done.update(r.message_id for r in remainder)
 
     def _lease_wait(self, endpoint_id: str, boundary: int, receive_count: int) -> int:
@@ -354,9 +355,9 @@ class Sink:
         return min(MAX_VISIBILITY_SECONDS, max(LEASE_RETRY_SECONDS, wait))
 
     def _flush_staged(
-        self, target: _Target, boundary: int, owner: str, extra: list[str], outcome: EndpointOutcome
+        self, target: _Target, boundary: int, owner: str, extra: list[Block], outcome: EndpointOutcome
     ) -> bool | None:
-        """Write what is staged for `boundary` (and the next flush time) together with the lines `extra`.
+        """Write what is staged for `boundary` (and the next flush time) together with the lines in `extra`.
 
         None: another invocation holds the lease. False: nothing was staged any more (an earlier trigger for
         the same time wrote it), so `extra` was not written and is still to be held. True: written.
@@ -378,8 +379,8 @@ class Sink:
             # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not
             # written again.
             fresh = {when: [b for b in bundles if not b.written] for when, bundles in staged.items()}
-            every = [line for bundles in fresh.values() for bundle in bundles for line in bundle.lines] + extra
-            self._write_all(target, [("\n".join(every), len(every))], outcome)
+            staged_lines = [line for bundles in fresh.values() for bundle in bundles for line in bundle.lines]
+            self._write_all(target, [("\n".join(staged_lines), len(staged_lines)), *extra], outcome)
             # Marked before they are removed: if the removal fails, the next flush of this time finds the
             # marker and does not write the same lines twice.
             markers = {
