@@ -67,9 +67,9 @@ def test_a_message_without_spools_attributes_has_no_owner() -> None:
 
 def test_send_batches_keep_to_ten_entries_and_256_kib_per_call() -> None:
     small = [m for n in range(25) for m in bundles("ten_a", f"ep_{n}", [line(n)])]
-    assert [len(b) for b in send_batches(small)] == [10, 10, 5]
+    assert [len(b) for b in send_batches(small, size=lambda m: m.size)] == [10, 10, 5]
     large = [m for n in range(5) for m in bundles("ten_a", f"ep_{n}", [line(n, size=100_000)])]
-    batches = list(send_batches(large))
+    batches = list(send_batches(large, size=lambda m: m.size))
     assert [len(b) for b in batches] == [2, 2, 1]
     assert all(sum(m.size for m in b) <= MESSAGE_MAX_BYTES for b in batches)
 

@@ -35,7 +35,7 @@ class SqsQueue:
         self._url = queue_url
 
     def send(self, messages: list[OutgoingMessage]) -> None:
-        for batch in fmt.send_batches(messages):
+        for batch in fmt.send_batches(messages, size=lambda m: m.size):
             self._send_entries(
                 [
                     {"Id": str(i), "MessageBody": m.body, "MessageAttributes": fmt.sqs_attributes(m)}
@@ -145,18 +145,18 @@ def _redrive(
             (chosen if keep(tenant, endpoint) else others).append(message)
         passed_over.extend(m["ReceiptHandle"] for m in others)
         if chosen:
+
+            def received_size(m: Any) -> int:
+                return len(m["Body"].encode()) + fmt.ATTRIBUTES_RESERVE_BYTES
+
             # Bundles can be up to 256 KiB each, which is also the limit of one SendMessageBatch in all.
-            size = 0
-            batch: list[dict[str, Any]] = []
-            for i, m in enumerate(chosen):
-                entry = {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
-                cost = len(m["Body"].encode()) + fmt.ATTRIBUTES_RESERVE_BYTES
-                if batch and size + cost > fmt.MESSAGE_MAX_BYTES:
-                    ingest._send_entries(batch)
-                    batch, size = [], 0
-                batch.append(entry)
-                size += cost
-            ingest._send_entries(batch)
+            for batch in fmt.send_batches(chosen, size=received_size):
+                ingest._send_entries(
+                    [
+                        {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
+                        for i, m in enumerate(batch)
+                    ]
+                )
             sqs.delete_message_batch(
                 QueueUrl=dlq_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chosen)],

@@ -15,7 +15,7 @@ No other module knows the attribute names: `sqs_attributes` writes them, `decode
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -105,16 +105,18 @@ def flush_trigger(tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds
     )
 
 
-def send_batches(messages: list[OutgoingMessage]) -> Iterator[list[OutgoingMessage]]:
-    """Messages grouped for SendMessageBatch: at most 10 entries and 256 KiB in all per call."""
-    batch: list[OutgoingMessage] = []
-    size = 0
+def send_batches[M](messages: list[M], size: Callable[[M], int]) -> Iterator[list[M]]:
+    """Messages grouped for SendMessageBatch: at most 10 entries and 256 KiB in all per call. `size` gives a
+    message's bytes (an OutgoingMessage's `size`; for messages redrive received, their body and attributes)."""
+    batch: list[M] = []
+    total = 0
     for message in messages:
-        if batch and (len(batch) == BATCH_MAX_ENTRIES or size + message.size > MESSAGE_MAX_BYTES):
+        cost = size(message)
+        if batch and (len(batch) == BATCH_MAX_ENTRIES or total + cost > MESSAGE_MAX_BYTES):
             yield batch
-            batch, size = [], 0
+            batch, total = [], 0
         batch.append(message)
-        size += message.size
+        total += cost
     if batch:
         yield batch
 
@@ -156,11 +158,13 @@ def owner(attributes: Mapping[str, str]) -> tuple[str, str]:
 
 def lambda_attributes(record: Mapping[str, Any]) -> dict[str, str]:
     """String values of an SQS record's attributes in a Lambda event (`messageAttributes.*.stringValue`)."""
-    raw = record.get("messageAttributes") or {}
-    return {name: str((value or {}).get("stringValue") or "") for name, value in raw.items()}
+    return _string_values(record.get("messageAttributes"), "stringValue")
 
 
 def api_attributes(message: Mapping[str, Any]) -> dict[str, str]:
     """String values of a message's attributes as ReceiveMessage returns them (`MessageAttributes.*.StringValue`)."""
-    raw = message.get("MessageAttributes") or {}
-    return {name: str((value or {}).get("StringValue") or "") for name, value in raw.items()}
+    return _string_values(message.get("MessageAttributes"), "StringValue")
+
+
+def _string_values(raw: Mapping[str, Any] | None, key: str) -> dict[str, str]:
+    return {name: str((value or {}).get(key) or "") for name, value in (raw or {}).items()}
