@@ -139,6 +139,15 @@ def deliver(sink: SinkHarness, *groups: list[InboundRecord]) -> DeliveryReport:
     return sink.sink.deliver([record for group in groups for record in group])
 
 
+def held_until_due(sink: SinkHarness, count: int) -> tuple[list[InboundRecord], int]:
+    """`count` events of ep_a held back, and the clock moved to their flush time."""
+    held = events(sink, "ep_a", count)
+    deliver(sink, held)
+    boundary = sink.queue.flushes[0][2]
+    sink.clock[0] = boundary
+    return held, boundary
+
+
 # --- full batches ----------------------------------------------------------------------------------------------
 
 
@@ -288,10 +297,7 @@ def test_trigger_delay_is_capped_at_the_sqs_maximum_for_long_intervals(sink_harn
 
 def test_due_trigger_writes_staged_lines_and_its_own_remainder_as_one_object(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held = events(sink_harness, "ep_a", 2)
-    deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    held, boundary = held_until_due(sink_harness, 2)
     own = events(sink_harness, "ep_a", 3, first=2)
 
     report = deliver(sink_harness, [trigger("ep_a", boundary)], own)
@@ -378,10 +384,7 @@ def test_flush_lease_is_released_after_the_flush(sink_harness: SinkHarness) -> N
 
 def test_trigger_losing_the_lease_is_retried_shortly_and_touches_nothing(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held = events(sink_harness, "ep_a", 2)
-    deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    held, boundary = held_until_due(sink_harness, 2)
     sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
     losing = trigger("ep_a", boundary)
 
@@ -607,10 +610,7 @@ def test_failing_flush_keeps_the_staged_lines_and_retries_the_trigger_with_back_
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held = events(sink_harness, "ep_a", 2)
-    deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    held, boundary = held_until_due(sink_harness, 2)
     store(sink_harness).fail_with = "InternalError"
     flush = trigger("ep_a", boundary)
 
@@ -624,10 +624,7 @@ def test_failing_flush_keeps_the_staged_lines_and_retries_the_trigger_with_back_
 
 def test_retried_trigger_writes_the_staged_lines_once_the_store_is_back(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held = events(sink_harness, "ep_a", 2)
-    deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    held, boundary = held_until_due(sink_harness, 2)
     store(sink_harness).fail_with = "InternalError"
     deliver(sink_harness, [trigger("ep_a", boundary)])
     store(sink_harness).fail_with = None
@@ -981,9 +978,6 @@ def test_a_bundle_whose_remainder_cannot_be_held_is_handed_back_whole(sink_harne
     records = events(sink_harness, "ep_a", 6)
     first, second = bundled(records[:3], "one"), bundled(records[3:], "two")
 
-    def _raise(*_: Any) -> None:
-        raise RuntimeError("staging unavailable")
-
     sink_harness.queue.send_flush = _raise  # type: ignore[method-assign]
     report = deliver(sink_harness, [first, second])
 
@@ -1014,16 +1008,10 @@ def test_a_bundle_decodes_from_an_sqs_record() -> None:
 
 def test_a_flush_whose_staging_clean_up_fails_does_not_write_the_lines_again(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held = events(sink_harness, "ep_a", 3)
-    deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    held, boundary = held_until_due(sink_harness, 3)
     real_remove = sink_harness.repo.remove
 
-    def throttled(*_: Any) -> None:
-        raise RuntimeError("ProvisionedThroughputExceededException")
-
-    sink_harness.repo.remove = throttled  # type: ignore[method-assign]
+    sink_harness.repo.remove = _raise  # type: ignore[method-assign]
     first = deliver(sink_harness, [trigger("ep_a", boundary)])
     assert written(sink_harness) == [lines(held)]
     assert first.retry  # the trigger comes back: its clean-up is not done
@@ -1041,12 +1029,9 @@ def test_lines_staged_after_a_failed_clean_up_are_still_written_with_the_next_tr
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held = events(sink_harness, "ep_a", 3)
-    deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    held, boundary = held_until_due(sink_harness, 3)
     real_remove = sink_harness.repo.remove
-    sink_harness.repo.remove = lambda *_: (_ for _ in ()).throw(RuntimeError("throttled"))  # type: ignore[method-assign]
+    sink_harness.repo.remove = _raise  # type: ignore[method-assign]
     deliver(sink_harness, [trigger("ep_a", boundary)])
     sink_harness.repo.remove = real_remove  # type: ignore[method-assign]
     late = events(sink_harness, "ep_a", 2, first=10)
