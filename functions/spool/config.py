@@ -40,3 +40,6 @@ class SinkSettings(CommonSettings):
     endpoint_cache_seconds: Annotated[float, Field(alias="SPOOL_ENDPOINT_CACHE_SECONDS", ge=0)] = 30.0
     retry_base_seconds: Annotated[int, Field(alias="SPOOL_RETRY_BASE_SECONDS", ge=1)] = 10
     retry_max_seconds: Annotated[int, Field(alias="SPOOL_RETRY_MAX_SECONDS", ge=1, le=43_200)] = 900
+    # The event source mapping's batching window: a flush trigger is sent this much early, so the window is
+    # spent before the flush time and not after it (domain/delivery.py).
+    batching_window_seconds: Annotated[float, Field(alias="SPOOL_BATCHING_WINDOW_SECONDS", ge=0, le=300)] = 0.0

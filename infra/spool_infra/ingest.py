@@ -77,6 +77,7 @@ class IngestSink(Construct):
                 names.ENV_ENDPOINT_CACHE_SECONDS: str(ENDPOINT_CACHE_SECONDS),
                 names.ENV_RETRY_BASE_SECONDS: str(RETRY_BASE_SECONDS),
                 names.ENV_RETRY_MAX_SECONDS: str(RETRY_MAX_SECONDS),
+                names.ENV_BATCHING_WINDOW_SECONDS: str(settings.max_batching_window_seconds),
             },
         )
         fn = self.sink.function

@@ -71,6 +71,11 @@ def test_event_source_mapping_uses_context_settings(synth_with: SynthFactory) ->
             "ScalingConfig": {"MaximumConcurrency": 4},
         },
     )
+    # The sink sends its flush triggers that window early: one setting, both places.
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"SPOOL_BATCHING_WINDOW_SECONDS": "7"})}},
+    )
 
 
 def test_event_source_mapping_defaults_and_target(synth: Synth, template: Template) -> None:
@@ -98,6 +103,7 @@ def test_sink_function_runtime_and_environment(synth: Synth) -> None:
         "SPOOL_ENDPOINT_CACHE_SECONDS",
         "SPOOL_RETRY_BASE_SECONDS",
         "SPOOL_RETRY_MAX_SECONDS",
+        "SPOOL_BATCHING_WINDOW_SECONDS",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -108,6 +114,8 @@ def test_sink_function_runtime_and_environment(synth: Synth) -> None:
     assert env["SPOOL_ALLOW_INSECURE_ENDPOINTS"] == "false"
     assert (env["SPOOL_ENDPOINT_CACHE_SECONDS"], env["SPOOL_RETRY_BASE_SECONDS"]) == ("30", "10")
     assert env["SPOOL_RETRY_MAX_SECONDS"] == "900"
+    # The flush trigger is sent the event source mapping's batching window early (domain/delivery.py).
+    assert env["SPOOL_BATCHING_WINDOW_SECONDS"] == "5"
     assert "SPOOL_LOCAL_ROOT" not in env
 
 

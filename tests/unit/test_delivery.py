@@ -19,6 +19,7 @@ from spool.domain.delivery import (
     DeliveryReport,
     InboundRecord,
     next_flush_at,
+    trigger_delay,
 )
 from spool.domain.endpoints import encryption_context, seal
 from spool.domain.models import Credentials, Endpoint, StorageSettings
@@ -221,6 +222,35 @@ def test_remainder_is_staged_with_one_flush_trigger_at_the_next_flush_time(sink_
     assert [bundle for bundle in sink_harness.repo.staged[("ep_a", boundary)].values()] == [lines(records[6:])]
     assert sink_harness.queue.flushes == [(TENANT, "ep_a", boundary, math.ceil(boundary - sink_harness.clock[0]))]
     assert report.endpoints["ep_a"].held == 1
+
+
+def test_a_flush_trigger_is_sent_the_batching_window_early_so_the_window_ends_at_the_flush_time(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=3, interval=60)
+    sink_harness.sink.trigger_lead_seconds = 5
+    sink_harness.clock[0] += 0.3
+    boundary = boundary_now(sink_harness)
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    (_, _, flush_at, delay) = sink_harness.queue.flushes[0]
+    assert flush_at == boundary
+    assert delay == round(boundary - sink_harness.clock[0] - 5)
+
+
+@pytest.mark.parametrize(
+    ("until_flush", "lead", "delay"),
+    [
+        (30.0, 0, 30),  # no window: sent for the flush time itself
+        (30.4, 5, 25),  # the window early, to the nearest second (arriving 0.4 s early is still due)
+        (30.6, 5, 26),  # rounding up here: arriving 0.6 s early would be too early (DUE_SLACK_SECONDS)
+        (3.0, 5, 0),  # the flush time is inside the window: at once
+        (5_000.0, 0, MAX_DELAY_SECONDS),  # SQS delays at most 15 minutes; an early trigger is handed back
+    ],
+)
+def test_trigger_delay(until_flush: float, lead: float, delay: int) -> None:
+    assert trigger_delay(until_flush, lead) == delay
 
 
 def test_held_messages_are_not_reported_for_retry(sink_harness: SinkHarness) -> None:

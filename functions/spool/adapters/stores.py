@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.session
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
@@ -356,6 +357,11 @@ class Stores:
         self._verifying = verifying
         self._botocore = botocore.session.get_session()
         self._session = boto3.session.Session(botocore_session=self._botocore)
+        # The first S3 client of a botocore session loads and builds the S3 model, endpoint rules and client
+        # class (about 0.2 s alone, near a second when a few invocations do it at once in the local runtime);
+        # the later ones take milliseconds. Made here, at cold start (Lambda's init phase), so an invocation
+        # never pays it. The client is unsigned (no credentials looked up), makes no call and is dropped.
+        self._session.client("s3", region_name="us-east-1", config=Config(signature_version=UNSIGNED))
 
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
         if settings.provider == "local":

@@ -138,6 +138,13 @@ def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
     return (math.floor((after - offset) / interval) + 1) * interval + offset
 
 
+def trigger_delay(until_flush: float, lead: float) -> int:
+    """`DelaySeconds` for a flush trigger due in `until_flush` seconds, sent `lead` seconds (the batching
+    window) early. Rounded to the nearest second rather than up: arriving up to half a second early still
+    counts as due (DUE_SLACK_SECONDS), while rounding up made every trigger late by half a second on average."""
+    return min(MAX_DELAY_SECONDS, max(0, round(until_flush - lead)))
+
+
 @dataclass
 class _Target:
     endpoint: Endpoint
@@ -195,6 +202,9 @@ class Sink:
     clock: Clock = time.time
     retry_base_seconds: int = 10
     retry_max_seconds: int = 900
+    # The event source mapping's batching window: how long a trigger may wait in the poller after its delay.
+    # The trigger is sent that much early, so the window is spent before the flush time, not after it.
+    trigger_lead_seconds: float = 0.0
     # Time one endpoint may need at worst (a slow store's write with its retries, see adapters/stores.py).
     reserve_seconds: float = 50.0
     _counters: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -409,7 +419,7 @@ class Sink:
         staged: list[str] = []
         try:
             staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, remainder)
-            delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(boundary - self.clock())))
+            delay = trigger_delay(boundary - self.clock(), self.trigger_lead_seconds)
             self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)
         except Exception as exc:
             # Not held: the messages come back and are tried again. Take the staged lines back, so another

@@ -158,6 +158,7 @@ def build_sink(settings: SinkSettings, session: boto3.session.Session | None = N
             triggers=queue,
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
+            trigger_lead_seconds=settings.batching_window_seconds,
         ),
         endpoints=EndpointService(repo, cipher, policy, settings.local_root),
         verify_stores=Stores(policy, settings.local_root, VERIFY_CLIENT_CONFIG, sts=sts, verifying=True),

@@ -166,6 +166,7 @@ class LocalRuntime:
                 "SPOOL_RETRY_BASE_SECONDS": str(s.retry_base_seconds),
                 "SPOOL_RETRY_MAX_SECONDS": str(s.retry_max_seconds),
                 "SPOOL_ENDPOINT_CACHE_SECONDS": str(s.endpoint_cache_seconds),
+                "SPOOL_BATCHING_WINDOW_SECONDS": str(s.window_seconds),
                 "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "spool-local"),
                 "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
                 "POWERTOOLS_TRACE_DISABLED": "true",
