@@ -22,6 +22,7 @@ from typing import Any
 import botocore.session
 
 from bench.prices import APIGW_STEP_BYTES, SQS_CHUNK_BYTES
+from spool.local.provision import Names
 
 Handler = Callable[[dict[str, Any], Any], Any]
 POLLER_THREAD_PREFIX = "sqs-poller"  # spool.local.poller names its threads so
@@ -118,6 +119,8 @@ class Meter:
             return sqs_units(operation, params, parsed)
         if service == "dynamodb":
             return self.dynamodb_units(operation, params, parsed)
+        if service == "s3" and params.get("Bucket") == STAGING_BUCKET:
+            return "request", 1.0, "staging", operation
         return "request", 1.0, "", operation
 
     def dynamodb_units(
@@ -165,6 +168,11 @@ class Meter:
             key = params.get("Key") or {"pk": params.get("ExpressionAttributeValues", {}).get(":pk", {"S": ""})}
             return "RRU", factor * _kb(size, 4096), _purpose(key), operation
         return "request", 1.0, "", operation
+
+
+# The local runtime's staging bucket (spool.local.provision.Names): Spool's own hold-back requests, priced;
+# every other bucket is a tenant's, whose PUTs the tenant pays.
+STAGING_BUCKET = Names().staging_bucket
 
 
 def sqs_units(operation: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[str, float, str, str]:

@@ -62,12 +62,15 @@ def per_million(meter: Meter, events: int, deployed: Deployed) -> dict[str, Any]
     dynamo_units: dict[str, float] = defaultdict(float)
     dynamo_calls: dict[str, float] = defaultdict(float)
     other: dict[str, float] = defaultdict(float)
+    staging_s3: dict[str, float] = defaultdict(float)
     for (_role, service, operation, unit, purpose), tally in meter.tallies.items():
         if service == "sqs":
             if operation == "ReceiveMessage (empty)":
                 notes["sqs_empty_receives"] = notes.get("sqs_empty_receives", 0) + tally.calls
                 continue
             sqs[SQS_LABELS.get(operation, f"SQS {operation}")] += tally.units
+        elif service == "s3" and purpose == "staging":
+            staging_s3[operation] += tally.calls
         elif service == "dynamodb":
             dynamo_units[f"DynamoDB {unit} ({purpose})"] += tally.units
             dynamo_calls[f"DynamoDB {operation} ({purpose})"] += tally.calls
@@ -89,6 +92,13 @@ def per_million(meter: Meter, events: int, deployed: Deployed) -> dict[str, Any]
             costs[label] = costs.get(label, 0.0) + usd("kms_request", calls) * scale
         elif label.startswith("Secrets Manager"):
             costs[label] = costs.get(label, 0.0) + usd("secretsmanager_request", calls) * scale
+    staging_price = {"PutObject": "s3_put", "ListObjectsV2": "s3_list", "GetObject": "s3_get"}
+    for operation, calls in sorted(staging_s3.items()):
+        requests[f"S3 {operation} (staging)"] = calls * scale
+        if operation in staging_price:  # DeleteObject is free
+            costs["S3 requests (staging)"] = (
+                costs.get("S3 requests (staging)", 0.0) + usd(staging_price[operation], calls) * scale
+            )
     costs["CloudWatch Logs (modelled)"] = usd("logs_ingest_gb", logs_bytes / GB) * scale
 
     total = sum(costs.values())

@@ -54,6 +54,14 @@ PRICES: dict[str, Price] = {
     "s3_put": Price(
         0.005 / 1000, "S3 Standard PUT request (billed to the tenant's bucket)", "https://aws.amazon.com/s3/pricing/"
     ),
+    "s3_get": Price(
+        0.0004 / 1000, "S3 Standard GET request (Spool's staging bucket)", "https://aws.amazon.com/s3/pricing/"
+    ),
+    "s3_list": Price(
+        0.005 / 1000,
+        "S3 Standard LIST request (Spool's staging bucket; PUT is s3_put)",
+        "https://aws.amazon.com/s3/pricing/",
+    ),
     "logs_ingest_gb": Price(
         0.50, "CloudWatch Logs ingestion, standard log class, per GB", "https://aws.amazon.com/cloudwatch/pricing/"
     ),

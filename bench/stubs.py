@@ -198,6 +198,7 @@ def sink_services(endpoints: list[Endpoint], store: CountingStore) -> tuple[Any,
         visibility=queue,
         staging=repo,
         triggers=queue,
+        leases=repo,
     )
     return SimpleNamespace(sink=sink), repo, queue
 

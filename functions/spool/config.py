@@ -37,6 +37,8 @@ class ApiSettings(CommonSettings):
 
 
 class SinkSettings(CommonSettings):
+    # Spool's own bucket for held-back lines (adapters/staging.py).
+    staging_bucket: Annotated[str, Field(alias="SPOOL_STAGING_BUCKET", min_length=1)]
     endpoint_cache_seconds: Annotated[float, Field(alias="SPOOL_ENDPOINT_CACHE_SECONDS", ge=0)] = 30.0
     retry_base_seconds: Annotated[int, Field(alias="SPOOL_RETRY_BASE_SECONDS", ge=1)] = 10
     retry_max_seconds: Annotated[int, Field(alias="SPOOL_RETRY_MAX_SECONDS", ge=1, le=43_200)] = 900

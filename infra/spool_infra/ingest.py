@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -23,6 +24,9 @@ SINK_MEMORY_MB = 512
 # window), so a batch that Lambda retries after throttling is not handed to a second invocation meanwhile.
 VISIBILITY_FACTOR = 6
 RETENTION = Duration.days(14)
+# Staged lines outlive the queue's retention by a day, so a flush trigger redriven from the DLQ at the end of
+# its life still finds them; then the lifecycle rule removes what no flush took.
+STAGING_RETENTION = Duration.days(15)
 # Receives before a message moves to the DLQ. At most one receive is a deliberate hold-back (the sink
 # returns a remainder that is not due yet until the endpoint's next flush); the others are write attempts
 # with exponential back-off (SPOOL_RETRY_BASE_SECONDS * 2^(receive-1), capped at SPOOL_RETRY_MAX_SECONDS:
@@ -60,6 +64,26 @@ class IngestSink(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
         )
 
+        # Held-back lines (adapters/staging.py): objects only the sink writes, reads and deletes.
+        self.staging = s3.Bucket(
+            self,
+            "Staging",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=STAGING_RETENTION)],
+            # Lines in flight are user data: kept on `cdk destroy` unless dataRemovalPolicy=destroy (an empty
+            # bucket then goes; a flush leaves it empty).
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            self.staging,
+            "AwsSolutions-S1",
+            "The staging bucket holds only lines the sink holds back until their flush (minutes), written, read "
+            "and deleted by the sink's role alone; server access logs would log every hold-back and cost more "
+            "than the staging itself. CloudTrail data events can be enabled for an audit.",
+        )
+
         self.sink = SpoolFunction(
             self,
             "Sink",
@@ -73,6 +97,7 @@ class IngestSink(Construct):
             environment={
                 names.ENV_TABLE_NAME: state.table.table_name,
                 names.ENV_QUEUE_URL: self.queue.queue_url,
+                names.ENV_STAGING_BUCKET: self.staging.bucket_name,
                 names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
                 names.ENV_ENDPOINT_CACHE_SECONDS: str(ENDPOINT_CACHE_SECONDS),
                 names.ENV_RETRY_BASE_SECONDS: str(RETRY_BASE_SECONDS),
@@ -84,9 +109,27 @@ class IngestSink(Construct):
         # Reads endpoints and records delivery status on them (UpdateItem); reads staged lines and the flush
         # lease (GetItem, Query).
         state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
-        # Hold-back writes and removes staged lines and the flush lease, all of them items whose partition key
-        # starts with `B#` (adapters/dynamo.py): the condition keeps these writes off endpoints, tenants and keys.
+        # The flush lease is an item whose partition key starts with `B#` (adapters/dynamo.py), and so are the
+        # lines an older sink staged in the table, which the flush still removes (BatchWriteItem,
+        # adapters/staged_items.py): the condition keeps these writes off endpoints, tenants and keys.
         state.grant_staging_writes(fn, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+        # Staged lines: put, read, delete objects and list a flush time's prefix. The bucket's `grant_put`,
+        # `grant_read` and `grant_delete` would add the object ACL, tagging, retention and version actions,
+        # which nothing calls.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                resources=[self.staging.arn_for_objects("*")],
+            )
+        )
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.staging.bucket_arn]))
+        acknowledge(
+            self.sink.role,
+            "AwsSolutions-IAM5[Resource::<IngestStaging6CCA8472.Arn>/*]",
+            "Objects of Spool's own staging bucket: the sink stages one object per holding invocation under "
+            "names it makes up at run time ({endpoint}/{flush time}/{holder}), so no narrower resource exists; "
+            "the bucket holds nothing else.",
+        )
         state.grant_decrypt_credentials(fn)
         # Flush triggers: the sink sends delayed messages to its own queue.
         self.queue.grant(fn, "sqs:SendMessage")

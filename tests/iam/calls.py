@@ -56,6 +56,8 @@ _ACTION_OF = {
     ("sqs", "DeleteMessageBatch"): "DeleteMessage",
     ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
     ("lambda", "Invoke"): "InvokeFunction",
+    ("s3", "ListObjectsV2"): "ListBucket",
+    ("s3", "HeadObject"): "GetObject",
 }
 _TRANSACT_ACTIONS = {
     "Put": "PutItem",
@@ -148,6 +150,12 @@ class CallLog:
             if "ExternalId" in params:
                 keys.append(("sts:ExternalId", (str(params["ExternalId"]),)))
             return str(params["RoleArn"]), tuple(sorted(keys))
+        if service == "s3" and "Bucket" in params:
+            # Object calls act on the object's ARN; listing acts on the bucket, with the prefix as a key.
+            if "Key" in params:
+                return f"arn:{p.partition}:s3:::{params['Bucket']}/{params['Key']}", ()
+            prefix = (("s3:prefix", (str(params["Prefix"]),)),) if "Prefix" in params else ()
+            return f"arn:{p.partition}:s3:::{params['Bucket']}", prefix
         if service == "lambda" and "FunctionName" in params:
             name = params["FunctionName"]
             arn = (

@@ -88,6 +88,8 @@ ARN_FORMATS: dict[tuple[str, str], str] = {
     ("AWS::Lambda::Function", "Arn"): "arn:aws:lambda:{region}:{account}:function:{name}",
     # A log group's Arn attribute ends in `:*` (all of its streams).
     ("AWS::Logs::LogGroup", "Arn"): "arn:aws:logs:{region}:{account}:log-group:{name}:*",
+    # Bucket names are global: an S3 ARN names neither region nor account.
+    ("AWS::S3::Bucket", "Arn"): "arn:aws:s3:::{name}",
     # A secret's Ref is its ARN: the name and six characters Secrets Manager appends.
     ("AWS::SecretsManager::Secret", "Ref"): "arn:aws:secretsmanager:{region}:{account}:secret:{name}-a1B2c3",
     ("AWS::SNS::Topic", "Ref"): "arn:aws:sns:{region}:{account}:{name}",

@@ -20,7 +20,9 @@ CDK_NAG_ACKNOWLEDGED = {
     "AwsSolutions-APIG4",
     "AwsSolutions-IAM5[Resource::*]",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/*]",
+    "AwsSolutions-IAM5[Resource::<IngestStaging6CCA8472.Arn>/*]",
     "AwsSolutions-L1",
+    "AwsSolutions-S1",
     "AwsSolutions-SMG4",
 }
 

@@ -79,16 +79,27 @@ def test_only_sink_decrypts_and_only_api_encrypts(synth: Synth) -> None:
     assert not {a for a in _actions(sink(synth)) if a.startswith("kms:") and a != "kms:Decrypt"}
 
 
-def test_nobody_gets_s3_or_unscoped_resources(synth: Synth) -> None:
+def test_only_the_sink_gets_s3_and_only_on_its_staging_bucket(synth: Synth) -> None:
+    assert not {a for a in _actions(api(synth)) if a.startswith("s3:")}
+    s3 = [st for st in sink(synth) if any(a.startswith("s3:") for a in _actions([st]))]
+    assert {a for st in s3 for a in _actions([st])} == {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    }
+    for statement in s3:
+        resource = statement["Resource"]
+        target = resource["Fn::GetAtt"][0] if "Fn::GetAtt" in resource else resource["Fn::Join"][1][0]["Fn::GetAtt"][0]
+        assert synth.json["Resources"][target]["Type"] == "AWS::S3::Bucket"
     for statements in (api(synth), sink(synth)):
-        assert not {a for a in _actions(statements) if a.startswith("s3:")}
         for statement in statements:
             if statement["Resource"] == "*":
                 # Lambda active tracing: X-Ray has no resource-level permissions.
                 assert _actions([statement]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
-def test_sink_reads_and_updates_the_table_and_writes_only_staging_items(synth: Synth) -> None:
+def test_sink_reads_and_updates_the_table_and_writes_only_flush_leases_and_older_staging_items(synth: Synth) -> None:
     dynamo = {a for a in _actions(sink(synth)) if a.startswith("dynamodb:")}
     assert dynamo == {
         "dynamodb:GetItem",

@@ -99,6 +99,7 @@ def test_sink_function_runtime_and_environment(synth: Synth) -> None:
     assert set(env) == {
         "SPOOL_TABLE_NAME",
         "SPOOL_QUEUE_URL",
+        "SPOOL_STAGING_BUCKET",
         "SPOOL_ALLOW_INSECURE_ENDPOINTS",
         "SPOOL_ENDPOINT_CACHE_SECONDS",
         "SPOOL_RETRY_BASE_SECONDS",

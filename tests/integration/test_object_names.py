@@ -41,7 +41,13 @@ def flush_twenty_in_one_second(settings: StorageSettings, credentials: Credentia
         try:
             stores = Stores(UrlPolicy(allow_insecure=True), None)
             sink = Sink(
-                EndpointDirectory(repo, cipher, stores), repo, FakeQueue(), repo, FakeQueue(), clock=lambda: FROZEN
+                EndpointDirectory(repo, cipher, stores),
+                repo,
+                FakeQueue(),
+                repo,
+                FakeQueue(),
+                repo,
+                clock=lambda: FROZEN,
             )
             records = [
                 InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", f'{{"id":"evt_{n}_{i}"}}', FROZEN)

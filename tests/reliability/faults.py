@@ -250,7 +250,7 @@ class _Raw:
 
 @dataclass
 class AwsFaults:
-    """Answers matching calls of one boto3 client with an AWS JSON-protocol error (DynamoDB, KMS).
+    """Answers matching calls of one boto3 client with an AWS error (JSON protocol: DynamoDB, KMS; XML: S3).
 
     Each attempt botocore makes counts: in its standard retry mode a call makes 3 attempts (4 for DynamoDB)
     before the error reaches the caller."""
@@ -272,7 +272,8 @@ class AwsFaults:
         if self.operations is not None and operation not in self.operations:
             return None
         body = request.body or b""
-        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+        # JSON protocols name the item in the body; S3 names the object in the URL.
+        text = request.url + (body.decode(errors="replace") if isinstance(body, bytes) else str(body))
         if self.match is not None and self.match not in text:
             return None
         with self._lock:
@@ -280,8 +281,12 @@ class AwsFaults:
                 return None
             self.injected += 1
             self.operations_hit.append(operation)
-        payload = json.dumps({"__type": self.code, "message": self.message}).encode()
-        headers = HeadersDict({"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": uuid.uuid4().hex})
+        if self.client.meta.service_model.protocol == "rest-xml":  # S3
+            payload = f"<Error><Code>{self.code}</Code><Message>{self.message}</Message></Error>".encode()
+            headers = HeadersDict({"Content-Type": "application/xml", "x-amz-request-id": uuid.uuid4().hex})
+        else:
+            payload = json.dumps({"__type": self.code, "message": self.message}).encode()
+            headers = HeadersDict({"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": uuid.uuid4().hex})
         return AWSResponse(request.url, self.status, headers, _Raw(payload))
 
     def __enter__(self) -> AwsFaults:

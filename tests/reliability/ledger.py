@@ -2,8 +2,8 @@
 stays in SQS/DLQ).
 
 A DLQ holds two kinds of Spool messages: events (the body is the event's line) and flush triggers, whose lines
-are staged in DynamoDB under `B#{endpointId}#{time}` (the trigger's time and, pulled forward by a flush, the
-next one). Both count as "in the DLQ" here; a redrive writes either.
+are staged in the staging bucket under `{endpointId}/{time}/` (the trigger's time and, pulled forward by a
+flush, the next one). Both count as "in the DLQ" here; a redrive writes either.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from spool.adapters.dynamo import staged_lines
+from spool.adapters.staging import WRITTEN_PREFIX
 from spool.domain import messages as fmt
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import wait_until
@@ -79,7 +79,8 @@ class Books:
     def __init__(self, runtime: LocalRuntime) -> None:
         assert runtime.resources is not None
         self.sqs = boto3.client("sqs")
-        self.db = boto3.client("dynamodb")
+        self.s3 = boto3.client("s3")
+        self.staging_bucket = runtime.resources.staging_bucket
         self.dlq_url = runtime.resources.dlq_url
         self.queue_url = runtime.resources.queue_url
         self.table = runtime.resources.table_name
@@ -137,18 +138,16 @@ class Books:
         return [m for m in self.dlq() if fmt.owner(fmt.api_attributes(m))[1] == endpoint_id]
 
     def staged(self, endpoint_id: str) -> dict[int, list[str]]:
-        """Lines staged for the endpoint, by flush time."""
+        """Lines staged for the endpoint, by flush time (markers of written objects left out)."""
         found: dict[int, list[str]] = {}
-        for page in self.db.get_paginator("scan").paginate(
-            TableName=self.table,
-            FilterExpression="begins_with(pk, :p)",
-            ExpressionAttributeValues={":p": {"S": f"B#{endpoint_id}#"}},
-        ):
-            for item in page.get("Items", []):
-                if item["sk"]["S"].startswith("#"):  # the flush lease, or a marker of written items
+        prefix = f"{endpoint_id}/"
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.staging_bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                _, flush_at, name = item["Key"].split("/")
+                if name.startswith(WRITTEN_PREFIX):
                     continue
-                boundary = int(item["pk"]["S"].rsplit("#", 1)[1])
-                found.setdefault(boundary, []).extend(staged_lines(item))
+                body = self.s3.get_object(Bucket=self.staging_bucket, Key=item["Key"])["Body"].read().decode()
+                found.setdefault(int(flush_at), []).extend(body.split("\n"))
         return found
 
     def ledger(self, accepted: list[str], s3: Any, bucket: str, prefix: str, endpoint_id: str, interval: int) -> Ledger:

@@ -189,21 +189,17 @@ def test_a_throttled_staging_cleanup_after_a_flush_does_not_write_lines_twice(
     tenant: Api, books: Books, emulator_s3: Any, sink: SinkServices
 ) -> None:
     endpoint = on_emulator(tenant, books, emulator_s3, "cleanup", batch=100)
-    db = sink.sink.repo._db  # type: ignore[attr-defined]
-    # The first removal of the flushed lines fails (botocore's four attempts), after the object was written.
+    staging = sink.sink.staging._s3  # type: ignore[attr-defined]
+    # The first removal of the flushed lines fails (botocore's three attempts), after the object was written.
     faults = AwsFaults(
-        db,
-        "ProvisionedThroughputExceededException",
-        operations={"BatchWriteItem"},
-        match=endpoint.endpoint_id,
-        limit=4,
+        staging, "SlowDown", "Please reduce your request rate.", 503, {"DeleteObject"}, endpoint.endpoint_id, 3
     )
     with faults:
         endpoint.send(5)
-        wait_until(lambda: faults.count() >= 4, timeout=20, what="a failed removal of staged lines")
+        wait_until(lambda: faults.count() >= 3, timeout=20, what="a failed removal of staged lines")
     recovery = endpoint.recover()
 
-    report("DynamoDB throttled after a flush", recovery, injected=faults.count())
+    report("staging throttled after a flush", recovery, injected=faults.count())
     assert recovery.final.balanced
     # The flush marks the items it wrote before removing them, so the retried trigger does not write them again.
     assert recovery.final.duplicates == 0
@@ -218,7 +214,7 @@ def test_a_flush_lease_left_by_a_dead_sink_delays_the_flush_without_a_manual_ste
     # ten seconds is taken, so whichever the held events are staged for is.
     now = int(time.time())
     for boundary in range(now, now + 10):
-        assert sink.sink.staging.acquire(endpoint.endpoint_id, boundary, "a-sink-that-died", 20)
+        assert sink.sink.leases.acquire(endpoint.endpoint_id, boundary, "a-sink-that-died", 20)
     endpoint.send(3)
     recovery = endpoint.recover(settle=60)
 

@@ -148,5 +148,5 @@ def sink_harness() -> SinkHarness:
     repo, queue, cipher, stores = FakeRepo(), FakeQueue(), FakeCipher(), FakeStores()
     clock = [1_776_162_600.0]
     directory = EndpointDirectory(repo, cipher, stores, ttl=30, clock=lambda: clock[0])
-    sink = Sink(directory, repo, queue, repo, queue, clock=lambda: clock[0], retry_base_seconds=10)
+    sink = Sink(directory, repo, queue, repo, queue, leases=repo, clock=lambda: clock[0], retry_base_seconds=10)
     return SinkHarness(repo, queue, stores, sink, clock)

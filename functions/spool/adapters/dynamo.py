@@ -6,7 +6,7 @@ Layout (pk / sk):
   K#{keyHash}  / KEY             key lookup by HMAC hash
   T#{tenantId} / EP#{endpointId} an endpoint (settings as JSON, credentials as KMS ciphertext, status)
   T#{tenantId} / ST#{endpointId} its delivery status (written by the sink only)
-  B#{endpointId}#{time} / {holder}#{n}  lines held back for the endpoint's flush at `time` (staging)
+  B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back (read by adapters/staged_items.py)
   B#{endpointId}#{time} / #LEASE        the flush lease for that time
 Idempotency records (Powertools) share the table under their own partition. `expiresAt` is the TTL attribute.
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from spool.domain.errors import Conflict, CorruptRecord, describe
 from spool.domain.models import DeliveryStatus, Endpoint
-from spool.domain.ports import ApiKeyRecord, StagedBundle, Tenant
+from spool.domain.ports import ApiKeyRecord, Tenant
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,28 +34,13 @@ if TYPE_CHECKING:
 # (SQS retention of the queue and its DLQ is 14 days).
 DELETED_ENDPOINT_RETENTION_SECONDS = 15 * 24 * 3600
 # Staged lines outlive the queue and DLQ retention (14 days), so a redriven trigger still finds them.
+# A flush lease item outlives its flush by far; the table TTL removes it after this.
 STAGING_RETENTION_SECONDS = 15 * 24 * 3600
-# DynamoDB items are at most 400 KB; leave room for the key and attribute names.
-STAGING_ITEM_BYTES = 350_000
 LEASE_SK = "#LEASE"
-# A flush that wrote staged items but could not remove them leaves a marker naming them (sk `#WRITTEN#...`).
-WRITTEN_SK_PREFIX = "#WRITTEN#"
-# Staged lines are stored zlib-compressed in this attribute; items written before compression hold `lines`.
-STAGED_ATTRIBUTE = "z"
-# zlib's fastest level already takes ~1 KB JSON lines to a fraction of their size; higher levels cost CPU
-# for little more (make bench, B6).
-STAGING_COMPRESSION_LEVEL = 1
 
 
 def _s(value: str) -> dict[str, Any]:
     return {"S": value}
-
-
-def staged_lines(item: dict[str, Any]) -> list[str]:
-    """The lines of a staging item, compressed or (written before compression) plain."""
-    if STAGED_ATTRIBUTE in item:
-        return zlib.decompress(item[STAGED_ATTRIBUTE]["B"]).decode().split("\n")
-    return str(item["lines"]["S"]).split("\n")
 
 
 class DynamoRepository:
@@ -209,77 +192,7 @@ class DynamoRepository:
         except (KeyError, TypeError, ValueError, RecursionError) as exc:  # ValidationError is a ValueError
             raise _corrupt("endpoint", item, exc) from None
 
-    # --- staging (hold-back) ---------------------------------------------------------------------------
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
-        pk = _s(f"B#{endpoint_id}#{boundary}")
-        expires = {"N": str(int(time.time()) + STAGING_RETENTION_SECONDS)}
-        item_ids: list[str] = []
-        for n, chunk in enumerate(_pack(lines, STAGING_ITEM_BYTES)):
-            item_ids.append(f"{holder_id}#{n:04d}")
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": pk,
-                    "sk": _s(item_ids[-1]),
-                    "tenantId": _s(tenant_id),
-                    # Compressed: DynamoDB bills writes, and deletes, per KB of item, and event lines are
-                    # JSON that zlib shrinks several times (docs/delivery.md, the designs weighed).
-                    STAGED_ATTRIBUTE: {"B": zlib.compress("\n".join(chunk).encode(), STAGING_COMPRESSION_LEVEL)},
-                    "count": {"N": str(len(chunk))},
-                    "expiresAt": expires,
-                },
-            )
-        return item_ids
-
-    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
-        found: list[StagedBundle] = []
-        written: set[str] = set()
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _s(f"B#{endpoint_id}#{boundary}")},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**kwargs)
-            for item in page.get("Items", []):
-                sk = item["sk"]["S"]
-                if sk.startswith(WRITTEN_SK_PREFIX):
-                    written.update(item["ids"]["SS"])
-                    found.append(StagedBundle(item_id=sk, lines=[], written=True))
-                elif sk != LEASE_SK:
-                    found.append(StagedBundle(item_id=sk, lines=staged_lines(item)))
-            if "LastEvaluatedKey" not in page:
-                return [StagedBundle(b.item_id, b.lines, b.written or b.item_id in written) for b in found]
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
-        marker = f"{WRITTEN_SK_PREFIX}{uuid.uuid4().hex}"
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "pk": _s(f"B#{endpoint_id}#{boundary}"),
-                "sk": _s(marker),
-                "ids": {"SS": sorted(set(item_ids))},
-                "expiresAt": {"N": str(int(time.time()) + STAGING_RETENTION_SECONDS)},
-            },
-        )
-        return marker
-
-    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
-        pk = _s(f"B#{endpoint_id}#{boundary}")
-        for start in range(0, len(item_ids), 25):
-            requests: list[Any] = [
-                {"DeleteRequest": {"Key": {"pk": pk, "sk": _s(item_id)}}} for item_id in item_ids[start : start + 25]
-            ]
-            pending: dict[str, Any] = {self._table: requests}
-            for _ in range(8):
-                response = self._db.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05)
-
+    # --- flush leases (the staged lines themselves are in S3: adapters/staging.py) ------------------------
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
         now = int(time.time())
         try:
@@ -452,17 +365,3 @@ def _corrupt(record: str, item: dict[str, Any], exc: Exception) -> CorruptRecord
     the item and what failed where, not the values (a stored document can hold anything a client sent)."""
     key = {name: item[name].get("S") for name in ("pk", "sk") if isinstance(item.get(name), dict)}
     return CorruptRecord(f"a stored {record} could not be read", detail={"record": record, **key, **describe(exc)})
-
-
-def _pack(lines: list[str], limit: int) -> list[list[str]]:
-    """Split lines into groups whose joined UTF-8 size stays under `limit` (one line is at most 256 KiB)."""
-    groups: list[list[str]] = [[]]
-    size = 0
-    for line in lines:
-        length = len(line.encode()) + 1
-        if groups[-1] and size + length > limit:
-            groups.append([])
-            size = 0
-        groups[-1].append(line)
-        size += length
-    return groups

@@ -5,7 +5,8 @@ early and small. Writing what each invocation holds gives many small objects, so
 invocation the sink:
 
 1. writes full objects of `batchSize` lines at once;
-2. holds back a remainder that is not full: its lines go to a durable staging area (DynamoDB), keyed by the
+2. holds back a remainder that is not full: its lines go to a durable staging area (objects in Spool's staging
+   bucket; the flush lease is a DynamoDB item), keyed by the
    endpoint's next flush time, and a *flush trigger* message is enqueued with a delay until that time; then
    the remainder's messages are acknowledged. Flush times lie on a per-endpoint grid of
    `flushIntervalSeconds` (offset by a hash of the endpoint id so endpoints do not all flush at once), so
@@ -45,7 +46,7 @@ from spool.domain.errors import SpoolError, StoreError
 from spool.domain.messages import is_event_bundle
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, object_key
-from spool.domain.ports import Cipher, EndpointRepository, ObjectStore, Staging, StoreFactory, Triggers
+from spool.domain.ports import Cipher, EndpointRepository, Leases, ObjectStore, Staging, StoreFactory, Triggers
 
 Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class Sink:
     visibility: VisibilityPort
     staging: Staging
     triggers: Triggers
+    leases: Leases
     clock: Clock = time.time
     retry_base_seconds: int = 10
     retry_max_seconds: int = 900
@@ -357,7 +359,7 @@ class Sink:
         the expiry at once kept triggers in flight for minutes after their work was done."""
         wait = LEASE_RETRY_SECONDS * 2 ** max(0, receive_count - 1)
         try:
-            until = self.staging.lease_until(endpoint_id, boundary)
+            until = self.leases.lease_until(endpoint_id, boundary)
         except Exception:
             until = None
         if until is not None:
@@ -373,13 +375,13 @@ class Sink:
         the same time wrote it), so `extra` was not written and is still to be held. True: written.
         """
         endpoint_id = target.endpoint.id
-        if not self.staging.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
+        if not self.leases.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
             return None
         # Also take what was staged for the next flush time in the settle window just before this one, so a
         # burst that straddles the cut-off still lands in one object (and earlier, which is never worse).
         following = boundary + target.endpoint.storage.flushIntervalSeconds
         times = [boundary]
-        if self.staging.acquire(endpoint_id, following, owner, LEASE_SECONDS):
+        if self.leases.acquire(endpoint_id, following, owner, LEASE_SECONDS):
             times.append(following)
         try:
             staged = {when: self.staging.bundles(endpoint_id, when) for when in times}
@@ -403,7 +405,7 @@ class Sink:
                     self.staging.remove(endpoint_id, when, [b.item_id for b in bundles] + markers.get(when, []))
         finally:
             for when in times:
-                self.staging.release(endpoint_id, when, owner)
+                self.leases.release(endpoint_id, when, owner)
         return True
 
     def _hold(

@@ -89,7 +89,8 @@ class StagedBundle:
 
 
 class Staging(Protocol):
-    """Durable holding area for remainders, keyed by endpoint and flush time (DynamoDB on AWS)."""
+    """Durable holding area for remainders, keyed by endpoint and flush time (objects in Spool's staging
+    bucket on AWS, adapters/staging.py)."""
 
     def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
         """Store the lines; returns the staging item ids written."""
@@ -99,6 +100,11 @@ class Staging(Protocol):
         """Record durably that these staged items are in an object; returns the marker's own item id."""
 
     def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None: ...
+
+
+class Leases(Protocol):
+    """One flush at a time per (endpoint, flush time): a conditional item in DynamoDB."""
+
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
         """Take the flush lease for (endpoint, boundary) unless another owner holds an unexpired one."""
 

@@ -19,6 +19,8 @@ from spool.adapters.dynamo import DynamoRepository
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.kms import KmsCipher
 from spool.adapters.sqs import SqsQueue, belonging_to, redrive
+from spool.adapters.staged_items import StagedItems
+from spool.adapters.staging import S3Staging
 from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
 from spool.config import ApiSettings, SinkSettings
 from spool.domain.delivery import EndpointDirectory, Sink
@@ -143,7 +145,8 @@ def build_sink(settings: SinkSettings, session: boto3.session.Session | None = N
     Store clients use the endpoint's own credentials and never the session (adapters/stores.py); a tenant's
     role is assumed with the session's STS client, so AssumeRole is the sink role's call."""
     session = session or boto3.session.Session()
-    repo = DynamoRepository(session.client("dynamodb"), settings.table_name)
+    dynamodb = session.client("dynamodb")
+    repo = DynamoRepository(dynamodb, settings.table_name)
     cipher = KmsCipher(session.client("kms"))
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     sts = session.client("sts", config=STS_CLIENT_CONFIG)
@@ -154,8 +157,12 @@ def build_sink(settings: SinkSettings, session: boto3.session.Session | None = N
             directory=EndpointDirectory(repo, cipher, stores, ttl=settings.endpoint_cache_seconds),
             repo=repo,
             visibility=queue,
-            staging=repo,
+            # Lines an older sink staged in DynamoDB are still read and removed (adapters/staged_items.py).
+            staging=S3Staging(
+                session.client("s3"), settings.staging_bucket, StagedItems(dynamodb, settings.table_name)
+            ),
             triggers=queue,
+            leases=repo,
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
             trigger_lead_seconds=settings.batching_window_seconds,

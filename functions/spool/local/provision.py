@@ -19,6 +19,7 @@ class Names:
     key_alias: str = "alias/spool-local-credentials"
     pepper_secret: str = "spool-local/api-key-pepper"  # noqa: S105 - the secret's name, not its value
     sink_role: str = "spool-local-sink"
+    staging_bucket: str = "spool-local-staging"
     max_receive_count: int = 8
     visibility_timeout: int = 60
 
@@ -31,6 +32,7 @@ class Resources:
     kms_key_id: str
     pepper_secret_id: str
     sink_role_arn: str
+    staging_bucket: str
 
     def env(self) -> dict[str, str]:
         return {
@@ -40,6 +42,7 @@ class Resources:
             "SPOOL_KMS_KEY_ID": self.kms_key_id,
             "SPOOL_PEPPER_SECRET_ID": self.pepper_secret_id,
             "SPOOL_SINK_ROLE_ARN": self.sink_role_arn,
+            "SPOOL_STAGING_BUCKET": self.staging_bucket,
         }
 
 
@@ -51,6 +54,7 @@ def provision(names: Names, session: boto3.session.Session | None = None) -> Res
         kms_key_id=_key(session.client("kms"), names.key_alias),
         pepper_secret_id=_secret(session.client("secretsmanager"), names.pepper_secret),
         sink_role_arn=_sink_role(session.client("iam"), names.sink_role),
+        staging_bucket=_bucket(session.client("s3"), names.staging_bucket),
     )
 
 
@@ -129,6 +133,11 @@ def _sink_role(iam: Any, name: str) -> str:
         if exc.response["Error"]["Code"] != "NoSuchEntity":
             raise
     return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+
+
+def _bucket(s3: Any, bucket: str) -> str:
+    ensure_bucket(s3, bucket)
+    return bucket
 
 
 def ensure_bucket(s3: Any, bucket: str) -> None:

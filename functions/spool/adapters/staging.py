@@ -1,0 +1,85 @@
+"""Hold-back staging in Spool's own S3 bucket: one object per holding invocation and flush time.
+
+A held remainder is one PutObject (`{endpoint}/{flush time}/{holder}.ndjson`); a flush lists the flush time's
+prefix, reads each staged object and deletes it after the write. S3 bills requests, not bytes (PUT and LIST
+$0.005, GET $0.0004 per 1,000, DELETE free), so a held event costs a small share of one PUT, against about
+two DynamoDB write units per KB when lines were staged as items (docs/delivery.md, the designs weighed).
+S3 is strongly consistent for PUT, LIST and GET, so a flush sees every object staged before it listed.
+
+A flush that wrote staged objects but could not delete them leaves a marker object naming them
+(`{endpoint}/{flush time}/#written-{id}`); the next flush of that time deletes them without writing them again.
+The bucket's lifecycle rule expires what is left after the queue's retention (infra/spool_infra/ingest.py).
+Lines an older sink staged as DynamoDB items are read and removed beside these (adapters/staged_items.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING
+
+from spool.adapters.staged_items import StagedItems
+from spool.domain.ports import StagedBundle
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+WRITTEN_PREFIX = "#written-"
+
+
+def staging_prefix(endpoint_id: str, boundary: int) -> str:
+    """Where one flush time's staged objects live."""
+    return f"{endpoint_id}/{boundary}/"
+
+
+class S3Staging:
+    """Implements `Staging` over a bucket only Spool writes (the sink's role, not a tenant's credentials)."""
+
+    def __init__(self, client: S3Client, bucket: str, earlier: StagedItems | None = None) -> None:
+        self._s3 = client
+        self._bucket = bucket
+        self._earlier = earlier
+
+    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
+        key = f"{staging_prefix(endpoint_id, boundary)}{holder_id}.ndjson"
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body="\n".join(lines).encode(),
+            ContentType="application/x-ndjson",
+            Metadata={"tenant-id": tenant_id},
+        )
+        return [key]
+
+    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
+        keys: list[str] = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=staging_prefix(endpoint_id, boundary)):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        written: set[str] = set()
+        found: list[StagedBundle] = []
+        for key in keys:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read().decode()
+            if key.rsplit("/", 1)[-1].startswith(WRITTEN_PREFIX):
+                written.update(json.loads(body))
+                found.append(StagedBundle(item_id=key, lines=[], written=True))
+            else:
+                found.append(StagedBundle(item_id=key, lines=body.split("\n")))
+        if self._earlier is not None:
+            found.extend(self._earlier.bundles(endpoint_id, boundary))
+        return [StagedBundle(b.item_id, b.lines, b.written or b.item_id in written) for b in found]
+
+    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
+        key = f"{staging_prefix(endpoint_id, boundary)}{WRITTEN_PREFIX}{uuid.uuid4().hex}"
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=json.dumps(sorted(item_ids)).encode())
+        return key
+
+    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
+        # One DeleteObject per object: DELETE requests are free, a multi-object delete (a POST) is not.
+        prefix = staging_prefix(endpoint_id, boundary)
+        for key in item_ids:
+            if key.startswith(prefix):
+                self._s3.delete_object(Bucket=self._bucket, Key=key)
+        items = [item_id for item_id in item_ids if not item_id.startswith(prefix)]
+        if items and self._earlier is not None:
+            self._earlier.remove(endpoint_id, boundary, items)
