@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -320,6 +321,21 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 share_log_config()
 
 
+def log_request(event: dict[str, Any], response: dict[str, Any], seconds: float) -> None:
+    """The request's one line, at DEBUG: written only in sampled invocations (observability.py). Method, path
+    and status, never headers or the query string (X-API-Key, a cursor)."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    logger.debug(
+        "request",
+        extra={
+            "method": http.get("method"),
+            "path": event.get("rawPath"),
+            "status": response.get("statusCode"),
+            "durationMs": round(seconds * 1000, 1),
+        },
+    )
+
+
 def make_handler(services: Callable[[], ApiServices]) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """The api entry point over the services `services()` returns (called once per authenticated request;
     production's are built on first use). Tests and the local runtime pass their own."""
@@ -328,7 +344,10 @@ def make_handler(services: Callable[[], ApiServices]) -> Callable[[dict[str, Any
     @metrics.log_metrics
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return gate(event, services) or app.resolve(event, context)
+        started = time.perf_counter()
+        response = gate(event, services) or app.resolve(event, context)
+        log_request(event, response, time.perf_counter() - started)
+        return response
 
     return lambda_handler
 
