@@ -291,3 +291,19 @@ def read_objects(s3: Any, bucket: str, prefix: str) -> dict[str, list[dict[str, 
             assert body.endswith("\n")
             found[item["Key"]] = [json.loads(line) for line in body.splitlines()]
     return found
+
+
+def queue_drained(runtime: LocalRuntime) -> bool:
+    """The ingest queue holds no message (visible, in flight or delayed): every accepted event is written or
+    dead-lettered, and no flush is still to come. What a test waits for before saying "nothing else arrives"."""
+    assert runtime.resources is not None
+    sqs = boto3.client("sqs", endpoint_url=runtime.aws_url, region_name="us-east-1")
+    counts = sqs.get_queue_attributes(
+        QueueUrl=runtime.resources.queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return all(int(value) == 0 for value in counts.values())

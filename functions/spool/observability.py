@@ -3,6 +3,11 @@
 Service names come from POWERTOOLS_SERVICE_NAME (set per function by the CDK app); the namespace defaults
 to "Spool". Domain modules log through the standard `logging` module; their loggers get the same JSON
 formatting as `logger`.
+
+What is logged is what an operator needs: warnings and errors (faults, failed deliveries) always, and debug
+lines (the api's one line per request) only in the invocations Powertools' sampling picks, DEBUG_SAMPLE_RATE of
+them unless POWERTOOLS_LOGGER_SAMPLE_RATE says otherwise. CloudWatch Logs bills every byte; a line per request
+would cost more than the request's SQS share.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Spool")
 # Health checks and fully held-back batches publish no metric; Powertools warns on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "spool"))
+DEBUG_SAMPLE_RATE = 0.01
+logger = Logger(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "spool"),
+    sampling_rate=float(os.environ.get("POWERTOOLS_LOGGER_SAMPLE_RATE", DEBUG_SAMPLE_RATE)),
+)
 metrics = Metrics(namespace=NAMESPACE)
 tracer = Tracer()
 

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 
 from spool.local.runtime import LocalRuntime
-from tests.integration.conftest import Api, Seaweed, read_objects, wait_until
+from tests.integration.conftest import Api, Seaweed, queue_drained, read_objects, wait_until
 
 
 def seaweed_body(seaweed: Seaweed, bucket: str, prefix: str, secret: str) -> dict[str, Any]:
@@ -38,6 +38,12 @@ def dlq_depth(runtime: LocalRuntime) -> int:
         QueueUrl=runtime.resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
+
+
+def sink_sees(runtime: LocalRuntime, endpoint_id: str, updated_at: str) -> bool:
+    """The sink's endpoint directory answers with the endpoint as of `updated_at` (its cache is 1 s here)."""
+    target = runtime.sink_services.sink.directory.target(runtime.tenant_id, endpoint_id)
+    return bool(target.endpoint.updatedAt == updated_at)
 
 
 def test_a_failing_endpoint_does_not_hold_up_another_and_recovers_after_redrive(
@@ -70,7 +76,11 @@ def test_a_failing_endpoint_does_not_hold_up_another_and_recovers_after_redrive(
         {"storageConfig": {"accessKeyId": seaweed.access_key, "secretAccessKey": seaweed.secret_key}},
     )
     assert fixed.status_code == 200, fixed.text
-    time.sleep(1.2)  # the sink's endpoint cache is 1 s in these tests
+    wait_until(
+        lambda: sink_sees(runtime, endpoint_a["id"], fixed.json()["updatedAt"]),
+        timeout=10,
+        what="the sink's endpoint cache to hold the fixed credentials",
+    )
     moved = api.call("POST", f"/api/v1/endpoints/{endpoint_a['id']}/redrive").json()["moved"]
     assert moved >= 1
     a_objects = wait_until(lambda: read_objects(store, "isolation", "a/"), timeout=20, what="A's objects")
@@ -95,7 +105,7 @@ def test_verify_reports_a_wrong_secret_without_showing_it(api: Api, seaweed: Sea
     assert read_objects(seaweed.client(), "verify-probe", "y/") == {}  # the probe was removed
 
 
-def test_events_accepted_before_a_delete_are_still_written(api: Api, emulator_s3: Any) -> None:
+def test_events_accepted_before_a_delete_are_still_written(api: Api, runtime: LocalRuntime, emulator_s3: Any) -> None:
     body = {
         "url": "s3://my-webhook-archive/deleted/",
         "deliveryMode": "storage",
@@ -115,8 +125,8 @@ def test_events_accepted_before_a_delete_are_still_written(api: Api, emulator_s3
     assert api.call("DELETE", f"/api/v1/endpoints/{endpoint['id']}").status_code == 204
     api.send("thing.happened", {"n": 99})
 
-    objects = wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", "deleted/"), timeout=8, what="objects")
-    time.sleep(1.0)
+    wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", "deleted/"), timeout=8, what="objects")
+    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
     objects = read_objects(emulator_s3, "my-webhook-archive", "deleted/")
     assert sorted(line["id"] for lines in objects.values() for line in lines) == sorted(before)
     assert api.call("GET", f"/api/v1/endpoints/{endpoint['id']}").status_code == 404

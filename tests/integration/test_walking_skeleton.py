@@ -10,7 +10,7 @@ from typing import Any
 
 from spool.local.runtime import LocalRuntime
 from tests.conftest import spec_body
-from tests.integration.conftest import Api, read_objects, wait_until
+from tests.integration.conftest import Api, queue_drained, read_objects, wait_until
 
 LINE_KEYS = ["id", "eventType", "payload", "createdAt"]
 KEY_RE = r"{prefix}\d{{4}}-\d{{2}}-\d{{2}}/\d{{10}}-\d{{3}}\.ndjson"
@@ -28,20 +28,20 @@ def test_health_answers_ok(runtime: LocalRuntime) -> None:
     assert requests.get(runtime.api_url + "/health", timeout=5).json() == {"status": "ok"}
 
 
-def test_matching_events_land_in_one_object_in_spec_format(api: Api, emulator_s3: Any) -> None:
+def test_matching_events_land_in_one_object_in_spec_format(api: Api, runtime: LocalRuntime, emulator_s3: Any) -> None:
     prefix = "skeleton-s3/"
     endpoint = api.create_endpoint(readme_body(prefix))
     started = time.monotonic()
     accepted = [api.send(t, {"orderId": "ord_123"}) for t in ("order.created", "order.paid", "order.shipped")]
     api.send("user.created", {"userId": "usr_1"})
 
-    objects = wait_until(
+    wait_until(
         lambda: read_objects(emulator_s3, "my-webhook-archive", prefix),
         timeout=endpoint["storageConfig"]["flushIntervalSeconds"] + 5,
         what="the NDJSON object",
     )
     assert time.monotonic() - started <= 2 + 5
-    time.sleep(1.0)  # anything else that would land would have by now
+    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
     objects = read_objects(emulator_s3, "my-webhook-archive", prefix)
     assert len(objects) == 1
     key, lines = next(iter(objects.items()))
@@ -74,8 +74,8 @@ def test_provider_local_writes_below_the_root(api: Api, runtime: LocalRuntime) -
     api.send("user.created", {"n": 99})
     root = Path(runtime.settings.state_dir) / "data" / "archive" / "skeleton-local"
 
-    files = wait_until(lambda: list(root.glob("*/*.ndjson")), timeout=2 + 5, what="the local NDJSON file")
-    time.sleep(1.0)
+    wait_until(lambda: list(root.glob("*/*.ndjson")), timeout=2 + 5, what="the local NDJSON file")
+    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
     files = list(root.glob("*/*.ndjson"))
     assert len(files) == 1
     lines = [json.loads(line) for line in files[0].read_text().splitlines()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,6 @@ from spool.domain.ingest import Ingest
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
 from spool.handlers import api
-from spool.handlers.routes import deps
 from spool.handlers.wiring import ApiServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
@@ -63,7 +62,7 @@ class Reply:
 
 @dataclass
 class ApiHarness:
-    """Calls the real `lambda_handler` with HTTP API v2 events; services are backed by fakes."""
+    """Calls the real api entry point (`api.make_handler`) with HTTP API v2 events; services are backed by fakes."""
 
     repo: FakeRepo
     queue: FakeQueue
@@ -71,6 +70,7 @@ class ApiHarness:
     services: ApiServices
     key: str
     tenant_id: str
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]]
 
     def call(
         self,
@@ -90,7 +90,7 @@ class ApiHarness:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         if data:
             sent.setdefault("content-type", "application/json")
-        result = api.lambda_handler(to_event(method, path, sent, data, "127.0.0.1"), FakeContext("spool-api"))
+        result = self.handler(to_event(method, path, sent, data, "127.0.0.1"), FakeContext("spool-api"))
         return Reply(int(result["statusCode"]), result.get("headers") or {}, result.get("body") or "")
 
     def new_tenant(self, name: str = "other") -> tuple[str, str]:
@@ -110,16 +110,14 @@ def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allo
 
 
 @pytest.fixture
-def harness_factory() -> Iterator[Any]:
+def harness_factory() -> Callable[..., ApiHarness]:
     def make(*, allow_insecure: bool = True) -> ApiHarness:
         repo, queue, cipher = FakeRepo(), FakeQueue(), FakeCipher()
         services = build_services(repo, queue, cipher, allow_insecure=allow_insecure)
-        api.app.dependency_overrides[deps.services] = lambda: services
         tenant, key = services.tenants.create_tenant("acme")
-        return ApiHarness(repo, queue, cipher, services, key, tenant.id)
+        return ApiHarness(repo, queue, cipher, services, key, tenant.id, api.make_handler(lambda: services))
 
-    yield make
-    api.app.dependency_overrides.pop(deps.services, None)
+    return make
 
 
 @pytest.fixture

@@ -157,6 +157,39 @@ def test_missing_api_key_answers_401_before_the_body_is_judged(harness: ApiHarne
     assert_error(harness.call("POST", EVENTS, raw=raw, key=None), 401)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", ENDPOINTS, None), ("POST", ENDPOINTS, spec_body()), ("POST", EVENTS, EVENT)],
+    ids=["list", "create", "events"],
+)
+def test_the_api_key_is_checked_once_per_request(
+    harness: ApiHarness, monkeypatch: pytest.MonkeyPatch, method: str, path: str, body: Any
+) -> None:
+    checked: list[str | None] = []
+    authenticate = harness.services.tenants.authenticate
+
+    def counting(key: str | None) -> str:
+        checked.append(key)
+        return authenticate(key)
+
+    monkeypatch.setattr(harness.services.tenants, "authenticate", counting)
+
+    assert harness.call(method, path, body).status in (200, 201, 202)
+    assert checked == [harness.key]
+
+
+def test_a_request_refused_after_its_key_was_accepted_leaves_no_tenant_behind(harness: ApiHarness) -> None:
+    refused = harness.call("POST", EVENTS, raw=b'{"eventType": "a.b"}', headers={"content-type": "text/plain"})
+
+    assert_error(refused, 415)
+    assert api.app.context == {}
+
+
+def test_an_answered_request_leaves_no_tenant_behind(harness: ApiHarness) -> None:
+    assert harness.call("GET", ENDPOINTS).status == 200
+    assert api.app.context == {}
+
+
 def test_health_and_openapi_need_no_key(harness: ApiHarness) -> None:
     assert harness.call("GET", "/health", key=None).status == 200
     openapi = harness.call("GET", "/api/v1/openapi.json", key=None)
@@ -542,7 +575,7 @@ def test_lone_surrogate_in_payload_answers_4xx(harness: ApiHarness, raw_payload:
 def test_sample_api_gateway_event_from_events_dir_is_answered(harness: ApiHarness) -> None:
     harness.services.tenants.adopt_key(harness.tenant_id, "spool_sample-key-used-only-in-unit-tests-0000000000")
 
-    result = api.lambda_handler(load_event("apigw_create_endpoint.json"), FakeContext("spool-api"))
+    result = harness.handler(load_event("apigw_create_endpoint.json"), FakeContext("spool-api"))
 
     assert result["statusCode"] == 201, result["body"]
     assert json.loads(result["body"])["storageConfig"]["credentialsConfigured"] is True

@@ -14,7 +14,6 @@ from bench.cost import firehose_per_million
 from bench.reference import reference_ingest, reference_sink
 
 from spool.handlers import api, sink
-from spool.handlers.routes import deps
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
 
@@ -39,8 +38,7 @@ def test_reference_ingest_sends_the_same_sqs_entries_as_the_api_handler() -> Non
     headers = {"x-api-key": rig.api_key, "content-type": "application/json"}
     event = to_event("POST", "/api/v1/events", headers, stubs.events_body(12), "198.51.100.7")
 
-    with patched(api.app, "dependency_overrides", {deps.services: lambda: rig.services}):
-        answer = api.lambda_handler(event, FakeContext("spool-api"))
+    answer = api.make_handler(lambda: rig.services)(event, FakeContext("spool-api"))
     handled = list(sqs.entries)
     sqs.entries.clear()
     reference = reference_ingest(event, sqs=sqs, queue_url=stubs.QUEUE_URL, repo=rig.repo, tenant_id=rig.tenant_id)

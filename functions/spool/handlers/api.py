@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -38,6 +40,7 @@ from spool.domain.errors import (
     Unauthorized,
 )
 from spool.handlers.routes import deps, endpoints, events
+from spool.handlers.wiring import ApiServices, api_services
 from spool.observability import logger, metrics, share_log_config, tracer
 
 
@@ -58,7 +61,6 @@ def _parse_body(text: str) -> Any:
 
 
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_parse_body)
-deps._request_source.append(app)
 
 _STATUS: dict[type[SpoolError], int] = {
     Unauthorized: 401,
@@ -173,22 +175,35 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def gate(event: dict[str, Any]) -> dict[str, Any] | None:
+def gate(event: dict[str, Any], services: Callable[[], ApiServices]) -> dict[str, Any] | None:
     """Checks that must come before Powertools parses and validates the body: 401, then 415, 413 and 400.
+    The answer when one fails; None when the request may go on to the resolver.
 
     Powertools runs its validation before any user middleware, so these cannot be a middleware: a client
-    without a key must not learn the schema, and a wrong content type must not reach the JSON parser.
+    without a key must not learn the schema, and a wrong content type must not reach the JSON parser. This is
+    the request's only API-key check: an admitted request carries the services and its tenant to the routes
+    in the resolver's context (routes/deps.py).
     """
     path = event.get("rawPath", "")
     if not path.startswith("/api/") or path == "/api/v1/openapi.json":
         return None
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     try:
-        app.dependency_overrides.get(deps.services, deps.services)().tenants.authenticate(headers.get("x-api-key"))
+        built = services()
+        tenant = built.tenants.authenticate(headers.get("x-api-key"))
     except Unauthorized as exc:
         return _raw_error(event, 401, exc.code, exc.message)
     except Exception as exc:  # the key store or the pepper's secret failed: a fault, answered like the resolver's
         return _raw_error(event, *_fault(exc))
+    refused = _check_body(event, headers)
+    if refused is None:
+        # Only now: the resolver clears its context after resolving, and a refused request never gets there.
+        app.append_context(**deps.request_context(built, tenant))
+    return refused
+
+
+def _check_body(event: dict[str, Any], headers: dict[str, str]) -> dict[str, Any] | None:
+    """415, 413, 400 or 422 for a body that must not reach Powertools' parser; None when it may."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     body = event.get("body")
     if method not in _BODY_METHODS or not body:
@@ -306,11 +321,38 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 share_log_config()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return gate(event) or app.resolve(event, context)
+def log_request(event: dict[str, Any], response: dict[str, Any], seconds: float) -> None:
+    """The request's one line, at DEBUG: written only in sampled invocations (observability.py). Method, path
+    and status, never headers or the query string (X-API-Key, a cursor)."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    logger.debug(
+        "request",
+        extra={
+            "method": http.get("method"),
+            "path": event.get("rawPath"),
+            "status": response.get("statusCode"),
+            "durationMs": round(seconds * 1000, 1),
+        },
+    )
+
+
+def make_handler(services: Callable[[], ApiServices]) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The api entry point over the services `services()` returns (called once per authenticated request;
+    production's are built on first use). Tests and the local runtime pass their own."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        started = time.perf_counter()
+        response = gate(event, services) or app.resolve(event, context)
+        log_request(event, response, time.perf_counter() - started)
+        return response
+
+    return lambda_handler
+
+
+lambda_handler = make_handler(api_services)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["openapi"]:

@@ -1,27 +1,39 @@
-"""Dependencies shared by the routes: the services and the caller's tenant (from X-API-Key)."""
+"""Dependencies shared by the routes: the services and the caller's tenant.
+
+The api handler authenticates X-API-Key once, before Powertools validates the request (handlers/api.py:gate),
+and puts the services it was built with and the tenant in the resolver's request context (`request_context`);
+the routes read both from there, so nothing here checks the key again or knows where the services come from.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Depends
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler import Depends, Request
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from spool.domain.models import ErrorBody
-from spool.handlers.wiring import ApiServices, api_services
+from spool.handlers.wiring import ApiServices
 
-# Set by api.py to the resolver, so dependencies can read the current request's headers.
-_request_source: list[ApiGatewayResolver] = []
-
-
-def services() -> ApiServices:
-    return api_services()
+# Keys of the resolver's request context; only this module reads or writes them.
+_SERVICES = "spool.services"
+_TENANT = "spool.tenantId"
 
 
-def tenant_id(svc: Annotated[ApiServices, Depends(services)]) -> str:
-    event = _request_source[0].current_event
-    return svc.tenants.authenticate(event.headers.get("x-api-key"))
+def request_context(services: ApiServices, tenant_id: str) -> dict[str, Any]:
+    """What an authenticated request carries to its route (for `app.append_context`)."""
+    return {_SERVICES: services, _TENANT: tenant_id}
+
+
+def services(request: Request) -> ApiServices:
+    svc: ApiServices = request.context[_SERVICES]
+    return svc
+
+
+def tenant_id(request: Request) -> str:
+    """The tenant whose X-API-Key the gate accepted for this request."""
+    tenant: str = request.context[_TENANT]
+    return tenant
 
 
 Services = Annotated[ApiServices, Depends(services)]
