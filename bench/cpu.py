@@ -54,23 +54,23 @@ def run_b1(*, rounds: int) -> tuple[float, dict[str, Any]]:
 
 def run_b2(*, rounds: int) -> tuple[float, dict[str, Any]]:
     from spool.handlers import api
-    from spool.handlers.routes import deps
 
     sqs = stubs.StubSqsClient()
     rig = stubs.api_services(sqs)
     headers = {"x-api-key": rig.api_key, "content-type": "application/json", "host": "api.example.com"}
     event = to_event("POST", "/api/v1/events", headers, stubs.events_body(INGEST_EVENTS), "198.51.100.7")
     context = FakeContext("spool-api")
-    with patched(api.app, "dependency_overrides", {deps.services: lambda: rig.services}), _quiet():
+    handler = api.make_handler(lambda: rig.services)
+    with _quiet():
         before = sqs.lines
-        answer = api.lambda_handler(event, context)
+        answer = handler(event, context)
         if answer["statusCode"] != 202 or sqs.lines - before != INGEST_EVENTS:
             raise RuntimeError(f"the api did not accept the batch: {answer['statusCode']} {answer['body'][:300]}")
 
         def reference() -> object:
             return reference_ingest(event, sqs=sqs, queue_url=stubs.QUEUE_URL, repo=rig.repo, tenant_id=rig.tenant_id)
 
-        ratio = measure_ratio(lambda: api.lambda_handler(event, context), reference, rounds=rounds)
+        ratio = measure_ratio(lambda: handler(event, context), reference, rounds=rounds)
     return ratio.ratio, {"batch": ratio.as_dict(per=INGEST_EVENTS), "unit": "CPU microseconds per event (thread time)"}
 
 

@@ -19,8 +19,6 @@ import requests
 from spool.domain import limits
 from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
 from spool.domain.messages import TENANT as TENANT_ATTR
-from spool.handlers import api as api_handler
-from spool.handlers.routes import deps
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime
 from tests.integration.conftest import Api, wait_until
 from tests.reliability.ledger import Books, read_lines
@@ -235,35 +233,34 @@ def _cursor_for(endpoint_id: str) -> str:
     return base64.urlsafe_b64encode(endpoint_id.encode()).decode().rstrip("=")
 
 
-def test_overlapping_requests_of_two_tenants_each_get_their_own_answer(two: TwoTenants) -> None:
-    # A's request is held while its dependencies are resolved, until B's request reaches the handler too (or
-    # a second has passed: a front that serves one request at a time never lets it in meanwhile). Powertools
-    # keeps the current request in shared state, so overlapping requests must not share a resolver.
-    overrides = api_handler.app.dependency_overrides
-    real_services = overrides[deps.services]
+def test_overlapping_requests_of_two_tenants_each_get_their_own_answer(
+    two: TwoTenants, runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A's request is held while its key is checked, until B's request reaches the handler too (or a second has
+    # passed: a front that serves one request at a time never lets it in meanwhile). Powertools keeps the
+    # current request and its context (the tenant) in shared state, so overlapping requests must not share a
+    # resolver.
+    tenants = runtime.api_services.tenants
+    authenticate = tenants.authenticate
     a_inside, b_inside = threading.Event(), threading.Event()
 
-    def held_services() -> Any:
-        key = api_handler.app.current_event.headers.get("x-api-key")
+    def held(key: str | None) -> str:
         if key == two.b.api.key:
             b_inside.set()
         elif key == two.a.api.key and not a_inside.is_set():
             a_inside.set()
             b_inside.wait(1.0)
-        return real_services()
+        return authenticate(key)
 
-    overrides[deps.services] = held_services
+    monkeypatch.setattr(tenants, "authenticate", held)
     answers: dict[str, Any] = {}
     first = threading.Thread(target=lambda: answers.update(a=two.a.api.call("GET", "/api/v1/endpoints")))
     second = threading.Thread(target=lambda: answers.update(b=two.b.api.call("GET", "/api/v1/endpoints")))
-    try:
-        first.start()
-        assert a_inside.wait(10)
-        second.start()
-        first.join(20)
-        second.join(20)
-    finally:
-        overrides[deps.services] = real_services
+    first.start()
+    assert a_inside.wait(10)
+    second.start()
+    first.join(20)
+    second.join(20)
 
     for name, tenant_endpoint in (("a", two.a_endpoint), ("b", two.b_endpoint)):
         assert answers[name].status_code == 200, answers[name].text

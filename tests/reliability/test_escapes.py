@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from spool.domain.models import Credentials, StorageSettings
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
 from spool.handlers import api as api_handler
-from spool.handlers.routes import deps
 from spool.handlers.wiring import ApiServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
@@ -177,9 +175,9 @@ REFUSED_OUTSIDE_LOCAL = [
 
 
 @pytest.fixture
-def strict_api() -> Iterator[Any]:
+def strict_api() -> Any:
     """The real api handler with the rules a deployment on AWS has (https only, no loopback or private
-    addresses) and the real resolver; in-memory fakes behind it. The local runtime's services are put back."""
+    addresses) and the real resolver; in-memory fakes behind it."""
     repo = FakeRepo()
     services = ApiServices(
         tenants=Tenants(repo, lambda: b"strict-pepper"),
@@ -189,23 +187,15 @@ def strict_api() -> Iterator[Any]:
         redriver=FakeRedriver(),
     )
     _, key = services.tenants.create_tenant("strict")
-    overrides = api_handler.app.dependency_overrides
-    previous = overrides.get(deps.services)
-    overrides[deps.services] = lambda: services
+    handler = api_handler.make_handler(lambda: services)
 
     def call(method: str, path: str, body: Any) -> Any:
         headers = {"x-api-key": key, "content-type": "application/json"}
         event = to_event(method, path, headers, json.dumps(body).encode(), "127.0.0.1")
-        result = api_handler.lambda_handler(event, FakeContext("spool-api"))
+        result = handler(event, FakeContext("spool-api"))
         return _Reply(int(result["statusCode"]), result.get("body") or "")
 
-    try:
-        yield call
-    finally:
-        if previous is None:
-            overrides.pop(deps.services, None)
-        else:
-            overrides[deps.services] = previous
+    return call
 
 
 class _Reply:

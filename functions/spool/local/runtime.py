@@ -177,7 +177,6 @@ class LocalRuntime:
         # Imported only now: the handler modules read their environment when first used.
         from spool.config import ApiSettings, SinkSettings
         from spool.handlers import api, sink
-        from spool.handlers.routes import deps
         from spool.handlers.wiring import build_api, build_sink
         from spool.observability import metrics
 
@@ -198,8 +197,7 @@ class LocalRuntime:
         # that Invoke by calling the sink handler in this process.
         serve_invoke(sessions.api, SINK_FUNCTION_NAME, self._sink_handler)
         services = build_api(ApiSettings.from_env(), session=sessions.api)
-        api.app.dependency_overrides[deps.services] = lambda: services
-        self._api_handler = discarding_metrics(api.lambda_handler)
+        self._api_handler = discarding_metrics(api.make_handler(lambda: services))
         self.api_services = services
         assert self.resources is not None
         operator = boto3.session.Session()
