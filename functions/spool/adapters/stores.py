@@ -129,9 +129,12 @@ class S3Store:
         where: _Where | None = None,
         hidden: Callable[[], Iterable[str]] | None = None,
         verifying: bool = False,
+        put_options: dict[str, str] | None = None,
     ) -> None:
         self._s3 = client
         self._bucket = bucket
+        # Sent with every PutObject, verify's probe included: server-side encryption and storage class.
+        self._put_options = put_options or {}
         self._where = where or _Where(bucket)
         # The values no message may carry: the access keys, or the role session's temporary credentials.
         self._hidden = hidden or _key_secrets(credentials)
@@ -141,7 +144,9 @@ class S3Store:
             client.meta.events.register("needs-retry.s3", self._refuse_redirect)
 
     def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
-        extra: dict[str, Any] = {"ContentEncoding": content_encoding} if content_encoding else {}
+        extra: dict[str, Any] = dict(self._put_options)
+        if content_encoding:
+            extra["ContentEncoding"] = content_encoding
         try:
             self._s3.put_object(
                 Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*", **extra
@@ -158,7 +163,8 @@ class S3Store:
         """After a 412: is the object there the one we just wrote (our first attempt's answer got lost and
         botocore retried)? Its ETag is the body's MD5 for single-part puts without SSE-KMS; anything else
         counts as someone else's object and the caller moves on to the next name. (A role with PutObject only
-        may not HeadObject: then the name counts as taken too.)"""
+        may not HeadObject: then the name counts as taken too; so does our own SSE-KMS object, whose ETag is no
+        MD5: a duplicate at worst, never a loss.)"""
         try:
             etag = self._s3.head_object(Bucket=self._bucket, Key=key)["ETag"].strip('"')
         except (ClientError, BotoCoreError):
@@ -191,6 +197,17 @@ class S3Store:
         else:
             text = f"bucket {self._bucket}: store unreachable: {type(exc).__name__}"
         return StoreError(_scrub(text, self._hidden()))
+
+
+def put_options(settings: StorageSettings) -> dict[str, str]:
+    """PutObject's parameters for the endpoint's serverSideEncryption, kmsKeyId and storageClass (none set:
+    none sent, so the bucket's defaults apply)."""
+    options = {
+        "ServerSideEncryption": settings.serverSideEncryption,
+        "SSEKMSKeyId": settings.kmsKeyId,
+        "StorageClass": settings.storageClass,
+    }
+    return {name: value for name, value in options.items() if value is not None}
 
 
 class _RoleCredentials(DeferredRefreshableCredentials):
@@ -296,7 +313,8 @@ def describe_assume_error(role: RoleToAssume, exc: ClientError) -> str:
 
 
 class LocalStore:
-    """A directory below the configured root; each object is written to a temp file and then linked."""
+    """A directory below the configured root; each object is written to a temp file and then linked.
+    serverSideEncryption and storageClass are S3's: a directory ignores them (docs/api.md)."""
 
     def __init__(self, root: str, directory: str) -> None:
         self._root = root
@@ -390,7 +408,14 @@ class Stores:
             aws_secret_access_key=credentials.secretAccessKey.get_secret_value(),
             config=config,
         )
-        return S3Store(client, settings.bucket, credentials, where=where, verifying=self._verifying)
+        return S3Store(
+            client,
+            settings.bucket,
+            credentials,
+            where=where,
+            verifying=self._verifying,
+            put_options=put_options(settings),
+        )
 
     def _role_store(self, settings: StorageSettings, role: RoleToAssume, config: Config, where: _Where) -> S3Store:
         if settings.endpoint:
@@ -410,4 +435,5 @@ class Stores:
             where=dataclasses.replace(where, role_arn=role.roleArn),
             hidden=assumed.issued,
             verifying=self._verifying,
+            put_options=put_options(settings),
         )

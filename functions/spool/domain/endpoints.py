@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError
 
 from spool.domain import roles
+from spool.domain.encoding import parquet_available
 from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError
 from spool.domain.ids import new_id
 from spool.domain.models import (
@@ -161,6 +162,12 @@ class EndpointService:
         elif "url" not in given and {"bucket", "prefix", "provider"} & config_patch.keys():
             # Only bucket/prefix changed: the url follows them.
             url = storage_url(StorageSettings.model_validate(merged))
+        if (
+            "serverSideEncryption" in config_patch
+            and "kmsKeyId" not in config_patch
+            and merged["serverSideEncryption"] != "aws:kms"
+        ):
+            merged["kmsKeyId"] = None  # the key belongs to aws:kms and goes with it
         if merged["provider"] == "local" and "roleArn" not in config_patch:
             merged["roleArn"] = None  # like the keys, the role goes when the endpoint moves to a directory
         # Re-validate the merged whole exactly as a create would.
@@ -281,6 +288,7 @@ class EndpointService:
                     raise InvalidInput("is not used by provider local", field=f"storageConfig.{name}")
             check_local_target(self.local_root, config.bucket, config.prefix)
             endpoint = None
+        self._check_layout(config)
         amazon = config.provider == "s3" and endpoint is None
         return StorageSettings(
             provider=config.provider,
@@ -293,7 +301,28 @@ class EndpointService:
             batchSize=config.batchSize,
             flushIntervalSeconds=config.flushIntervalSeconds,
             compression=config.compression,
+            keyTemplate=config.keyTemplate,
+            format=config.format,
+            parquetCodec=config.parquetCodec,
+            maxObjectBytes=config.maxObjectBytes,
+            serverSideEncryption=config.serverSideEncryption,
+            kmsKeyId=config.kmsKeyId,
+            storageClass=config.storageClass,
         )
+
+    @staticmethod
+    def _check_layout(config: StorageConfigIn) -> None:
+        """Rules between the object settings (each field alone is checked by its model)."""
+        if config.format == "parquet":
+            if config.compression != "none":
+                raise InvalidInput(
+                    "must be none with format parquet: Parquet compresses inside the file (parquetCodec)",
+                    field="storageConfig.compression",
+                )
+            if not parquet_available():
+                raise InvalidInput("parquet is not available in this deployment", field="storageConfig.format")
+        if config.kmsKeyId is not None and config.serverSideEncryption != "aws:kms":
+            raise InvalidInput("is used only with serverSideEncryption aws:kms", field="storageConfig.kmsKeyId")
 
     def _check_role(self, role_arn: str, endpoint: str | None) -> None:
         if endpoint is not None:

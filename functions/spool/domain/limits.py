@@ -22,3 +22,13 @@ PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 100
 API_KEY_CACHE_SECONDS = 30
 # IAM allows role ARNs of up to 2048 characters (a name of at most 64, the rest its path).
 ROLE_ARN_MAX_LEN = 2048
+# A key template is at most this long; with the prefix (512) and an event type (128) a key stays under S3's
+# 1,024 bytes.
+KEY_TEMPLATE_MAX_LEN = 256
+# maxObjectBytes: at least room for the largest event (EVENT_MAX_BYTES as a line) alone in an object of any
+# format and codec, incompressible (Parquet adds its footer, a codec its framing); at most what one PutObject
+# takes (5 GiB).
+MAX_OBJECT_BYTES_MIN = 512 * 1024
+MAX_OBJECT_BYTES_MAX = 5 * 1024**3
+# A KMS key id, key ARN, alias name or alias ARN.
+KMS_KEY_ID_MAX_LEN = 2048

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from spool.domain import limits
+from spool.domain import keys, limits
 from spool.domain.matching import EVENT_TYPE_RE, PATTERN_RE
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -28,6 +28,11 @@ _IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _PREFIX_CHARS_RE = re.compile(r"^[A-Za-z0-9!_.*'()/=\-]*$")
 _REGION_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,31}$")
 # arn:{partition}:iam::{account}:role/{path/}{name}: IAM's characters for paths and names, a name of 1-64.
+# A KMS key as S3's SSEKMSKeyId takes it: key id (or multi-Region key id), key ARN, alias name or alias ARN.
+KMS_KEY_RE = re.compile(
+    r"^(arn:(aws|aws-cn|aws-us-gov):kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,256})"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]{1,256})$"
+)
 ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
 
 
@@ -62,6 +67,12 @@ def _prefix(value: str) -> str:
 def _role_arn(value: str) -> str:
     if not ROLE_ARN_RE.match(value):
         raise ValueError("must be an IAM role ARN: arn:aws:iam::{12-digit account id}:role/{name}")
+    return value
+
+
+def _kms_key(value: str) -> str:
+    if not KMS_KEY_RE.match(value):
+        raise ValueError("must be a KMS key id, key ARN, alias name (alias/...) or alias ARN")
     return value
 
 
@@ -114,7 +125,27 @@ BatchSize = Annotated[int, Field(strict=True, ge=limits.BATCH_SIZE_MIN, le=limit
 FlushInterval = Annotated[int, Field(strict=True, ge=limits.FLUSH_INTERVAL_MIN, le=limits.FLUSH_INTERVAL_MAX)]
 EndpointUrl = Annotated[str, Field(min_length=1, max_length=2048)]
 Provider = Literal["s3", "local"]
-Compression = Literal["none", "gzip"]
+Compression = Literal["none", "gzip", "zstd"]
+Format = Literal["ndjson", "parquet"]
+ParquetCodec = Literal["snappy", "zstd", "gzip"]
+ServerSideEncryption = Literal["AES256", "aws:kms"]
+# The storage classes a PutObject to a general purpose bucket accepts (not Outposts, directory buckets, FSx or
+# Snow, which Spool's buckets are not).
+StorageClass = Literal[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+]
+KeyTemplate = Annotated[
+    str, Field(min_length=1, max_length=limits.KEY_TEMPLATE_MAX_LEN), AfterValidator(keys.check_template)
+]
+MaxObjectBytes = Annotated[int, Field(strict=True, ge=limits.MAX_OBJECT_BYTES_MIN, le=limits.MAX_OBJECT_BYTES_MAX)]
+KmsKeyId = Annotated[str, Field(max_length=limits.KMS_KEY_ID_MAX_LEN), AfterValidator(_kms_key)]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -135,6 +166,13 @@ class StorageConfigIn(BaseModel):
     batchSize: BatchSize = limits.BATCH_SIZE_DEFAULT
     flushIntervalSeconds: FlushInterval = limits.FLUSH_INTERVAL_DEFAULT
     compression: Compression = "none"
+    keyTemplate: KeyTemplate = keys.DEFAULT_TEMPLATE
+    format: Format = "ndjson"
+    parquetCodec: ParquetCodec = "snappy"
+    maxObjectBytes: MaxObjectBytes | None = None
+    serverSideEncryption: ServerSideEncryption | None = None
+    kmsKeyId: KmsKeyId | None = None
+    storageClass: StorageClass | None = None
 
 
 class StorageConfigPatch(BaseModel):
@@ -154,8 +192,24 @@ class StorageConfigPatch(BaseModel):
     batchSize: BatchSize | None = None
     flushIntervalSeconds: FlushInterval | None = None
     compression: Compression | None = None
+    keyTemplate: KeyTemplate | None = None
+    format: Format | None = None
+    parquetCodec: ParquetCodec | None = None
+    maxObjectBytes: MaxObjectBytes | None = None
+    serverSideEncryption: ServerSideEncryption | None = None
+    kmsKeyId: KmsKeyId | None = None
+    storageClass: StorageClass | None = None
 
-    @field_validator("prefix", "batchSize", "flushIntervalSeconds", "compression", mode="before")
+    @field_validator(
+        "prefix",
+        "batchSize",
+        "flushIntervalSeconds",
+        "compression",
+        "keyTemplate",
+        "format",
+        "parquetCodec",
+        mode="before",
+    )
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # These always have a value (a default at creation); null has no meaning, unlike for region and endpoint.
@@ -204,6 +258,15 @@ class StorageSettings(BaseModel):
     batchSize: int = limits.BATCH_SIZE_DEFAULT
     flushIntervalSeconds: int = limits.FLUSH_INTERVAL_DEFAULT
     compression: Compression = "none"
+    # Items stored before these settings existed read as the defaults: the seed's layout, NDJSON, no cap, no
+    # SSE header, the bucket's default storage class.
+    keyTemplate: str = keys.DEFAULT_TEMPLATE
+    format: Format = "ndjson"
+    parquetCodec: ParquetCodec = "snappy"
+    maxObjectBytes: int | None = None
+    serverSideEncryption: ServerSideEncryption | None = None
+    kmsKeyId: str | None = None
+    storageClass: StorageClass | None = None
 
 
 class Endpoint(BaseModel):
@@ -266,7 +329,16 @@ class StorageConfigOut(BaseModel):
     endpoint: str | None = None
     batchSize: int
     flushIntervalSeconds: int
-    compression: Compression
+    compression: Compression = Field(description="NDJSON objects: none, gzip (.ndjson.gz) or zstd (.ndjson.zst)")
+    keyTemplate: str = Field(description="Object keys from named parts; the extension is appended")
+    format: Format
+    parquetCodec: ParquetCodec = Field(description="Parquet objects' codec (format parquet)")
+    maxObjectBytes: int | None = Field(default=None, description="No object is larger as stored; null: no cap")
+    serverSideEncryption: ServerSideEncryption | None = Field(
+        default=None, description="Sent with every write; null: the bucket's default encryption"
+    )
+    kmsKeyId: str | None = Field(default=None, description="The KMS key of serverSideEncryption aws:kms")
+    storageClass: StorageClass | None = Field(default=None, description="Sent with every write; null: STANDARD")
     credentialsConfigured: bool = Field(description="True when access keys are stored (never with roleArn)")
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
+
+from spool.domain import keys
 
 
 def ndjson_line(event_id: str, event_type: str, payload: Any, created_at: str) -> str:
@@ -17,16 +20,40 @@ def ndjson_line(event_id: str, event_type: str, payload: Any, created_at: str) -
     )
 
 
+# The line as ndjson_line renders it. Ids and event types hold no quote or backslash (models.py), nor does
+# createdAt, so the payload is everything between them: `.*` is greedy, and only the real createdAt can follow.
+_LINE_RE = re.compile(r'\{"id":"([^"\\]*)","eventType":"([^"\\]*)","payload":(.*),"createdAt":"([^"\\]*)"\}')
+_TYPE_RE = re.compile(r'\{"id":"[^"\\]*","eventType":"([^"\\]*)"')
+
+
+def parse_line(line: str) -> tuple[str, str, str, str]:
+    """(id, eventType, the payload's JSON text as accepted, createdAt) of one line; ValueError if it is not
+    one ndjson_line rendered."""
+    match = _LINE_RE.fullmatch(line)
+    if match is None:
+        raise ValueError("not an event line")
+    event_id, event_type, payload, created_at = match.groups()
+    return event_id, event_type, payload, created_at
+
+
+def line_event_type(line: str) -> str:
+    """The eventType of one line (read from its start, without parsing the payload)."""
+    match = _TYPE_RE.match(line)
+    if match is None:
+        raise ValueError("not an event line")
+    return match.group(1)
+
+
 def ndjson_body(lines: list[str]) -> bytes:
     """The object body: every line followed by a newline, UTF-8."""
     return ("\n".join(lines) + "\n").encode()
 
 
 def object_key(prefix: str, flushed_at: float, batch: int, *, gzip: bool = False) -> str:
-    """`{prefix}{date}/{timestamp}-{batch}.ndjson`; `batch` counts from 1 and is zero-padded to 3 digits."""
-    when = datetime.fromtimestamp(flushed_at, UTC)
-    suffix = ".ndjson.gz" if gzip else ".ndjson"
-    return f"{prefix}{when:%Y-%m-%d}/{int(flushed_at)}-{batch:03d}{suffix}"
+    """`{prefix}{date}/{timestamp}-{batch}.ndjson`; `batch` counts from 1 and is zero-padded to 3 digits.
+    The default key template's name (domain/keys.py renders every template)."""
+    suffix = keys.extension("ndjson", "gzip" if gzip else "none")
+    return keys.render(keys.DEFAULT_TEMPLATE, prefix=prefix, flushed_at=flushed_at, batch=batch, suffix=suffix)
 
 
 def iso_timestamp(epoch: float) -> str:
