@@ -112,12 +112,22 @@ class FakeRepo:
         self.staged.setdefault((endpoint_id, boundary), {})[holder_id] = list(lines)
         return [holder_id]
 
-    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
+    def staged_ids(self, endpoint_id: str) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for (e, t), items in self.staged.items():
+            if e == endpoint_id:
+                found.setdefault(t, []).extend(items)
+        for (e, t), marks in self.written_marks.items():
+            if e == endpoint_id:
+                found.setdefault(t, []).extend(marks)
+        return found
+
+    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
         items = self.staged.get((endpoint_id, boundary), {})
         marks = self.written_marks.get((endpoint_id, boundary), {})
         written = {i for ids in marks.values() for i in ids}
-        return [StagedBundle(item_id=k, lines=v, written=k in written) for k, v in items.items()] + [
-            StagedBundle(item_id=k, lines=[], written=True) for k in marks
+        return [StagedBundle(item_id=k, lines=v, written=k in written) for k, v in items.items() if k in item_ids] + [
+            StagedBundle(item_id=k, lines=[], written=True) for k in marks if k in item_ids
         ]
 
     def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:

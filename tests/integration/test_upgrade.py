@@ -3,6 +3,7 @@ flush trigger still in the queue) is written by the new sink, once, and the item
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from typing import Any
@@ -10,7 +11,6 @@ from typing import Any
 import boto3
 
 from spool.adapters.sqs import SqsQueue
-from spool.domain.delivery import next_flush_at
 from spool.domain.naming import ndjson_line
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import Api, read_objects, wait_until
@@ -25,7 +25,7 @@ def test_lines_held_as_dynamodb_items_before_the_upgrade_are_written_by_their_tr
     assert runtime.resources is not None
     prefix = "upgrade-held/"
     endpoint = api.create_endpoint(endpoint_body(prefix, batch_size=100, interval=2))
-    flush_at = next_flush_at(endpoint["id"], 2, time.time() + 1)
+    flush_at = math.ceil(time.time() + 2)  # a time the older sink would have picked
     lines = [ndjson_line(f"evt_old{n:025x}", "order.created", {"n": n}, "2026-11-30T10:00:00.000Z") for n in range(3)]
     db = boto3.client("dynamodb", endpoint_url=runtime.aws_url, region_name="us-east-1")
     # Exactly what the sink before S3 staging wrote: a compressed item and its flush trigger.

@@ -47,6 +47,11 @@ def staging(aws: tuple[Any, Any]) -> S3Staging:
     return S3Staging(s3, BUCKET, StagedItems(db, TABLE))
 
 
+def read(staging: S3Staging, endpoint_id: str, flush_at: int) -> list[Any]:
+    """What a flush reads for one time: the listing, then the objects listed (and older items)."""
+    return staging.bundles(endpoint_id, flush_at, staging.staged_ids(endpoint_id).get(flush_at, []))
+
+
 def keys(s3: Any) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []))
 
@@ -60,10 +65,10 @@ def test_a_held_remainder_is_one_object_under_its_flush_time_and_reads_back_in_o
 
     assert keys(aws[0]) == [item_id]
     assert item_id.startswith(staging_prefix("ep_a", FLUSH_AT))
-    [bundle] = staging.bundles("ep_a", FLUSH_AT)
+    [bundle] = read(staging, "ep_a", FLUSH_AT)
     assert (bundle.item_id, bundle.lines, bundle.written) == (item_id, lines, False)
-    assert staging.bundles("ep_a", FLUSH_AT + 60) == []
-    assert staging.bundles("ep_b", FLUSH_AT) == []
+    assert read(staging, "ep_a", FLUSH_AT + 60) == []
+    assert read(staging, "ep_b", FLUSH_AT) == []
 
 
 def test_marked_objects_read_as_written_and_removing_them_leaves_nothing(
@@ -74,7 +79,7 @@ def test_marked_objects_read_as_written_and_removing_them_leaves_nothing(
 
     marker = staging.mark_written("ep_a", FLUSH_AT, first)
 
-    found = {b.item_id: b for b in staging.bundles("ep_a", FLUSH_AT)}
+    found = {b.item_id: b for b in read(staging, "ep_a", FLUSH_AT)}
     assert found[first[0]].written and not found[second[0]].written
     assert found[marker].written and found[marker].lines == []
     staging.remove("ep_a", FLUSH_AT, [*first, *second, marker])
@@ -96,7 +101,7 @@ def test_lines_an_older_sink_staged_in_dynamodb_are_read_with_the_objects_and_re
     db.put_item(TableName=TABLE, Item={"pk": {"S": f"B#ep_a#{FLUSH_AT}"}, "sk": {"S": "#LEASE"}})
     new = staging.stage("ten_a", "ep_a", FLUSH_AT, "h1", [order(4)])
 
-    found = staging.bundles("ep_a", FLUSH_AT)
+    found = read(staging, "ep_a", FLUSH_AT)
 
     assert sorted(line for b in found for line in b.lines) == sorted(order(n) for n in (1, 2, 3, 4))
     assert {b.item_id for b in found} == {"old#0000", "older#0000", *new}  # the lease is not a bundle
@@ -114,6 +119,19 @@ def test_a_written_marker_covers_older_items_too(staging: S3Staging, aws: tuple[
     put_legacy_item(aws[1], "old#0000", [order(1)])
     staging.mark_written("ep_a", FLUSH_AT, ["old#0000"])
 
-    [old] = [b for b in staging.bundles("ep_a", FLUSH_AT) if b.item_id == "old#0000"]
+    [old] = [b for b in read(staging, "ep_a", FLUSH_AT) if b.item_id == "old#0000"]
 
     assert old.written
+
+
+def test_one_listing_gives_every_flush_time_of_the_endpoint_and_nothing_of_another(staging: S3Staging) -> None:
+    later = staging.stage("ten_a", "ep_a", FLUSH_AT + 60, "h1", [order(1)])
+    first = staging.stage("ten_a", "ep_a", FLUSH_AT, "h2", [order(2)]) + staging.stage(
+        "ten_a", "ep_a", FLUSH_AT, "h3", [order(3)]
+    )
+    staging.stage("ten_a", "ep_ab", FLUSH_AT + 5, "h4", [order(4)])  # another endpoint whose id starts alike
+
+    listed = staging.staged_ids("ep_a")
+
+    assert {t: sorted(ids) for t, ids in listed.items()} == {FLUSH_AT: sorted(first), FLUSH_AT + 60: later}
+    assert staging.staged_ids("ep_c") == {}

@@ -51,14 +51,22 @@ class S3Staging:
         )
         return [key]
 
-    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]:
-        keys: list[str] = []
+    def staged_ids(self, endpoint_id: str) -> dict[int, list[str]]:
+        # One LIST (a page per 1,000 objects) for every flush time of the endpoint: the flush needs the later
+        # times too, and each LIST costs as much as a PUT.
+        found: dict[int, list[str]] = {}
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=staging_prefix(endpoint_id, boundary)):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=f"{endpoint_id}/"):
+            for item in page.get("Contents", []):
+                flush_at = item["Key"].split("/")[1]
+                if flush_at.isdigit():
+                    found.setdefault(int(flush_at), []).append(item["Key"])
+        return found
+
+    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
         written: set[str] = set()
         found: list[StagedBundle] = []
-        for key in keys:
+        for key in item_ids:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read().decode()
             if key.rsplit("/", 1)[-1].startswith(WRITTEN_PREFIX):
                 written.update(json.loads(body))

@@ -7,15 +7,18 @@ invocation the sink:
 1. writes full objects of `batchSize` lines at once;
 2. holds back a remainder that is not full: its lines go to a durable staging area (objects in Spool's staging
    bucket; the flush lease is a DynamoDB item), keyed by the
-   endpoint's next flush time, and a *flush trigger* message is enqueued with a delay until that time; then
-   the remainder's messages are acknowledged. Flush times lie on a per-endpoint grid of
-   `flushIntervalSeconds` (offset by a hash of the endpoint id so endpoints do not all flush at once), so
-   every invocation holding back for the endpoint picks the same time and stages into the same place;
+   endpoint's flush time, and a *flush trigger* message is enqueued with a delay until that time; then
+   the remainder's messages are acknowledged. A holder joins the endpoint's earliest flush time that is
+   still open (something is staged for it) and far enough ahead; with none, it opens one
+   `flushIntervalSeconds` after its oldest event was accepted. So concurrent invocations holding back for
+   the endpoint stage into the same place, and a batch is written `flushIntervalSeconds` after its first
+   event arrived;
 3. on a due trigger, takes the flush lease for (endpoint, time), reads everything staged there, adds this
    invocation's own remainder, writes it as full objects plus at most one partial one, removes the staged
    items and releases the lease. Triggers that lose the lease race come back shortly and find nothing left.
-   Remainders held in the last second before a flush time are staged for the next one (so the flush does
-   not start while holders are still staging for it), and the flush pulls those forward too.
+   Remainders held in the last second before a flush time are staged for a later one (so the flush does
+   not start while holders are still staging for it); the flush takes every flush time open within one
+   interval after its own too, so holders that raced to open times a second apart still share an object.
 
 So a held event waits at most about `flushIntervalSeconds` plus the trigger's batching window, is held at
 most once, and is written even when no new traffic arrives (the trigger is already queued). A write that
@@ -33,7 +36,6 @@ import logging
 import math
 import time
 import uuid
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +48,16 @@ from spool.domain.errors import SpoolError, StoreError
 from spool.domain.messages import is_event_bundle
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, object_key
-from spool.domain.ports import Cipher, EndpointRepository, Leases, ObjectStore, Staging, StoreFactory, Triggers
+from spool.domain.ports import (
+    Cipher,
+    EndpointRepository,
+    Leases,
+    ObjectStore,
+    StagedBundle,
+    Staging,
+    StoreFactory,
+    Triggers,
+)
 
 Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
@@ -133,10 +144,12 @@ class DeliveryReport:
     endpoints: dict[str, EndpointOutcome] = field(default_factory=dict)
 
 
-def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
-    """The first point of the endpoint's flush grid strictly after `after` (whole seconds)."""
-    offset = zlib.crc32(endpoint_id.encode()) % interval
-    return (math.floor((after - offset) / interval) + 1) * interval + offset
+def flush_time_for(first_accepted: float, interval: int, now: float) -> int:
+    """The flush time a remainder is held for (whole Unix seconds): `interval` after its oldest event was
+    accepted, and never sooner than the settle time, so this holder has staged before that flush lists.
+    Holders of one burst pick times within a second or so of each other; the earliest flush takes the later
+    ones too (`Sink._flush_staged`), so they share one object without asking each other first."""
+    return math.ceil(max(first_accepted + interval, now + min(HOLD_SETTLE_SECONDS, interval / 2)))
 
 
 def trigger_delay(until_flush: float, lead: float) -> int:
@@ -331,9 +344,9 @@ class Sink:
 
         if due:
             owner = uuid.uuid4().hex
-            for index, boundary in enumerate(due):
+            for boundary in due:
                 mine = [t for t in triggers if t.boundary == boundary]
-                extra = remainder if index == len(due) - 1 else []
+                extra = remainder  # goes with the first flush that writes
                 flushed = self._flush_staged(target, boundary, owner, rest if extra else [], outcome)
                 if flushed is None:
                     wait = self._lease_wait(endpoint_id, boundary, max(t.receive_count for t in mine))
@@ -349,7 +362,8 @@ class Sink:
             done.update(r.message_id for r in remainder)
         elif remainder:
             held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
-            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held, outcome, now)
+            first = min(r.accepted_at for r in remainder)
+            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held, first, outcome, now)
             done.update(r.message_id for r in remainder)
 
     def _lease_wait(self, endpoint_id: str, boundary: int, receive_count: int) -> int:
@@ -377,14 +391,20 @@ class Sink:
         endpoint_id = target.endpoint.id
         if not self.leases.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
             return None
-        # Also take what was staged for the next flush time in the settle window just before this one, so a
-        # burst that straddles the cut-off still lands in one object (and earlier, which is never worse).
-        following = boundary + target.endpoint.storage.flushIntervalSeconds
+        # Also take what is staged for the endpoint's later flush times: holders that opened times a second
+        # apart (racing), or held in the settle time just before this one, so a burst still lands in one
+        # object (and earlier, which is never worse). A time another flush holds is left to it.
         times = [boundary]
-        if self.leases.acquire(endpoint_id, following, owner, LEASE_SECONDS):
-            times.append(following)
         try:
-            staged = {when: self.staging.bundles(endpoint_id, when) for when in times}
+            listed = self.staging.staged_ids(endpoint_id)  # one listing for every flush time
+        except Exception:
+            self.leases.release(endpoint_id, boundary, owner)
+            raise
+        times.extend(
+            t for t in sorted(listed) if t > boundary and self.leases.acquire(endpoint_id, t, owner, LEASE_SECONDS)
+        )
+        try:
+            staged = {when: self.staging.bundles(endpoint_id, when, listed.get(when, [])) for when in times}
             if not staged[boundary]:
                 # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
                 return False
@@ -393,20 +413,28 @@ class Sink:
             fresh = {when: [b for b in bundles if not b.written] for when, bundles in staged.items()}
             staged_lines = [line for bundles in fresh.values() for bundle in bundles for line in bundle.lines]
             self._write_all(target, [("\n".join(staged_lines), len(staged_lines)), *extra], outcome)
-            # Marked before they are removed: if the removal fails, the next flush of this time finds the
-            # marker and does not write the same lines twice.
-            markers = {
-                when: [self.staging.mark_written(endpoint_id, when, [b.item_id for b in bundles])]
-                for when, bundles in fresh.items()
-                if bundles
-            }
             for when, bundles in staged.items():
                 if bundles:
-                    self.staging.remove(endpoint_id, when, [b.item_id for b in bundles] + markers.get(when, []))
+                    self._remove_written(endpoint_id, when, bundles)
         finally:
             for when in times:
                 self.leases.release(endpoint_id, when, owner)
         return True
+
+    def _remove_written(self, endpoint_id: str, flush_at: int, bundles: list[StagedBundle]) -> None:
+        """Remove staged bundles that are in an object now. If the removal fails (throttling beyond botocore's
+        attempts), a marker naming them is written before the error goes on, so the trigger's retry removes
+        them without writing their lines again. Only then, not on every flush: a marker is a PUT, which costs
+        as much as staging itself. A sink that dies between the write and the removal (milliseconds) still
+        writes the lines twice, as any write whose acknowledgement is lost does; readers drop duplicates by id."""
+        try:
+            self.staging.remove(endpoint_id, flush_at, [b.item_id for b in bundles])
+        except Exception:
+            fresh = [b.item_id for b in bundles if not b.written]
+            if fresh:
+                with contextlib.suppress(Exception):  # the error that matters is the removal's, raised below
+                    self.staging.mark_written(endpoint_id, flush_at, fresh)
+            raise
 
     def _hold(
         self,
@@ -414,12 +442,14 @@ class Sink:
         endpoint_id: str,
         interval: int,
         remainder: list[str],
+        first_accepted: float,
         outcome: EndpointOutcome,
         now: float,
     ) -> None:
-        boundary = next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
+        boundary = 0
         staged: list[str] = []
         try:
+            boundary = flush_time_for(first_accepted, interval, now)
             staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, remainder)
             delay = trigger_delay(boundary - self.clock(), self.trigger_lead_seconds)
             self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)

@@ -95,7 +95,12 @@ class Staging(Protocol):
     def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
         """Store the lines; returns the staging item ids written."""
 
-    def bundles(self, endpoint_id: str, boundary: int) -> list[StagedBundle]: ...
+    def staged_ids(self, endpoint_id: str) -> dict[int, list[str]]:
+        """Everything staged for the endpoint (written markers too), by flush time, from one listing."""
+
+    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
+        """The staged items `item_ids` of one flush time (as `staged_ids` listed them), read."""
+
     def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
         """Record durably that these staged items are in an object; returns the marker's own item id."""
 
