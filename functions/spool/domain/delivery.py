@@ -31,7 +31,6 @@ those lines twice; every line carries its id, so readers can drop the rare dupli
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import math
 import time
@@ -43,11 +42,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, Protocol
 
+from spool.domain.encoding import EncodedObject, encode_objects
 from spool.domain.endpoints import unseal
 from spool.domain.errors import SpoolError, StoreError
+from spool.domain.keys import object_key
 from spool.domain.messages import is_event_bundle
 from spool.domain.models import Endpoint
-from spool.domain.naming import iso_timestamp, object_key
+from spool.domain.naming import iso_timestamp
 from spool.domain.ports import (
     Cipher,
     EndpointRepository,
@@ -463,37 +464,30 @@ class Sink:
         outcome.held += len(remainder)
 
     def _write_all(self, target: _Target, blocks: list[Block], outcome: EndpointOutcome) -> None:
-        """Write `blocks` as objects of `batchSize` lines (the last may hold fewer)."""
+        """Write `blocks` as objects of `batchSize` lines (the last may hold fewer), each encoded as the
+        endpoint's settings say: split further under maxObjectBytes and, with {eventType}, per type."""
         size = target.endpoint.storage.batchSize
         blocks = [block for block in blocks if block[1]]
         while blocks:
             chunk, blocks = cut(blocks, size)
-            count = sum(n for _, n in chunk)
             try:
-                key = self._write(target, "\n".join(text for text, _ in chunk))
+                for obj in encode_objects(target.endpoint.storage, "\n".join(text for text, _ in chunk)):
+                    outcome.keys.append(self._write(target, obj))
+                    outcome.objects_written += 1
+                    outcome.events_written += obj.count
             except StoreError as exc:
                 raise _Failed(exc) from None
-            outcome.keys.append(key)
-            outcome.objects_written += 1
-            outcome.events_written += count
 
-    def _write(self, target: _Target, text: str) -> str:
-        """One object of the lines in `text` (joined by "\n"), each ending in a newline."""
+    def _write(self, target: _Target, obj: EncodedObject) -> str:
+        """One object, under the first name with a free batch counter."""
         settings = target.endpoint.storage
-        compressed = settings.compression == "gzip"
-        body = (text + "\n").encode()
-        if compressed:
-            body = gzip.compress(body, mtime=0)
         flushed_at = self.clock()
         counter_key = (target.endpoint.id, int(flushed_at))
         batch = self._counters.get(counter_key, 0) + 1
         while batch <= MAX_BATCH_COUNTER:
-            key = object_key(settings.prefix, flushed_at, batch, gzip=compressed)
+            key = object_key(settings, flushed_at, batch, obj.event_type)
             if target.store.put_new(
-                key,
-                body,
-                content_type="application/x-ndjson",
-                content_encoding="gzip" if compressed else None,
+                key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding
             ):
                 self._remember_counter(counter_key, batch)
                 return key
