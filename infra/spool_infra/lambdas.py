@@ -67,6 +67,14 @@ class SpoolFunction(Construct):
             memory_size=memory_mb,
             role=self.role,
             log_group=self.log_group,
+            # JSON logs let Lambda filter its own START/END/REPORT lines (about 400 B per invocation, most of
+            # what a single-event request logged): only platform warnings and errors are kept. Duration,
+            # errors and throttles stay in Lambda's CloudWatch metrics; the functions log JSON already.
+            # Application lines pass unfiltered (DEBUG): Powertools applies POWERTOOLS_LOG_LEVEL and its
+            # debug sampling itself, which a stricter Lambda filter would silently undo.
+            logging_format=lambda_.LoggingFormat.JSON,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            application_log_level_v2=lambda_.ApplicationLogLevel.DEBUG,
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,

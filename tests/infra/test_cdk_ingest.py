@@ -124,3 +124,15 @@ def test_insecure_endpoints_only_when_the_context_allows(synth_with: SynthFactor
     synth = synth_with({"allowInsecureEndpoints": "true"})
     for handler in ("spool.handlers.sink.lambda_handler", "spool.handlers.api.lambda_handler"):
         assert _function(synth, handler)["Environment"]["Variables"]["SPOOL_ALLOW_INSECURE_ENDPOINTS"] == "true"
+
+
+def test_both_functions_log_json_without_lambdas_start_end_report_lines(synth: Synth) -> None:
+    for handler in ("spool.handlers.sink.lambda_handler", "spool.handlers.api.lambda_handler"):
+        logging = _function(synth, handler)["LoggingConfig"]
+        # Platform lines only from WARN; application lines are filtered by Powertools (level and sampling).
+        assert (logging["LogFormat"], logging["SystemLogLevel"], logging["ApplicationLogLevel"]) == (
+            "JSON",
+            "WARN",
+            "DEBUG",
+        )
+        assert "LogGroup" in logging
