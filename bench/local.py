@@ -26,7 +26,6 @@ import requests
 
 from bench.common import deployed, percentile
 from bench.stubs import payload
-from spool.domain.delivery import Sink
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, LocalSettings, free_port
 
 TENANT_CREDENTIALS = {"accessKeyId": "AKIABENCHMARK0000001", "secretAccessKey": "bench-secret-access-key-000001"}
@@ -225,26 +224,10 @@ def queue_drained(runtime: LocalRuntime, timeout: float) -> None:
 
 
 # --- B4 -----------------------------------------------------------------------------------------------
-class NoHoldSink(Sink):
-    """Hold-back switched off: each invocation writes its remainder at once as a partial object, which is
-    what the trigger's batching alone gives. Benchmark only."""
-
-    def _hold(
-        self,
-        tenant_id: str,
-        endpoint_id: str,
-        interval: int,
-        remainder: list[str],
-        outcome: Any,
-        now: float,
-    ) -> None:
-        self._write_all(self.directory.target(tenant_id, endpoint_id), remainder, outcome)
-
-
 def switch_off_hold_back(runtime: LocalRuntime) -> None:
+    """Each invocation writes its remainder at once as a partial object (Sink.hold_back off)."""
     services = runtime.sink_services
-    old = services.sink
-    services.sink = NoHoldSink(**{f.name: getattr(old, f.name) for f in dataclasses.fields(old)})
+    services.sink = dataclasses.replace(services.sink, hold_back=False)
 
 
 def objects_run(runtime: LocalRuntime, prefix: str, *, events: int, seconds: float, interval: int) -> dict[str, Any]:

@@ -1067,3 +1067,15 @@ def test_lines_staged_after_a_failed_clean_up_are_still_written_with_the_next_tr
 
     assert written(sink_harness) == [lines(held), lines(late)]
     assert sink_harness.repo.staged == {}
+
+
+def test_with_hold_back_off_a_remainder_is_written_at_once(sink_harness: SinkHarness) -> None:
+    # B4's reference run (bench/local.py): what the trigger's batching alone gives.
+    add_endpoint(sink_harness, batch_size=3)
+    sink_harness.sink.hold_back = False
+    records = events(sink_harness, "ep_a", 4)
+
+    report = deliver(sink_harness, records)
+
+    assert written(sink_harness) == [lines(records[:3]), lines(records[3:])]
+    assert staged_lines(sink_harness) == [] and sink_harness.queue.flushes == [] and report.retry == set()

@@ -218,6 +218,9 @@ class Sink:
     clock: Clock = time.time
     retry_base_seconds: int = 10
     retry_max_seconds: int = 900
+    # False writes every remainder at once as a partial object: what the trigger's batching alone gives
+    # (make bench, B4's reference run). Never switched off in a deployment.
+    hold_back: bool = True
     # The event source mapping's batching window: how long a trigger may wait in the poller after its delay.
     # The trigger is sent that much early, so the window is spent before the flush time, not after it.
     trigger_lead_seconds: float = 0.0
@@ -358,7 +361,7 @@ class Sink:
                 if extra and flushed:
                     done.update(r.message_id for r in extra)
                     remainder = []
-        if remainder and retried:
+        if remainder and (retried or not self.hold_back):
             self._write_all(target, rest, outcome)
             done.update(r.message_id for r in remainder)
         elif remainder:
