@@ -14,12 +14,11 @@ import pytest
 
 from spool.domain.delivery import (
     DUE_SLACK_SECONDS,
-    HOLD_SETTLE_SECONDS,
     LEASE_RETRY_SECONDS,
     MAX_DELAY_SECONDS,
     DeliveryReport,
     InboundRecord,
-    flush_time_for,
+    next_flush_at,
     trigger_delay,
 )
 from spool.domain.endpoints import encryption_context, seal
@@ -133,9 +132,8 @@ def staged_lines(sink: SinkHarness, endpoint_id: str = "ep_a") -> list[str]:
     ]
 
 
-def opened_by(record: InboundRecord, interval: int = 60) -> int:
-    """The flush time a held remainder opens: one interval after its oldest event was accepted."""
-    return math.ceil(record.accepted_at + interval)
+def boundary_now(sink: SinkHarness, endpoint_id: str = "ep_a", interval: int = 60) -> int:
+    return next_flush_at(endpoint_id, interval, sink.clock[0])
 
 
 def deliver(sink: SinkHarness, *groups: list[InboundRecord]) -> DeliveryReport:
@@ -216,7 +214,7 @@ def test_delivery_status_records_the_flush(sink_harness: SinkHarness) -> None:
 def test_remainder_is_staged_with_one_flush_trigger_at_the_next_flush_time(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=3, interval=60)
     records = events(sink_harness, "ep_a", 7)
-    boundary = opened_by(records[6])  # the oldest of the remainder
+    boundary = boundary_now(sink_harness)
 
     report = deliver(sink_harness, records)
 
@@ -232,10 +230,9 @@ def test_a_flush_trigger_is_sent_the_batching_window_early_so_the_window_ends_at
     add_endpoint(sink_harness, batch_size=3, interval=60)
     sink_harness.sink.trigger_lead_seconds = 5
     sink_harness.clock[0] += 0.3
-    held = events(sink_harness, "ep_a", 1)
-    boundary = opened_by(held[0])
+    boundary = boundary_now(sink_harness)
 
-    deliver(sink_harness, held)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
     (_, _, flush_at, delay) = sink_harness.queue.flushes[0]
     assert flush_at == boundary
@@ -276,44 +273,49 @@ def test_remainder_below_batch_size_writes_no_object(sink_harness: SinkHarness) 
     assert staged_lines(sink_harness) == lines(records)
 
 
-NOW = 1_776_162_600.0
-
-
-def test_a_new_flush_time_is_one_interval_after_the_oldest_held_event_was_accepted() -> None:
-    assert flush_time_for(NOW - 1.5, 60, NOW) == NOW + 59  # rounded up to a whole second
-    assert flush_time_for(NOW - 0.2, 60, NOW) == NOW + 60
-
-
-def test_a_flush_time_is_never_sooner_than_the_settle_time() -> None:
-    # The event waited longer than its interval already (a slow poller, a back-off): written at once, after
-    # the settle time in which concurrent holders finish staging.
-    assert flush_time_for(NOW - 120, 60, NOW) == NOW + HOLD_SETTLE_SECONDS
-    assert flush_time_for(NOW - 120, 1, NOW) == math.ceil(NOW + 0.5)  # half the interval when it is shorter
-
-
-def test_holders_that_picked_flush_times_a_second_apart_share_one_object(sink_harness: SinkHarness) -> None:
+def test_two_invocations_before_the_flush_time_stage_into_the_same_place(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10, interval=60)
-    first = events(sink_harness, "ep_a", 2)
-    deliver(sink_harness, first)
-    sink_harness.clock[0] += 1.5
-    second = events(sink_harness, "ep_a", 2, first=2)
-    deliver(sink_harness, second)
-    times = sorted({f[2] for f in sink_harness.queue.flushes})
-    assert len(times) == 2
-    sink_harness.clock[0] = times[0]
+    boundary = boundary_now(sink_harness)
 
-    report = deliver(sink_harness, [trigger("ep_a", times[0])])
+    deliver(sink_harness, events(sink_harness, "ep_a", 2))
+    sink_harness.clock[0] += 1
+    deliver(sink_harness, events(sink_harness, "ep_a", 3, first=2))
 
-    assert written(sink_harness) == [lines(first) + lines(second)]
-    assert staged_lines(sink_harness) == [] and report.retry == set()
-    sink_harness.clock[0] = times[1]
-    later = deliver(sink_harness, [trigger("ep_a", times[1])])  # finds nothing left: acknowledged
-    assert len(written(sink_harness)) == 1 and later.retry == set()
+    assert list(sink_harness.repo.staged) == [("ep_a", boundary)]
+    assert len(sink_harness.repo.staged[("ep_a", boundary)]) == 2
+    assert {f[2] for f in sink_harness.queue.flushes} == {boundary}
+
+
+def test_flush_time_is_strictly_after_now_and_at_most_one_interval_away() -> None:
+    for now in (1_776_162_600.0, 1_776_162_600.5, 1_776_162_659.999, 1_776_162_660.0, 1_776_170_000.25):
+        boundary = next_flush_at("ep_a", 60, now)
+        assert now < boundary <= now + 60
+
+
+def test_flush_times_lie_on_a_per_endpoint_grid_of_the_interval() -> None:
+    times = {next_flush_at("ep_a", 60, 1_776_162_600 + t) for t in range(0, 600, 7)}
+
+    assert len(times) > 1
+    assert all((b - min(times)) % 60 == 0 for b in times)
+
+
+def test_every_instant_of_one_interval_picks_the_same_flush_time() -> None:
+    first = next_flush_at("ep_a", 60, 1_776_162_600.0)
+
+    assert {next_flush_at("ep_a", 60, first - 60 + t / 10) for t in range(600)} == {first}
+
+
+def test_endpoints_are_spread_over_the_interval_rather_than_flushing_together() -> None:
+    offsets = {next_flush_at(f"ep_{n}", 60, 1_776_162_600.0) for n in range(50)}
+
+    assert len(offsets) > 10
 
 
 def test_trigger_delay_is_capped_at_the_sqs_maximum_for_long_intervals(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10, interval=3600)
-    # A new flush time is almost an hour away.
+    # Just after a flush time, the next one is almost an hour away.
+    sink_harness.clock[0] = next_flush_at("ep_a", 3600, sink_harness.clock[0]) + 1.0
+
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
     [(_, _, boundary, delay)] = sink_harness.queue.flushes
@@ -364,7 +366,8 @@ def test_due_trigger_within_the_slack_counts_as_due(sink_harness: SinkHarness) -
 
 def test_due_trigger_with_nothing_staged_writes_nothing_and_is_acknowledged(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness)
-    boundary = math.ceil(sink_harness.clock[0])
+    boundary = boundary_now(sink_harness)
+    sink_harness.clock[0] = boundary
 
     report = deliver(sink_harness, [trigger("ep_a", boundary)])
 
@@ -446,7 +449,8 @@ def test_trigger_losing_the_lease_comes_back_soon_doubling_but_never_after_the_l
 
 def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    boundary = math.ceil(sink_harness.clock[0])
+    boundary = boundary_now(sink_harness)
+    sink_harness.clock[0] = boundary
     sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
     own = events(sink_harness, "ep_a", 2)
 
@@ -485,7 +489,7 @@ def test_trigger_flushes_only_its_own_endpoint(sink_harness: SinkHarness) -> Non
     assert len(staged_lines(sink_harness, "ep_b")) == 1
 
 
-def test_a_due_trigger_also_takes_what_is_staged_for_later_flush_times(sink_harness: SinkHarness) -> None:
+def test_a_due_trigger_also_takes_what_is_staged_for_the_next_flush_time(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10, interval=60)
     older = events(sink_harness, "ep_a", 2)
     deliver(sink_harness, older)
@@ -498,7 +502,7 @@ def test_a_due_trigger_also_takes_what_is_staged_for_later_flush_times(sink_harn
 
     report = deliver(sink_harness, [trigger("ep_a", second_boundary), trigger("ep_a", first_boundary)])
 
-    assert second_boundary > first_boundary
+    assert second_boundary == first_boundary + 60
     assert report.endpoints["ep_a"].keys == [object_key("events/", second_boundary, 1)]
     assert written(sink_harness) == [lines(older) + lines(newer)]
     assert staged_lines(sink_harness) == []

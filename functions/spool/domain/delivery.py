@@ -7,18 +7,16 @@ invocation the sink:
 1. writes full objects of `batchSize` lines at once;
 2. holds back a remainder that is not full: its lines go to a durable staging area (objects in Spool's staging
    bucket; the flush lease is a DynamoDB item), keyed by the
-   endpoint's flush time, and a *flush trigger* message is enqueued with a delay until that time; then
-   the remainder's messages are acknowledged. A holder joins the endpoint's earliest flush time that is
-   still open (something is staged for it) and far enough ahead; with none, it opens one
-   `flushIntervalSeconds` after its oldest event was accepted. So concurrent invocations holding back for
-   the endpoint stage into the same place, and a batch is written `flushIntervalSeconds` after its first
-   event arrived;
+   endpoint's next flush time, and a *flush trigger* message is enqueued with a delay until that time; then
+   the remainder's messages are acknowledged. Flush times lie on a per-endpoint grid of
+   `flushIntervalSeconds` (offset by a hash of the endpoint id so endpoints do not all flush at once), so
+   every invocation holding back for the endpoint picks the same time and stages into the same place;
 3. on a due trigger, takes the flush lease for (endpoint, time), reads everything staged there, adds this
    invocation's own remainder, writes it as full objects plus at most one partial one, removes the staged
    items and releases the lease. Triggers that lose the lease race come back shortly and find nothing left.
-   Remainders held in the last second before a flush time are staged for a later one (so the flush does
-   not start while holders are still staging for it); the flush takes every flush time open within one
-   interval after its own too, so holders that raced to open times a second apart still share an object.
+   Remainders held in the last second before a flush time are staged for the next one (so the flush does
+   not start while holders are still staging for it); the flush reads the endpoint's staged times from one
+   listing and takes every later one it can lease too.
 
 So a held event waits at most about `flushIntervalSeconds` plus the trigger's batching window, is held at
 most once, and is written even when no new traffic arrives (the trigger is already queued). A write that
@@ -35,6 +33,7 @@ import logging
 import math
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -145,12 +144,10 @@ class DeliveryReport:
     endpoints: dict[str, EndpointOutcome] = field(default_factory=dict)
 
 
-def flush_time_for(first_accepted: float, interval: int, now: float) -> int:
-    """The flush time a remainder is held for (whole Unix seconds): `interval` after its oldest event was
-    accepted, and never sooner than the settle time, so this holder has staged before that flush lists.
-    Holders of one burst pick times within a second or so of each other; the earliest flush takes the later
-    ones too (`Sink._flush_staged`), so they share one object without asking each other first."""
-    return math.ceil(max(first_accepted + interval, now + min(HOLD_SETTLE_SECONDS, interval / 2)))
+def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
+    """The first point of the endpoint's flush grid strictly after `after` (whole seconds)."""
+    offset = zlib.crc32(endpoint_id.encode()) % interval
+    return (math.floor((after - offset) / interval) + 1) * interval + offset
 
 
 def trigger_delay(until_flush: float, lead: float) -> int:
@@ -366,8 +363,7 @@ class Sink:
             done.update(r.message_id for r in remainder)
         elif remainder:
             held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
-            first = min(r.accepted_at for r in remainder)
-            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held, first, outcome, now)
+            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held, outcome, now)
             done.update(r.message_id for r in remainder)
 
     def _lease_wait(self, endpoint_id: str, boundary: int, receive_count: int) -> int:
@@ -446,14 +442,12 @@ class Sink:
         endpoint_id: str,
         interval: int,
         remainder: list[str],
-        first_accepted: float,
         outcome: EndpointOutcome,
         now: float,
     ) -> None:
-        boundary = 0
+        boundary = next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
         staged: list[str] = []
         try:
-            boundary = flush_time_for(first_accepted, interval, now)
             staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, remainder)
             delay = trigger_delay(boundary - self.clock(), self.trigger_lead_seconds)
             self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)
