@@ -357,8 +357,9 @@ def run_b6(quick: bool) -> dict[str, Any]:
     dep = deployed()
     meter = Meter()
     meter.install()
-    api.lambda_handler = meter.wrap("api", api.lambda_handler)  # type: ignore[assignment]
-    # The runtime builds the sink's entry point with make_handler (over its own services): meter what it makes.
+    # The runtime builds both entry points with make_handler (over its own services): meter what they make.
+    make_api_handler = api.make_handler
+    api.make_handler = lambda services: meter.wrap("api", make_api_handler(services))  # type: ignore[assignment]
     make_handler = sink.make_handler
     sink.make_handler = lambda services: meter.wrap("sink", make_handler(services))  # type: ignore[assignment]
     interval = 15
