@@ -347,16 +347,16 @@ class Sink:
             owner = uuid.uuid4().hex
             for boundary in due:
                 mine = [t for t in triggers if t.boundary == boundary]
-                extra = remainder  # goes with the first flush that writes
-                flushed = self._flush_staged(target, boundary, owner, rest if extra else [], outcome)
+                # The remainder goes with the first flush that writes.
+                flushed = self._flush_staged(target, boundary, owner, rest if remainder else [], outcome)
                 if flushed is None:
                     wait = self._lease_wait(endpoint_id, boundary, max(t.receive_count for t in mine))
                     changes.extend((t.receipt_handle, wait) for t in mine)
                     report.retry.update(t.message_id for t in mine)
                     continue
                 done.update(t.message_id for t in mine)
-                if extra and flushed:
-                    done.update(r.message_id for r in extra)
+                if remainder and flushed:
+                    done.update(r.message_id for r in remainder)
                     remainder = []
         if remainder and (retried or not self.hold_back):
             self._write_all(target, rest, outcome)
@@ -397,13 +397,8 @@ class Sink:
         times = [boundary]
         try:
             listed = self.staging.staged_ids(endpoint_id)  # one listing for every flush time
-        except Exception:
-            self.leases.release(endpoint_id, boundary, owner)
-            raise
-        times.extend(
-            t for t in sorted(listed) if t > boundary and self.leases.acquire(endpoint_id, t, owner, LEASE_SECONDS)
-        )
-        try:
+            later = [t for t in sorted(listed) if t > boundary]
+            times.extend(t for t in later if self.leases.acquire(endpoint_id, t, owner, LEASE_SECONDS))
             staged = {when: self.staging.bundles(endpoint_id, when, listed.get(when, [])) for when in times}
             if not staged[boundary]:
                 # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
