@@ -13,12 +13,12 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from spool.adapters.dynamo import LEASE_SK
 from spool.domain.ports import StagedBundle
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-LEASE_SK = "#LEASE"  # the flush lease shares the partition (adapters/dynamo.py)
 WRITTEN_SK_PREFIX = "#WRITTEN#"
 STAGED_ATTRIBUTE = "z"
 
