@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from spool.adapters.staging import WRITTEN_PREFIX
+from spool.adapters.staging import S3Staging
 from spool.domain import messages as fmt
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import wait_until
@@ -138,17 +138,14 @@ class Books:
         return [m for m in self.dlq() if fmt.owner(fmt.api_attributes(m))[1] == endpoint_id]
 
     def staged(self, endpoint_id: str) -> dict[int, list[str]]:
-        """Lines staged for the endpoint, by flush time (markers of written objects left out)."""
-        found: dict[int, list[str]] = {}
-        prefix = f"{endpoint_id}/"
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.staging_bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                _, flush_at, name = item["Key"].split("/")
-                if name.startswith(WRITTEN_PREFIX):
-                    continue
-                body = self.s3.get_object(Bucket=self.staging_bucket, Key=item["Key"])["Body"].read().decode()
-                found.setdefault(int(flush_at), []).extend(body.split("\n"))
-        return found
+        """Lines staged for the endpoint, by flush time, read as the sink's flush reads them (markers of
+        written objects hold no lines)."""
+        staging = S3Staging(self.s3, self.staging_bucket)
+        found = {
+            flush_at: [line for bundle in staging.bundles(endpoint_id, flush_at, ids) for line in bundle.lines]
+            for flush_at, ids in staging.staged_ids(endpoint_id).items()
+        }
+        return {flush_at: lines for flush_at, lines in found.items() if lines}
 
     def ledger(self, accepted: list[str], s3: Any, bucket: str, prefix: str, endpoint_id: str, interval: int) -> Ledger:
         stored = stored_ids(s3, bucket, prefix)
