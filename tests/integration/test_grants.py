@@ -17,6 +17,7 @@ import boto3
 import pytest
 import requests
 
+from spool.local.provision import Names
 from spool.local.runtime import SINK_FUNCTION_NAME, LocalRuntime
 from tests.iam import REPORT
 from tests.iam.calls import CallLog, Request
@@ -32,7 +33,7 @@ from tests.servers import (
 )
 
 BUCKET = "my-webhook-archive"
-STAGING_BUCKET = "spool-local-staging"  # functions/spool/local/provision.py
+STAGING_BUCKET = Names().staging_bucket
 # What the workload must have made each function do: if one of these is missing, the workload no longer
 # exercises that path and the check proves less than it says.
 EXPECTED = {
