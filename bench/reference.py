@@ -57,6 +57,7 @@ def reference_ingest(
         attributes = {
             "tenantId": {"DataType": "String", "StringValue": tenant_id},
             "endpointId": {"DataType": "String", "StringValue": endpoint_id},
+            "lines": {"DataType": "Number", "StringValue": str(len(lines))},
         }
         entries.append({"Id": str(len(entries) % 10), "MessageBody": bundle, "MessageAttributes": attributes})
     for start in range(0, len(entries), 10):

@@ -22,6 +22,7 @@ from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest
 from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
+from spool.domain.messages import LINES as LINES_ATTR
 from spool.domain.messages import TENANT as TENANT_ATTR
 from spool.domain.models import Credentials, Endpoint, StorageSettings
 from spool.domain.naming import iso_timestamp, ndjson_line
@@ -146,8 +147,8 @@ def endpoint(endpoint_id: str, *, batch_size: int, tenant_id: str = TENANT, inte
 def sqs_record(n: int, endpoint_id: str, line: str, sent_ms: int, tenant_id: str = TENANT) -> dict[str, Any]:
     """One record of an SQS event as Lambda's event source mapping delivers it."""
 
-    def attribute(value: str) -> dict[str, Any]:
-        return {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+    def attribute(value: str, data_type: str = "String") -> dict[str, Any]:
+        return {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": data_type}
 
     return {
         "messageId": f"{n:08x}-5f1c-4e0a-9a7b-{n:012x}",
@@ -159,7 +160,11 @@ def sqs_record(n: int, endpoint_id: str, line: str, sent_ms: int, tenant_id: str
             "SenderId": "AROAEXAMPLE:spool-api",
             "ApproximateFirstReceiveTimestamp": str(sent_ms + 5),
         },
-        "messageAttributes": {TENANT_ATTR: attribute(tenant_id), ENDPOINT_ATTR: attribute(endpoint_id)},
+        "messageAttributes": {
+            TENANT_ATTR: attribute(tenant_id),
+            ENDPOINT_ATTR: attribute(endpoint_id),
+            LINES_ATTR: attribute(str(line.count("\n") + 1), "Number"),  # as the api sends a bundle
+        },
         "md5OfBody": "",
         "eventSource": "aws:sqs",
         "eventSourceARN": QUEUE_ARN,

@@ -23,9 +23,10 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Spool")
 # Health checks and fully held-back batches publish no metric; Powertools warns on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "spool")
 DEBUG_SAMPLE_RATE = 0.01
 logger = Logger(
-    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "spool"),
+    service=SERVICE,
     sampling_rate=float(os.environ.get("POWERTOOLS_LOGGER_SAMPLE_RATE", DEBUG_SAMPLE_RATE)),
 )
 metrics = Metrics(namespace=NAMESPACE)

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from spool.adapters.stores import Stores
-from spool.domain.delivery import EndpointDirectory, InboundRecord, Sink
+from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import seal
 from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.planner import InboundRecord
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.fakes import FakeCipher, FakeQueue, FakeRepo

@@ -213,8 +213,8 @@ def test_a_flush_lease_left_by_a_dead_sink_delays_the_flush_without_a_manual_ste
     # its lease; it expires after LEASE_SECONDS (120 s), shortened to 20 s here. Every flush time of the next
     # ten seconds is taken, so whichever the held events are staged for is.
     now = int(time.time())
-    for boundary in range(now, now + 10):
-        assert sink.sink.leases.acquire(endpoint.endpoint_id, boundary, "a-sink-that-died", 20)
+    for flush_at in range(now, now + 10):
+        assert sink.sink.leases.acquire(endpoint.endpoint_id, flush_at, "a-sink-that-died", 20)
     endpoint.send(3)
     recovery = endpoint.recover(settle=60)
 

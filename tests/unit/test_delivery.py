@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from spool.domain.delivery import (
+from spool.domain.delivery import DeliveryReport
+from spool.domain.endpoints import encryption_context, seal
+from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.naming import iso_timestamp, ndjson_line, object_key
+from spool.domain.planner import (
     DUE_SLACK_SECONDS,
     LEASE_RETRY_SECONDS,
     MAX_DELAY_SECONDS,
-    DeliveryReport,
     InboundRecord,
     next_flush_at,
     trigger_delay,
 )
-from spool.domain.endpoints import encryption_context, seal
-from spool.domain.models import Credentials, Endpoint, StorageSettings
-from spool.domain.naming import iso_timestamp, ndjson_line, object_key
 from spool.handlers.sink import to_inbound
 from tests.conftest import load_event
 from tests.fakes import FakeCipher, MemoryStore
@@ -92,17 +92,17 @@ def events(
     return records
 
 
-def trigger(endpoint_id: str, boundary: int, *, name: str = "flush", receive_count: int = 1) -> InboundRecord:
+def trigger(endpoint_id: str, flush_at: int, *, name: str = "flush", receive_count: int = 1) -> InboundRecord:
     return InboundRecord(
-        message_id=f"msg-{name}-{endpoint_id}-{boundary}",
-        receipt_handle=f"rh-{name}-{endpoint_id}-{boundary}",
+        message_id=f"msg-{name}-{endpoint_id}-{flush_at}",
+        receipt_handle=f"rh-{name}-{endpoint_id}-{flush_at}",
         tenant_id=TENANT,
         endpoint_id=endpoint_id,
-        body=f"flush {endpoint_id} at {boundary}",
-        accepted_at=boundary - 60,
+        body=f"flush {endpoint_id} at {flush_at}",
+        accepted_at=flush_at - 60,
         receive_count=receive_count,
         kind="flush",
-        boundary=boundary,
+        flush_at=flush_at,
     )
 
 
@@ -132,7 +132,7 @@ def staged_lines(sink: SinkHarness, endpoint_id: str = "ep_a") -> list[str]:
     ]
 
 
-def boundary_now(sink: SinkHarness, endpoint_id: str = "ep_a", interval: int = 60) -> int:
+def flush_at_now(sink: SinkHarness, endpoint_id: str = "ep_a", interval: int = 60) -> int:
     return next_flush_at(endpoint_id, interval, sink.clock[0])
 
 
@@ -144,9 +144,9 @@ def held_until_due(sink: SinkHarness, count: int) -> tuple[list[InboundRecord], 
     """`count` events of ep_a held back, and the clock moved to their flush time."""
     held = events(sink, "ep_a", count)
     deliver(sink, held)
-    boundary = sink.queue.flushes[0][2]
-    sink.clock[0] = boundary
-    return held, boundary
+    flush_at = sink.queue.flushes[0][2]
+    sink.clock[0] = flush_at
+    return held, flush_at
 
 
 # --- full batches ----------------------------------------------------------------------------------------------
@@ -214,13 +214,13 @@ def test_delivery_status_records_the_flush(sink_harness: SinkHarness) -> None:
 def test_remainder_is_staged_with_one_flush_trigger_at_the_next_flush_time(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=3, interval=60)
     records = events(sink_harness, "ep_a", 7)
-    boundary = boundary_now(sink_harness)
+    flush_at = flush_at_now(sink_harness)
 
     report = deliver(sink_harness, records)
 
     assert written(sink_harness) == [lines(records[:3]), lines(records[3:6])]
-    assert [bundle for bundle in sink_harness.repo.staged[("ep_a", boundary)].values()] == [lines(records[6:])]
-    assert sink_harness.queue.flushes == [(TENANT, "ep_a", boundary, math.ceil(boundary - sink_harness.clock[0]))]
+    assert [bundle for bundle in sink_harness.repo.staged[("ep_a", flush_at)].values()] == [lines(records[6:])]
+    assert sink_harness.queue.flushes == [(TENANT, "ep_a", flush_at, math.ceil(flush_at - sink_harness.clock[0]))]
     assert report.endpoints["ep_a"].held == 1
 
 
@@ -230,13 +230,13 @@ def test_a_flush_trigger_is_sent_the_batching_window_early_so_the_window_ends_at
     add_endpoint(sink_harness, batch_size=3, interval=60)
     sink_harness.sink.trigger_lead_seconds = 5
     sink_harness.clock[0] += 0.3
-    boundary = boundary_now(sink_harness)
+    flush_at = flush_at_now(sink_harness)
 
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
     (_, _, flush_at, delay) = sink_harness.queue.flushes[0]
-    assert flush_at == boundary
-    assert delay == round(boundary - sink_harness.clock[0] - 5)
+    assert flush_at == flush_at
+    assert delay == round(flush_at - sink_harness.clock[0] - 5)
 
 
 @pytest.mark.parametrize(
@@ -275,21 +275,21 @@ def test_remainder_below_batch_size_writes_no_object(sink_harness: SinkHarness) 
 
 def test_two_invocations_before_the_flush_time_stage_into_the_same_place(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10, interval=60)
-    boundary = boundary_now(sink_harness)
+    flush_at = flush_at_now(sink_harness)
 
     deliver(sink_harness, events(sink_harness, "ep_a", 2))
     sink_harness.clock[0] += 1
     deliver(sink_harness, events(sink_harness, "ep_a", 3, first=2))
 
-    assert list(sink_harness.repo.staged) == [("ep_a", boundary)]
-    assert len(sink_harness.repo.staged[("ep_a", boundary)]) == 2
-    assert {f[2] for f in sink_harness.queue.flushes} == {boundary}
+    assert list(sink_harness.repo.staged) == [("ep_a", flush_at)]
+    assert len(sink_harness.repo.staged[("ep_a", flush_at)]) == 2
+    assert {f[2] for f in sink_harness.queue.flushes} == {flush_at}
 
 
 def test_flush_time_is_strictly_after_now_and_at_most_one_interval_away() -> None:
     for now in (1_776_162_600.0, 1_776_162_600.5, 1_776_162_659.999, 1_776_162_660.0, 1_776_170_000.25):
-        boundary = next_flush_at("ep_a", 60, now)
-        assert now < boundary <= now + 60
+        flush_at = next_flush_at("ep_a", 60, now)
+        assert now < flush_at <= now + 60
 
 
 def test_flush_times_lie_on_a_per_endpoint_grid_of_the_interval() -> None:
@@ -318,8 +318,8 @@ def test_trigger_delay_is_capped_at_the_sqs_maximum_for_long_intervals(sink_harn
 
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
-    [(_, _, boundary, delay)] = sink_harness.queue.flushes
-    assert delay == MAX_DELAY_SECONDS < boundary - sink_harness.clock[0]
+    [(_, _, flush_at, delay)] = sink_harness.queue.flushes
+    assert delay == MAX_DELAY_SECONDS < flush_at - sink_harness.clock[0]
 
 
 # --- due flush triggers ----------------------------------------------------------------------------------------
@@ -327,10 +327,10 @@ def test_trigger_delay_is_capped_at_the_sqs_maximum_for_long_intervals(sink_harn
 
 def test_due_trigger_writes_staged_lines_and_its_own_remainder_as_one_object(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held, boundary = held_until_due(sink_harness, 2)
+    held, flush_at = held_until_due(sink_harness, 2)
     own = events(sink_harness, "ep_a", 3, first=2)
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary)], own)
+    report = deliver(sink_harness, [trigger("ep_a", flush_at)], own)
 
     assert written(sink_harness) == [lines(held) + lines(own)]
     assert report.retry == set()
@@ -343,10 +343,10 @@ def test_due_trigger_writes_full_objects_and_at_most_one_partial_one(sink_harnes
     first, second = events(sink_harness, "ep_a", 2), events(sink_harness, "ep_a", 2, first=2)
     deliver(sink_harness, first)
     deliver(sink_harness, second)
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at
 
-    deliver(sink_harness, [trigger("ep_a", boundary)])
+    deliver(sink_harness, [trigger("ep_a", flush_at)])
 
     assert sorted(len(o) for o in written(sink_harness)) == [1, 3]
     assert sorted(line for o in written(sink_harness) for line in o) == sorted(lines(first + second))
@@ -355,10 +355,10 @@ def test_due_trigger_writes_full_objects_and_at_most_one_partial_one(sink_harnes
 def test_due_trigger_within_the_slack_counts_as_due(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary - DUE_SLACK_SECONDS
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at - DUE_SLACK_SECONDS
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary)])
+    report = deliver(sink_harness, [trigger("ep_a", flush_at)])
 
     assert len(written(sink_harness)) == 1
     assert report.retry == set()
@@ -366,10 +366,10 @@ def test_due_trigger_within_the_slack_counts_as_due(sink_harness: SinkHarness) -
 
 def test_due_trigger_with_nothing_staged_writes_nothing_and_is_acknowledged(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness)
-    boundary = boundary_now(sink_harness)
-    sink_harness.clock[0] = boundary
+    flush_at = flush_at_now(sink_harness)
+    sink_harness.clock[0] = flush_at
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary)])
+    report = deliver(sink_harness, [trigger("ep_a", flush_at)])
 
     assert store(sink_harness).puts == 0
     assert report.retry == set()
@@ -379,10 +379,10 @@ def test_duplicate_triggers_for_one_time_write_once_and_are_all_acknowledged(sin
     add_endpoint(sink_harness, batch_size=10)
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
     deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary, name="one"), trigger("ep_a", boundary, name="two")])
+    report = deliver(sink_harness, [trigger("ep_a", flush_at, name="one"), trigger("ep_a", flush_at, name="two")])
 
     assert [len(o) for o in written(sink_harness)] == [2]
     assert report.retry == set()
@@ -391,11 +391,11 @@ def test_duplicate_triggers_for_one_time_write_once_and_are_all_acknowledged(sin
 def test_trigger_after_the_flush_was_done_finds_nothing_left(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
     deliver(sink_harness, events(sink_harness, "ep_a", 2))
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
-    deliver(sink_harness, [trigger("ep_a", boundary, name="winner")])
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at
+    deliver(sink_harness, [trigger("ep_a", flush_at, name="winner")])
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary, name="late")])
+    report = deliver(sink_harness, [trigger("ep_a", flush_at, name="late")])
 
     assert len(written(sink_harness)) == 1
     assert report.retry == set()
@@ -404,19 +404,19 @@ def test_trigger_after_the_flush_was_done_finds_nothing_left(sink_harness: SinkH
 def test_flush_lease_is_released_after_the_flush(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at
 
-    deliver(sink_harness, [trigger("ep_a", boundary)])
+    deliver(sink_harness, [trigger("ep_a", flush_at)])
 
     assert sink_harness.repo.leases == {}
 
 
 def test_trigger_losing_the_lease_is_retried_shortly_and_touches_nothing(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held, boundary = held_until_due(sink_harness, 2)
-    sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
-    losing = trigger("ep_a", boundary)
+    held, flush_at = held_until_due(sink_harness, 2)
+    sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
+    losing = trigger("ep_a", flush_at)
 
     report = deliver(sink_harness, [losing])
 
@@ -424,7 +424,7 @@ def test_trigger_losing_the_lease_is_retried_shortly_and_touches_nothing(sink_ha
     assert sink_harness.queue.visibility == [(losing.receipt_handle, LEASE_RETRY_SECONDS)]
     assert store(sink_harness).puts == 0
     assert staged_lines(sink_harness) == lines(held)
-    assert sink_harness.repo.leases == {("ep_a", boundary): "another-invocation"}
+    assert sink_harness.repo.leases == {("ep_a", flush_at): "another-invocation"}
 
 
 @pytest.mark.parametrize(
@@ -436,11 +436,11 @@ def test_trigger_losing_the_lease_comes_back_soon_doubling_but_never_after_the_l
 ) -> None:
     add_endpoint(sink_harness, batch_size=10)
     deliver(sink_harness, events(sink_harness, "ep_a", 2))
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary
-    sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
-    sink_harness.repo.lease_ends[("ep_a", boundary)] = boundary + lease_left
-    losing = trigger("ep_a", boundary, receive_count=receive_count)
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at
+    sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
+    sink_harness.repo.lease_ends[("ep_a", flush_at)] = flush_at + lease_left
+    losing = trigger("ep_a", flush_at, receive_count=receive_count)
 
     deliver(sink_harness, [losing])
 
@@ -449,12 +449,12 @@ def test_trigger_losing_the_lease_comes_back_soon_doubling_but_never_after_the_l
 
 def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    boundary = boundary_now(sink_harness)
-    sink_harness.clock[0] = boundary
-    sink_harness.repo.leases[("ep_a", boundary)] = "another-invocation"
+    flush_at = flush_at_now(sink_harness)
+    sink_harness.clock[0] = flush_at
+    sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
     own = events(sink_harness, "ep_a", 2)
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary)], own)
+    report = deliver(sink_harness, [trigger("ep_a", flush_at)], own)
 
     assert not report.retry & {r.message_id for r in own}
     assert staged_lines(sink_harness) == lines(own)
@@ -463,9 +463,9 @@ def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harne
 def test_early_trigger_is_put_back_until_its_time(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10, interval=3600)
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
-    boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = boundary - 1000.25
-    early = trigger("ep_a", boundary)
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at - 1000.25
+    early = trigger("ep_a", flush_at)
 
     report = deliver(sink_harness, [early])
 
@@ -479,10 +479,10 @@ def test_trigger_flushes_only_its_own_endpoint(sink_harness: SinkHarness) -> Non
     add_endpoint(sink_harness, "ep_a", bucket="bucket-a", batch_size=10)
     add_endpoint(sink_harness, "ep_b", bucket="bucket-b", batch_size=10)
     deliver(sink_harness, events(sink_harness, "ep_a", 1), events(sink_harness, "ep_b", 1))
-    boundary_a = next(f[2] for f in sink_harness.queue.flushes if f[1] == "ep_a")
-    sink_harness.clock[0] = boundary_a
+    flush_at_a = next(f[2] for f in sink_harness.queue.flushes if f[1] == "ep_a")
+    sink_harness.clock[0] = flush_at_a
 
-    deliver(sink_harness, [trigger("ep_a", boundary_a)])
+    deliver(sink_harness, [trigger("ep_a", flush_at_a)])
 
     assert len(written(sink_harness, "bucket-a")) == 1
     assert written(sink_harness, "bucket-b") == []
@@ -493,17 +493,17 @@ def test_a_due_trigger_also_takes_what_is_staged_for_the_next_flush_time(sink_ha
     add_endpoint(sink_harness, batch_size=10, interval=60)
     older = events(sink_harness, "ep_a", 2)
     deliver(sink_harness, older)
-    first_boundary = sink_harness.queue.flushes[0][2]
-    sink_harness.clock[0] = first_boundary + 1  # the first trigger did not come (store down, say)
+    first_flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = first_flush_at + 1  # the first trigger did not come (store down, say)
     newer = events(sink_harness, "ep_a", 2, first=2)
     deliver(sink_harness, newer)
-    second_boundary = sink_harness.queue.flushes[1][2]
-    sink_harness.clock[0] = second_boundary
+    second_flush_at = sink_harness.queue.flushes[1][2]
+    sink_harness.clock[0] = second_flush_at
 
-    report = deliver(sink_harness, [trigger("ep_a", second_boundary), trigger("ep_a", first_boundary)])
+    report = deliver(sink_harness, [trigger("ep_a", second_flush_at), trigger("ep_a", first_flush_at)])
 
-    assert second_boundary == first_boundary + 60
-    assert report.endpoints["ep_a"].keys == [object_key("events/", second_boundary, 1)]
+    assert second_flush_at == first_flush_at + 60
+    assert report.endpoints["ep_a"].keys == [object_key("events/", second_flush_at, 1)]
     assert written(sink_harness) == [lines(older) + lines(newer)]
     assert staged_lines(sink_harness) == []
     assert report.retry == set()
@@ -513,11 +513,11 @@ def test_staged_lines_of_an_endpoint_deleted_meanwhile_are_still_written(sink_ha
     add_endpoint(sink_harness, batch_size=10)
     held = events(sink_harness, "ep_a", 2)
     deliver(sink_harness, held)
-    boundary = sink_harness.queue.flushes[0][2]
+    flush_at = sink_harness.queue.flushes[0][2]
     sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]))
-    sink_harness.clock[0] = boundary + sink_harness.sink.directory.ttl
+    sink_harness.clock[0] = flush_at + sink_harness.sink.directory.ttl
 
-    deliver(sink_harness, [trigger("ep_a", boundary)])
+    deliver(sink_harness, [trigger("ep_a", flush_at)])
 
     assert written(sink_harness) == [lines(held)]
 
@@ -640,9 +640,9 @@ def test_failing_flush_keeps_the_staged_lines_and_retries_the_trigger_with_back_
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held, boundary = held_until_due(sink_harness, 2)
+    held, flush_at = held_until_due(sink_harness, 2)
     store(sink_harness).fail_with = "InternalError"
-    flush = trigger("ep_a", boundary)
+    flush = trigger("ep_a", flush_at)
 
     report = deliver(sink_harness, [flush])
 
@@ -654,13 +654,13 @@ def test_failing_flush_keeps_the_staged_lines_and_retries_the_trigger_with_back_
 
 def test_retried_trigger_writes_the_staged_lines_once_the_store_is_back(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held, boundary = held_until_due(sink_harness, 2)
+    held, flush_at = held_until_due(sink_harness, 2)
     store(sink_harness).fail_with = "InternalError"
-    deliver(sink_harness, [trigger("ep_a", boundary)])
+    deliver(sink_harness, [trigger("ep_a", flush_at)])
     store(sink_harness).fail_with = None
     sink_harness.clock[0] += 10
 
-    report = deliver(sink_harness, [trigger("ep_a", boundary, receive_count=2)])
+    report = deliver(sink_harness, [trigger("ep_a", flush_at, receive_count=2)])
 
     assert written(sink_harness) == [lines(held)]
     assert report.retry == set()
@@ -950,7 +950,7 @@ def test_sample_sqs_events_become_event_records() -> None:
 def test_sample_flush_trigger_becomes_a_flush_record() -> None:
     [record] = [to_inbound(r) for r in load_event("sqs_flush_trigger.json")["Records"]]
 
-    assert (record.kind, record.endpoint_id, record.boundary) == ("flush", "ep_sample", 1_776_162_660)
+    assert (record.kind, record.endpoint_id, record.flush_at) == ("flush", "ep_sample", 1_776_162_660)
 
 
 def test_sample_sqs_events_are_written_as_one_object(sink_harness: SinkHarness) -> None:
@@ -1038,16 +1038,16 @@ def test_a_bundle_decodes_from_an_sqs_record() -> None:
 
 def test_a_flush_whose_staging_clean_up_fails_does_not_write_the_lines_again(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held, boundary = held_until_due(sink_harness, 3)
+    held, flush_at = held_until_due(sink_harness, 3)
     real_remove = sink_harness.repo.remove
 
     sink_harness.repo.remove = _raise  # type: ignore[method-assign]
-    first = deliver(sink_harness, [trigger("ep_a", boundary)])
+    first = deliver(sink_harness, [trigger("ep_a", flush_at)])
     assert written(sink_harness) == [lines(held)]
     assert first.retry  # the trigger comes back: its clean-up is not done
 
     sink_harness.repo.remove = real_remove  # type: ignore[method-assign]
-    second = deliver(sink_harness, [trigger("ep_a", boundary, name="again", receive_count=2)])
+    second = deliver(sink_harness, [trigger("ep_a", flush_at, name="again", receive_count=2)])
 
     assert written(sink_harness) == [lines(held)]  # once
     assert second.retry == set()
@@ -1059,15 +1059,15 @@ def test_lines_staged_after_a_failed_clean_up_are_still_written_with_the_next_tr
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    held, boundary = held_until_due(sink_harness, 3)
+    held, flush_at = held_until_due(sink_harness, 3)
     real_remove = sink_harness.repo.remove
     sink_harness.repo.remove = _raise  # type: ignore[method-assign]
-    deliver(sink_harness, [trigger("ep_a", boundary)])
+    deliver(sink_harness, [trigger("ep_a", flush_at)])
     sink_harness.repo.remove = real_remove  # type: ignore[method-assign]
     late = events(sink_harness, "ep_a", 2, first=10)
-    sink_harness.repo.stage(TENANT, "ep_a", boundary, "late-holder", lines(late))
+    sink_harness.repo.stage(TENANT, "ep_a", flush_at, "late-holder", lines(late))
 
-    deliver(sink_harness, [trigger("ep_a", boundary, name="again", receive_count=2)])
+    deliver(sink_harness, [trigger("ep_a", flush_at, name="again", receive_count=2)])
 
     assert written(sink_harness) == [lines(held), lines(late)]
     assert sink_harness.repo.staged == {}

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import zstandard
 
 from spool.domain import limits
-from spool.domain.delivery import InboundRecord
 from spool.domain.naming import iso_timestamp, ndjson_line
+from spool.domain.planner import InboundRecord
 from tests.unit.conftest import SinkHarness
 from tests.unit.test_delivery import TENANT, add_endpoint, store
 

@@ -21,19 +21,28 @@ def test_a_requests_lines_for_one_endpoint_are_one_bundle_in_order() -> None:
     assert decode(bundle.body, OWNER).lines == lines
 
 
-def test_a_single_event_bundle_is_exactly_the_old_one_message_per_event_format() -> None:
+def test_a_single_event_bundle_has_the_old_one_message_per_event_body_and_its_line_count() -> None:
     [bundle] = bundles("ten_a", "ep_a", [line(1)])
     assert bundle.body == line(1)
     assert messages.sqs_attributes(bundle) == {
         "tenantId": {"DataType": "String", "StringValue": "ten_a"},
         "endpointId": {"DataType": "String", "StringValue": "ep_a"},
+        "lines": {"DataType": "Number", "StringValue": "1"},
     }
+
+
+def test_a_bundle_carries_its_line_count_so_the_sink_need_not_count() -> None:
+    lines = [line(n) for n in range(37)]
+    [bundle] = bundles("ten_a", "ep_a", lines)
+    attributes = {k: v["StringValue"] for k, v in messages.sqs_attributes(bundle).items()}
+    assert decode(bundle.body, attributes).line_count == 37
 
 
 def test_a_message_queued_before_bundling_decodes_as_a_bundle_of_one() -> None:
     decoded = decode(line(7), OWNER)
     assert (decoded.kind, decoded.tenant_id, decoded.endpoint_id) == ("event", "ten_a", "ep_a")
     assert decoded.lines == [line(7)]
+    assert decoded.line_count is None  # no count sent: the sink counts and checks its lines
 
 
 def test_bundles_split_only_where_the_size_limit_would_be_passed() -> None:

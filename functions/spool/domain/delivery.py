@@ -1,53 +1,46 @@
-"""The sink's heart: per-endpoint coalescing with hold-back (SPEC: What lands in storage, batching).
+"""The sink's executor: per endpoint, it asks the planner (domain/planner.py) what to do with an invocation's
+records and does it (SPEC: What lands in storage, batching; docs/delivery.md has the whole path).
 
 Lambda's SQS trigger hands the sink whatever its pollers gathered, split across concurrent invocations,
 early and small. Writing what each invocation holds gives many small objects, so per endpoint and per
-invocation the sink:
+invocation the sink writes full objects of `batchSize` lines at once and holds back a remainder that is not
+full: its lines go to a durable staging area (objects in Spool's staging bucket; the flush lease is a DynamoDB
+item), keyed by the endpoint's next flush time on a per-endpoint grid, and a *flush trigger* message is
+enqueued with a delay until that time. A due trigger takes the flush lease for (endpoint, flush time), reads
+everything staged there (and at the later times it can lease), writes it with the invocation's own remainder
+and removes it. The rules are the planner's; here are only the calls that carry them out:
 
-1. writes full objects of `batchSize` lines at once;
-2. holds back a remainder that is not full: its lines go to a durable staging area (objects in Spool's staging
-   bucket; the flush lease is a DynamoDB item), keyed by the
-   endpoint's next flush time, and a *flush trigger* message is enqueued with a delay until that time; then
-   the remainder's messages are acknowledged. Flush times lie on a per-endpoint grid of
-   `flushIntervalSeconds` (offset by a hash of the endpoint id so endpoints do not all flush at once), so
-   every invocation holding back for the endpoint picks the same time and stages into the same place;
-3. on a due trigger, takes the flush lease for (endpoint, time), reads everything staged there, adds this
-   invocation's own remainder, writes it as full objects plus at most one partial one, removes the staged
-   items and releases the lease. Triggers that lose the lease race come back shortly and find nothing left.
-   Remainders held in the last second before a flush time are staged for the next one (so the flush does
-   not start while holders are still staging for it); the flush reads the endpoint's staged times from one
-   listing and takes every later one it can lease too.
+1. `planner.triage` sorts the records; for each due flush time the sink takes the lease and reads what is
+   staged (one listing per endpoint);
+2. `planner.plan` returns the steps (writes, at most one hold) and each record's decision;
+3. the sink performs the steps in order. A step that fails fails the records it would have settled and every
+   later step's, which come back after an exponential back-off and reach the DLQ after the queue's
+   maxReceiveCount; what was staged stays staged until a trigger (retried, or redriven) writes it;
+4. it releases the leases it took, hands records back with their visibility and reports.
 
-So a held event waits at most about `flushIntervalSeconds` plus the trigger's batching window, is held at
-most once, and is written even when no new traffic arrives (the trigger is already queued). A write that
-fails fails only that endpoint's messages, which come back after an exponential back-off and reach the DLQ
-after the queue's maxReceiveCount; staged lines stay staged until a trigger (retried, or redriven from the
-DLQ) writes them. A crash after an object is written but before its staged items are removed can write
-those lines twice; every line carries its id, so readers can drop the rare duplicate.
+A crash after an object is written but before its staged bundles are removed can write those lines twice;
+every line carries its id, so readers can drop the rare duplicate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 import uuid
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Literal, Protocol
 
-from spool.domain.encoding import EncodedObject, encode_objects
+from spool.domain import planner
+from spool.domain.encoding import EncodedObject, encode_blocks
 from spool.domain.endpoints import unseal
 from spool.domain.errors import SpoolError, StoreError
 from spool.domain.keys import object_key
-from spool.domain.messages import is_event_bundle
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp
+from spool.domain.planner import Block, FoundFlush, Hold, InboundRecord, Plan, Rules, Write
 from spool.domain.ports import (
     Cipher,
     EndpointRepository,
@@ -57,73 +50,13 @@ from spool.domain.ports import (
     Staging,
     StoreFactory,
     Triggers,
+    VisibilityPort,
 )
 
 Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
-# SQS allows a message's visibility to reach 12 hours after it was received; DelaySeconds at most 15 min.
-MAX_VISIBILITY_SECONDS = 43_200
-MAX_DELAY_SECONDS = 900
-# A trigger this close to its time counts as due: waiting would cost another round trip.
-DUE_SLACK_SECONDS = 0.5
-# How soon a trigger that lost the lease race comes back to check that the winner finished.
-LEASE_RETRY_SECONDS = 5
-LEASE_SECONDS = 120
-# Remainders held this close to a flush time go to the next one, so the flush for a time starts after every
-# holder has finished staging for it (otherwise late stragglers become extra small objects).
-HOLD_SETTLE_SECONDS = 1.0
 MAX_BATCH_COUNTER = 9_999
 MAX_PARALLEL_ENDPOINTS = 8
-
-
-@dataclass(frozen=True)
-class InboundRecord:
-    """One SQS message as the sink sees it: a bundle of event lines for an endpoint (domain/messages.py), or a
-    flush trigger. A bundle is acknowledged only when every one of its lines is written or staged."""
-
-    message_id: str
-    receipt_handle: str
-    tenant_id: str
-    endpoint_id: str
-    body: str  # a bundle's lines joined by "\n" (domain/messages.py); a trigger's note
-    accepted_at: float
-    receive_count: int = 1
-    kind: Literal["event", "flush"] = "event"
-    boundary: int = 0
-
-    @cached_property
-    def count(self) -> int:
-        """Event lines in the bundle (none in a trigger); counted once, it scans the whole body."""
-        return self.body.count("\n") + 1 if self.kind == "event" else 0
-
-    @property
-    def lines(self) -> list[str]:
-        return self.body.split("\n") if self.kind == "event" else []
-
-
-# Text holding `count` lines joined by "\n": bundles are written as they came, split only where an object ends.
-Block = tuple[str, int]
-
-
-def cut(blocks: list[Block], n: int) -> tuple[list[Block], list[Block]]:
-    """The first `n` lines of `blocks` and the rest, splitting at most one block."""
-    head: list[Block] = []
-    for i, (text, count) in enumerate(blocks):
-        if n <= 0:
-            return head, blocks[i:]
-        if count <= n:
-            head.append((text, count))
-            n -= count
-            continue
-        lines = text.split("\n")
-        head.append(("\n".join(lines[:n]), n))
-        return head, [("\n".join(lines[n:]), count - n), *blocks[i + 1 :]]
-    return head, []
-
-
-class VisibilityPort(Protocol):
-    def change_visibility(self, changes: list[tuple[str, int]]) -> None:
-        """Set each (receipt handle, seconds) message's visibility timeout. Best effort."""
 
 
 @dataclass
@@ -138,23 +71,15 @@ class EndpointOutcome:
 
 @dataclass
 class DeliveryReport:
-    """`retry` holds the message ids to report as batch item failures (SQS hands them back later)."""
+    """What became of one invocation's records: `handed_back` are reported as batch item failures, each with
+    the visibility (seconds) it was given; everything else was acknowledged."""
 
-    retry: set[str] = field(default_factory=set)
+    handed_back: list[tuple[InboundRecord, int]] = field(default_factory=list)
     endpoints: dict[str, EndpointOutcome] = field(default_factory=dict)
 
-
-def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
-    """The first point of the endpoint's flush grid strictly after `after` (whole seconds)."""
-    offset = zlib.crc32(endpoint_id.encode()) % interval
-    return (math.floor((after - offset) / interval) + 1) * interval + offset
-
-
-def trigger_delay(until_flush: float, lead: float) -> int:
-    """`DelaySeconds` for a flush trigger due in `until_flush` seconds, sent `lead` seconds (the batching
-    window) early. Rounded to the nearest second rather than up: arriving up to half a second early still
-    counts as due (DUE_SLACK_SECONDS), while rounding up made every trigger late by half a second on average."""
-    return min(MAX_DELAY_SECONDS, max(0, round(until_flush - lead)))
+    @property
+    def retry(self) -> set[str]:
+        return {record.message_id for record, _ in self.handed_back}
 
 
 @dataclass
@@ -197,14 +122,9 @@ class EndpointDirectory:
         self._cache.pop((tenant_id, endpoint_id), None)
 
 
-class _Failed(Exception):
-    def __init__(self, error: SpoolError) -> None:
-        self.error = error
-
-
 @dataclass
 class Sink:
-    """Coalesces one invocation's records per endpoint and writes them (see the module docstring)."""
+    """Delivers one invocation's records, endpoint by endpoint (see the module docstring)."""
 
     directory: EndpointDirectory
     repo: EndpointRepository
@@ -225,6 +145,10 @@ class Sink:
     reserve_seconds: float = 50.0
     _counters: dict[tuple[str, int], int] = field(default_factory=dict)
 
+    @property
+    def rules(self) -> Rules:
+        return Rules(self.retry_base_seconds, self.retry_max_seconds, self.hold_back, self.trigger_lead_seconds)
+
     def deliver(
         self, records: Iterable[InboundRecord], remaining_seconds: Callable[[], float] | None = None
     ) -> DeliveryReport:
@@ -234,13 +158,11 @@ class Sink:
         groups: dict[tuple[str, str], list[InboundRecord]] = defaultdict(list)
         for record in records:
             groups[(record.tenant_id, record.endpoint_id)].append(record)
-        report = DeliveryReport()
-        changes: list[tuple[str, int]] = []
 
-        def one(key: tuple[str, str]) -> tuple[str, DeliveryReport, list[tuple[str, int]]]:
-            mine, my_changes = DeliveryReport(), list[tuple[str, int]]()
-            self._deliver_group(key[0], key[1], groups[key], remaining_seconds, mine, my_changes)
-            return key[1], mine, my_changes
+        def one(key: tuple[str, str]) -> tuple[EndpointOutcome, list[tuple[InboundRecord, int]]]:
+            if remaining_seconds is not None and remaining_seconds() < self.reserve_seconds:
+                return EndpointOutcome(), [(r, 0) for r in groups[key]]
+            return self._deliver_endpoint(key[0], key[1], groups[key])
 
         # Endpoints are delivered side by side, so a store that hangs until its client times out holds up only
         # its own endpoint's messages, not the other endpoints' in the same invocation.
@@ -249,226 +171,168 @@ class Sink:
                 results = list(pool.map(one, groups))
         else:
             results = [one(key) for key in groups]
-        for endpoint_id, mine, my_changes in results:
-            report.retry |= mine.retry
-            report.endpoints[endpoint_id] = mine.endpoints[endpoint_id]
-            changes.extend(my_changes)
-        if changes:
-            self.visibility.change_visibility(changes)
+        report = DeliveryReport()
+        for (_, endpoint_id), (outcome, handed_back) in zip(groups, results, strict=True):
+            report.endpoints[endpoint_id] = outcome
+            report.handed_back.extend(handed_back)
+        if report.handed_back:
+            self.visibility.change_visibility([(r.receipt_handle, seconds) for r, seconds in report.handed_back])
         return report
 
-    def _deliver_group(
-        self,
-        tenant_id: str,
-        endpoint_id: str,
-        group: list[InboundRecord],
-        remaining_seconds: Callable[[], float] | None,
-        report: DeliveryReport,
-        changes: list[tuple[str, int]],
-    ) -> None:
-        outcome = report.endpoints[endpoint_id] = EndpointOutcome()
-        if remaining_seconds is not None and remaining_seconds() < self.reserve_seconds:
-            changes.extend((r.receipt_handle, 0) for r in group)
-            report.retry.update(r.message_id for r in group)
-            return
-        done: set[str] = set()
-        error: SpoolError | None = None
-        try:
-            self._deliver_endpoint(tenant_id, endpoint_id, group, outcome, report, changes, done)
-        except _Failed as failed:
-            self.directory.forget(tenant_id, endpoint_id)
-            error = failed.error
-        except Exception as exc:  # e.g. staging unavailable: this endpoint only, retried later
-            self.directory.forget(tenant_id, endpoint_id)
-            error = StoreError(f"delivery interrupted ({type(exc).__name__})")
-        # Whatever was neither written, staged nor already handed back is retried: nothing is acked unless its
-        # line is safe.
-        unresolved = [r for r in group if r.message_id not in done and r.message_id not in report.retry]
-        if unresolved:
-            self._fail(unresolved, error or StoreError("not delivered"), outcome, report, changes)
-        self._record(tenant_id, endpoint_id, outcome)
-
     def _deliver_endpoint(
-        self,
-        tenant_id: str,
-        endpoint_id: str,
-        group: list[InboundRecord],
-        outcome: EndpointOutcome,
-        report: DeliveryReport,
-        changes: list[tuple[str, int]],
-        done: set[str],
-    ) -> None:
+        self, tenant_id: str, endpoint_id: str, records: list[InboundRecord]
+    ) -> tuple[EndpointOutcome, list[tuple[InboundRecord, int]]]:
+        outcome = EndpointOutcome()
+        try:
+            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome)
+        except Exception as exc:  # e.g. KMS, DynamoDB or staging unavailable: this endpoint only, retried later
+            if isinstance(exc, _Loading):
+                error: SpoolError = StoreError(f"could not load endpoint settings ({exc.cause})")
+            else:
+                error = _as_spool_error(exc)
+            handed_back = self._fail(tenant_id, endpoint_id, records, error, outcome)
+        self._record(tenant_id, endpoint_id, outcome)
+        return outcome, handed_back
+
+    def _deliver_plan(
+        self, tenant_id: str, endpoint_id: str, records: list[InboundRecord], outcome: EndpointOutcome
+    ) -> list[tuple[InboundRecord, int]]:
+        """Triage, lease and read the due flush times, plan, perform; the records handed back."""
         try:
             target = self.directory.target(tenant_id, endpoint_id)
-        except SpoolError as exc:
-            raise _Failed(exc) from None
-        except Exception as exc:  # a KMS or DynamoDB fault fails only this endpoint's messages
-            raise _Failed(StoreError(f"could not load endpoint settings ({type(exc).__name__})")) from None
+        except SpoolError:
+            raise
+        except Exception as exc:
+            raise _Loading(type(exc).__name__) from None
         settings = target.endpoint.storage
         now = self.clock()
-        events = sorted((r for r in group if r.kind == "event"), key=lambda r: r.accepted_at)
-        odd = [r for r in events if not is_event_bundle(r.body)]
-        if odd:
-            # Only the api enqueues events, as bundles of rendered lines; anything else is not written into a
-            # tenant's object: the odd message fails until it reaches the DLQ.
-            events = [r for r in events if r not in odd]
-            for r in odd:
-                changes.append((r.receipt_handle, self.retry_base_seconds))
-                report.retry.add(r.message_id)
-            outcome.failed += len(odd)
-            outcome.error = "a queued message was not one event line; it goes to the DLQ"
-        triggers = [r for r in group if r.kind == "flush"]
-        early = [t for t in triggers if t.boundary > now + DUE_SLACK_SECONDS]
-        for trigger in early:  # only for intervals longer than SQS's 15-minute delay
-            changes.append((trigger.receipt_handle, min(MAX_VISIBILITY_SECONDS, math.ceil(trigger.boundary - now))))
-            report.retry.add(trigger.message_id)
-        due = sorted({t.boundary for t in triggers if t not in early})
-
-        blocks = [(r.body, r.count) for r in events]
-        total = sum(count for _, count in blocks)
-        full = total - total % settings.batchSize
-        written, rest = cut(blocks, full)
-        self._write_all(target, written, outcome)
-        # Bundles all of whose lines went into full objects are done; the rest (a bundle may straddle the cut:
-        # its first lines are written, the others go with the remainder) are done once the remainder is safe.
-        remainder: list[InboundRecord] = []
-        end = 0
-        for r in events:
-            end += r.count
-            if end <= full:
-                done.add(r.message_id)
-            else:
-                remainder.append(r)
-
-        # A remainder that failed before is written with the next flush; otherwise it may be held once.
-        retried = any(r.receive_count > 1 for r in remainder)
-
-        if due:
-            owner = uuid.uuid4().hex
-            for boundary in due:
-                mine = [t for t in triggers if t.boundary == boundary]
-                # The remainder goes with the first flush that writes.
-                flushed = self._flush_staged(target, boundary, owner, rest if remainder else [], outcome)
-                if flushed is None:
-                    wait = self._lease_wait(endpoint_id, boundary, max(t.receive_count for t in mine))
-                    changes.extend((t.receipt_handle, wait) for t in mine)
-                    report.retry.update(t.message_id for t in mine)
-                    continue
-                done.update(t.message_id for t in mine)
-                if remainder and flushed:
-                    done.update(r.message_id for r in remainder)
-                    remainder = []
-        if remainder and (retried or not self.hold_back):
-            self._write_all(target, rest, outcome)
-            done.update(r.message_id for r in remainder)
-        elif remainder:
-            held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
-            self._hold(tenant_id, endpoint_id, settings.flushIntervalSeconds, held, outcome, now)
-            done.update(r.message_id for r in remainder)
-
-    def _lease_wait(self, endpoint_id: str, boundary: int, receive_count: int) -> int:
-        """How long a trigger that found the lease taken stays away. The holder is almost always a live flush
-        that finishes within seconds, so the trigger comes back soon: LEASE_RETRY_SECONDS, doubling with each
-        receive, never past the lease's expiry (a lease left by a sink that died is free then). Waiting for
-        the expiry at once kept triggers in flight for minutes after their work was done."""
-        wait = LEASE_RETRY_SECONDS * 2 ** max(0, receive_count - 1)
+        found = planner.triage(records, now)
+        owner = uuid.uuid4().hex
+        leased: list[int] = []
         try:
-            until = self.leases.lease_until(endpoint_id, boundary)
-        except Exception:
-            until = None
-        if until is not None:
-            wait = min(wait, math.ceil(until - self.clock()) + 1)
-        return min(MAX_VISIBILITY_SECONDS, max(LEASE_RETRY_SECONDS, wait))
-
-    def _flush_staged(
-        self, target: _Target, boundary: int, owner: str, extra: list[Block], outcome: EndpointOutcome
-    ) -> bool | None:
-        """Write what is staged for `boundary` (and the next flush time) together with the lines in `extra`.
-
-        None: another invocation holds the lease. False: nothing was staged any more (an earlier trigger for
-        the same time wrote it), so `extra` was not written and is still to be held. True: written.
-        """
-        endpoint_id = target.endpoint.id
-        if not self.leases.acquire(endpoint_id, boundary, owner, LEASE_SECONDS):
-            return None
-        # Also take what is staged for the endpoint's later flush times: holders that opened times a second
-        # apart (racing), or held in the settle time just before this one, so a burst still lands in one
-        # object (and earlier, which is never worse). A time another flush holds is left to it.
-        times = [boundary]
-        try:
-            listed = self.staging.staged_ids(endpoint_id)  # one listing for every flush time
-            later = [t for t in sorted(listed) if t > boundary]
-            times.extend(t for t in later if self.leases.acquire(endpoint_id, t, owner, LEASE_SECONDS))
-            staged = {when: self.staging.bundles(endpoint_id, when, listed.get(when, [])) for when in times}
-            if not staged[boundary]:
-                # An earlier trigger for this time wrote it; what is staged for the next time waits for that.
-                return False
-            # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not
-            # written again.
-            fresh = {when: [b for b in bundles if not b.written] for when, bundles in staged.items()}
-            staged_lines = [line for bundles in fresh.values() for bundle in bundles for line in bundle.lines]
-            self._write_all(target, [("\n".join(staged_lines), len(staged_lines)), *extra], outcome)
-            for when, bundles in staged.items():
-                if bundles:
-                    self._remove_written(endpoint_id, when, bundles)
+            flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
+            decided = planner.plan(
+                endpoint_id, settings.batchSize, settings.flushIntervalSeconds, found, flushes, now, self.rules
+            )
+            failed = self._perform(target, decided, outcome)
         finally:
-            for when in times:
-                self.leases.release(endpoint_id, when, owner)
-        return True
+            for flush_at in leased:
+                with contextlib.suppress(Exception):  # an unreleased lease expires after LEASE_SECONDS
+                    self.leases.release(endpoint_id, flush_at, owner)
+        handed_back = [(h.record, h.seconds) for h in decided.handed_back]
+        outcome.failed += decided.failed
+        outcome.error = decided.error
+        if failed:
+            records_failed, error = failed
+            handed_back += self._fail(tenant_id, endpoint_id, records_failed, error, outcome)
+        return handed_back
 
-    def _remove_written(self, endpoint_id: str, flush_at: int, bundles: list[StagedBundle]) -> None:
-        """Remove staged bundles that are in an object now. If the removal fails (throttling beyond botocore's
+    def _open_flushes(self, endpoint_id: str, due: list[int], owner: str, leased: list[int]) -> list[FoundFlush]:
+        """For each due flush time: take its lease and read what is staged there and at the later staged times
+        whose leases it can take too (holders that opened times a second apart, or held in the settle time
+        just before this one, so a burst still lands in one object). One listing serves every time. A time an
+        earlier flush of this invocation already took is found leased with nothing of its own."""
+        found: list[FoundFlush] = []
+        listed: dict[int, list[str]] | None = None
+        for flush_at in due:
+            if flush_at in leased:
+                found.append(FoundFlush(flush_at, leased=True, staged={}))
+                continue
+            if not self.leases.acquire(endpoint_id, flush_at, owner, planner.LEASE_SECONDS):
+                found.append(
+                    FoundFlush(flush_at, leased=False, staged={}, lease_until=self._lease_until(endpoint_id, flush_at))
+                )
+                continue
+            leased.append(flush_at)
+            if listed is None:
+                listed = self.staging.staged_ids(endpoint_id)
+            # Read even when the listing shows nothing: lines an older sink staged elsewhere are found there.
+            own = self.staging.bundles(endpoint_id, flush_at, listed.get(flush_at, []))
+            if not own:
+                found.append(FoundFlush(flush_at, leased=True, staged={}))
+                continue
+            staged = {flush_at: own}
+            for later in sorted(t for t in listed if t > flush_at and t not in leased):
+                if self.leases.acquire(endpoint_id, later, owner, planner.LEASE_SECONDS):
+                    leased.append(later)
+                    staged[later] = self.staging.bundles(endpoint_id, later, listed[later])
+            found.append(FoundFlush(flush_at, leased=True, staged=staged))
+        return found
+
+    def _lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
+        try:
+            return self.leases.lease_until(endpoint_id, flush_at)
+        except Exception:  # the trigger then comes back after the shortest wait
+            return None
+
+    def _perform(
+        self, target: _Target, decided: Plan, outcome: EndpointOutcome
+    ) -> tuple[list[InboundRecord], SpoolError] | None:
+        """Perform the plan's steps in order. On the first that fails: the records it and every later step
+        would have settled, and the error; None when all succeeded."""
+        for i, step in enumerate(decided.steps):
+            later = decided.steps[i + 1 :]
+            try:
+                if isinstance(step, Write):
+                    self._write_all(target, step.blocks, outcome)
+                else:
+                    self._hold(target.endpoint, step, outcome)
+            except Exception as exc:
+                return [*_settled_by(step), *(r for s in later for r in _settled_by(s))], _as_spool_error(exc)
+            if isinstance(step, Write) and step.clears:
+                try:
+                    self._remove_written(target.endpoint.id, step.clears)
+                except Exception as exc:
+                    # The lines are in an object, so the bundles written with them are done; the triggers come
+                    # back and remove what is still staged (marked written, so not written again).
+                    error = StoreError(f"could not remove staged lines ({type(exc).__name__})")
+                    return [*step.clearing, *(r for s in later for r in _settled_by(s))], error
+        return None
+
+    def _remove_written(self, endpoint_id: str, clears: dict[int, list[StagedBundle]]) -> None:
+        """Remove staged bundles that are in an object now. If a removal fails (throttling beyond botocore's
         attempts), a marker naming them is written before the error goes on, so the trigger's retry removes
         them without writing their lines again. Only then, not on every flush: a marker is a PUT, which costs
         as much as staging itself. A sink that dies between the write and the removal (milliseconds) still
         writes the lines twice, as any write whose acknowledgement is lost does; readers drop duplicates by id."""
-        try:
-            self.staging.remove(endpoint_id, flush_at, [b.item_id for b in bundles])
-        except Exception:
-            fresh = [b.item_id for b in bundles if not b.written]
-            if fresh:
-                with contextlib.suppress(Exception):  # the error that matters is the removal's, raised below
-                    self.staging.mark_written(endpoint_id, flush_at, fresh)
-            raise
+        for flush_at, bundles in clears.items():
+            if not bundles:
+                continue
+            try:
+                self.staging.remove(endpoint_id, flush_at, [b.item_id for b in bundles])
+            except Exception:
+                fresh = [b.item_id for b in bundles if not b.written]
+                if fresh:
+                    with contextlib.suppress(Exception):  # the error that matters is the removal's, raised below
+                        self.staging.mark_written(endpoint_id, flush_at, fresh)
+                raise
 
-    def _hold(
-        self,
-        tenant_id: str,
-        endpoint_id: str,
-        interval: int,
-        remainder: list[str],
-        outcome: EndpointOutcome,
-        now: float,
-    ) -> None:
-        boundary = next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
+    def _hold(self, endpoint: Endpoint, step: Hold, outcome: EndpointOutcome) -> None:
         staged: list[str] = []
         try:
-            staged = self.staging.stage(tenant_id, endpoint_id, boundary, uuid.uuid4().hex, remainder)
-            delay = trigger_delay(boundary - self.clock(), self.trigger_lead_seconds)
-            self.triggers.send_flush(tenant_id, endpoint_id, boundary, delay)
+            staged = self.staging.stage(endpoint.tenantId, endpoint.id, step.flush_at, uuid.uuid4().hex, step.lines)
+            delay = planner.trigger_delay(step.flush_at - self.clock(), self.trigger_lead_seconds)
+            self.triggers.send_flush(endpoint.tenantId, endpoint.id, step.flush_at, delay)
         except Exception as exc:
             # Not held: the messages come back and are tried again. Take the staged lines back, so another
             # trigger for the same time does not write them too (if that fails as well: a rare duplicate).
             if staged:
                 with contextlib.suppress(Exception):  # best effort, see above
-                    self.staging.remove(endpoint_id, boundary, staged)
-            raise _Failed(StoreError(f"could not hold back ({type(exc).__name__})")) from None
-        outcome.held += len(remainder)
+                    self.staging.remove(endpoint.id, step.flush_at, staged)
+            raise StoreError(f"could not hold back ({type(exc).__name__})") from None
+        outcome.held += len(step.lines)
 
     def _write_all(self, target: _Target, blocks: list[Block], outcome: EndpointOutcome) -> None:
         """Write `blocks` as objects of `batchSize` lines (the last may hold fewer), each encoded as the
         endpoint's settings say: split further under maxObjectBytes and, with {eventType}, per type."""
-        size = target.endpoint.storage.batchSize
+        settings = target.endpoint.storage
         blocks = [block for block in blocks if block[1]]
         while blocks:
-            chunk, blocks = cut(blocks, size)
-            try:
-                for obj in encode_objects(target.endpoint.storage, "\n".join(text for text, _ in chunk)):
-                    outcome.keys.append(self._write(target, obj))
-                    outcome.objects_written += 1
-                    outcome.events_written += obj.count
-            except StoreError as exc:
-                raise _Failed(exc) from None
+            chunk, blocks = planner.cut(blocks, settings.batchSize)
+            for obj in encode_blocks(settings, chunk):
+                outcome.keys.append(self._write(target, obj))
+                outcome.objects_written += 1
+                outcome.events_written += obj.count
 
     def _write(self, target: _Target, obj: EncodedObject) -> str:
         """One object, under the first name with a free batch counter."""
@@ -493,18 +357,19 @@ class Sink:
 
     def _fail(
         self,
+        tenant_id: str,
+        endpoint_id: str,
         records: list[InboundRecord],
-        exc: SpoolError,
+        error: SpoolError,
         outcome: EndpointOutcome,
-        report: DeliveryReport,
-        changes: list[tuple[str, int]],
-    ) -> None:
-        for record in records:
-            delay = self.retry_base_seconds * 2 ** max(0, record.receive_count - 1)
-            changes.append((record.receipt_handle, min(self.retry_max_seconds, delay)))
-            report.retry.add(record.message_id)
+    ) -> list[tuple[InboundRecord, int]]:
+        """Hand `records` back after their back-off, forget the endpoint's cached settings (so a fix is seen at
+        once) and record the failure."""
+        self.directory.forget(tenant_id, endpoint_id)
         outcome.failed += len(records)
-        outcome.error = exc.message
+        outcome.error = error.message
+        rules = self.rules
+        return [(r, planner.back_off(r.receive_count, rules)) for r in records]
 
     def _record(self, tenant_id: str, endpoint_id: str, outcome: EndpointOutcome) -> None:
         at = iso_timestamp(self.clock())
@@ -522,3 +387,21 @@ class Sink:
                 self.repo.record_failure(tenant_id, endpoint_id, message=outcome.error, at=at)
         except Exception as exc:  # status is informational; the objects are written and acknowledged
             _log.warning("could not record delivery status for %s: %s", endpoint_id, type(exc).__name__)
+
+
+class _Loading(Exception):
+    """Loading the endpoint's settings or credentials failed (its cause's type name, never its message)."""
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+
+
+def _settled_by(step: planner.Step) -> list[InboundRecord]:
+    """The records a step settles, acknowledged when it succeeds (a flush's triggers after its clean-up)."""
+    return [*step.settles, *step.clearing] if isinstance(step, Write) else step.settles
+
+
+def _as_spool_error(exc: Exception) -> SpoolError:
+    """The error to report for `exc`: its own if it is Spool's (its message names no secret), otherwise only
+    its type."""
+    return exc if isinstance(exc, SpoolError) else StoreError(f"delivery interrupted ({type(exc).__name__})")

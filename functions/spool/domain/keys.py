@@ -85,14 +85,15 @@ def render(
     when = datetime.fromtimestamp(flushed_at, UTC)
     if event_type is None and "{eventType}" in template:
         raise ValueError("the template names {eventType}; the object's event type is needed")
+    # Attribute arithmetic rather than strftime: six strftime calls were a tenth of the sink's CPU (B1).
     values = {
         "prefix": prefix,
-        "date": f"{when:%Y-%m-%d}",
-        "year": f"{when:%Y}",
-        "month": f"{when:%m}",
-        "day": f"{when:%d}",
-        "hour": f"{when:%H}",
-        "minute": f"{when:%M}",
+        "date": f"{when.year:04d}-{when.month:02d}-{when.day:02d}",
+        "year": f"{when.year:04d}",
+        "month": f"{when.month:02d}",
+        "day": f"{when.day:02d}",
+        "hour": f"{when.hour:02d}",
+        "minute": f"{when.minute:02d}",
         "timestamp": str(int(flushed_at)),
         "batch": f"{batch:03d}",
         "eventType": event_type or "",

@@ -3,7 +3,9 @@
 Two kinds of message travel on the ingest queue (and, after maxReceiveCount receives, sit in the DLQ):
 
 - **An event bundle**: the lines of one request's events for one endpoint, in order, joined by `\\n` (a line is
-  compact JSON, so it never holds a newline). Attributes `tenantId` and `endpointId`. One request that matches
+  compact JSON, so it never holds a newline). Attributes `tenantId`, `endpointId` and `lines` (how many lines
+  the body holds, so the sink cuts objects without scanning it; a message without it, enqueued before the
+  attribute existed, is counted and checked line by line). One request that matches
   an endpoint is one message for it (split only where a message would pass SQS's 256 KiB limit), so a request
   of 100 events costs one SendMessage entry per matching endpoint, not 100. A message enqueued before bundling
   held exactly one line: it is a bundle of one and reads the same way.
@@ -19,7 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-TENANT, ENDPOINT, KIND, FLUSH_AT = "tenantId", "endpointId", "kind", "boundary"
+# "boundary" is the flush time's attribute name on the wire (triggers already queued carry it).
+TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "boundary", "lines"
 FLUSH: Final = "flush"
 # SQS's limit for one message, body and attributes together (and for one SendMessageBatch call in total).
 MESSAGE_MAX_BYTES = 256 * 1024
@@ -40,6 +43,7 @@ class OutgoingMessage:
     kind: Literal["event", "flush"] = "event"
     flush_at: int = 0
     delay_seconds: int = 0
+    line_count: int = 0  # a bundle's lines (attribute `lines`)
 
     @property
     def lines(self) -> list[str]:
@@ -62,6 +66,7 @@ class Decoded:
     kind: Literal["event", "flush"]
     body: str = ""
     flush_at: int = 0
+    line_count: int | None = None  # a bundle's `lines` attribute, when it has one
 
     @property
     def lines(self) -> list[str]:
@@ -85,12 +90,12 @@ def bundles(tenant_id: str, endpoint_id: str, lines: list[str]) -> list[Outgoing
     for line in lines:
         cost = len(line.encode()) + (1 if current else 0)
         if current and size + cost > BUNDLE_MAX_BYTES:
-            found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current)))
+            found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))
             current, size, cost = [], 0, len(line.encode())
         current.append(line)
         size += cost
     if current:
-        found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current)))
+        found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))
     return found
 
 
@@ -126,6 +131,8 @@ def _attributes(message: OutgoingMessage) -> dict[str, tuple[str, str]]:
     if message.kind == FLUSH:
         found[KIND] = ("String", FLUSH)
         found[FLUSH_AT] = ("Number", str(message.flush_at))
+    elif message.line_count:
+        found[LINES] = ("Number", str(message.line_count))
     return found
 
 
@@ -141,7 +148,8 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
     if attributes.get(KIND) == FLUSH:
         flush_at = attributes.get(FLUSH_AT, "")
         return Decoded(tenant_id, endpoint_id, FLUSH, flush_at=int(flush_at) if flush_at.isdigit() else 0)
-    return Decoded(tenant_id, endpoint_id, "event", body)
+    lines = attributes.get(LINES, "")
+    return Decoded(tenant_id, endpoint_id, "event", body, line_count=int(lines) if lines.isdigit() else None)
 
 
 def is_event_bundle(body: str) -> bool:

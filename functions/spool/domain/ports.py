@@ -118,6 +118,11 @@ class Leases(Protocol):
         """When the current flush lease for (endpoint, boundary) expires (epoch seconds), if one is held."""
 
 
+class VisibilityPort(Protocol):
+    def change_visibility(self, changes: list[tuple[str, int]]) -> None:
+        """Set each (receipt handle, seconds) message's visibility timeout. Best effort."""
+
+
 class Triggers(Protocol):
     def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
         """Enqueue a flush trigger that becomes visible after `delay_seconds` (at most 900)."""

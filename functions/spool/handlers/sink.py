@@ -13,9 +13,10 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spool.domain import messages
-from spool.domain.delivery import DeliveryReport, InboundRecord
+from spool.domain.delivery import DeliveryReport
+from spool.domain.planner import InboundRecord
 from spool.handlers.wiring import SinkServices, sink_services
-from spool.observability import NAMESPACE, logger, metrics, share_log_config, tracer
+from spool.observability import NAMESPACE, SERVICE, logger, share_log_config, tracer
 
 share_log_config()
 
@@ -35,33 +36,28 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
         accepted_at=int(system["SentTimestamp"]) / 1000,
         receive_count=int(system["ApproximateReceiveCount"]),
         kind=message.kind,
-        boundary=message.flush_at,
+        flush_at=message.flush_at,
+        line_count=message.line_count,
     )
 
 
 def emit_metrics(report: DeliveryReport) -> None:
-    """Totals on the function's metrics, and the same figures per endpoint (dimension `endpointId`)."""
-    totals = dict.fromkeys(("EventsWritten", "ObjectsWritten", "HeldBack", "DeliveryFailures"), 0)
+    """One EMF document per endpoint, its figures under two dimension sets: `service` (the totals; CloudWatch
+    sums the documents) and `service` + `endpointId`. One document instead of one per endpoint plus one of
+    totals halves the metric lines of the common one-endpoint invocation (log bytes and sink CPU, B1)."""
     for endpoint_id, outcome in report.endpoints.items():
-        figures = {
-            "EventsWritten": outcome.events_written,
-            "ObjectsWritten": outcome.objects_written,
-            "HeldBack": outcome.held,
-            "DeliveryFailures": outcome.failed,
-        }
         per_endpoint = EphemeralMetrics(namespace=NAMESPACE)
-        per_endpoint.add_dimension(name="endpointId", value=endpoint_id)
-        for name, value in figures.items():
-            totals[name] += value
-            per_endpoint.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        per_endpoint.add_dimensions(service=SERVICE, endpointId=endpoint_id)
+        per_endpoint.add_metric(name="EventsWritten", unit=MetricUnit.Count, value=outcome.events_written)
+        per_endpoint.add_metric(name="ObjectsWritten", unit=MetricUnit.Count, value=outcome.objects_written)
+        per_endpoint.add_metric(name="HeldBack", unit=MetricUnit.Count, value=outcome.held)
+        per_endpoint.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=outcome.failed)
         per_endpoint.flush_metrics()
         if outcome.error:
             logger.warning(
                 "delivery failed",
                 extra={"endpointId": endpoint_id, "error": outcome.error, "failed": outcome.failed},
             )
-    for name, value in totals.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def handle_batch(event: dict[str, Any], context: LambdaContext, services: SinkServices) -> dict[str, Any]:
@@ -73,14 +69,13 @@ def handle_batch(event: dict[str, Any], context: LambdaContext, services: SinkSe
     # The sink decides per batch (coalescing needs every record at once), so Powertools' BatchProcessor would
     # only walk the records again to format this answer; it is built directly (STYLE.md, item 5). An empty
     # list acknowledges everything; all records held back is the normal case at low traffic, not an error.
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(report.retry)]}
+    return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record, _ in report.handed_back]}
 
 
 def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """The sink entry point over the services `services()` returns (built on first use)."""
 
     @logger.inject_lambda_context
-    @metrics.log_metrics
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         built = services()

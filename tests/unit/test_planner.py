@@ -1,0 +1,183 @@
+"""The sink's rules (docs/delivery.md, Batching and hold-back), one test per rule, on the pure planner
+(domain/planner.py): records and what is staged in, steps and one decision per record out."""
+
+from __future__ import annotations
+
+from spool.domain import planner
+from spool.domain.naming import ndjson_line
+from spool.domain.planner import FoundFlush, HandBack, Hold, InboundRecord, Plan, Rules, Write, plan, triage
+from spool.domain.ports import StagedBundle
+
+NOW = 1_776_162_600.0
+EP = "ep_a"
+RULES = Rules(retry_base_seconds=10, retry_max_seconds=900)
+
+
+def line(n: int) -> str:
+    return ndjson_line(f"evt_{n:028x}", "order.created", {"n": n}, "2026-04-14T10:30:00.000Z")
+
+
+def bundle(name: str, lines: range, *, accepted_at: float = NOW - 1, receive_count: int = 1) -> InboundRecord:
+    body = "\n".join(line(n) for n in lines)
+    return InboundRecord(
+        name, f"rh-{name}", "ten_a", EP, body, accepted_at, receive_count=receive_count, line_count=len(lines)
+    )
+
+
+def trigger(name: str, flush_at: int, *, receive_count: int = 1) -> InboundRecord:
+    return InboundRecord(
+        name, f"rh-{name}", "ten_a", EP, "flush", flush_at - 60, receive_count=receive_count, kind="flush",
+        flush_at=flush_at,
+    )  # fmt: skip
+
+
+def decide(
+    records: list[InboundRecord], flushes: list[FoundFlush] | None = None, *, batch_size: int = 10, rules: Rules = RULES
+) -> Plan:
+    return plan(EP, batch_size, 60, triage(records, NOW), flushes or [], NOW, rules)
+
+
+def decisions(decided: Plan) -> dict[str, str]:
+    """Every record's one decision: the step that acknowledges it, 'ack', or 'back N'."""
+    found: dict[str, str] = {}
+
+    def put(record: InboundRecord, decision: str) -> None:
+        assert record.message_id not in found, f"{record.message_id} decided twice"
+        found[record.message_id] = decision
+
+    for i, step in enumerate(decided.steps):
+        for record in step.settles:
+            put(record, f"step {i}")
+        for record in step.clearing if isinstance(step, Write) else []:
+            put(record, f"step {i} cleared")
+    for record in decided.acknowledged:
+        put(record, "ack")
+    for back in decided.handed_back:
+        put(back.record, f"back {back.seconds}")
+    return found
+
+
+def lines_of(step: Write) -> list[str]:
+    return [text_line for text, count in step.blocks if count for text_line in text.split("\n")]
+
+
+def test_full_objects_are_written_at_once_and_acknowledge_their_bundles() -> None:
+    a, b = bundle("a", range(0, 6)), bundle("b", range(6, 10))
+    decided = decide([a, b])
+    [write] = decided.steps
+    assert isinstance(write, Write) and lines_of(write) == [line(n) for n in range(10)]
+    assert decisions(decided) == {"a": "step 0", "b": "step 0"}
+
+
+def test_a_remainder_is_held_for_the_next_flush_time_and_its_bundles_acknowledged_once_held() -> None:
+    a, b = bundle("a", range(0, 8)), bundle("b", range(8, 13))
+    decided = decide([a, b])
+    write, hold = decided.steps
+    assert isinstance(write, Write) and lines_of(write) == [line(n) for n in range(10)]
+    assert isinstance(hold, Hold) and hold.lines == [line(n) for n in range(10, 13)]
+    assert hold.flush_at == planner.hold_flush_at(EP, 60, NOW)
+    # `b` straddles the cut: its first lines are in the full object, the rest are held, so the hold settles it.
+    assert decisions(decided) == {"a": "step 0", "b": "step 1"}
+
+
+def test_lines_are_planned_in_acceptance_order_whatever_the_arrival_order() -> None:
+    late, early = bundle("late", range(5, 10), accepted_at=NOW - 1), bundle("early", range(0, 5), accepted_at=NOW - 2)
+    [write] = decide([late, early]).steps
+    assert isinstance(write, Write) and lines_of(write) == [line(n) for n in range(10)]
+
+
+def test_a_retried_remainder_is_written_at_once_never_held_twice() -> None:
+    decided = decide([bundle("a", range(3), receive_count=2)])
+    [write] = decided.steps
+    assert isinstance(write, Write) and lines_of(write) == [line(n) for n in range(3)]
+    assert decisions(decided) == {"a": "step 0"}
+
+
+def test_with_hold_back_off_a_remainder_is_written_at_once() -> None:
+    decided = decide([bundle("a", range(3))], rules=Rules(hold_back=False))
+    assert [type(step) for step in decided.steps] == [Write]
+
+
+def test_a_message_that_is_not_a_bundle_is_handed_back_after_the_base_back_off_and_counts_as_failed() -> None:
+    odd = InboundRecord("odd", "rh-odd", "ten_a", EP, "not json", NOW - 1)
+    decided = decide([odd, bundle("a", range(10))])
+    assert decisions(decided) == {"odd": "back 10", "a": "step 0"}
+    assert decided.failed == 1 and decided.error == planner.ODD_MESSAGE
+
+
+def test_a_bundle_without_the_line_count_is_checked_line_by_line() -> None:
+    good = InboundRecord("good", "rh", "ten_a", EP, f"{line(1)}\n{line(2)}", NOW)
+    forged = InboundRecord("forged", "rh", "ten_a", EP, f"{line(1)}\nnot a line\n{line(2)}", NOW)
+    assert good.is_bundle and good.count == 2
+    assert not forged.is_bundle
+
+
+def test_an_early_trigger_is_handed_back_until_its_flush_time() -> None:
+    decided = decide([trigger("t", int(NOW) + 3600)])
+    assert decisions(decided) == {"t": "back 3600"}
+    assert not decided.steps
+
+
+def test_a_trigger_within_the_slack_of_its_time_is_due() -> None:
+    found = triage([trigger("t", int(NOW + planner.DUE_SLACK_SECONDS))], NOW)
+    assert list(found.due) == [int(NOW + planner.DUE_SLACK_SECONDS)] and not found.early
+
+
+def test_a_due_flush_writes_what_is_staged_with_the_remainder_and_acknowledges_the_trigger_after_clean_up() -> None:
+    due = int(NOW)
+    staged = {due: [StagedBundle("s1", [line(100), line(101)])]}
+    t, a = trigger("t", due), bundle("a", range(2))
+    decided = decide([t, a], [FoundFlush(due, leased=True, staged=staged)])
+    [write] = decided.steps
+    assert isinstance(write, Write)
+    assert lines_of(write) == [line(100), line(101), line(0), line(1)]
+    assert write.clears == staged
+    assert decisions(decided) == {"a": "step 0", "t": "step 0 cleared"}
+
+
+def test_staged_bundles_marked_written_are_removed_not_written_again() -> None:
+    due = int(NOW)
+    staged = {due: [StagedBundle("s1", [line(100)], written=True), StagedBundle("s2", [line(101)])]}
+    [write] = decide([trigger("t", due)], [FoundFlush(due, leased=True, staged=staged)]).steps
+    assert isinstance(write, Write) and lines_of(write) == [line(101)] and write.clears == staged
+
+
+def test_a_due_flush_with_nothing_staged_acknowledges_its_triggers_and_the_remainder_is_held() -> None:
+    due = int(NOW)
+    decided = decide([trigger("t1", due), trigger("t2", due), bundle("a", range(2))], [FoundFlush(due, True, {})])
+    assert [type(step) for step in decided.steps] == [Hold]
+    assert decisions(decided) == {"t1": "ack", "t2": "ack", "a": "step 0"}
+
+
+def test_a_trigger_finding_the_lease_taken_comes_back_before_the_lease_can_expire() -> None:
+    due = int(NOW)
+    decided = decide([trigger("t", due, receive_count=3)], [FoundFlush(due, False, {}, lease_until=NOW + 7)])
+    # 5 s doubling per receive would be 20 s; the lease is free after 7.
+    assert decided.handed_back == [HandBack(trigger("t", due, receive_count=3), 8, False)]
+
+
+def test_the_remainder_goes_with_the_first_flush_that_writes() -> None:
+    first, second = int(NOW) - 1, int(NOW)
+    flushes = [
+        FoundFlush(first, True, {first: [StagedBundle("s1", [line(100)])]}),
+        FoundFlush(second, True, {second: [StagedBundle("s2", [line(200)])]}),
+    ]
+    decided = decide([trigger("t1", first), trigger("t2", second), bundle("a", range(1))], flushes)
+    one, two = decided.steps
+    assert isinstance(one, Write) and lines_of(one) == [line(100), line(0)]
+    assert isinstance(two, Write) and lines_of(two) == [line(200)]
+    assert decisions(decided) == {"a": "step 0", "t1": "step 0 cleared", "t2": "step 1 cleared"}
+
+
+def test_a_due_time_an_earlier_flush_took_with_it_is_acknowledged_with_that_flush_not_before() -> None:
+    first, later = int(NOW) - 1, int(NOW)
+    taken = {first: [StagedBundle("s1", [line(100)])], later: [StagedBundle("s2", [line(200)])]}
+    flushes = [FoundFlush(first, True, taken), FoundFlush(later, True, {})]
+    decided = decide([trigger("t1", first), trigger("t2", later)], flushes)
+    [write] = decided.steps
+    assert isinstance(write, Write) and lines_of(write) == [line(100), line(200)]
+    assert decisions(decided) == {"t1": "step 0 cleared", "t2": "step 0 cleared"}
+
+
+def test_back_off_doubles_with_each_receive_up_to_the_maximum() -> None:
+    assert [planner.back_off(n, RULES) for n in (1, 2, 3, 8)] == [10, 20, 40, 900]
