@@ -34,10 +34,11 @@ $(NODE_STAMP): package.json package-lock.json
 
 bootstrap: $(STAMP) $(NODE_STAMP) ## install Python deps (from the lockfile) and the CDK CLI
 
-lock: ## re-resolve dependencies and rewrite requirements.lock and functions/requirements.txt
+lock: ## re-resolve dependencies and rewrite requirements.lock and functions/requirements*.txt
 	uv lock --python "$(PY313)"
 	uv export -q --format requirements-txt --no-emit-project --all-groups -o requirements.lock
 	uv export -q --format requirements-txt --no-emit-project --no-default-groups --no-hashes -o functions/requirements.txt
+	uv export -q --format requirements-txt --no-emit-project --no-default-groups --only-group parquet --no-hashes -o functions/requirements-parquet.txt
 
 lint: $(STAMP) ## ruff lint + format check, mypy on functions/ and infra/
 	$(VENV)/bin/ruff check .

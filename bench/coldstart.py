@@ -9,6 +9,10 @@ not move when the other core is busy; wall time is reported beside it.
 A second set of runs imports with no bytecode cache at all (an empty PYTHONPYCACHEPREFIX, nothing written):
 that is a cold start from Spool's asset as bundled today, which leaves out every .pyc (infra/spool_infra/
 bundling.py) while Lambda's /var/task is read-only, so every module is compiled again on every cold start.
+
+`sink_parquet` is the cold start of a sink whose first flush is for a Parquet endpoint: the handler module
+and then pyarrow (imported only then, domain/encoding.py). Its ratio to `sink` is in more_figures
+(B3_sink_parquet_vs_sink); B3 itself stays the worst of api and sink.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ CASES = {
     "boto3": "import boto3",
     "api": "import spool.handlers.api",
     "sink": "import spool.handlers.sink",
+    "sink_parquet": "import spool.handlers.sink, pyarrow, pyarrow.parquet",
 }
+HANDLERS = ("api", "sink")
 
 
 def lambda_environment() -> dict[str, str]:
@@ -82,8 +88,10 @@ def measure(cases: dict[str, str], env: dict[str, str], runs: int, *, warm_up: b
         "runs": runs,
         "cpu_ms": {name: round(value * 1000, 1) for name, value in median_cpu.items()},
         "wall_ms": {name: round(value * 1000, 1) for name, value in median_wall.items()},
-        "ratio_cpu": {name: round(median_cpu[name] / median_cpu["boto3"], 3) for name in ("api", "sink")},
-        "ratio_wall": {name: round(median_wall[name] / median_wall["boto3"], 3) for name in ("api", "sink")},
+        "ratio_cpu": {name: round(median_cpu[name] / median_cpu["boto3"], 3) for name in HANDLERS},
+        "ratio_wall": {name: round(median_wall[name] / median_wall["boto3"], 3) for name in HANDLERS},
+        "parquet_vs_sink_cpu": round(median_cpu["sink_parquet"] / median_cpu["sink"], 3),
+        "parquet_vs_sink_wall": round(median_wall["sink_parquet"] / median_wall["sink"], 3),
     }
 
 
@@ -94,4 +102,11 @@ def run_b3(*, runs: int) -> tuple[float, dict[str, Any]]:
         uncached = env | {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty}
         cases = {name: code for name, code in CASES.items() if name != "python"}
         detail["without_bytecode_cache"] = measure(cases, uncached, max(3, runs // 2), warm_up=False)
+    detail["figures"] = {
+        "B3_sink_parquet_vs_sink": detail["parquet_vs_sink_cpu"],
+        # Loading pyarrow's shared libraries is mostly reading files: wall time shows it more than CPU.
+        "B3_sink_parquet_vs_sink_wall": detail["parquet_vs_sink_wall"],
+        "B3_sink_parquet_import_cpu_ms": detail["cpu_ms"]["sink_parquet"],
+        "B3_sink_parquet_vs_sink_without_bytecode_cache": detail["without_bytecode_cache"]["parquet_vs_sink_cpu"],
+    }
     return max(detail["ratio_cpu"].values()), detail

@@ -1,7 +1,8 @@
 """B1 and B2: handler CPU time per event against the bare references, in this process.
 
 B1 calls the real sink entry point (`spool.handlers.sink.lambda_handler`, Powertools decorators included)
-with its services built over fakes and a counting store; B2 calls the real api entry point
+with its services built over fakes and a counting store (NDJSON endpoints, and a Parquet endpoint against
+a reference that writes the same Parquet file with pyarrow directly); B2 calls the real api entry point
 (`spool.handlers.api.lambda_handler`) with a batch of 100 events, its SQS adapter over a stub client.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from bench import stubs
 from bench.common import measure_ratio, patched
-from bench.reference import reference_ingest, reference_sink
+from bench.reference import reference_ingest, reference_sink, reference_sink_parquet
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
 
@@ -21,6 +22,8 @@ from spool.local.lambda_context import FakeContext
 # endpoint, so all is written. The first case is the figure (B1_sink_vs_reference: 1,000 events in 100-event
 # bundles, what 100-event requests give); the single-event cases are the worst case, in more_figures.
 SINK_CASES = [(1000, 1, 100), (5000, 5, 100), (100, 1, 1), (1000, 1, 1), (5000, 1, 1)]
+# The first case again for a Parquet endpoint (B1_sink_vs_reference_parquet in more_figures).
+PARQUET_CASES = [(1000, 1, 100)]
 INGEST_EVENTS = 100
 
 
@@ -29,27 +32,40 @@ def run_b1(*, rounds: int) -> tuple[float, dict[str, Any]]:
     microseconds per event)."""
     from spool.handlers import sink
 
-    cases: dict[str, Any] = {}
-    context = FakeContext("spool-sink", timeout_seconds=900)
-    for count, spread, per_message in SINK_CASES:
-        ids = [f"ep_{n:028x}" for n in range(spread)]
-        store = stubs.CountingStore()
-        services, _, queue = stubs.sink_services([stubs.endpoint(i, batch_size=count // spread) for i in ids], store)
-        event = stubs.sqs_event(count, ids, per_message=per_message)
-        with patched(sink, "sink_services", lambda services=services: services), _quiet():
-            answer = sink.lambda_handler(event, context)
-            if answer.get("batchItemFailures") or queue.flushes or store.puts != spread:
-                raise RuntimeError(f"the sink did not write the {count}-event batch in full: {answer}")
-            ratio = measure_ratio(
-                lambda event=event: sink.lambda_handler(event, context),
-                lambda event=event, store=store: reference_sink(event, store),
-                rounds=rounds,
-            )
-        cases[f"{count}x{spread}ep/{per_message}"] = ratio.as_dict(per=count)
+    cases = {name: _sink_case(sink, case, rounds, parquet=False) for name, case in _named(SINK_CASES)}
+    parquet = {name: _sink_case(sink, case, rounds, parquet=True) for name, case in _named(PARQUET_CASES)}
     first = next(iter(cases.values()))["ratio"]
     worst = max(case["ratio"] for case in cases.values())
-    figures = {"B1_sink_vs_reference_worst_case": round(worst, 3)}
-    return first, {"cases": cases, "unit": "CPU microseconds per event (thread time)", "figures": figures}
+    figures = {
+        "B1_sink_vs_reference_worst_case": round(worst, 3),
+        "B1_sink_vs_reference_parquet": round(next(iter(parquet.values()))["ratio"], 3),
+    }
+    detail = {"cases": cases, "parquet_cases": parquet, "unit": "CPU microseconds per event (thread time)"}
+    return first, detail | {"figures": figures}
+
+
+def _named(cases: list[tuple[int, int, int]]) -> list[tuple[str, tuple[int, int, int]]]:
+    return [(f"{count}x{spread}ep/{per_message}", (count, spread, per_message)) for count, spread, per_message in cases]
+
+
+def _sink_case(sink: Any, case: tuple[int, int, int], rounds: int, *, parquet: bool) -> dict[str, Any]:
+    """One case: the handler once (checking it wrote everything), then handler vs reference."""
+    count, spread, per_message = case
+    context = FakeContext("spool-sink", timeout_seconds=900)
+    ids = [f"ep_{n:028x}" for n in range(spread)]
+    store = stubs.CountingStore()
+    endpoints = [stubs.endpoint(i, batch_size=count // spread, parquet=parquet) for i in ids]
+    services, _, queue = stubs.sink_services(endpoints, store)
+    event = stubs.sqs_event(count, ids, per_message=per_message)
+    reference = reference_sink_parquet if parquet else reference_sink
+    with patched(sink, "sink_services", lambda: services), _quiet():
+        answer = sink.lambda_handler(event, context)
+        if answer.get("batchItemFailures") or queue.flushes or store.puts != spread:
+            raise RuntimeError(f"the sink did not write the {count}-event batch in full: {answer}")
+        ratio = measure_ratio(
+            lambda: sink.lambda_handler(event, context), lambda: reference(event, store), rounds=rounds
+        )
+    return ratio.as_dict(per=count)
 
 
 def run_b2(*, rounds: int) -> tuple[float, dict[str, Any]]:

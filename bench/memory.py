@@ -4,7 +4,8 @@ The event is built as Lambda's event source mapping delivers it (records of ~1 K
 invocation payload), kept as the JSON text the runtime receives and parsed from it, then handed to the real
 sink entry point over the in-memory stubs; the endpoint's batchSize takes the whole batch, so it is written
 as one object (the most the sink holds at once). Peak RSS is what Lambda reports as "Max Memory Used";
-tracemalloc's peak is the Python heap the invocation itself allocated.
+tracemalloc's peak is the Python heap the invocation itself allocated. `--parquet` makes the endpoint write
+Parquet (pyarrow is imported by that flush, as in a deployed sink, and counts in the peak).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> int:
     from spool.local.lambda_context import FakeContext
 
     trace = "--trace" in sys.argv
+    parquet = "--parquet" in sys.argv
     endpoint_id = "ep_" + "0" * 28
     baseline = rss_mb()
 
@@ -59,7 +61,7 @@ def main() -> int:
     count = len(records)
     del records
     store = stubs.CountingStore()
-    services, _, queue = stubs.sink_services([stubs.endpoint(endpoint_id, batch_size=count)], store)
+    services, _, queue = stubs.sink_services([stubs.endpoint(endpoint_id, batch_size=count, parquet=parquet)], store)
     sink.sink_services = lambda: services  # this process exists only for this measurement
     event = json.loads(payload)  # the runtime keeps the received bytes alive while the handler runs
     before = rss_mb()
@@ -80,6 +82,7 @@ def main() -> int:
                 "payload_mb": round(len(payload) / 2**20, 2),
                 "records": len(event["Records"]),
                 "object_mb": round(store.bytes_written / 2**20, 2),
+                "format": "parquet" if parquet else "ndjson",
             }
         )
     )

@@ -54,6 +54,11 @@ def _b1(d: dict[str, Any]) -> list[str]:
         spread, _, per_message = rest.partition("/")
         label = f"{int(count):,} events, {spread.removesuffix('ep')} endpoint(s), {per_message or 1}/message"
         rows.append(f"   {label:<44} {f['subject_us']:>9.2f} {f['reference_us']:>10.2f} {f['ratio']:>7.2f}")
+    for case, f in d.get("parquet_cases", {}).items():
+        count, rest = case.split("x")
+        spread, _, per_message = rest.partition("/")
+        label = f"Parquet: {int(count):,} events, {spread.removesuffix('ep')} endpoint(s), {per_message}/message"
+        rows.append(f"   {label:<44} {f['subject_us']:>9.2f} {f['reference_us']:>10.2f} {f['ratio']:>7.2f}")
     return rows
 
 
@@ -80,6 +85,12 @@ def _b3(d: dict[str, Any]) -> list[str]:
             f"   no .pyc (as bundled today, median of {nc['runs']}): boto3 {nc['cpu_ms']['boto3']:.0f}, "
             f"api {nc['cpu_ms']['api']:.0f} ({nc['ratio_cpu']['api']:.2f}x), "
             f"sink {nc['cpu_ms']['sink']:.0f} ({nc['ratio_cpu']['sink']:.2f}x) CPU ms"
+        )
+    if "sink_parquet" in cpu:
+        rows.append(
+            f"   sink + pyarrow (first Parquet flush) {cpu['sink_parquet']:.0f}/{wall['sink_parquet']:.0f} "
+            f"= {d['parquet_vs_sink_cpu']:.2f}x the sink's CPU"
+            + (f"; no .pyc {nc['cpu_ms']['sink_parquet']:.0f} ({nc['parquet_vs_sink_cpu']:.2f}x)" if nc else "")
         )
     return rows
 
@@ -163,6 +174,14 @@ def _b7(d: dict[str, Any]) -> list[str]:
         f"B7 sink with a {d['payload_mb']:.1f} MB batch ({d['records']:,} records, one {d['object_mb']:.1f} MB object)",
         f"   peak RSS {d['peak_rss_mb']:.1f} MB: after imports {d['baseline_rss_mb']:.1f}, with the event "
         f"{d['rss_with_event_mb']:.1f}; Python heap peak inside the handler {d['handler_heap_peak_mb']:.1f} MB",
+        *(
+            [
+                f"   Parquet endpoint: peak RSS {p['peak_rss_mb']:.1f} MB (after imports {p['baseline_rss_mb']:.1f}), "
+                f"one {p['object_mb']:.1f} MB object; heap peak inside the handler {p['handler_heap_peak_mb']:.1f} MB"
+            ]
+            if (p := d.get("parquet"))
+            else []
+        ),
     ]
 
 

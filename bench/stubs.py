@@ -124,7 +124,10 @@ def payload(n: int, size: int = EVENT_BYTES) -> dict[str, Any]:
     return body
 
 
-def endpoint(endpoint_id: str, *, batch_size: int, tenant_id: str = TENANT, interval: int = 60) -> Endpoint:
+def endpoint(
+    endpoint_id: str, *, batch_size: int, tenant_id: str = TENANT, interval: int = 60, parquet: bool = False
+) -> Endpoint:
+    """A storage endpoint; `parquet` makes it write Parquet (snappy, the default codec) instead of NDJSON."""
     stamp = iso_timestamp(time.time() - 3600)
     return Endpoint(
         id=endpoint_id,
@@ -138,6 +141,7 @@ def endpoint(endpoint_id: str, *, batch_size: int, tenant_id: str = TENANT, inte
             region="us-east-1",
             batchSize=batch_size,
             flushIntervalSeconds=interval,
+            format="parquet" if parquet else "ndjson",
         ),
         createdAt=stamp,
         updatedAt=stamp,

@@ -92,6 +92,9 @@ class Api(Construct):
                 # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
                 names.ENV_SINK_ROLE_ARN: ingest.sink.role.role_arn,
                 names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
+                # Parquet endpoints are accepted when the sink's asset holds pyarrow (stack.py); the api's
+                # own asset does not, so it cannot find out by looking for the library.
+                names.ENV_PARQUET: str(settings.parquet).lower(),
             },
         )
         fn = self.handler.function

@@ -1,8 +1,10 @@
-"""Lambda code asset: functions/spool plus its pinned dependencies, bundled on this machine without Docker.
+"""Lambda code assets: functions/spool plus its pinned dependencies, bundled on this machine without Docker.
 
-The hook installs functions/requirements.txt as manylinux2014 wheels for CPython 3.13 and the function's
-architecture (aarch64 unless context `lambdaArchitecture` says x86_64) into the asset directory and copies
-the `spool` package next to them. Only wheels are accepted, so no C code is compiled here. The output depends
+The hook installs the asset's requirement files (functions/requirements.txt; the sink's asset adds
+functions/requirements-parquet.txt, pyarrow, unless context `parquet` is false) as manylinux_2_28 wheels
+for CPython 3.13 and the function's architecture (aarch64 unless context `lambdaArchitecture` says x86_64)
+into the asset directory and copies the `spool` package next to them. Only wheels are accepted, so no C
+code is compiled here. Parts of pyarrow the sink never loads are left out (`_UNUSED`). The output depends
 only on the source files and the pins:
 
 - console scripts (`bin/`), the installer's byte code and records that embed local paths are left out; byte
@@ -21,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -34,37 +36,63 @@ from spool_infra import names
 PYTHON_VERSION = "3.13"
 # Part of the asset hash: bump it when this hook's output changes for the same sources, or an existing
 # bundle in cdk.out would be reused.
-BUNDLE_FORMAT = 2
-# Lambda architecture -> (pip platform tag, uv --python-platform)
+BUNDLE_FORMAT = 3
+# Lambda architecture -> (pip platform tag, uv --python-platform). The python3.13 runtime is Amazon Linux
+# 2023 (glibc 2.34), so manylinux_2_28 wheels run there (and older manylinux ones, which both installers
+# still accept). pyarrow 26 publishes no manylinux2014 wheel, so the older tag would refuse it.
 PLATFORMS = {
-    "arm64": ("manylinux2014_aarch64", "aarch64-manylinux2014"),
-    "x86_64": ("manylinux2014_x86_64", "x86_64-manylinux2014"),
+    "arm64": ("manylinux_2_28_aarch64", "aarch64-manylinux_2_28"),
+    "x86_64": ("manylinux_2_28_x86_64", "x86_64-manylinux_2_28"),
 }
 # Left out of the asset: caches and compiled files.
 EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache")
 # Files pip/uv write that carry machine-specific paths or timestamps.
 _NON_DETERMINISTIC = ("bin", "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/direct_url.json")
+# Parts of the pyarrow wheel the sink never loads, left out of its asset (about 60 MB of its 170 MB: the
+# asset must stay under Lambda's 250 MB unzipped, docs/delivery.md). The sink only builds a table and
+# writes Parquet to memory (domain/encoding.py): no Arrow Flight, no Arrow's own S3 filesystem (optional in
+# pyarrow.fs), no C++ headers, Cython sources or tests, and not the unversioned copies of shared libraries
+# that only a linker reads (the wheel holds each three times; the modules need the `.so.NNNN` one).
+_UNUSED = (
+    "pyarrow/tests",
+    "pyarrow/include",
+    "pyarrow/src",
+    "pyarrow/includes",
+    "pyarrow/*.pxd",
+    "pyarrow/*.pyx",
+    "pyarrow/*.pxi",
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/_flight.*.so",
+    "pyarrow/libarrow_s3.so*",
+    "pyarrow/_s3fs.*.so",
+    "pyarrow/_pyarrow_cpp_tests.*.so",
+    "pyarrow/libarrow*.so",
+    "pyarrow/libarrow*.so.*.*.*",
+)
 
 
-def install_command(requirements: Path, target: Path, architecture: str) -> list[str]:
+def install_command(requirements: Sequence[Path], target: Path, architecture: str) -> list[str]:
     """The installer command: `uv pip` when uv is on PATH (what `make bootstrap` uses), else pip.
 
-    Both install exactly the pinned set (`--no-deps`: requirements.txt is the full export of the lockfile)
-    and only wheels for the target platform, whatever interpreter runs them.
+    Both install exactly the pinned set (`--no-deps`: each requirement file is a full export of the
+    lockfile, of the runtime dependencies or of one group) and only wheels for the target platform, whatever
+    interpreter runs them.
     """
     pip_platform, uv_platform = PLATFORMS[architecture]
+    files = [arg for path in requirements for arg in ("-r", str(path))]
     uv = shutil.which("uv")
     if uv:
         return [
             uv, "pip", "install", "--quiet", "--no-deps", "--no-compile-bytecode",
             "--python-platform", uv_platform, "--python-version", PYTHON_VERSION,
-            "--only-binary", ":all:", "--target", str(target), "-r", str(requirements),
+            "--only-binary", ":all:", "--target", str(target), *files,
         ]  # fmt: skip
     return [
         *_pip(), "install", "--quiet", "--no-deps", "--no-compile",
         "--disable-pip-version-check", "--platform", pip_platform, "--implementation", "cp",
         "--python-version", PYTHON_VERSION, "--only-binary=:all:", "--target", str(target),
-        "-r", str(requirements),
+        *files,
     ]  # fmt: skip
 
 
@@ -85,9 +113,14 @@ def _source_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def source_hash(functions_dir: Path, architecture: str) -> str:
-    """Hash of what decides the bundle: the package sources, the pins, the target platform."""
-    digest = hashlib.sha256(f"{BUNDLE_FORMAT} {PLATFORMS[architecture][0]} cp{PYTHON_VERSION}\n".encode())
+def source_hash(
+    functions_dir: Path, architecture: str, requirements: Sequence[str] = (names.REQUIREMENTS_FILE,)
+) -> str:
+    """Hash of what decides the bundle: the package sources, the pins, which requirement files it installs
+    (so the api's and the sink's assets differ), the target platform."""
+    digest = hashlib.sha256(
+        f"{BUNDLE_FORMAT} {PLATFORMS[architecture][0]} cp{PYTHON_VERSION} {' '.join(requirements)}\n".encode()
+    )
     for path in _source_files(functions_dir):
         digest.update(path.relative_to(functions_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -95,7 +128,7 @@ def source_hash(functions_dir: Path, architecture: str) -> str:
 
 
 def _remove_non_deterministic(out: Path) -> None:
-    for pattern in _NON_DETERMINISTIC:
+    for pattern in (*_NON_DETERMINISTIC, *_UNUSED):
         for path in out.glob(pattern):
             if path.is_dir():
                 shutil.rmtree(path)
@@ -113,9 +146,12 @@ class LocalPythonBundler:
     where it is passed in).
     """
 
-    def __init__(self, functions_dir: Path, architecture: str) -> None:
+    def __init__(
+        self, functions_dir: Path, architecture: str, requirements: Sequence[str] = (names.REQUIREMENTS_FILE,)
+    ) -> None:
         self._functions_dir = functions_dir
         self._architecture = architecture
+        self._requirements = [functions_dir / name for name in requirements]
 
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
         out = Path(output_dir)
@@ -128,7 +164,7 @@ class LocalPythonBundler:
         return True
 
     def install(self, staging: Path) -> None:
-        command = install_command(self._functions_dir / names.REQUIREMENTS_FILE, staging, self._architecture)
+        command = install_command(self._requirements, staging, self._architecture)
         # The command is built from fixed arguments and repository paths, never from user input.
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
@@ -157,8 +193,14 @@ def precompile(staging: Path) -> None:
     )
 
 
-def lambda_code(functions_dir: Path, *, bundle: bool, architecture: str) -> lambda_.Code:
-    """The one code asset both functions share.
+def lambda_code(
+    functions_dir: Path,
+    *,
+    bundle: bool,
+    architecture: str,
+    requirements: Sequence[str] = (names.REQUIREMENTS_FILE,),
+) -> lambda_.Code:
+    """A code asset: the `spool` package and the dependencies of `requirements` (files in functions/).
 
     `bundle=False` is for the assertion tests: the raw directory (no dependencies) synthesizes in
     milliseconds, and the tests look at the template, not at the zip.
@@ -168,10 +210,10 @@ def lambda_code(functions_dir: Path, *, bundle: bool, architecture: str) -> lamb
     return lambda_.Code.from_asset(
         str(functions_dir),
         asset_hash_type=AssetHashType.CUSTOM,
-        asset_hash=source_hash(functions_dir, architecture),
+        asset_hash=source_hash(functions_dir, architecture, requirements),
         bundling=BundlingOptions(
             # Never pulled: the local hook always bundles (or fails loudly), so Docker is not needed.
             image=DockerImage.from_registry("local-bundling-only"),
-            local=cast(ILocalBundling, LocalPythonBundler(functions_dir, architecture)),
+            local=cast(ILocalBundling, LocalPythonBundler(functions_dir, architecture, requirements)),
         ),
     )

@@ -13,10 +13,11 @@ def stack_name(stage: str) -> str:
     return f"{APP_NAME}-{stage}"
 
 
-# Lambda code: one asset rooted at functions/ holding the `spool` package.
+# Lambda code: assets rooted at functions/ holding the `spool` package. The sink's adds pyarrow (Parquet).
 FUNCTIONS_DIR: Final = "functions"
 PACKAGE_DIR: Final = "spool"
 REQUIREMENTS_FILE: Final = "requirements.txt"
+PARQUET_REQUIREMENTS_FILE: Final = "requirements-parquet.txt"
 API_HANDLER: Final = "spool.handlers.api.lambda_handler"
 SINK_HANDLER: Final = "spool.handlers.sink.lambda_handler"
 
@@ -44,6 +45,8 @@ ENV_ENDPOINT_CACHE_SECONDS: Final = "SPOOL_ENDPOINT_CACHE_SECONDS"
 ENV_RETRY_BASE_SECONDS: Final = "SPOOL_RETRY_BASE_SECONDS"
 ENV_RETRY_MAX_SECONDS: Final = "SPOOL_RETRY_MAX_SECONDS"
 ENV_BATCHING_WINDOW_SECONDS: Final = "SPOOL_BATCHING_WINDOW_SECONDS"
+# Whether the sink can write Parquet (its asset holds pyarrow), told to the api, whose asset does not.
+ENV_PARQUET: Final = "SPOOL_PARQUET"
 
 # DynamoDB single table (functions/spool/adapters/dynamo.py).
 TABLE_PARTITION_KEY: Final = "pk"

@@ -25,10 +25,23 @@ class SpoolStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description=f"Spool {settings.stage}: webhook storage sink", **kwargs)
         self.settings = settings
-        code = lambda_code(REPO_ROOT / names.FUNCTIONS_DIR, bundle=settings.bundle, architecture=settings.architecture)
+        functions = REPO_ROOT / names.FUNCTIONS_DIR
+        code = lambda_code(functions, bundle=settings.bundle, architecture=settings.architecture)
+        # Only the sink writes objects, so only its asset carries the Parquet library (imported only by the
+        # flushes of Parquet endpoints); the api learns of it from SPOOL_PARQUET (api.py).
+        sink_code = (
+            lambda_code(
+                functions,
+                bundle=settings.bundle,
+                architecture=settings.architecture,
+                requirements=(names.REQUIREMENTS_FILE, names.PARQUET_REQUIREMENTS_FILE),
+            )
+            if settings.parquet
+            else code
+        )
 
         self.state = State(self, "State", settings=settings)
-        self.ingest = IngestSink(self, "Ingest", settings=settings, state=self.state, code=code)
+        self.ingest = IngestSink(self, "Ingest", settings=settings, state=self.state, code=sink_code)
         self.api = Api(self, "Api", settings=settings, state=self.state, ingest=self.ingest, code=code)
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, api=self.api, ingest=self.ingest)
         Tags.of(self).add("app", "spool")

@@ -11,12 +11,15 @@ path form `{AWS_ENDPOINT_URL}/_aws/execute-api/{ApiId}`); SPOOL_STORE_ENDPOINT (
 
 Steps: health check; a tenant and API key (the admin CLI when it is installed, else the same domain code
 in-process); a bucket in the emulator's S3; POST /api/v1/endpoints with the SPEC body; three events; then
-poll S3 with a deadline until every event is a line of an NDJSON object in the SPEC's format.
+poll S3 with a deadline until every event is a line of an NDJSON object in the SPEC's format. A Parquet
+endpoint (the api accepts it because the stack says the sink's asset holds pyarrow) gets two events of its
+own, which must come back as rows of `.parquet` objects the sink wrote with the bundled pyarrow.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -28,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow.parquet as pq
 
 BUCKET = "spool-deployed-test"
 PREFIX = "events/"
+PARQUET_PREFIX = "parquet/"
 FLUSH_SECONDS = 2
 OBJECT_DEADLINE_SECONDS = 60
 LINE_KEYS = ["id", "eventType", "payload", "createdAt"]
@@ -112,11 +117,23 @@ def parse_object(key: str, body: str) -> list[str]:
     return ids
 
 
-def object_keys(s3: Any) -> set[str]:
-    return {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])}
+def parse_parquet(key: str, body: bytes) -> list[str]:
+    """The event ids of one Parquet object, after checking its name and columns (docs/delivery.md)."""
+    if not key.endswith(".parquet"):
+        raise Failed(f"{key} is not named .parquet")
+    table = pq.read_table(io.BytesIO(body))
+    if table.column_names != ["id", "eventType", "createdAt", "payload"]:
+        raise Failed(f"{key}: columns {table.column_names}")
+    return [str(value) for value in table.column("id").to_pylist()]
 
 
-def wait_for_objects(s3: Any, event_ids: list[str], existing: set[str]) -> dict[str, list[str]]:
+def object_keys(s3: Any, prefix: str = PREFIX) -> set[str]:
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])}
+
+
+def wait_for_objects(
+    s3: Any, event_ids: list[str], existing: set[str], prefix: str = PREFIX, parquet: bool = False
+) -> dict[str, list[str]]:
     """Poll the bucket with a deadline until every event is in an object; return {key: event ids}.
 
     The emulator hands the sink one message at a time (it ignores the batching window), so the events
@@ -125,8 +142,9 @@ def wait_for_objects(s3: Any, event_ids: list[str], existing: set[str]) -> dict[
     deadline = time.monotonic() + OBJECT_DEADLINE_SECONDS
     objects: dict[str, list[str]] = {}
     while time.monotonic() < deadline:
-        for key in object_keys(s3) - existing - set(objects):
-            objects[key] = parse_object(key, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode())
+        for key in object_keys(s3, prefix) - existing - set(objects):
+            body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            objects[key] = parse_parquet(key, body) if parquet else parse_object(key, body.decode())
         written = [event_id for ids in objects.values() for event_id in ids]
         if sorted(written) == sorted(event_ids):
             return objects
@@ -152,6 +170,7 @@ def main(outputs_file: str, stack: str) -> None:
     if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=BUCKET)
     existing = object_keys(s3)
+    existing_parquet = object_keys(s3, PARQUET_PREFIX)
     storage_config: dict[str, Any] = {
         "provider": "s3",
         "bucket": BUCKET,
@@ -206,6 +225,20 @@ def main(outputs_file: str, stack: str) -> None:
     if role["sinkRoleArn"] != outputs["SinkRoleArn"] or role["externalId"] != with_role["storageConfig"]["externalId"]:
         raise Failed(f"aws-role does not name the deployed sink role {outputs['SinkRoleArn']}: {role['sinkRoleArn']}")
 
+    # Parquet: accepted by the api (SPOOL_PARQUET=true), written by the sink's bundled pyarrow.
+    parquet_config = storage_config | {"prefix": PARQUET_PREFIX, "format": "parquet", "parquetCodec": "zstd"}
+    parquet_body = endpoint_body | {
+        "url": f"s3://{BUCKET}/{PARQUET_PREFIX}",
+        "eventTypes": ["invoice.*"],
+        "storageConfig": parquet_config,
+    }
+    expect(*call(base, "POST", "/api/v1/endpoints", parquet_body, api_key), 201, "POST a Parquet endpoint")
+
+    parquet_ids = []
+    for n in range(2):
+        event = {"eventType": "invoice.paid", "payload": {"invoiceId": f"inv_{n}"}}
+        accepted = expect(*call(base, "POST", "/api/v1/events", event, api_key), 202, f"POST an invoice event #{n}")
+        parquet_ids.append(accepted["id"])
     event_ids = []
     for n in range(3):
         event = {"eventType": "order.created", "payload": {"orderId": f"ord_{n}"}}
@@ -215,6 +248,9 @@ def main(outputs_file: str, stack: str) -> None:
     objects = wait_for_objects(s3, event_ids, existing)
     for key, ids in sorted(objects.items()):
         log(f"s3://{BUCKET}/{key}: {len(ids)} event(s)")
+    parquet_objects = wait_for_objects(s3, parquet_ids, existing_parquet, PARQUET_PREFIX, parquet=True)
+    for key, ids in sorted(parquet_objects.items()):
+        log(f"s3://{BUCKET}/{key}: {len(ids)} row(s)")
     log(f"passed in {time.monotonic() - started:.1f}s")
 
 

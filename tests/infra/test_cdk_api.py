@@ -63,6 +63,7 @@ def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
         "SPOOL_SINK_FUNCTION_NAME",
         "SPOOL_SINK_ROLE_ARN",
         "SPOOL_ALLOW_INSECURE_ENDPOINTS",
+        "SPOOL_PARQUET",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -71,6 +72,11 @@ def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "spool-api"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
     assert env["SPOOL_ALLOW_INSECURE_ENDPOINTS"] == "false"
+    assert env["SPOOL_PARQUET"] == "true"
+
+
+def test_the_api_is_told_parquet_is_off_when_the_sink_is_built_without_it(synth_with: SynthFactory) -> None:
+    assert _api_function(synth_with({"parquet": False}))["Environment"]["Variables"]["SPOOL_PARQUET"] == "false"
 
 
 def test_api_environment_points_at_the_stack_resources(synth: Synth) -> None:

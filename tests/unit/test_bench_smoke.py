@@ -3,6 +3,7 @@ billing arithmetic holds (bench/). Fast and without sockets; the benchmarks them
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -11,7 +12,7 @@ from bench import stubs
 from bench.calls import Meter, sqs_units
 from bench.common import patched
 from bench.cost import firehose_per_million
-from bench.reference import reference_ingest, reference_sink
+from bench.reference import reference_ingest, reference_sink, reference_sink_parquet
 
 from spool.handlers import api, sink
 from spool.local.front import to_event
@@ -30,6 +31,28 @@ def test_reference_sink_writes_the_same_object_as_the_sink_handler() -> None:
     assert answer == reference == {"batchItemFailures": []}
     assert queue.flushes == []
     assert list(handled.bodies.values()) == list(referenced.bodies.values())
+
+
+@pytest.mark.parametrize("per_message", [1, 5])
+def test_reference_sink_parquet_writes_the_same_parquet_file_as_the_sink_handler(per_message: int) -> None:
+    import pyarrow.parquet as pq
+
+    handled, referenced = stubs.CountingStore(keep_bodies=True), stubs.CountingStore(keep_bodies=True)
+    services, _, queue = stubs.sink_services([stubs.endpoint("ep_a", batch_size=10, parquet=True)], handled)
+    event = stubs.sqs_event(10, ["ep_a"], per_message=per_message)
+
+    with patched(sink, "sink_services", lambda: services):
+        answer = sink.lambda_handler(event, FakeContext("spool-sink", timeout_seconds=900))
+    reference = reference_sink_parquet(event, referenced)
+
+    assert answer == reference == {"batchItemFailures": []}
+    assert queue.flushes == []
+    assert [key.rsplit(".", 1)[1] for key in handled.bodies] == ["parquet"] * len(referenced.bodies) == ["parquet"]
+    (written,), (expected,) = handled.bodies.values(), referenced.bodies.values()
+    table = pq.read_table(io.BytesIO(written))
+    assert table.num_rows == 10
+    assert table.equals(pq.read_table(io.BytesIO(expected)))
+    assert json.loads(table.column("payload")[0].as_py()) == stubs.payload(0)
 
 
 def test_reference_ingest_sends_the_same_sqs_entries_as_the_api_handler() -> None:

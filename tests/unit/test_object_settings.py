@@ -11,6 +11,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 
 from spool.adapters.stores import Stores, put_options
+from spool.config import ApiSettings
 from spool.domain import encoding, limits
 from spool.domain.models import Credentials, StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
@@ -138,6 +139,44 @@ def test_parquet_is_refused_where_the_deployment_cannot_write_it(
     monkeypatch.setattr(encoding.importlib.util, "find_spec", lambda name: None)
 
     assert_invalid(create(harness, format="parquet"), "storageConfig.format")
+
+
+def test_a_deployed_api_without_pyarrow_accepts_parquet_when_the_stack_says_the_sink_writes_it(
+    harness: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The api's asset has no pyarrow (only the sink's has it): SPOOL_PARQUET=true decides.
+    monkeypatch.setattr(encoding.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(harness.services.endpoints, "parquet", True)
+
+    assert created(create(harness, format="parquet"))["format"] == "parquet"
+
+
+def test_parquet_is_refused_when_the_stack_says_the_sink_cannot_write_it(
+    harness: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness.services.endpoints, "parquet", False)
+
+    message = assert_invalid(create(harness, format="parquet"), "storageConfig.format")
+
+    assert "not available" in message
+    assert created(create(harness, format="ndjson"))["format"] == "ndjson"
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("true", True), ("false", False), (None, None)])
+def test_the_api_reads_whether_parquet_is_available_from_spool_parquet(value: str | None, parsed: bool | None) -> None:
+    environ = {
+        "SPOOL_TABLE_NAME": "t",
+        "SPOOL_QUEUE_URL": "q",
+        "SPOOL_KMS_KEY_ID": "k",
+        "SPOOL_PEPPER_SECRET_ID": "p",
+        "SPOOL_DLQ_URL": "d",
+        "SPOOL_SINK_FUNCTION_NAME": "f",
+        "SPOOL_SINK_ROLE_ARN": "arn:aws:iam::123456789012:role/sink",
+    }
+    if value is not None:
+        environ["SPOOL_PARQUET"] = value
+
+    assert ApiSettings.from_env(environ).parquet is parsed
 
 
 def test_patch_changes_only_the_settings_given(harness: ApiHarness) -> None:

@@ -109,6 +109,9 @@ class EndpointService:
     clock: Clock = time.time
     # This deployment's sink role (the principal tenants' roles trust); the api has it, the sink needs it not.
     sink_role_arn: str | None = None
+    # Whether the sink can write Parquet. None: whether pyarrow is installed here (the local runtime, the
+    # sink); a deployed api is told (SPOOL_PARQUET), as only the sink's asset holds pyarrow.
+    parquet: bool | None = None
 
     def create(self, tenant_id: str, body: EndpointCreate) -> EndpointOut:
         config = body.storageConfig
@@ -310,8 +313,7 @@ class EndpointService:
             storageClass=config.storageClass,
         )
 
-    @staticmethod
-    def _check_layout(config: StorageConfigIn) -> None:
+    def _check_layout(self, config: StorageConfigIn) -> None:
         """Rules between the object settings (each field alone is checked by its model)."""
         if config.format == "parquet":
             if config.compression != "none":
@@ -319,7 +321,7 @@ class EndpointService:
                     "must be none with format parquet: Parquet compresses inside the file (parquetCodec)",
                     field="storageConfig.compression",
                 )
-            if not parquet_available():
+            if not (parquet_available() if self.parquet is None else self.parquet):
                 raise InvalidInput("parquet is not available in this deployment", field="storageConfig.format")
         if config.kmsKeyId is not None and config.serverSideEncryption != "aws:kms":
             raise InvalidInput("is used only with serverSideEncryption aws:kms", field="storageConfig.kmsKeyId")

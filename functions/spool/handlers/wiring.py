@@ -122,6 +122,7 @@ def build_api(settings: ApiSettings, session: boto3.session.Session | None = Non
             policy,
             settings.local_root,
             sink_role_arn=settings.sink_role_arn,
+            parquet=settings.parquet,
         ),
         ingest=IdempotentIngest(
             Ingest(repo, SqsQueue(sqs, settings.queue_url)),
