@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 import random
 from typing import Any
 
@@ -10,10 +12,11 @@ import pyarrow.parquet as pq
 import zstandard
 
 from spool.domain import limits
+from spool.domain.delivery import DeliveryReport
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.planner import InboundRecord
 from tests.unit.conftest import SinkHarness
-from tests.unit.test_delivery import TENANT, add_endpoint, store
+from tests.unit.test_delivery import TENANT, add_endpoint, staged_lines, store, trigger
 
 HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"
 
@@ -46,7 +49,7 @@ def typed_events(sink: SinkHarness, count: int, types: tuple[str, ...], pad: int
 
 
 def test_a_hive_parquet_endpoint_gets_one_object_per_type_under_partition_keys(sink_harness: SinkHarness) -> None:
-    add_endpoint(sink_harness, batch_size=6)
+    add_endpoint(sink_harness, batch_size=3)  # per type: 3 events of each type fill one object each
     configure(sink_harness, keyTemplate=HIVE, format="parquet")
 
     report = sink_harness.sink.deliver(typed_events(sink_harness, 6, ("a.b", "c.d")))
@@ -77,3 +80,59 @@ def test_a_capped_zstd_endpoint_splits_a_batch_with_the_next_counters(sink_harne
     lines = [ln for b in objects.values() for ln in zstandard.ZstdDecompressor().decompress(b).decode().splitlines()]
     assert len(lines) == 300
     assert report.endpoints["ep_a"].events_written == 300
+
+
+def flush_all_held(sink: SinkHarness) -> DeliveryReport:
+    """Move the clock to the last flush time held for and deliver every trigger sent."""
+    times = sorted({flush_at for _, _, flush_at, _ in sink.queue.flushes})
+    sink.clock[0] = times[-1]
+    return sink.sink.deliver([trigger("ep_a", t, name=f"flush{n}") for n, t in enumerate(times)])
+
+
+def objects_by_type(sink: SinkHarness) -> dict[str, list[list[str]]]:
+    found: dict[str, list[list[str]]] = {}
+    for key, body in store(sink).objects.items():
+        found.setdefault(key.split("/type=")[1].split("/")[0], []).append(body.decode().splitlines())
+    return found
+
+
+def test_with_event_type_in_the_template_batch_size_applies_per_type_hold_back_included(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=100)
+    configure(sink_harness, keyTemplate=HIVE)
+    records = typed_events(sink_harness, 3000, ("order.created", "order.paid", "refund.issued"))
+
+    for start in range(0, 3000, 350):  # invocations of 350 events: full objects per type, remainders held
+        assert not sink_harness.sink.deliver(records[start : start + 350]).retry
+    assert not flush_all_held(sink_harness).retry
+
+    found = objects_by_type(sink_harness)
+    assert set(found) == {"order.created", "order.paid", "refund.issued"}
+    assert sum(len(objects) for objects in found.values()) <= 3 * math.ceil(1000 / 100) + 3
+    for event_type, objects in found.items():
+        assert all(json.loads(line)["eventType"] == event_type for lines in objects for line in lines)
+        assert all(len(lines) <= 100 for lines in objects)
+    ids = [json.loads(line)["id"] for objects in found.values() for lines in objects for line in lines]
+    assert sorted(ids) == sorted(f"evt_{n}" for n in range(3000))
+    assert not staged_lines(sink_harness)
+
+
+def test_types_past_the_partition_bound_share_the_other_partition_and_none_is_lost(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    configure(sink_harness, keyTemplate=HIVE)
+    types = tuple(f"kind.t{n:02d}" for n in range(60))
+    records = typed_events(sink_harness, 600, types)  # 10 of each of 60 types
+
+    assert not sink_harness.sink.deliver(records).retry
+
+    found = objects_by_type(sink_harness)
+    assert limits.OTHER_PARTITION in found
+    assert len(found) == limits.TYPE_PARTITIONS_MAX + 1
+    assert {json.loads(line)["eventType"] for lines in found[limits.OTHER_PARTITION] for line in lines} == set(
+        types[limits.TYPE_PARTITIONS_MAX :]
+    )
+    ids = [json.loads(line)["id"] for objects in found.values() for lines in objects for line in lines]
+    assert sorted(ids) == sorted(f"evt_{n}" for n in range(600))

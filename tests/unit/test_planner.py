@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from spool.domain import planner
+from spool.domain.encoding import partition_names
 from spool.domain.naming import ndjson_line
 from spool.domain.planner import FoundFlush, HandBack, Hold, InboundRecord, Plan, Rules, Write, plan, triage
 from spool.domain.ports import StagedBundle
@@ -181,3 +182,21 @@ def test_a_due_time_an_earlier_flush_took_with_it_is_acknowledged_with_that_flus
 
 def test_back_off_doubles_with_each_receive_up_to_the_maximum() -> None:
     assert [planner.back_off(n, RULES) for n in (1, 2, 3, 8)] == [10, 20, 40, 900]
+
+
+def typed(name: str, types: list[str]) -> InboundRecord:
+    body = "\n".join(
+        ndjson_line(f"evt_{name}{n:024x}", t, {"n": n}, "2026-04-14T10:30:00.000Z") for n, t in enumerate(types)
+    )
+    return InboundRecord(name, f"rh-{name}", "ten_a", EP, body, NOW - 1, line_count=len(types))
+
+
+def test_with_event_types_in_the_key_each_type_fills_its_own_objects_and_the_rest_is_held() -> None:
+    a, b = typed("a", ["x.a"] * 4 + ["y.b"] * 2), typed("b", ["y.b"])
+    decided = plan(EP, 3, 60, triage([a, b], NOW), [], NOW, RULES, by_type=True)
+    write, hold = decided.steps
+    assert isinstance(write, Write) and isinstance(hold, Hold)
+    assert [partition_names([x]) for x in lines_of(write)] == [["x.a"]] * 3 + [["y.b"]] * 3
+    assert partition_names(hold.lines) == ["x.a"]
+    # `a` has a line held; every line of `b` is in a full object.
+    assert decisions(decided) == {"a": "step 1", "b": "step 0"}

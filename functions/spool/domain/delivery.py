@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from spool.domain import planner
-from spool.domain.encoding import EncodedObject, encode_blocks
+from spool.domain.encoding import EncodedObject, by_event_type, encode_blocks, encode_objects, partitions
 from spool.domain.endpoints import unseal
 from spool.domain.errors import SpoolError, StoreError
 from spool.domain.keys import object_key
@@ -212,7 +212,14 @@ class Sink:
         try:
             flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
             decided = planner.plan(
-                endpoint_id, settings.batchSize, settings.flushIntervalSeconds, found, flushes, now, self.rules
+                endpoint_id,
+                settings.batchSize,
+                settings.flushIntervalSeconds,
+                found,
+                flushes,
+                now,
+                self.rules,
+                by_type=by_event_type(settings),
             )
             failed = self._perform(target, decided, outcome)
         finally:
@@ -327,12 +334,22 @@ class Sink:
         endpoint's settings say: split further under maxObjectBytes and, with {eventType}, per type."""
         settings = target.endpoint.storage
         blocks = [block for block in blocks if block[1]]
+        if by_event_type(settings):
+            lines = [text_line for text, _ in blocks for text_line in text.split("\n")]
+            for event_type, group in partitions(lines).items():
+                for start in range(0, len(group), settings.batchSize):
+                    text = "\n".join(group[start : start + settings.batchSize])
+                    self._write_objects(target, encode_objects(settings, text, event_type), outcome)
+            return
         while blocks:
             chunk, blocks = planner.cut(blocks, settings.batchSize)
-            for obj in encode_blocks(settings, chunk):
-                outcome.keys.append(self._write(target, obj))
-                outcome.objects_written += 1
-                outcome.events_written += obj.count
+            self._write_objects(target, encode_blocks(settings, chunk), outcome)
+
+    def _write_objects(self, target: _Target, objects: list[EncodedObject], outcome: EndpointOutcome) -> None:
+        for obj in objects:
+            outcome.keys.append(self._write(target, obj))
+            outcome.objects_written += 1
+            outcome.events_written += obj.count
 
     def _write(self, target: _Target, obj: EncodedObject) -> str:
         """One object, under the first name with a free batch counter."""

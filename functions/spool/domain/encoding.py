@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
+from spool.domain import limits
 from spool.domain.errors import StoreError
 from spool.domain.naming import line_event_type, parse_line
 
@@ -53,8 +54,38 @@ def parquet_available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-def encode_objects(settings: StorageSettings, text: str) -> list[EncodedObject]:
+def partition_names(lines: list[str], bound: int = limits.TYPE_PARTITIONS_MAX) -> list[str]:
+    """Each line's partition, for an endpoint whose key template names {eventType}: its event type, or
+    `_other` for types after the first `bound` to appear (never dropped)."""
+    seen: set[str] = set()
+    names: list[str] = []
+    for line in lines:
+        event_type = line_event_type(line)
+        if event_type not in seen:
+            if len(seen) >= bound:
+                event_type = limits.OTHER_PARTITION
+            seen.add(event_type)
+        names.append(event_type)
+    return names
+
+
+def partitions(lines: list[str], bound: int = limits.TYPE_PARTITIONS_MAX) -> dict[str, list[str]]:
+    """Lines per partition (`partition_names`), partitions in order of first appearance, lines in order."""
+    groups: dict[str, list[str]] = {}
+    for line, name in zip(lines, partition_names(lines, bound), strict=True):
+        groups.setdefault(name, []).append(line)
+    return groups
+
+
+def by_event_type(settings: StorageSettings) -> bool:
+    """Whether each event type gets objects (and batches) of its own."""
+    return "{eventType}" in settings.keyTemplate
+
+
+def encode_objects(settings: StorageSettings, text: str, event_type: str | None = None) -> list[EncodedObject]:
     """The objects for the event lines in `text` (joined by "\\n", as the sink holds them), in order.
+    `event_type`: the partition all the lines belong to (from `partitions`); without it a template that names
+    {eventType} groups the lines by their own types.
 
     An endpoint with the default settings gets one NDJSON object of all the lines, exactly as before."""
     if not text:
@@ -68,7 +99,13 @@ def encode_objects(settings: StorageSettings, text: str) -> list[EncodedObject]:
             EncodedObject(_compress(settings.compression, text), text.count("\n") + 1, content_type, content_encoding)
         ]
     lines = text.split("\n")
-    groups = _by_event_type(lines) if by_type else {None: lines}
+    groups: dict[str | None, list[str]]
+    if event_type is not None:
+        groups = {event_type: lines}
+    elif by_type:
+        groups = {t: group for t, group in _by_event_type(lines).items()}
+    else:
+        groups = {None: lines}
     return [
         EncodedObject(body, count, content_type, content_encoding, event_type)
         for event_type, group in groups.items()
@@ -139,12 +176,9 @@ def parquet_body(lines: list[str], codec: str) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _by_event_type(lines: list[str]) -> dict[str | None, list[str]]:
-    """Lines per event type, types in order of first appearance, lines in order."""
-    groups: dict[str | None, list[str]] = {}
-    for line in lines:
-        groups.setdefault(line_event_type(line), []).append(line)
-    return groups
+def _by_event_type(lines: list[str]) -> dict[str, list[str]]:
+    """Lines per event type, types in order of first appearance, lines in order (unbounded)."""
+    return partitions(lines, bound=len(lines) + 1)
 
 
 def _fit(lines: list[str], encode: Encoder, cap: int | None) -> list[tuple[bytes, int]]:

@@ -9,6 +9,11 @@ FLUSH_INTERVAL_DEFAULT = 60
 # and bounds how long a remainder can wait.
 FLUSH_INTERVAL_MIN, FLUSH_INTERVAL_MAX = 1, 3_600
 EVENT_TYPES_MAX = 50
+# With {eventType} in the key template each event type is batched on its own: at most this many types per
+# endpoint and write get objects of their own, the rest share the `_other` one. EVENT_TYPES_MAX patterns of
+# exact types therefore always get one each; only wildcards can bring more.
+TYPE_PARTITIONS_MAX = 50
+OTHER_PARTITION = "_other"
 EVENT_TYPE_MAX_LEN = 128
 PREFIX_MAX_LEN = 512
 PAYLOAD_MAX_DEPTH = 32

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from spool.domain.encoding import partition_names
 from spool.domain.messages import is_event_bundle
 from spool.domain.ports import StagedBundle
 
@@ -231,12 +233,15 @@ def plan(
     flushes: list[FoundFlush],
     now: float,
     rules: Rules,
+    *,
+    by_type: bool = False,
 ) -> Plan:
     """The steps and decisions for one endpoint's records (see the module docstring). The rules, in order:
 
     - a message that is not an event bundle is handed back after the base back-off (it fails to the DLQ);
     - a trigger before its flush time is handed back until that time;
-    - the bundles' lines are written at once in objects of `batch_size`, as many full ones as they fill;
+    - the bundles' lines are written at once in objects of `batch_size`, as many full ones as they fill
+      (`by_type`: per event type, each type's own full objects);
     - a bundle whose lines all went into those objects is acknowledged when they are written; the others (a
       bundle may straddle the cut) belong to the remainder;
     - a due flush time whose lease another sink holds: its triggers come back when the lease may be free;
@@ -251,15 +256,7 @@ def plan(
     handed_back = [HandBack(r, rules.retry_base_seconds, failed=True) for r in found.odd]
     handed_back += [HandBack(t, min(MAX_VISIBILITY_SECONDS, math.ceil(t.flush_at - now)), False) for t in found.early]
 
-    blocks = [(r.body, r.count) for r in found.bundles]
-    total = sum(r.count for r in found.bundles)
-    full, rest = cut(blocks, total - total % batch_size)
-    written: list[InboundRecord] = []
-    remainder: list[InboundRecord] = []
-    end = 0
-    for r in found.bundles:
-        end += r.count
-        (written if end <= total - total % batch_size else remainder).append(r)
+    full, rest, written, remainder = (_cut_by_type if by_type else _cut)(found.bundles, batch_size)
     if full:
         steps.append(Write(full, written))
 
@@ -291,3 +288,44 @@ def plan(
             held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
             steps.append(Hold(hold_flush_at(endpoint_id, interval, now), held, remainder))
     return Plan(steps, acknowledged, handed_back, ODD_MESSAGE if found.odd else None)
+
+
+Cut = tuple[list[Block], list[Block], list[InboundRecord], list[InboundRecord]]
+
+
+def _cut(bundles: list[InboundRecord], batch_size: int) -> Cut:
+    """(full objects' lines, the remainder's, bundles all of whose lines are in the full ones, the others).
+    A bundle may straddle the cut: its first lines are written, the others go with the remainder."""
+    total = sum(r.count for r in bundles)
+    n = total - total % batch_size
+    full, rest = cut([(r.body, r.count) for r in bundles], n)
+    written: list[InboundRecord] = []
+    remainder: list[InboundRecord] = []
+    end = 0
+    for r in bundles:
+        end += r.count
+        (written if end <= n else remainder).append(r)
+    return full, rest, written, remainder
+
+
+def _cut_by_type(bundles: list[InboundRecord], batch_size: int) -> Cut:
+    """`_cut` per event type partition (encoding.partitions: at most TYPE_PARTITIONS_MAX types, the rest in
+    `_other`): each partition's full objects are written, the rest of every partition is the remainder."""
+    lines = [(i, text) for i, r in enumerate(bundles) for text in r.lines]
+    names = partition_names([text for _, text in lines])
+    room = {name: count - count % batch_size for name, count in Counter(names).items()}  # full lines each
+    full_lines: list[str] = []
+    rest_lines: list[str] = []
+    straddling: set[int] = set()
+    for (i, text), name in zip(lines, names, strict=True):
+        if room[name] > 0:
+            room[name] -= 1
+            full_lines.append(text)
+        else:
+            rest_lines.append(text)
+            straddling.add(i)
+    written = [r for i, r in enumerate(bundles) if i not in straddling]
+    remainder = [r for i, r in enumerate(bundles) if i in straddling]
+    full = [("\n".join(full_lines), len(full_lines))] if full_lines else []
+    rest = [("\n".join(rest_lines), len(rest_lines))] if rest_lines else []
+    return full, rest, written, remainder
