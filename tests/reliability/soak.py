@@ -353,11 +353,14 @@ def soak(runtime: Runtime, run: str) -> int:
         ]["ApproximateNumberOfMessages"]
     )
     delivery_errors = 0
+    error_messages: Counter[str] = Counter()
     listed = requests.get(f"{runtime.api_url}/api/v1/endpoints?limit=100", headers=headers(runtime), timeout=30).json()
     for item in listed["items"]:
         detail = requests.get(f"{runtime.api_url}/api/v1/endpoints/{item['id']}", headers=headers(runtime), timeout=30)
-        if (detail.json().get("delivery") or {}).get("lastError"):
+        last_error = (detail.json().get("delivery") or {}).get("lastError")
+        if last_error:
             delivery_errors += 1
+            error_messages[str(last_error)] += 1
     http_errors = sum(n for status, n in load.statuses.items() if status != "202")
 
     figures = {
@@ -390,6 +393,7 @@ def soak(runtime: Runtime, run: str) -> int:
         "drained_s_after_last_send": round(drained_after, 1),
         "dlq_messages": dlq,
         "endpoints_with_delivery_errors": delivery_errors,
+        "delivery_errors": dict(error_messages),
     }
     print()
     print(

@@ -21,7 +21,6 @@ from spool.domain.planner import (
     LEASE_RETRY_SECONDS,
     MAX_DELAY_SECONDS,
     InboundRecord,
-    next_flush_at,
     trigger_delay,
 )
 from spool.handlers.sink import to_inbound
@@ -132,10 +131,6 @@ def staged_lines(sink: SinkHarness, endpoint_id: str = "ep_a") -> list[str]:
     ]
 
 
-def flush_at_now(sink: SinkHarness, endpoint_id: str = "ep_a", interval: int = 60) -> int:
-    return next_flush_at(endpoint_id, interval, sink.clock[0])
-
-
 def deliver(sink: SinkHarness, *groups: list[InboundRecord]) -> DeliveryReport:
     return sink.sink.deliver([record for group in groups for record in group])
 
@@ -211,16 +206,18 @@ def test_delivery_status_records_the_flush(sink_harness: SinkHarness) -> None:
 # --- remainders are held back ----------------------------------------------------------------------------------
 
 
-def test_remainder_is_staged_with_one_flush_trigger_at_the_next_flush_time(sink_harness: SinkHarness) -> None:
+def test_remainder_is_staged_with_one_flush_trigger_an_interval_after_its_oldest_event(
+    sink_harness: SinkHarness,
+) -> None:
     add_endpoint(sink_harness, batch_size=3, interval=60)
     records = events(sink_harness, "ep_a", 7)
-    flush_at = flush_at_now(sink_harness)
+    flush_at = math.floor(records[6].accepted_at + 60)
 
     report = deliver(sink_harness, records)
 
     assert written(sink_harness) == [lines(records[:3]), lines(records[3:6])]
     assert [bundle for bundle in sink_harness.repo.staged[("ep_a", flush_at)].values()] == [lines(records[6:])]
-    assert sink_harness.queue.flushes == [(TENANT, "ep_a", flush_at, math.ceil(flush_at - sink_harness.clock[0]))]
+    assert sink_harness.queue.flushes == [(TENANT, "ep_a", flush_at, round(flush_at - sink_harness.clock[0]))]
     assert report.endpoints["ep_a"].held == 1
 
 
@@ -230,12 +227,12 @@ def test_a_flush_trigger_is_sent_the_batching_window_early_so_the_window_ends_at
     add_endpoint(sink_harness, batch_size=3, interval=60)
     sink_harness.sink.trigger_lead_seconds = 5
     sink_harness.clock[0] += 0.3
-    flush_at = flush_at_now(sink_harness)
+    records = events(sink_harness, "ep_a", 1)
 
-    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    deliver(sink_harness, records)
 
     (_, _, flush_at, delay) = sink_harness.queue.flushes[0]
-    assert flush_at == flush_at
+    assert flush_at == math.floor(records[0].accepted_at + 60)
     assert delay == round(flush_at - sink_harness.clock[0] - 5)
 
 
@@ -273,48 +270,98 @@ def test_remainder_below_batch_size_writes_no_object(sink_harness: SinkHarness) 
     assert staged_lines(sink_harness) == lines(records)
 
 
-def test_two_invocations_before_the_flush_time_stage_into_the_same_place(sink_harness: SinkHarness) -> None:
-    add_endpoint(sink_harness, batch_size=10, interval=60)
-    flush_at = flush_at_now(sink_harness)
-
-    deliver(sink_harness, events(sink_harness, "ep_a", 2))
+def test_a_remainder_too_late_for_a_trigger_to_come_back_in_time_is_written_at_once(
+    sink_harness: SinkHarness,
+) -> None:
+    # Interval 5 s, batching window 5 s, the events accepted 2 s ago: a trigger could be back up to 5 s
+    # later, well after the interval ends, so holding would only add a window.
+    add_endpoint(sink_harness, batch_size=10, interval=5)
+    sink_harness.sink.trigger_lead_seconds = 5
+    records = events(sink_harness, "ep_a", 2)
     sink_harness.clock[0] += 1
-    deliver(sink_harness, events(sink_harness, "ep_a", 3, first=2))
 
-    assert list(sink_harness.repo.staged) == [("ep_a", flush_at)]
-    assert len(sink_harness.repo.staged[("ep_a", flush_at)]) == 2
-    assert {f[2] for f in sink_harness.queue.flushes} == {flush_at}
+    report = deliver(sink_harness, records)
 
-
-def test_flush_time_is_strictly_after_now_and_at_most_one_interval_away() -> None:
-    for now in (1_776_162_600.0, 1_776_162_600.5, 1_776_162_659.999, 1_776_162_660.0, 1_776_170_000.25):
-        flush_at = next_flush_at("ep_a", 60, now)
-        assert now < flush_at <= now + 60
+    assert written(sink_harness) == [lines(records)]
+    assert sink_harness.repo.staged == {}
+    assert sink_harness.queue.flushes == []
+    assert report.retry == set()
 
 
-def test_flush_times_lie_on_a_per_endpoint_grid_of_the_interval() -> None:
-    times = {next_flush_at("ep_a", 60, 1_776_162_600 + t) for t in range(0, 600, 7)}
+def test_a_remainder_past_its_flush_time_is_still_held_when_the_window_is_short(sink_harness: SinkHarness) -> None:
+    # Window 1 s: the trigger, sent at once, is back within about the settle time, so holding still lets
+    # other invocations' remainders share the object.
+    add_endpoint(sink_harness, batch_size=10, interval=1)
+    sink_harness.sink.trigger_lead_seconds = 1
+    records = events(sink_harness, "ep_a", 2)
 
-    assert len(times) > 1
-    assert all((b - min(times)) % 60 == 0 for b in times)
+    deliver(sink_harness, records)
+
+    assert staged_lines(sink_harness) == lines(records)
+    assert [f[3] for f in sink_harness.queue.flushes] == [0]
 
 
-def test_every_instant_of_one_interval_picks_the_same_flush_time() -> None:
-    first = next_flush_at("ep_a", 60, 1_776_162_600.0)
+def test_a_trigger_arriving_up_to_the_batching_window_early_counts_as_due(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=60)
+    sink_harness.sink.trigger_lead_seconds = 5
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at - 5 - DUE_SLACK_SECONDS
 
-    assert {next_flush_at("ep_a", 60, first - 60 + t / 10) for t in range(600)} == {first}
+    report = deliver(sink_harness, [trigger("ep_a", flush_at)])
+
+    assert len(written(sink_harness)) == 1
+    assert report.retry == set()
 
 
-def test_endpoints_are_spread_over_the_interval_rather_than_flushing_together() -> None:
-    offsets = {next_flush_at(f"ep_{n}", 60, 1_776_162_600.0) for n in range(50)}
+def test_invocations_a_second_apart_hold_for_their_own_times_and_the_first_flush_writes_both(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=60)
+    first = events(sink_harness, "ep_a", 2)
+    deliver(sink_harness, first)
+    sink_harness.clock[0] += 1
+    second = events(sink_harness, "ep_a", 3, first=2)
+    deliver(sink_harness, second)
+    times = sorted(f[2] for f in sink_harness.queue.flushes)
+    assert times == [times[0], times[0] + 1]
+    sink_harness.clock[0] = times[0]
 
-    assert len(offsets) > 10
+    deliver(sink_harness, [trigger("ep_a", times[0])])
+    sink_harness.clock[0] = times[1]
+    later = deliver(sink_harness, [trigger("ep_a", times[1])])
+
+    assert written(sink_harness) == [lines(first + second)]
+    assert staged_lines(sink_harness) == []
+    assert later.retry == set()
+
+
+def test_a_flush_with_nothing_staged_for_its_time_leases_no_later_time(sink_harness: SinkHarness) -> None:
+    # Holding the later time's lease while finding nothing would send that time's own trigger away for
+    # LEASE_RETRY_SECONDS (the B5 tail of per-batch flush times).
+    add_endpoint(sink_harness, batch_size=10, interval=60)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    later = sink_harness.queue.flushes[0][2]
+    leased: list[int] = []
+    acquire = sink_harness.repo.acquire
+
+    def recording(endpoint_id: str, flush_at: int, owner: str, seconds: int) -> bool:
+        leased.append(flush_at)
+        return acquire(endpoint_id, flush_at, owner, seconds)
+
+    sink_harness.repo.acquire = recording  # type: ignore[method-assign]
+    sink_harness.clock[0] = later - 10
+
+    report = deliver(sink_harness, [trigger("ep_a", later - 10)])
+
+    assert leased == [later - 10]
+    assert store(sink_harness).puts == 0
+    assert report.retry == set()
 
 
 def test_trigger_delay_is_capped_at_the_sqs_maximum_for_long_intervals(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10, interval=3600)
-    # Just after a flush time, the next one is almost an hour away.
-    sink_harness.clock[0] = next_flush_at("ep_a", 3600, sink_harness.clock[0]) + 1.0
+    # The flush time is an interval, almost an hour, after the event.
 
     deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
@@ -366,7 +413,7 @@ def test_due_trigger_within_the_slack_counts_as_due(sink_harness: SinkHarness) -
 
 def test_due_trigger_with_nothing_staged_writes_nothing_and_is_acknowledged(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness)
-    flush_at = flush_at_now(sink_harness)
+    flush_at = int(sink_harness.clock[0]) + 30  # a flush time some holder chose
     sink_harness.clock[0] = flush_at
 
     report = deliver(sink_harness, [trigger("ep_a", flush_at)])
@@ -449,7 +496,7 @@ def test_trigger_losing_the_lease_comes_back_soon_doubling_but_never_after_the_l
 
 def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=10)
-    flush_at = flush_at_now(sink_harness)
+    flush_at = int(sink_harness.clock[0]) + 30  # a flush time some holder chose
     sink_harness.clock[0] = flush_at
     sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
     own = events(sink_harness, "ep_a", 2)

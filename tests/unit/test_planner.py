@@ -35,7 +35,7 @@ def trigger(name: str, flush_at: int, *, receive_count: int = 1) -> InboundRecor
 def decide(
     records: list[InboundRecord], flushes: list[FoundFlush] | None = None, *, batch_size: int = 10, rules: Rules = RULES
 ) -> Plan:
-    return plan(EP, batch_size, 60, triage(records, NOW), flushes or [], NOW, rules)
+    return plan(batch_size, 60, triage(records, NOW, rules.trigger_lead_seconds), flushes or [], NOW, rules)
 
 
 def decisions(decided: Plan) -> dict[str, str]:
@@ -76,7 +76,7 @@ def test_a_remainder_is_held_for_the_next_flush_time_and_its_bundles_acknowledge
     write, hold = decided.steps
     assert isinstance(write, Write) and lines_of(write) == [line(n) for n in range(10)]
     assert isinstance(hold, Hold) and hold.lines == [line(n) for n in range(10, 13)]
-    assert hold.flush_at == planner.hold_flush_at(EP, 60, NOW)
+    assert hold.flush_at == int(NOW - 1 + 60)  # an interval after its oldest event was accepted
     # `b` straddles the cut: its first lines are in the full object, the rest are held, so the hold settles it.
     assert decisions(decided) == {"a": "step 0", "b": "step 1"}
 
@@ -122,6 +122,26 @@ def test_an_early_trigger_is_handed_back_until_its_flush_time() -> None:
 def test_a_trigger_within_the_slack_of_its_time_is_due() -> None:
     found = triage([trigger("t", int(NOW + planner.DUE_SLACK_SECONDS))], NOW)
     assert list(found.due) == [int(NOW + planner.DUE_SLACK_SECONDS)] and not found.early
+
+
+def test_a_trigger_up_to_the_batching_window_early_is_due_an_earlier_one_comes_back_a_window_before_its_time() -> None:
+    due, early = trigger("due", int(NOW) + 5), trigger("early", int(NOW) + 65)
+    decided = decide([due, early], [FoundFlush(int(NOW) + 5, True, {})], rules=Rules(trigger_lead_seconds=5))
+    assert decisions(decided) == {"due": "ack", "early": "back 60"}
+
+
+def test_a_remainder_is_held_an_interval_after_its_oldest_event_was_accepted() -> None:
+    older, newer = bundle("older", range(2), accepted_at=NOW - 7.5), bundle("newer", range(2, 3), accepted_at=NOW)
+    [hold] = decide([newer, older]).steps
+    assert isinstance(hold, Hold) and hold.flush_at == int(NOW - 7.5 + 60)
+
+
+def test_a_remainder_whose_trigger_could_not_be_back_in_time_is_written_at_once() -> None:
+    # Interval 60, batching window 5: the events waited 56 s already, so a trigger sent now is back too late.
+    late = bundle("late", range(2), accepted_at=NOW - 56.5)
+    decided = decide([late], rules=Rules(trigger_lead_seconds=5))
+    assert [type(step) for step in decided.steps] == [Write]
+    assert decisions(decided) == {"late": "step 0"}
 
 
 def test_a_due_flush_writes_what_is_staged_with_the_remainder_and_acknowledges_the_trigger_after_clean_up() -> None:
@@ -193,7 +213,7 @@ def typed(name: str, types: list[str]) -> InboundRecord:
 
 def test_with_event_types_in_the_key_each_type_fills_its_own_objects_and_the_rest_is_held() -> None:
     a, b = typed("a", ["x.a"] * 4 + ["y.b"] * 2), typed("b", ["y.b"])
-    decided = plan(EP, 3, 60, triage([a, b], NOW), [], NOW, RULES, by_type=True)
+    decided = plan(3, 60, triage([a, b], NOW), [], NOW, RULES, by_type=True)
     write, hold = decided.steps
     assert isinstance(write, Write) and isinstance(hold, Hold)
     assert [partition_names([x]) for x in lines_of(write)] == [["x.a"]] * 3 + [["y.b"]] * 3

@@ -5,7 +5,7 @@ Lambda's SQS trigger hands the sink whatever its pollers gathered, split across 
 early and small. Writing what each invocation holds gives many small objects, so per endpoint and per
 invocation the sink writes full objects of `batchSize` lines at once and holds back a remainder that is not
 full: its lines go to a durable staging area (objects in Spool's staging bucket; the flush lease is a DynamoDB
-item), keyed by the endpoint's next flush time on a per-endpoint grid, and a *flush trigger* message is
+item), keyed by its flush time (an interval after its oldest event was accepted), and a *flush trigger* message is
 enqueued with a delay until that time. A due trigger takes the flush lease for (endpoint, flush time), reads
 everything staged there (and at the later times it can lease), writes it with the invocation's own remainder
 and removes it. The rules are the planner's; here are only the calls that carry them out:
@@ -206,13 +206,12 @@ class Sink:
             raise _Loading(type(exc).__name__) from None
         settings = target.endpoint.storage
         now = self.clock()
-        found = planner.triage(records, now)
+        found = planner.triage(records, now, self.trigger_lead_seconds)
         owner = uuid.uuid4().hex
         leased: list[int] = []
         try:
             flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
             decided = planner.plan(
-                endpoint_id,
                 settings.batchSize,
                 settings.flushIntervalSeconds,
                 found,

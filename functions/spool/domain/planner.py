@@ -16,7 +16,6 @@ Nothing here performs I/O or reads a clock: the sink passes the time in.
 from __future__ import annotations
 
 import math
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,8 +33,8 @@ DUE_SLACK_SECONDS = 0.5
 # How soon a trigger that found the flush lease taken comes back to check that the holder finished.
 LEASE_RETRY_SECONDS = 5
 LEASE_SECONDS = 120
-# Remainders held this close to a flush time go to the next one, so the flush for a time starts after every
-# holder has finished staging for it (otherwise late stragglers become extra small objects).
+# A remainder is held only if its flush time is at least the batching window, less this, away: a trigger sent
+# now is back by then. Within this slack holding still pays (other holders' lines share the object).
 HOLD_SETTLE_SECONDS = 1.0
 ODD_MESSAGE = "a queued message was not one event line; it goes to the DLQ"
 
@@ -112,16 +111,14 @@ def cut(blocks: list[Block], n: int) -> tuple[list[Block], list[Block]]:
     return head, []
 
 
-def next_flush_at(endpoint_id: str, interval: int, after: float) -> int:
-    """The first point of the endpoint's flush grid strictly after `after` (whole seconds)."""
-    offset = zlib.crc32(endpoint_id.encode()) % interval
-    return (math.floor((after - offset) / interval) + 1) * interval + offset
-
-
-def hold_flush_at(endpoint_id: str, interval: int, now: float) -> int:
-    """The flush time a remainder held at `now` waits for: the next grid point, unless that is within the
-    settle time (then the one after)."""
-    return next_flush_at(endpoint_id, interval, now + min(HOLD_SETTLE_SECONDS, interval / 2))
+def hold_until(remainder: list[InboundRecord], interval: int, now: float, lead: float) -> int | None:
+    """The flush time a remainder is held for: `interval` after its oldest event was accepted (whole seconds,
+    rounded down), so no event waits more than its endpoint's interval for a fuller object. A trigger sent now
+    comes back within the batching window `lead`; a flush time closer than that, less the settle time, would be
+    missed by up to a window: None then, and the remainder is written at once (an interval no longer than the
+    window, or events that waited out a long window before the sink saw them)."""
+    flush_at = math.floor(min(r.accepted_at for r in remainder) + interval)
+    return flush_at if flush_at >= now + lead - HOLD_SETTLE_SECONDS else None
 
 
 def trigger_delay(until_flush: float, lead: float) -> int:
@@ -129,6 +126,12 @@ def trigger_delay(until_flush: float, lead: float) -> int:
     window) early. Rounded to the nearest second rather than up: arriving up to half a second early still
     counts as due (DUE_SLACK_SECONDS), while rounding up made every trigger late by half a second on average."""
     return min(MAX_DELAY_SECONDS, max(0, round(until_flush - lead)))
+
+
+def _early_wait(flush_at: int, now: float, lead: float) -> int:
+    """How long a trigger received before its time (an interval past SQS's 15-minute delay) stays away: until
+    the batching window before its time, at least a second."""
+    return min(MAX_VISIBILITY_SECONDS, max(1, math.ceil(flush_at - now - lead)))
 
 
 def back_off(receive_count: int, rules: Rules) -> int:
@@ -154,14 +157,17 @@ class Triage:
     due: dict[int, list[InboundRecord]]  # due flush time -> its triggers, earliest time first
 
 
-def triage(records: list[InboundRecord], now: float) -> Triage:
+def triage(records: list[InboundRecord], now: float, lead: float = 0.0) -> Triage:
+    """Sort one endpoint's records. A trigger is sent the batching window (`lead`) early and may join a
+    poller's batch already under way, so it counts as due up to that much (and DUE_SLACK_SECONDS) early:
+    handing it back would cost a second window after its flush time."""
     bundles: list[InboundRecord] = []
     odd: list[InboundRecord] = []
     early: list[InboundRecord] = []
     due: dict[int, list[InboundRecord]] = {}
     for record in records:
         if record.kind == "flush":
-            if record.flush_at > now + DUE_SLACK_SECONDS:
+            if record.flush_at > now + lead + DUE_SLACK_SECONDS:
                 early.append(record)
             else:
                 due.setdefault(record.flush_at, []).append(record)
@@ -226,7 +232,6 @@ class Plan:
 
 
 def plan(
-    endpoint_id: str,
     batch_size: int,
     interval: int,
     found: Triage,
@@ -239,7 +244,7 @@ def plan(
     """The steps and decisions for one endpoint's records (see the module docstring). The rules, in order:
 
     - a message that is not an event bundle is handed back after the base back-off (it fails to the DLQ);
-    - a trigger before its flush time is handed back until that time;
+    - a trigger before its flush time (less the batching window) is handed back until then;
     - the bundles' lines are written at once in objects of `batch_size`, as many full ones as they fill
       (`by_type`: per event type, each type's own full objects);
     - a bundle whose lines all went into those objects is acknowledged when they are written; the others (a
@@ -248,13 +253,15 @@ def plan(
     - a due flush time with nothing staged was written by an earlier trigger: its triggers are acknowledged;
     - a due flush time with staged lines writes them, the remainder with the first such flush, and removes
       them; its triggers (and the remainder's bundles) are acknowledged when that is done;
-    - a remainder that no flush took is written at once if any of its bundles failed before (a retry is never
-      held twice) or hold-back is off, and otherwise held for the next flush time.
+    - a remainder that no flush took is held for `interval` after its oldest event was accepted, unless a
+      trigger could not be back by then (`hold_until`), any of its bundles failed before (a retry is never held
+      twice) or hold-back is off: then it is written at once.
     """
     steps: list[Step] = []
     acknowledged: list[InboundRecord] = []
     handed_back = [HandBack(r, rules.retry_base_seconds, failed=True) for r in found.odd]
-    handed_back += [HandBack(t, min(MAX_VISIBILITY_SECONDS, math.ceil(t.flush_at - now)), False) for t in found.early]
+    lead = rules.trigger_lead_seconds
+    handed_back += [HandBack(t, _early_wait(t.flush_at, now, lead), False) for t in found.early]
 
     full, rest, written, remainder = (_cut_by_type if by_type else _cut)(found.bundles, batch_size)
     if full:
@@ -282,11 +289,12 @@ def plan(
             rest, remainder = [], []
 
     if remainder:
-        if not rules.hold_back or any(r.receive_count > 1 for r in remainder):
+        flush_at = hold_until(remainder, interval, now, lead)
+        if flush_at is None or not rules.hold_back or any(r.receive_count > 1 for r in remainder):
             steps.append(Write(rest, remainder))
         else:
             held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
-            steps.append(Hold(hold_flush_at(endpoint_id, interval, now), held, remainder))
+            steps.append(Hold(flush_at, held, remainder))
     return Plan(steps, acknowledged, handed_back, ODD_MESSAGE if found.odd else None)
 
 
