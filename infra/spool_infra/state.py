@@ -70,7 +70,8 @@ class State(Construct):
         )
 
     def grant_staging_writes(self, grantee: iam.IGrantable, *actions: str) -> None:
-        """Item writes on the table limited to staging items (partition key `B#...`, adapters/dynamo.py):
+        """Item writes on the table limited to flush leases and the lines older sinks staged there (partition
+        key `B#...`, adapters/leases.py and adapters/staged_items.py):
         `dynamodb:LeadingKeys` is every partition key a request touches, BatchWriteItem's included."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
