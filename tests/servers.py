@@ -50,12 +50,20 @@ def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.
     return result
 
 
+def pause_until(due: float) -> float:
+    """Pace a sender: pause until `due` (time.monotonic()); returns how late it already was (0 if not).
+    Load generation only: nothing is waited for here, a test's waits are `poll` and `wait_until`."""
+    wait = due - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    return max(0.0, -wait)
+
+
 def spread(count: int, seconds: float) -> Iterator[int]:
-    """0, 1, ... count-1, the n-th yielded `n * seconds / count` after the first: load at a steady rate (the
-    pause paces the sender; nothing is waited for)."""
+    """0, 1, ... count-1, the n-th yielded `n * seconds / count` after the first: load at a steady rate."""
     start = time.monotonic()
     for n in range(count):
-        time.sleep(max(0.0, start + n * seconds / count - time.monotonic()))
+        pause_until(start + n * seconds / count)
         yield n
 
 

@@ -20,10 +20,9 @@ IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
 # Powertools metrics (namespace METRICS_NAMESPACE unless POWERTOOLS_METRICS_NAMESPACE says otherwise).
 METRICS_NAMESPACE: Final = "Spool"
 METRIC_EVENTS_ACCEPTED: Final = "EventsAccepted"
-METRIC_EVENTS_WRITTEN: Final = "EventsWritten"
-METRIC_OBJECTS_WRITTEN: Final = "ObjectsWritten"
-METRIC_DELIVERY_FAILURES: Final = "DeliveryFailures"
-METRIC_HELD_BACK: Final = "HeldBack"
+# The sink's, one per figure of a delivery report, as totals and per endpoint (handlers/sink.py).
+SINK_METRICS: Final = ("EventsWritten", "ObjectsWritten", "HeldBack", "DeliveryFailures")
+METRIC_EVENTS_WRITTEN, METRIC_OBJECTS_WRITTEN, METRIC_HELD_BACK, METRIC_DELIVERY_FAILURES = SINK_METRICS
 
 # The Lambda handlers (Lambda puts the one a function runs in `_HANDLER`).
 API_HANDLER: Final = "spool.handlers.api.lambda_handler"

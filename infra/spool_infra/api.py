@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from spool import names as shared
 from spool.config import ApiSettings
 from spool_infra import names
 from spool_infra.ingest import IngestSink
@@ -78,7 +79,7 @@ class Api(Construct):
             "Handler",
             settings=settings,
             code=code,
-            handler=names.API_HANDLER,
+            handler=shared.API_HANDLER,
             service=names.API_SERVICE,
             description="Spool api: endpoints and events over HTTPS",
             timeout=API_TIMEOUT,

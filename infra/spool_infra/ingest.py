@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from spool import names as shared
 from spool.config import SinkSettings
 from spool_infra import names
 from spool_infra.lambdas import SpoolFunction
@@ -92,7 +93,7 @@ class IngestSink(Construct):
             "Sink",
             settings=settings,
             code=code,
-            handler=names.SINK_HANDLER,
+            handler=shared.SINK_HANDLER,
             service=names.SINK_SERVICE,
             description="Spool sink: SQS batches to NDJSON objects in user storage",
             timeout=SINK_TIMEOUT,

@@ -4,38 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-# Shared with the Lambda code, which owns them: the handlers, the table's keys, the metrics.
-from spool.names import (
-    API_HANDLER,
-    IDEMPOTENCY_PARTITION,
-    METRIC_DELIVERY_FAILURES,
-    METRIC_EVENTS_ACCEPTED,
-    METRIC_EVENTS_WRITTEN,
-    METRIC_HELD_BACK,
-    METRIC_OBJECTS_WRITTEN,
-    METRICS_NAMESPACE,
-    SINK_HANDLER,
-    STAGING_KEY_PREFIX,
-    TABLE_PARTITION_KEY,
-    TABLE_SORT_KEY,
-    TABLE_TTL_ATTRIBUTE,
-)
-
-__all__ = [
-    "API_HANDLER",
-    "IDEMPOTENCY_PARTITION",
-    "METRICS_NAMESPACE",
-    "METRIC_DELIVERY_FAILURES",
-    "METRIC_EVENTS_ACCEPTED",
-    "METRIC_EVENTS_WRITTEN",
-    "METRIC_HELD_BACK",
-    "METRIC_OBJECTS_WRITTEN",
-    "SINK_HANDLER",
-    "STAGING_KEY_PREFIX",
-    "TABLE_PARTITION_KEY",
-    "TABLE_SORT_KEY",
-    "TABLE_TTL_ATTRIBUTE",
-]
+# The names the Lambda code owns (handlers, the table's keys, metrics) are in functions/spool/names.py; the
+# constructs import them from there as `shared`.
 
 APP_NAME: Final = "Spool"
 

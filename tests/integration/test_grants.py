@@ -196,7 +196,7 @@ def roles(synth: Synth, runtime: LocalRuntime, call_log: CallLog) -> Callable[[S
 
 @pytest.fixture(scope="module")
 def stack(synth: Synth) -> StackPolicies:
-    from spool_infra import names
+    from spool import names
 
     return StackPolicies(synth.json, {"api": names.API_HANDLER, "sink": names.SINK_HANDLER})
 

@@ -19,10 +19,21 @@ attribute mapping is small.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spool.domain.errors import CorruptRecord, describe
 from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class TableAdapter:
+    """What every adapter over the Spool table holds: the low-level client and the table's name."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
 
 
 def string(value: str) -> dict[str, Any]:

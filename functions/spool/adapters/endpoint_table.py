@@ -5,29 +5,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
+from spool.adapters.dynamo import TableAdapter
 from spool.adapters.dynamo import corrupt as _corrupt
 from spool.adapters.dynamo import string as _s
 from spool.domain.errors import Conflict
 from spool.domain.models import DeliveryStatus, Endpoint
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 # A deleted endpoint is kept this long so the sink can still write events accepted before the delete
 # (SQS retention of the queue and its DLQ is 14 days).
 DELETED_ENDPOINT_RETENTION_SECONDS = 15 * 24 * 3600
 
 
-class DynamoEndpoints:
+class DynamoEndpoints(TableAdapter):
     """Implements `EndpointRepository`."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._db = client
-        self._table = table_name
 
     def create_endpoint(self, endpoint: Endpoint) -> None:
         self._db.put_item(

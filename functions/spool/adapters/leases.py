@@ -4,15 +4,12 @@ The held lines themselves are in S3 (adapters/staging.py)."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from spool.adapters.dynamo import TableAdapter
 from spool.adapters.dynamo import string as _s
 from spool.names import STAGING_KEY_PREFIX
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 LEASE_SK = "#LEASE"
 # A flush lease item outlives its flush by far; the table TTL removes it after this (the queue's and the
@@ -25,12 +22,8 @@ def lease_pk(endpoint_id: str, boundary: int) -> str:
     return f"{STAGING_KEY_PREFIX}{endpoint_id}#{boundary}"
 
 
-class DynamoLeases:
+class DynamoLeases(TableAdapter):
     """Implements `Leases`."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._db = client
-        self._table = table_name
 
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
         now = int(time.time())

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from spool.adapters.dynamo import TableAdapter
 from spool.adapters.dynamo import string as _s
 from spool.domain.ports import ApiKeyRecord, Tenant
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
-
-class DynamoTenants:
+class DynamoTenants(TableAdapter):
     """Implements `TenantRepository`."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._db = client
-        self._table = table_name
 
     def create_tenant(self, tenant: Tenant) -> None:
         self._db.put_item(

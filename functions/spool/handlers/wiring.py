@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from spool.adapters.endpoint_table import DynamoEndpoints
 from spool.adapters.idempotency import IdempotentIngest, table_records
@@ -83,16 +84,15 @@ class SinkServices:
     clients: SinkClients | None = None
 
 
+def _clients[C](kind: type[C], session: boto3.session.Session, **configs: Config) -> C:
+    """One client per field of `kind`, named for its service (`lambda_`: lambda), from `session`."""
+    return kind(**{f.name: session.client(f.name.rstrip("_"), config=configs.get(f.name)) for f in fields(kind)})  # type: ignore[arg-type,call-overload]
+
+
 def build_api(settings: ApiSettings, session: boto3.session.Session | None = None) -> ApiServices:
     """The api function's services; every client comes from `session` (default: a new one)."""
     session = session or boto3.session.Session()
-    clients = ApiClients(
-        dynamodb=session.client("dynamodb"),
-        sqs=session.client("sqs"),
-        kms=session.client("kms"),
-        secretsmanager=session.client("secretsmanager"),
-        lambda_=session.client("lambda"),
-    )
+    clients = _clients(ApiClients, session)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
     return ApiServices(
         tenants=Tenants(
@@ -125,13 +125,7 @@ def build_sink(
     role is assumed with the session's STS client, so AssumeRole is the sink role's call. `amazon_s3_url`:
     where endpoints without an `endpoint` are written (None: Amazon S3; the local runtime's emulator)."""
     session = session or boto3.session.Session()
-    clients = SinkClients(
-        dynamodb=session.client("dynamodb"),
-        sqs=session.client("sqs"),
-        kms=session.client("kms"),
-        s3=session.client("s3"),
-        sts=session.client("sts", config=STS_CLIENT_CONFIG),
-    )
+    clients = _clients(SinkClients, session, sts=STS_CLIENT_CONFIG)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
     cipher = KmsCipher(clients.kms)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)

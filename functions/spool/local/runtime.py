@@ -234,21 +234,25 @@ class LocalRuntime:
             "allow_insecure_endpoints": True,
             "local_root": str((self.state / "data").resolve()),
         }
-        api = ApiSettings(
-            **common,
-            dlq_url=resources.dlq_url,
-            kms_key_id=resources.kms_key_id,
-            pepper_secret_id=resources.pepper_secret_id,
-            sink_function_name=SINK_FUNCTION_NAME,
-            sink_role_arn=resources.sink_role_arn,
+        api = ApiSettings.model_validate(
+            common
+            | {
+                "dlq_url": resources.dlq_url,
+                "kms_key_id": resources.kms_key_id,
+                "pepper_secret_id": resources.pepper_secret_id,
+                "sink_function_name": SINK_FUNCTION_NAME,
+                "sink_role_arn": resources.sink_role_arn,
+            }
         )
-        sink = SinkSettings(
-            **common,
-            staging_bucket=resources.staging_bucket,
-            endpoint_cache_seconds=s.endpoint_cache_seconds,
-            retry_base_seconds=s.retry_base_seconds,
-            retry_max_seconds=s.retry_max_seconds,
-            batching_window_seconds=s.window_seconds,
+        sink = SinkSettings.model_validate(
+            common
+            | {
+                "staging_bucket": resources.staging_bucket,
+                "endpoint_cache_seconds": s.endpoint_cache_seconds,
+                "retry_base_seconds": s.retry_base_seconds,
+                "retry_max_seconds": s.retry_max_seconds,
+                "batching_window_seconds": s.window_seconds,
+            }
         )
         return api, sink
 
