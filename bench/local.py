@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import sys
 import tempfile
@@ -21,12 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 
 from bench.common import deployed, percentile
 from bench.stubs import payload
-from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, LocalSettings, free_port
+from spool.local.runtime import EXAMPLE_BUCKET, POWERTOOLS_ENVIRONMENT, LocalRuntime, LocalSettings, free_port
 
 TENANT_CREDENTIALS = {"accessKeyId": "AKIABENCHMARK0000001", "secretAccessKey": "bench-secret-access-key-000001"}
 
@@ -144,16 +144,16 @@ def send_steady(client: Client, bodies: list[bytes], seconds: float, workers: in
 class Objects:
     """Objects under a prefix: when each was first listed and which event ids it holds (each read once)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, runtime: LocalRuntime, prefix: str) -> None:
         self.prefix = prefix
-        self._s3 = boto3.client("s3")
+        self.s3 = runtime.client("s3")
         self.seen: dict[str, float] = {}
         self.lines: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def list_new(self) -> None:
         now = time.time()
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=EXAMPLE_BUCKET, Prefix=self.prefix):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=EXAMPLE_BUCKET, Prefix=self.prefix):
             for item in page.get("Contents", []):
                 with self._lock:
                     self.seen.setdefault(item["Key"], now)
@@ -163,7 +163,7 @@ class Objects:
         with self._lock:
             unread = [key for key in self.seen if key not in self.lines]
         for key in unread:
-            body = self._s3.get_object(Bucket=EXAMPLE_BUCKET, Key=key)["Body"].read().decode()
+            body = self.s3.get_object(Bucket=EXAMPLE_BUCKET, Key=key)["Body"].read().decode()
             ids = [json.loads(line)["id"] for line in body.splitlines()]
             with self._lock:
                 self.lines[key] = ids
@@ -207,7 +207,7 @@ class Objects:
 def queue_drained(runtime: LocalRuntime, timeout: float) -> None:
     """Wait until the ingest queue holds nothing: no visible, in-flight or delayed (flush trigger) messages."""
     assert runtime.resources is not None
-    sqs = boto3.client("sqs")
+    sqs = runtime.client("sqs")
     names = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
@@ -234,7 +234,7 @@ def objects_run(runtime: LocalRuntime, prefix: str, *, events: int, seconds: flo
     batch_size, per_request = 100, 50
     client = Client(runtime)
     endpoint_id = client.create_endpoint(prefix, batch_size=batch_size, interval=interval)
-    objects = Objects(prefix)
+    objects = Objects(runtime, prefix)
     sent = send_steady(client, batch_bodies(events, per_request), seconds, workers=4)
     ids = set(sent["accepted"])
     waited = objects.wait_for(ids, timeout=interval + 120)
@@ -289,7 +289,7 @@ def run_b5(quick: bool, window: float) -> dict[str, Any]:
             prefixes = [f"bench-b5/ep{n}/" for n in range(endpoints)]
             for prefix in prefixes:
                 client.create_endpoint(prefix, batch_size=100, interval=interval)
-            watchers = [Objects(prefix) for prefix in prefixes]
+            watchers = [Objects(runtime, prefix) for prefix in prefixes]
             stop = threading.Event()
 
             def watch() -> None:
@@ -377,7 +377,7 @@ def run_b6(quick: bool) -> dict[str, Any]:
                 prefix = f"bench-b6-{name}/"
                 endpoint_id = client.create_endpoint(prefix, batch_size=1000, interval=interval)
                 bodies = batch_bodies(events, per_request)
-                objects = Objects(prefix)
+                objects = Objects(runtime, prefix)
                 meter.reset()
                 meter.active = True
                 sent = send_steady(client, bodies, seconds, workers)
@@ -420,7 +420,7 @@ def run_b6(quick: bool) -> dict[str, Any]:
 
 
 def _mean_line_bytes(objects: Objects, events: int) -> float:
-    s3 = boto3.client("s3")
+    s3 = objects.s3
     total = 0
     for key in objects.lines:
         total += int(s3.head_object(Bucket=EXAMPLE_BUCKET, Key=key)["ContentLength"])
@@ -434,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--window", type=float, default=1.0, help="B5: the pollers' batching window")
     args = parser.parse_args(argv)
+    # This process's entry point: Powertools' settings, as `make dev` gives them.
+    for name, value in POWERTOOLS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     # Powertools warns when an api invocation (endpoint creation, /health) adds no metric; expected here.
     warnings.filterwarnings("ignore", "No application metrics to publish")
     if args.benchmark == "b4":

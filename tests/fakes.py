@@ -165,7 +165,7 @@ class FakeRepo:
 
 @dataclass
 class FakeDynamoClient:
-    """The low-level DynamoDB calls `DynamoRepository` makes for endpoints and their status, over a dict of
+    """The low-level DynamoDB calls `DynamoEndpoints` makes for endpoints and their status, over a dict of
     items (conditions are not checked). Lets a test store an item the adapter cannot parse, as a bad migration
     or a hand edit would leave it, and watch the real adapter read it."""
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from spool.local.runtime import FunctionSessions, LocalRuntime, LocalSettings, free_port
+from spool.local.runtime import LocalRuntime, LocalSettings, free_port
 from tests.iam.calls import CallLog
 from tests.iam.trust import TrustPolicies, in_account
 
@@ -32,16 +32,47 @@ SEAWEED_SECRET_KEY = "spool-seaweed-secret-value-123"
 TENANT_ACCOUNT = "111122223333"
 
 
-def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""
+def poll(check: Callable[[], Any], *, timeout: float, interval: float = 0.2) -> Any:
+    """Call `check` until it returns something truthy (returned) or `timeout` seconds pass (None)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        if result or time.monotonic() > deadline:
+            return result or None
         time.sleep(interval)
+
+
+def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""
+    result = poll(check, timeout=timeout, interval=interval)
+    if result is None:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return result
+
+
+def pause_until(due: float) -> float:
+    """Pace a sender: pause until `due` (time.monotonic()); returns how late it already was (0 if not).
+    Load generation only: nothing is waited for here, a test's waits are `poll` and `wait_until`."""
+    wait = due - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    return max(0.0, -wait)
+
+
+def spread(count: int, seconds: float) -> Iterator[int]:
+    """0, 1, ... count-1, the n-th yielded `n * seconds / count` after the first: load at a steady rate."""
+    start = time.monotonic()
+    for n in range(count):
+        pause_until(start + n * seconds / count)
+        yield n
+
+
+def amazon_s3_through(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """The sink reaches Amazon S3 (endpoints without an `endpoint`) at `url` (a proxy) from now on: stores
+    built later, for delivery and for verify, until the test ends."""
+    services = runtime.sink_services
+    for stores in (services.stores, services.verify_stores):
+        monkeypatch.setattr(stores, "amazon_s3_url", url)
 
 
 @dataclass
@@ -206,13 +237,12 @@ def runtime(
         "SPOOL_RETRY_MAX_SECONDS": "2",
         "SPOOL_ENDPOINT_CACHE_SECONDS": "1",
     }
-    sessions = FunctionSessions.new()
-    call_log.attach(sessions.api, "api")
-    call_log.attach(sessions.sink, "sink")
-    local = LocalRuntime(LocalSettings.from_env(env), sessions=sessions)
-    trust_policies.attach(sessions.sink, caller=lambda: local.resources.sink_role_arn if local.resources else "")
+    local = LocalRuntime(LocalSettings.from_env(env))
+    call_log.attach(local.sessions.api, "api")
+    call_log.attach(local.sessions.sink, "sink")
+    trust_policies.attach(local.sessions.sink, caller=lambda: local.resources.sink_role_arn if local.resources else "")
     local.start()
-    trust_policies.aws_url = local.aws_url
+    trust_policies.emulator = local.client
     try:
         wait_until(lambda: requests.get(local.api_url + "/health", timeout=2).ok, timeout=10, what="/health")
         yield local
@@ -227,7 +257,7 @@ def api(runtime: LocalRuntime) -> Api:
 
 @pytest.fixture(scope="session")
 def emulator_s3(runtime: LocalRuntime) -> Any:
-    return boto3.client("s3", endpoint_url=runtime.aws_url, region_name="us-east-1")
+    return runtime.client("s3")
 
 
 @dataclass
@@ -277,7 +307,7 @@ def deploy_tenant_role(api: Api, account: TenantAccount, endpoint_id: str) -> di
 @pytest.fixture(scope="session")
 def tenant_account(runtime: LocalRuntime) -> TenantAccount:
     def client(service: str) -> Any:
-        return in_account(boto3.client(service, endpoint_url=runtime.aws_url, region_name="us-east-1"), TENANT_ACCOUNT)
+        return in_account(runtime.client(service), TENANT_ACCOUNT)
 
     return TenantAccount(TENANT_ACCOUNT, client("iam"), client("s3"), client("cloudformation"))
 
@@ -297,8 +327,7 @@ def queue_drained(runtime: LocalRuntime) -> bool:
     """The ingest queue holds no message (visible, in flight or delayed): every accepted event is written or
     dead-lettered, and no flush is still to come. What a test waits for before saying "nothing else arrives"."""
     assert runtime.resources is not None
-    sqs = boto3.client("sqs", endpoint_url=runtime.aws_url, region_name="us-east-1")
-    counts = sqs.get_queue_attributes(
+    counts = runtime.client("sqs").get_queue_attributes(
         QueueUrl=runtime.resources.queue_url,
         AttributeNames=[
             "ApproximateNumberOfMessages",

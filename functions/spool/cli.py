@@ -21,16 +21,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from spool.adapters.dynamo import DynamoRepository
-from spool.adapters.sqs import belonging_to, redrive
+from spool.adapters.pepper import pepper_loader
+from spool.adapters.redrive import belonging_to, redrive
+from spool.adapters.tenant_table import DynamoTenants
 from spool.domain.errors import SpoolError
 from spool.domain.tenants import Tenants
-from spool.handlers.wiring import pepper_loader
-from spool.local.runtime import LocalSettings
-
-# The embedded emulator (moto server) and LocalStack accept any credentials; these are the conventional ones.
-EMULATOR_ACCESS_KEY_ID = "test"
-EMULATOR_SECRET_ACCESS_KEY = "test"  # noqa: S105 - the emulator's placeholder, not a secret
+from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings
 
 
 class CliError(Exception):
@@ -104,8 +100,8 @@ def _local_target(described: Path) -> Target:
         raise CliError(f"{described} has no {missing}; restart the local runtime (`make dev`)") from None
 
 
-def tenants_for(target: Target) -> tuple[Tenants, DynamoRepository]:
-    repo = DynamoRepository(target.client("dynamodb"), target.table_name)
+def tenants_for(target: Target) -> tuple[Tenants, DynamoTenants]:
+    repo = DynamoTenants(target.client("dynamodb"), target.table_name)
     return Tenants(repo, pepper_loader(target.pepper_secret_id, target.client("secretsmanager"))), repo
 
 

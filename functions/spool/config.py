@@ -1,8 +1,14 @@
-"""Configuration: pydantic models parsed once from environment variables, failing loudly at cold start."""
+"""Configuration: pydantic models parsed once from environment variables, failing loudly at cold start.
+
+These models are the one definition of every function's environment variable: the alias of a field is its
+name. The CDK app writes a function's environment with `environment(...)` (by field name), the local runtime
+builds the models directly, and in Lambda the handler modules parse them when they load
+(handlers/wiring.py:COLD_START_SETTINGS)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,8 +18,30 @@ class _Env(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         return cls.model_validate(dict(os.environ if environ is None else environ))
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets `field`."""
+        alias = cls.model_fields[field].alias
+        assert alias is not None, f"{cls.__name__}.{field} has no environment variable"
+        return alias
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as environment variables (the unset optional ones left out)."""
+        values = {name: value for name, value in self if value is not None}
+        return self.environment(**values)
+
+    @classmethod
+    def environment(cls, **values: str | float | bool) -> dict[str, str]:
+        """The environment variables that give these field values (booleans as `true`/`false`), e.g. for a
+        Lambda function's environment; an unknown field name is an error. Values are not validated: the CDK
+        app passes tokens that resolve at deploy time."""
+        return {
+            cls.env_name(name): str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in values.items()
+        }
 
 
 class CommonSettings(_Env):

@@ -1,8 +1,8 @@
 """Logger, Metrics and Tracer, created once per process and shared by the handlers.
 
 Service names come from POWERTOOLS_SERVICE_NAME (set per function by the CDK app); the namespace defaults
-to "Spool". Domain modules log through the standard `logging` module; their loggers get the same JSON
-formatting as `logger`.
+to `spool.names.METRICS_NAMESPACE`, where the metric names are too. Domain modules log through the standard
+`logging` module; their loggers get the same JSON formatting as `logger`.
 
 What is logged is what an operator needs: warnings and errors (faults, failed deliveries) always, and debug
 lines (the api's one line per request) only in the invocations Powertools' sampling picks, DEBUG_SAMPLE_RATE of
@@ -18,7 +18,9 @@ import warnings
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Spool")
+from spool.names import METRICS_NAMESPACE
+
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
 
 # Health checks and fully held-back batches publish no metric; Powertools warns on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

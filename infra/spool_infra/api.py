@@ -15,6 +15,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from spool import names as shared
+from spool.config import ApiSettings
 from spool_infra import names
 from spool_infra.ingest import IngestSink
 from spool_infra.lambdas import SpoolFunction
@@ -77,25 +79,25 @@ class Api(Construct):
             "Handler",
             settings=settings,
             code=code,
-            handler=names.API_HANDLER,
+            handler=shared.API_HANDLER,
             service=names.API_SERVICE,
             description="Spool api: endpoints and events over HTTPS",
             timeout=API_TIMEOUT,
             memory_mb=API_MEMORY_MB,
-            environment={
-                names.ENV_TABLE_NAME: state.table.table_name,
-                names.ENV_QUEUE_URL: ingest.queue.queue_url,
-                names.ENV_DLQ_URL: ingest.dlq.queue_url,
-                names.ENV_KMS_KEY_ID: state.credentials_key.key_id,
-                names.ENV_PEPPER_SECRET_ID: state.pepper_secret.secret_arn,
-                names.ENV_SINK_FUNCTION_NAME: ingest.sink.function.function_name,
+            environment=ApiSettings.environment(
+                table_name=state.table.table_name,
+                queue_url=ingest.queue.queue_url,
+                dlq_url=ingest.dlq.queue_url,
+                kms_key_id=state.credentials_key.key_id,
+                pepper_secret_id=state.pepper_secret.secret_arn,
+                sink_function_name=ingest.sink.function.function_name,
                 # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
-                names.ENV_SINK_ROLE_ARN: ingest.sink.role.role_arn,
-                names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
+                sink_role_arn=ingest.sink.role.role_arn,
+                allow_insecure_endpoints=settings.allow_insecure_endpoints,
                 # Parquet endpoints are accepted when the sink's asset holds pyarrow (stack.py); the api's
                 # own asset does not, so it cannot find out by looking for the library.
-                names.ENV_PARQUET: str(settings.parquet).lower(),
-            },
+                parquet=settings.parquet,
+            ),
         )
         fn = self.handler.function
         # Endpoints and idempotency records (Powertools Idempotency: PutItem, GetItem, UpdateItem, and

@@ -10,15 +10,19 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from spool import names as shared
+from spool.config import SinkSettings
 from spool_infra import names
 from spool_infra.lambdas import SpoolFunction
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
 
-# One store write is bounded by the store client (connect 5 s + read 30 s, 3 attempts: about 105 s), so
-# 120 s lets a whole batch finish even when one endpoint's store answers slowly.
-SINK_TIMEOUT = Duration.seconds(120)
+# One store write takes at most limits.STORE_WRITE_MAX_SECONDS (the store client's timeouts and attempts), and
+# the sink starts no other endpoint with less than Sink.reserve_seconds left: 120 s lets a whole batch finish
+# even when one endpoint's store answers slowly (tests/infra/test_cdk_ingest.py holds the two together).
+SINK_TIMEOUT_SECONDS = 120
+SINK_TIMEOUT = Duration.seconds(SINK_TIMEOUT_SECONDS)
 SINK_MEMORY_MB = 512
 # AWS's advice for SQS triggers: visibility at least six times the function timeout (plus the batching
 # window), so a batch that Lambda retries after throttling is not handed to a second invocation meanwhile.
@@ -29,7 +33,7 @@ RETENTION = Duration.days(14)
 STAGING_RETENTION = Duration.days(15)
 # Receives before a message moves to the DLQ. At most one receive is a deliberate hold-back (the sink
 # returns a remainder that is not due yet until the endpoint's next flush); the others are write attempts
-# with exponential back-off (SPOOL_RETRY_BASE_SECONDS * 2^(receive-1), capped at SPOOL_RETRY_MAX_SECONDS:
+# with exponential back-off (retry_base_seconds * 2^(receive-1), capped at retry_max_seconds (config.py):
 # 20, 40, ... 640, 900 s), so a store has to stay unreachable for about 36 minutes before its events land
 # in the DLQ, from where the admin CLI's redrive sends them back.
 MAX_RECEIVE_COUNT = 8
@@ -89,27 +93,27 @@ class IngestSink(Construct):
             "Sink",
             settings=settings,
             code=code,
-            handler=names.SINK_HANDLER,
+            handler=shared.SINK_HANDLER,
             service=names.SINK_SERVICE,
             description="Spool sink: SQS batches to NDJSON objects in user storage",
             timeout=SINK_TIMEOUT,
             memory_mb=SINK_MEMORY_MB,
-            environment={
-                names.ENV_TABLE_NAME: state.table.table_name,
-                names.ENV_QUEUE_URL: self.queue.queue_url,
-                names.ENV_STAGING_BUCKET: self.staging.bucket_name,
-                names.ENV_ALLOW_INSECURE_ENDPOINTS: str(settings.allow_insecure_endpoints).lower(),
-                names.ENV_ENDPOINT_CACHE_SECONDS: str(ENDPOINT_CACHE_SECONDS),
-                names.ENV_RETRY_BASE_SECONDS: str(RETRY_BASE_SECONDS),
-                names.ENV_RETRY_MAX_SECONDS: str(RETRY_MAX_SECONDS),
-                names.ENV_BATCHING_WINDOW_SECONDS: str(settings.max_batching_window_seconds),
-            },
+            environment=SinkSettings.environment(
+                table_name=state.table.table_name,
+                queue_url=self.queue.queue_url,
+                staging_bucket=self.staging.bucket_name,
+                allow_insecure_endpoints=settings.allow_insecure_endpoints,
+                endpoint_cache_seconds=ENDPOINT_CACHE_SECONDS,
+                retry_base_seconds=RETRY_BASE_SECONDS,
+                retry_max_seconds=RETRY_MAX_SECONDS,
+                batching_window_seconds=settings.max_batching_window_seconds,
+            ),
         )
         fn = self.sink.function
-        # Reads endpoints and records delivery status on them (UpdateItem); reads staged lines and the flush
-        # lease (GetItem, Query).
+        # Reads endpoints and records delivery status on them (UpdateItem); reads the flush lease and the lines
+        # an older sink staged in the table (GetItem, Query). Held lines are staged in S3 now (the bucket).
         state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
-        # The flush lease is an item whose partition key starts with `B#` (adapters/dynamo.py), and so are the
+        # The flush lease is an item whose partition key starts with `B#` (adapters/leases.py), and so are the
         # lines an older sink staged in the table, which the flush still removes (BatchWriteItem,
         # adapters/staged_items.py): the condition keeps these writes off endpoints, tenants and keys.
         state.grant_staging_writes(fn, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")

@@ -10,7 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from spool_infra import names
+from spool import names as shared
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 
@@ -78,7 +78,7 @@ class SpoolFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
-                "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
+                "POWERTOOLS_METRICS_NAMESPACE": shared.METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": settings.log_level,
                 "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing else "true",
                 **environment,

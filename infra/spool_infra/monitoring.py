@@ -19,6 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from spool import names as shared
 from spool_infra import names
 from spool_infra.api import Api
 from spool_infra.ingest import IngestSink
@@ -29,7 +30,7 @@ PERIOD = Duration.minutes(5)
 
 def _spool_metric(name: str, service: str, label: str) -> cloudwatch.Metric:
     return cloudwatch.Metric(
-        namespace=names.METRICS_NAMESPACE,
+        namespace=shared.METRICS_NAMESPACE,
         metric_name=name,
         dimensions_map={"service": service},
         statistic=cloudwatch.Stats.SUM,
@@ -122,17 +123,17 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Events in and written",
                 left=[
-                    _spool_metric(names.METRIC_EVENTS_ACCEPTED, names.API_SERVICE, "accepted (api)"),
-                    _spool_metric(names.METRIC_EVENTS_WRITTEN, names.SINK_SERVICE, "written (sink)"),
+                    _spool_metric(shared.METRIC_EVENTS_ACCEPTED, names.API_SERVICE, "accepted (api)"),
+                    _spool_metric(shared.METRIC_EVENTS_WRITTEN, names.SINK_SERVICE, "written (sink)"),
                 ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Objects written, held back, failed deliveries",
-                left=[_spool_metric(names.METRIC_OBJECTS_WRITTEN, names.SINK_SERVICE, "objects written")],
+                left=[_spool_metric(shared.METRIC_OBJECTS_WRITTEN, names.SINK_SERVICE, "objects written")],
                 right=[
-                    _spool_metric(names.METRIC_HELD_BACK, names.SINK_SERVICE, "held back (events)"),
-                    _spool_metric(names.METRIC_DELIVERY_FAILURES, names.SINK_SERVICE, "failed (events)"),
+                    _spool_metric(shared.METRIC_HELD_BACK, names.SINK_SERVICE, "held back (events)"),
+                    _spool_metric(shared.METRIC_DELIVERY_FAILURES, names.SINK_SERVICE, "failed (events)"),
                 ],
                 width=12,
             ),

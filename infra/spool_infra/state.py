@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from spool import names as shared
 from spool_infra import names
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
@@ -27,8 +28,8 @@ class State(Construct):
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=names.TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=names.TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=shared.TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=shared.TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -36,7 +37,7 @@ class State(Construct):
             # The AWS managed key (aws/dynamodb): encrypted at rest, usage visible in CloudTrail, no key
             # policy to keep in step. Storage credentials are encrypted again with `credentials_key`.
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute=names.TABLE_TTL_ATTRIBUTE,
+            time_to_live_attribute=shared.TABLE_TTL_ATTRIBUTE,
             deletion_protection=settings.retain_data,
             removal_policy=removal,
         )
@@ -70,13 +71,14 @@ class State(Construct):
         )
 
     def grant_staging_writes(self, grantee: iam.IGrantable, *actions: str) -> None:
-        """Item writes on the table limited to staging items (partition key `B#...`, adapters/dynamo.py):
+        """Item writes on the table limited to flush leases and the lines older sinks staged there (partition
+        key `B#...`, adapters/leases.py and adapters/staged_items.py):
         `dynamodb:LeadingKeys` is every partition key a request touches, BatchWriteItem's included."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=list(actions),
                 resources=[self.table.table_arn],
-                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{names.STAGING_KEY_PREFIX}*"]}},
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{shared.STAGING_KEY_PREFIX}*"]}},
             )
         )
 

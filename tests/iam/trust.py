@@ -78,7 +78,8 @@ class TrustPolicies:
     """Answers AssumeRole calls the role's trust policy refuses (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.aws_url: str | None = None
+        # Makes a client of the emulator (the local runtime's `client`), set once the runtime is up.
+        self.emulator: Callable[[str], Any] | None = None
         self.refused: list[tuple[str, str]] = []  # (role ARN, ExternalId or "") of each refused call
         self._lock = threading.Lock()
 
@@ -106,7 +107,8 @@ class TrustPolicies:
     def trust_policy(self, role_arn: str) -> dict[str, Any] | None:
         """The role's trust policy in the emulator, read in the role's account; None if there is no such role."""
         account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
-        iam = in_account(boto3.client("iam", endpoint_url=self.aws_url, region_name="us-east-1"), account)
+        assert self.emulator is not None, "the emulator is not up yet"
+        iam = in_account(self.emulator("iam"), account)
         try:
             document: dict[str, Any] = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
         except ClientError as exc:

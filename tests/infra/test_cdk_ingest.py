@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
 from infra_synth import Synth, SynthFactory
+
+from spool.config import ApiSettings, SinkSettings
+from spool.domain import limits
+from spool.domain.delivery import Sink
+from spool.names import API_HANDLER, SINK_HANDLER
+from spool_infra.ingest import SINK_TIMEOUT_SECONDS
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -136,3 +144,24 @@ def test_both_functions_log_json_without_lambdas_start_end_report_lines(synth: S
             "DEBUG",
         )
         assert "LogGroup" in logging
+
+
+@pytest.mark.parametrize(
+    ("handler", "model"), [(API_HANDLER, ApiSettings), (SINK_HANDLER, SinkSettings)], ids=["api", "sink"]
+)
+def test_each_function_is_given_exactly_the_settings_its_model_reads(
+    synth: Synth, handler: str, model: type[ApiSettings] | type[SinkSettings]
+) -> None:
+    # The stack writes the environment from the model's field names (config.py); this holds the two together:
+    # every variable set is one the model reads, and every setting it needs is there and parses.
+    env = _function(synth, handler)["Environment"]["Variables"]
+    spool = {name: value if isinstance(value, str) else "resolved-at-deploy" for name, value in env.items()}
+    spool = {name: value for name, value in spool.items() if name.startswith("SPOOL_")}
+    assert set(spool) <= {field.alias for field in model.model_fields.values()}
+    model.from_env(spool)
+
+
+def test_the_sink_timeout_covers_the_reserve_kept_for_one_slow_store_write() -> None:
+    reserve = next(f.default for f in dataclasses.fields(Sink) if f.name == "reserve_seconds")
+    assert isinstance(reserve, float)
+    assert limits.STORE_WRITE_MAX_SECONDS <= reserve < SINK_TIMEOUT_SECONDS

@@ -7,8 +7,9 @@ import threading
 import time
 from typing import Any
 
+from spool.local.runtime import LocalRuntime
 from tests.conftest import spec_body
-from tests.integration.conftest import Api, read_objects, wait_until
+from tests.servers import Api, queue_drained, read_objects, spread, wait_until
 
 
 def endpoint_body(prefix: str, *, batch_size: int, interval: int) -> dict[str, Any]:
@@ -17,7 +18,9 @@ def endpoint_body(prefix: str, *, batch_size: int, interval: int) -> dict[str, A
     return body
 
 
-def test_seven_separate_events_give_one_object_within_five_seconds(api: Api, emulator_s3: Any) -> None:
+def test_seven_separate_events_give_one_object_within_five_seconds(
+    api: Api, emulator_s3: Any, runtime: LocalRuntime
+) -> None:
     prefix = "batching-seven/"
     api.create_endpoint(endpoint_body(prefix, batch_size=100, interval=2))
     started = time.monotonic()
@@ -25,7 +28,8 @@ def test_seven_separate_events_give_one_object_within_five_seconds(api: Api, emu
 
     objects = wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", prefix), timeout=5, what="the object")
     assert time.monotonic() - started <= 5
-    time.sleep(1.5)
+    # Nothing else is still to come (no message in flight, no flush trigger delayed): the one object is all.
+    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
     objects = read_objects(emulator_s3, "my-webhook-archive", prefix)
     assert len(objects) == 1
     lines = next(iter(objects.values()))
@@ -43,10 +47,7 @@ def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing
         # 50 events per request, requests spread evenly over `seconds`.
         per_request = 50
         requests_total = total // per_request // workers
-        start = time.monotonic()
-        for n in range(requests_total):
-            due = start + n * seconds / requests_total
-            time.sleep(max(0.0, due - time.monotonic()))
+        for n in spread(requests_total, seconds):
             events = [
                 {"eventType": "order.created", "payload": {"w": worker, "n": n, "i": i}} for i in range(per_request)
             ]

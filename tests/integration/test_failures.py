@@ -7,8 +7,6 @@ import json
 import time
 from typing import Any
 
-import boto3
-
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import Api, Seaweed, queue_drained, read_objects, wait_until
 
@@ -34,7 +32,7 @@ def seaweed_body(seaweed: Seaweed, bucket: str, prefix: str, secret: str) -> dic
 
 def dlq_depth(runtime: LocalRuntime) -> int:
     assert runtime.resources is not None
-    attributes = boto3.client("sqs").get_queue_attributes(
+    attributes = runtime.client("sqs").get_queue_attributes(
         QueueUrl=runtime.resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])

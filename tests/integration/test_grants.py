@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from spool.local.provision import Names
-from spool.local.runtime import SINK_FUNCTION_NAME, LocalRuntime
+from spool.local.runtime import LocalRuntime
 from tests.iam import REPORT
 from tests.iam.calls import CallLog, Request
 from tests.iam.policy import RolePolicy, StackPolicies, Verdict, check
@@ -96,7 +95,7 @@ def ids_in(s3: Any, bucket: str, prefix: str) -> list[str]:
 def dlq_depth(runtime: LocalRuntime) -> int:
     """Messages in the DLQ, read with the test's own client (not a function's)."""
     assert runtime.resources is not None
-    sqs = boto3.client("sqs", endpoint_url=runtime.aws_url, region_name="us-east-1")
+    sqs = runtime.client("sqs")
     found = sqs.get_queue_attributes(QueueUrl=runtime.resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     return int(found["Attributes"]["ApproximateNumberOfMessages"])
 
@@ -187,7 +186,7 @@ def drive_everything(api: Api, s3: Any, runtime: LocalRuntime, account: TenantAc
 def roles(synth: Synth, runtime: LocalRuntime, call_log: CallLog) -> Callable[[StackPolicies], list[RolePolicy]]:
     """The api's and the sink's role policies, resolved to the local runtime's resources."""
     assert runtime.resources is not None
-    environment = {**runtime.resources.env(), "SPOOL_SINK_FUNCTION_NAME": SINK_FUNCTION_NAME}
+    environment = runtime.environment()
 
     def resolve(stack: StackPolicies) -> list[RolePolicy]:
         return [stack.role_policy(f, environment, call_log.place) for f in stack.functions]
@@ -197,7 +196,7 @@ def roles(synth: Synth, runtime: LocalRuntime, call_log: CallLog) -> Callable[[S
 
 @pytest.fixture(scope="module")
 def stack(synth: Synth) -> StackPolicies:
-    from spool_infra import names
+    from spool import names
 
     return StackPolicies(synth.json, {"api": names.API_HANDLER, "sink": names.SINK_HANDLER})
 

@@ -21,7 +21,9 @@ from tests.integration.conftest import Seaweed, read_objects
 FROZEN = 1_776_162_600.25
 
 
-def flush_twenty_in_one_second(settings: StorageSettings, credentials: Credentials) -> list[str]:
+def flush_twenty_in_one_second(
+    settings: StorageSettings, credentials: Credentials, amazon_s3_url: str | None = None
+) -> list[str]:
     repo, cipher = FakeRepo(), FakeCipher()
     endpoint = Endpoint(
         id="ep_names",
@@ -40,7 +42,7 @@ def flush_twenty_in_one_second(settings: StorageSettings, credentials: Credentia
 
     def one_container(n: int) -> None:
         try:
-            stores = Stores(UrlPolicy(allow_insecure=True), None)
+            stores = Stores(UrlPolicy(allow_insecure=True), None, amazon_s3_url=amazon_s3_url)
             sink = Sink(
                 EndpointDirectory(repo, cipher, stores),
                 repo,
@@ -82,7 +84,8 @@ def check(keys: list[str], objects: dict[str, list[dict[str, Any]]]) -> None:
 def test_twenty_flushes_in_one_second_on_moto_s3(runtime: LocalRuntime, emulator_s3: Any) -> None:
     emulator_s3.create_bucket(Bucket="names-moto")
     settings = StorageSettings(provider="s3", bucket="names-moto", prefix="n/", region="us-east-1", batchSize=5)
-    keys = flush_twenty_in_one_second(settings, Credentials(accessKeyId="test", secretAccessKey="testtesttest"))
+    credentials = Credentials(accessKeyId="test", secretAccessKey="testtesttest")
+    keys = flush_twenty_in_one_second(settings, credentials, amazon_s3_url=runtime.aws_url)
     check(keys, read_objects(emulator_s3, "names-moto", "n/"))
 
 

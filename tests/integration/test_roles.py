@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto.sts.models import sts_backends
 
@@ -28,6 +27,7 @@ from tests.reliability.faults import StoreProxy
 from tests.servers import (
     Api,
     TenantAccount,
+    amazon_s3_through,
     deploy_tenant_role,
     read_objects,
     role_endpoint_body,
@@ -43,7 +43,7 @@ def recorded_s3(
 ) -> Iterator[StoreProxy]:
     """Amazon S3 (no `endpoint`) is reached through a recording proxy: store clients made from now on."""
     proxy = StoreProxy(runtime.aws_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    amazon_s3_through(runtime, monkeypatch, proxy.url)
     try:
         yield proxy
     finally:
@@ -200,7 +200,7 @@ def stored_item(runtime: LocalRuntime, endpoint_id: str) -> dict[str, Any]:
     """The endpoint's item as DynamoDB holds it (read with the test's own client)."""
     assert runtime.resources is not None
     tenant_id = runtime.api_services.tenants.authenticate(runtime.api_key)
-    db = boto3.client("dynamodb", endpoint_url=runtime.aws_url, region_name="us-east-1")
+    db = runtime.client("dynamodb")
     key = {"pk": {"S": f"T#{tenant_id}"}, "sk": {"S": f"EP#{endpoint_id}"}}
     item: dict[str, Any] = db.get_item(TableName=runtime.resources.table_name, Key=key)["Item"]
     return item

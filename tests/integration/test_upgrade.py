@@ -8,8 +8,6 @@ import time
 import zlib
 from typing import Any
 
-import boto3
-
 from spool.adapters.sqs import SqsQueue
 from spool.domain.naming import ndjson_line
 from spool.local.runtime import LocalRuntime
@@ -27,7 +25,7 @@ def test_lines_held_as_dynamodb_items_before_the_upgrade_are_written_by_their_tr
     endpoint = api.create_endpoint(endpoint_body(prefix, batch_size=100, interval=2))
     flush_at = math.ceil(time.time() + 2)  # a time the older sink would have picked
     lines = [ndjson_line(f"evt_old{n:025x}", "order.created", {"n": n}, "2026-11-30T10:00:00.000Z") for n in range(3)]
-    db = boto3.client("dynamodb", endpoint_url=runtime.aws_url, region_name="us-east-1")
+    db = runtime.client("dynamodb")
     # Exactly what the sink before S3 staging wrote: a compressed item and its flush trigger.
     pk = {"S": f"B#{endpoint['id']}#{flush_at}"}
     db.put_item(
@@ -40,7 +38,7 @@ def test_lines_held_as_dynamodb_items_before_the_upgrade_are_written_by_their_tr
             "count": {"N": "3"},
         },
     )
-    sqs = boto3.client("sqs", endpoint_url=runtime.aws_url, region_name="us-east-1")
+    sqs = runtime.client("sqs")
     SqsQueue(sqs, runtime.resources.queue_url).send_flush(runtime.tenant_id, endpoint["id"], flush_at, 1)
 
     objects = wait_until(lambda: read_objects(emulator_s3, BUCKET, prefix), timeout=15, what="the held lines")

@@ -24,10 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.awsrequest import AWSResponse, HeadersDict
 
-from spool.local.poller import PollerConfig, SqsPoller
+from spool.handlers.wiring import SinkServices
 from spool.local.runtime import LocalRuntime
 
 _HOP_BY_HOP = {
@@ -330,13 +329,13 @@ class PutTracker:
     """A store factory wrapper that records every object written, per thread (one invocation at a time)."""
 
     def __init__(self, inner: Callable[..., Any]) -> None:
-        self._inner = inner
+        self.inner = inner
         self._local = threading.local()
         self._lock = threading.Lock()
         self.all: list[Put] = []
 
     def __call__(self, settings: Any, credentials: Any) -> _TrackedStore:
-        return _TrackedStore(self._inner(settings, credentials), settings.bucket, self)
+        return _TrackedStore(self.inner(settings, credentials), settings.bucket, self)
 
     def record(self, put: Put) -> None:
         with self._lock:
@@ -354,32 +353,20 @@ class PutTracker:
 
 
 @contextmanager
-def tracked_puts(sink_services: Any) -> Iterator[PutTracker]:
-    """Install a `PutTracker` as the sink's store factory; endpoints loaded from now on use it."""
-    directory = sink_services.sink.directory
-    original = directory.stores
-    tracker = PutTracker(original)
-    directory.stores = tracker
-    directory._cache.clear()
+def tracked_puts(sink_services: SinkServices) -> Iterator[PutTracker]:
+    """Wrap the sink's store factory (`SinkServices.stores`) in a `PutTracker`: stores built from now on (for
+    endpoints not in the sink's endpoint cache yet) are tracked."""
+    stores = sink_services.stores
+    assert stores is not None
+    tracker = PutTracker(stores.build)
+    stores.build = tracker
     try:
         yield tracker
     finally:
-        directory.stores = original
-        directory._cache.clear()
+        stores.build = tracker.inner
 
 
-def restart_pollers(runtime: LocalRuntime, handler: Callable[[dict[str, Any], Any], Any] | None = None) -> SqsPoller:
+def restart_pollers(runtime: LocalRuntime, handler: Callable[[dict[str, Any], Any], Any] | None = None) -> None:
     """Stop the runtime's pollers and start new ones (with `handler`, or the sink handler), as Lambda does
     when an execution environment dies: messages in flight come back after their visibility timeout."""
-    assert runtime.resources is not None and runtime._poller is not None
-    runtime._poller.stop()
-    s = runtime.settings
-    poller = SqsPoller(
-        boto3.client("sqs"),
-        runtime.resources.queue_url,
-        handler or runtime._sink_handler,
-        PollerConfig(batch_size=s.batch_size, window_seconds=s.window_seconds, pollers=s.pollers),
-    )
-    runtime._poller = poller
-    poller.start()
-    return poller
+    runtime.restart_pollers(handler)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from spool.adapters.staging import S3Staging
@@ -78,8 +77,8 @@ class Books:
 
     def __init__(self, runtime: LocalRuntime) -> None:
         assert runtime.resources is not None
-        self.sqs = boto3.client("sqs")
-        self.s3 = boto3.client("s3")
+        self.sqs = runtime.client("sqs")
+        self.s3 = runtime.client("s3")
         self.staging_bucket = runtime.resources.staging_bucket
         self.dlq_url = runtime.resources.dlq_url
         self.queue_url = runtime.resources.queue_url

@@ -33,6 +33,7 @@ import boto3
 import requests
 
 from spool.local.runtime import EXAMPLE_BUCKET, free_port
+from tests.servers import pause_until, poll, wait_until
 
 RATE = int(os.environ.get("SPOOL_SOAK_RATE", "300"))
 SECONDS = int(os.environ.get("SPOOL_SOAK_SECONDS", "60"))
@@ -109,17 +110,17 @@ def start_emulator(state: Path) -> tuple[subprocess.Popen[bytes], str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("the emulator did not start:\n" + (state / "emulator.log").read_text()[-3000:])
         try:
-            requests.get(url + "/moto-api/", timeout=1)
-            return process, url
+            return requests.get(url + "/moto-api/", timeout=1) is not None
         except requests.RequestException:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "the emulator did not start:\n" + (state / "emulator.log").read_text()[-3000:]
-                ) from None
-            time.sleep(0.2)
+            return False
+
+    wait_until(answers, timeout=30, what="the emulator")
+    return process, url
 
 
 def start(state: Path, aws_url: str) -> Runtime:
@@ -142,11 +143,13 @@ def start(state: Path, aws_url: str) -> Runtime:
         [sys.executable, "-m", "spool.local"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     described = state / "runtime.json"
-    deadline = time.monotonic() + 60
-    while not described.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
+
+    def described_itself() -> bool:
+        if process.poll() is not None:
             raise RuntimeError("the local runtime did not start:\n" + (state / "runtime.log").read_text()[-3000:])
-        time.sleep(0.2)
+        return described.exists()
+
+    wait_until(described_itself, timeout=60, what="the local runtime's runtime.json")
     info = json.loads(described.read_text())
     return Runtime(
         process,
@@ -221,11 +224,7 @@ def send(runtime: Runtime, endpoints: list[tuple[str, str]]) -> Load:
     def worker(first: int) -> None:
         session = requests.Session()
         for slot in range(first, slots, WORKERS):
-            due = started + slot * interval
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            late = -wait if wait < 0 else 0.0
+            late = pause_until(started + slot * interval)
             chosen = [endpoints[(slot * PER_REQUEST + i) % len(endpoints)] for i in range(PER_REQUEST)]
             events = [
                 {"eventType": t, "payload": {"slot": slot, "i": i, "pad": "x" * 96}} for i, (t, _) in enumerate(chosen)
@@ -322,6 +321,17 @@ def main() -> int:
             stop(emulator)
 
 
+def queue_empty(sqs: Any, queue_url: str) -> bool:
+    """No message visible, in flight or delayed: nothing more can be written."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    counts = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return all(int(counts.get(name, "0")) == 0 for name in names)
+
+
 def soak(runtime: Runtime, run: str) -> int:
     endpoints = create_endpoints(runtime, run)
     load = send(runtime, endpoints)
@@ -331,14 +341,15 @@ def soak(runtime: Runtime, run: str) -> int:
     s3, sqs = runtime.client("s3"), runtime.client("sqs")
     storage = Storage()
     sent_done = time.monotonic()
-    deadline = sent_done + FLUSH_SECONDS + 180
-    while True:
+
+    def all_written() -> bool:
         storage.read(s3, run)
-        if storage.missing(load) == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(1.0)
+        return storage.missing(load) == 0
+
+    poll(all_written, timeout=FLUSH_SECONDS + 180, interval=1.0)
     drained_after = time.monotonic() - sent_done
-    time.sleep(FLUSH_SECONDS + 2)  # anything written late (a duplicate) still counts
+    # Anything written late (a duplicate) still counts: read again once nothing is left to deliver.
+    poll(lambda: queue_empty(sqs, runtime.queue_url), timeout=FLUSH_SECONDS + 60, interval=1.0)
     storage.read(s3, run)
 
     written = {i for counts in storage.lines.values() for i in counts}

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -218,7 +217,7 @@ def dead_letter(runtime: LocalRuntime, tenant: Tenant, endpoint_id: str) -> str:
     assert runtime.resources is not None
     marker = f"evt_dead{uuid.uuid4().hex[:20]}"
     line = json.dumps({"id": marker, "eventType": "iso.dead", "payload": {}, "createdAt": "2026-01-01T00:00:00.000Z"})
-    boto3.client("sqs").send_message(
+    runtime.client("sqs").send_message(
         QueueUrl=runtime.resources.dlq_url,
         MessageBody=line,
         MessageAttributes={

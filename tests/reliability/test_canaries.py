@@ -12,18 +12,17 @@ import secrets
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from moto.sts.models import sts_backends
 
-from spool.adapters.sqs import belonging_to, redrive
+from spool.adapters.redrive import belonging_to, redrive
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, free_port
 from tests.integration.conftest import Api, Seaweed, wait_until
 from tests.reliability.capture import Capture, everything_said
 from tests.reliability.faults import StoreProxy
 from tests.reliability.ledger import Books, Tracked, read_lines, recover
-from tests.servers import TenantAccount, deploy_tenant_role, role_endpoint_body
+from tests.servers import TenantAccount, amazon_s3_through, deploy_tenant_role, role_endpoint_body
 
 
 def canary(kind: str) -> str:
@@ -208,7 +207,7 @@ def _lines(s3: Any, bucket: str, prefix: str, count: int) -> list[str] | None:
 def _scan(runtime: LocalRuntime) -> list[dict[str, Any]]:
     assert runtime.resources is not None
     items: list[dict[str, Any]] = []
-    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=runtime.resources.table_name):
+    for page in runtime.client("dynamodb").get_paginator("scan").paginate(TableName=runtime.resources.table_name):
         items.extend(page.get("Items", []))
     return items
 
@@ -218,7 +217,7 @@ def _redrive_tenant(runtime: LocalRuntime, tenant: Api) -> int:
     assert runtime.resources is not None
     tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
     moved, _ = redrive(
-        boto3.client("sqs"), runtime.resources.dlq_url, runtime.resources.queue_url, belonging_to(tenant_id, None)
+        runtime.client("sqs"), runtime.resources.dlq_url, runtime.resources.queue_url, belonging_to(tenant_id, None)
     )
     return moved
 
@@ -232,12 +231,12 @@ def test_stored_credentials_are_kms_ciphertext_that_only_their_own_endpoint_can_
     second = tenant.create_endpoint(body(EXAMPLE_BUCKET, "kms-b/", "canary.kms", key, secret, None))
     tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
     items = {
-        e["id"]: boto3.client("dynamodb").get_item(
+        e["id"]: runtime.client("dynamodb").get_item(
             TableName=runtime.resources.table_name, Key={"pk": {"S": f"T#{tenant_id}"}, "sk": {"S": f"EP#{e['id']}"}}
         )["Item"]
         for e in (first, second)
     }
-    kms = boto3.client("kms")
+    kms = runtime.client("kms")
 
     def context(endpoint_id: str) -> dict[str, str]:
         return {"spool:tenantId": tenant_id, "spool:endpointId": endpoint_id}
@@ -268,7 +267,7 @@ def test_temporary_credentials_of_assumed_roles_never_appear_in_responses_logs_e
     tenant_account.s3.create_bucket(Bucket=bucket)
     # Amazon S3 through a proxy that can fail like S3 does (echoing the access key id it was sent).
     proxy = StoreProxy(runtime.aws_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    amazon_s3_through(runtime, monkeypatch, proxy.url)
 
     def role(name: str) -> str:
         return f"arn:aws:iam::{tenant_account.id}:role/spool-canary-{name}-{run}"

@@ -14,7 +14,6 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 
 from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
@@ -24,9 +23,9 @@ from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
 from spool.local.poller import to_lambda_record
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime
-from tests.integration.conftest import Api, Seaweed, wait_until
 from tests.reliability.faults import AwsFaults, Put, StoreProxy, restart_pollers, tracked_puts
 from tests.reliability.ledger import Books, Tracked, line_id, read_lines, report
+from tests.servers import Api, Seaweed, poll, wait_until
 
 FLUSH_SECONDS = 1
 
@@ -155,7 +154,8 @@ def test_kms_throttling_delays_delivery_but_loses_nothing(
     tenant: Api, books: Books, emulator_s3: Any, sink: SinkServices
 ) -> None:
     endpoint = on_emulator(tenant, books, emulator_s3, "kms")
-    kms = sink.sink.directory.cipher._kms  # type: ignore[attr-defined]
+    assert sink.clients is not None
+    kms = sink.clients.kms
     # Two deliveries fail to decrypt the credentials, each after botocore's three attempts.
     faults = AwsFaults(kms, "ThrottlingException", operations={"Decrypt"}, match=endpoint.endpoint_id, limit=6)
     with faults:
@@ -172,7 +172,8 @@ def test_dynamodb_throttling_delays_delivery_but_loses_nothing(
     tenant: Api, books: Books, emulator_s3: Any, sink: SinkServices
 ) -> None:
     endpoint = on_emulator(tenant, books, emulator_s3, "dynamodb")
-    db = sink.sink.repo._db  # type: ignore[attr-defined]
+    assert sink.clients is not None
+    db = sink.clients.dynamodb
     # Two calls fail, each after botocore's four attempts; the rest go through.
     faults = AwsFaults(db, "ProvisionedThroughputExceededException", match=endpoint.endpoint_id, limit=8)
     with faults:
@@ -189,7 +190,8 @@ def test_a_throttled_staging_cleanup_after_a_flush_does_not_write_lines_twice(
     tenant: Api, books: Books, emulator_s3: Any, sink: SinkServices
 ) -> None:
     endpoint = on_emulator(tenant, books, emulator_s3, "cleanup", batch=100)
-    staging = sink.sink.staging._s3  # type: ignore[attr-defined]
+    assert sink.clients is not None
+    staging = sink.clients.s3
     # The first removal of the flushed lines fails (botocore's three attempts), after the object was written.
     faults = AwsFaults(
         staging, "SlowDown", "Please reduce your request rate.", 503, {"DeleteObject"}, endpoint.endpoint_id, 3
@@ -234,7 +236,7 @@ def test_a_sink_killed_after_a_write_loses_nothing_and_writes_only_that_batch_tw
     # One event per object: each message is written by the invocation that receives it, so the batch the
     # sink dies with was written in full and every line of it comes back.
     endpoint = on_emulator(tenant, books, emulator_s3, "killed", batch=1)
-    sqs = boto3.client("sqs")
+    sqs = runtime.client("sqs")
     assert runtime.resources is not None
     killed: list[Put] = []
 
@@ -242,7 +244,8 @@ def test_a_sink_killed_after_a_write_loses_nothing_and_writes_only_that_batch_tw
 
         def dies_after_its_first_write(event: dict[str, Any], context: Any) -> Any:
             with tracker.invocation() as puts:
-                result = runtime._sink_handler(event, context)
+                assert runtime.sink_handler is not None
+                result = runtime.sink_handler(event, context)
             if not killed and any(p.key.startswith(endpoint.prefix) for p in puts):
                 killed.extend(p for p in puts if p.key.startswith(endpoint.prefix))
                 # Nothing is acknowledged; the batch comes back after the queue's visibility timeout (60 s in
@@ -281,7 +284,7 @@ def test_a_poison_message_goes_to_the_dlq_without_holding_up_other_events(
     endpoint = on_emulator(tenant, books, emulator_s3, "poison", batch=100)
     marker = f"poison-{uuid.uuid4().hex}"
     assert runtime.resources is not None
-    boto3.client("sqs").send_message(QueueUrl=runtime.resources.queue_url, MessageBody=marker)
+    runtime.client("sqs").send_message(QueueUrl=runtime.resources.queue_url, MessageBody=marker)
     started = time.monotonic()
     endpoint.send(5)
 
@@ -305,7 +308,7 @@ def test_a_message_that_is_not_an_event_line_never_reaches_storage(
     tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
     forged = f'not an event {uuid.uuid4().hex}\n{{"id":"evt_forged","eventType":"x","payload":{{}}}}'
     assert runtime.resources is not None
-    boto3.client("sqs").send_message(
+    runtime.client("sqs").send_message(
         QueueUrl=runtime.resources.queue_url,
         MessageBody=forged,
         MessageAttributes={
@@ -333,9 +336,9 @@ def test_a_hanging_store_does_not_delay_another_endpoints_events_in_the_same_inv
 ) -> None:
     slow = behind_proxy(tenant, books, seaweed, proxy, "hanging", batch=1)
     fast = on_emulator(tenant, books, emulator_s3, "beside", batch=1)
-    assert runtime.resources is not None and runtime._poller is not None
+    assert runtime.resources is not None
     queue = Invocation(runtime)
-    runtime._poller.stop()  # the test plays the poller, to put both endpoints in one invocation, slow first
+    runtime.stop_pollers()  # the test plays the poller, to put both endpoints in one invocation, slow first
     try:
         slow.send(1)
         fast.send(1)
@@ -343,7 +346,7 @@ def test_a_hanging_store_does_not_delay_another_endpoints_events_in_the_same_inv
         queue.order(first=slow.endpoint_id)
         proxy.hang()
         queue.start()
-        on_time = bool(_within(fast.written, 5))
+        on_time = bool(poll(fast.written, timeout=5))
         proxy.heal()
         queue.finish()
     finally:
@@ -353,23 +356,13 @@ def test_a_hanging_store_does_not_delay_another_endpoints_events_in_the_same_inv
     assert on_time, "the healthy endpoint waited for the hanging store"
 
 
-def _within(check: Any, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    return None
-
-
 class Invocation:
     """One sink invocation assembled by hand, acknowledged the way the poller does it."""
 
     def __init__(self, runtime: LocalRuntime) -> None:
         assert runtime.resources is not None
         self._runtime = runtime
-        self._sqs = boto3.client("sqs")
+        self._sqs = runtime.client("sqs")
         self._url = runtime.resources.queue_url
         attributes = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
         self._arn = attributes["Attributes"]["QueueArn"]
@@ -407,7 +400,8 @@ class Invocation:
         event = {"Records": [to_lambda_record(m, self._arn, "us-east-1") for m in self.messages]}
 
         def run() -> None:
-            self._result = self._runtime._sink_handler(event, FakeContext("spool-sink", timeout_seconds=120))
+            assert self._runtime.sink_handler is not None
+            self._result = self._runtime.sink_handler(event, FakeContext("spool-sink", timeout_seconds=120))
 
         self._thread = threading.Thread(target=run, name="hand-made-invocation", daemon=True)
         self._thread.start()
@@ -434,12 +428,13 @@ def test_an_api_call_that_dies_midway_does_not_block_its_idempotency_key_for_an_
 ) -> None:
     assert runtime.resources is not None
     endpoint = on_emulator(tenant, books, emulator_s3, "retry")
-    queue = runtime.api_services.ingest._ingest.queue  # type: ignore[attr-defined]
+    clients = runtime.api_services.clients
 
-    def dies(messages: Any) -> None:
+    def dies(**_: Any) -> None:
         raise ApiKilled
 
-    monkeypatch.setattr(queue, "send", dies)
+    # The api's SQS client dies on sending the accepted event: after the idempotency record is written.
+    monkeypatch.setattr(clients.sqs, "send_message_batch", dies)
     key = f"retry-{uuid.uuid4().hex}"
     event = to_event(
         "POST",
@@ -449,8 +444,9 @@ def test_an_api_call_that_dies_midway_does_not_block_its_idempotency_key_for_an_
         "127.0.0.1",
     )
     started = time.time()
+    assert runtime.api_handler is not None
     with pytest.raises(ApiKilled):
-        runtime._api_handler(event, FakeContext("spool-api", timeout_seconds=28))
+        runtime.api_handler(event, FakeContext("spool-api", timeout_seconds=28))
     monkeypatch.undo()
     records = [
         item
@@ -458,7 +454,7 @@ def test_an_api_call_that_dies_midway_does_not_block_its_idempotency_key_for_an_
         if item.get("status", {}).get("S") == "INPROGRESS" and float(item.get("expiresAt", {}).get("N", 0)) > started
     ]
     for item in records:
-        boto3.client("dynamodb").delete_item(
+        runtime.client("dynamodb").delete_item(
             TableName=runtime.resources.table_name, Key={"pk": item["pk"], "sk": item["sk"]}
         )
 
@@ -473,7 +469,7 @@ def _idempotency_records(runtime: LocalRuntime) -> list[dict[str, Any]]:
     assert runtime.resources is not None
     found: list[dict[str, Any]] = []
     for page in (
-        boto3.client("dynamodb")
+        runtime.client("dynamodb")
         .get_paginator("query")
         .paginate(
             TableName=runtime.resources.table_name,

@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel
 
-from spool.adapters.dynamo import DynamoRepository
+from spool.adapters.endpoint_table import DynamoEndpoints
 from spool.observability import logger as powertools_logger
 from tests.conftest import spec_body
 from tests.fakes import FakeDynamoClient, MemoryIdempotencyStore
@@ -97,7 +97,7 @@ def throttled(code: str, http_status: int = 400, operation: str = "GetItem") -> 
 def dynamo(harness: ApiHarness) -> FakeDynamoClient:
     """The endpoint service reads and writes through the real DynamoDB adapter (over an in-memory client)."""
     client = FakeDynamoClient()
-    harness.services.endpoints.repo = DynamoRepository(client, "spool")
+    harness.services.endpoints.repo = DynamoEndpoints(client, "spool")
     return client
 
 

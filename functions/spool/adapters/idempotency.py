@@ -13,15 +13,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from spool.domain.ingest import Ingest, render
-from spool.domain.models import Accepted, EventIn
+from spool.domain.ingest import Ingest
+from spool.domain.models import Accepted, AcceptedEvent, EventIn
+from spool.names import IDEMPOTENCY_PARTITION, TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
+
+
+def table_records(client: Any, table_name: str) -> DynamoDBPersistenceLayer:
+    """Idempotency records in the Spool table, under their own partition (adapters/dynamo.py)."""
+    return DynamoDBPersistenceLayer(
+        table_name=table_name,
+        key_attr=TABLE_PARTITION_KEY,
+        sort_key_attr=TABLE_SORT_KEY,
+        static_pk_value=IDEMPOTENCY_PARTITION,
+        expiry_attr=TABLE_TTL_ATTRIBUTE,
+        boto3_client=client,
+    )
 
 
 class IdempotentIngest:
-    """Wraps `Ingest.accept` with the two idempotency rules above."""
+    """Wraps `Ingest` with the two idempotency rules above; which events are accepted once and which always,
+    and that a bad event rejects the request before anything is queued, is `Ingest.accept_each_once`'s."""
 
     def __init__(self, ingest: Ingest, store: BasePersistenceLayer, expires_after_seconds: int = 3600) -> None:
         self._ingest = ingest
@@ -58,25 +76,18 @@ class IdempotentIngest:
                 "events": [e.model_dump(mode="json") for e in events],
             }
             return [Accepted.model_validate(a) for a in self._by_request(request=request)]
-        if not any(e.id for e in events):
-            return self._ingest.accept(tenant_id, events)
-        for event in events:  # reject the whole request before anything is queued, as a plain one would be
-            render(event, 0.0)
-        plain = [e for e in events if not e.id]
-        fresh = iter(self._ingest.accept(tenant_id, plain) if plain else [])
-        results: list[Accepted] = []
-        for event in events:
-            if event.id:
-                one = {"tenantId": tenant_id, "event": event.model_dump(mode="json")}
-                results.append(Accepted.model_validate(self._by_event(request=one)))
-            else:
-                results.append(next(fresh))
-        return results
+
+        def once(event: EventIn, rendered: AcceptedEvent) -> Accepted:
+            one = {"tenantId": tenant_id, "event": event.model_dump(mode="json")}
+            return Accepted.model_validate(self._by_event(request=one, rendered=rendered))
+
+        return self._ingest.accept_each_once(tenant_id, events, once)
 
     def _accept_request(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         events = [EventIn.model_validate(e) for e in request["events"]]
         return [a.model_dump() for a in self.accept(request["tenantId"], events)]
 
-    def _accept_event(self, request: dict[str, Any]) -> dict[str, Any]:
-        accepted = self._ingest.accept(request["tenantId"], [EventIn.model_validate(request["event"])])
-        return accepted[0].model_dump()
+    def _accept_event(self, request: dict[str, Any], rendered: AcceptedEvent) -> dict[str, Any]:
+        """The first time an event id is seen (within the window): route the event rendered for this request."""
+        self._ingest.route(request["tenantId"], [rendered])
+        return Accepted(id=rendered.id, createdAt=rendered.createdAt).model_dump()

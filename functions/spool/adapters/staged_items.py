@@ -9,11 +9,11 @@ TTL 15 days after they were staged; this reader can go once no deployment older 
 
 from __future__ import annotations
 
-import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from spool.adapters.dynamo import LEASE_SK
+from spool.adapters.leases import LEASE_SK, lease_pk
+from spool.adapters.retry import until_done
 from spool.domain.ports import StagedBundle
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def staged_lines(item: dict[str, Any]) -> list[str]:
 
 
 def _pk(endpoint_id: str, flush_at: int) -> dict[str, str]:
-    return {"S": f"B#{endpoint_id}#{flush_at}"}
+    return {"S": lease_pk(endpoint_id, flush_at)}
 
 
 class StagedItems:
@@ -69,13 +69,10 @@ class StagedItems:
             requests: list[Any] = [
                 {"DeleteRequest": {"Key": {"pk": pk, "sk": {"S": item_id}}}} for item_id in item_ids[start : start + 25]
             ]
-            pending: dict[str, Any] = {self._table: requests}
             # BatchWriteItem reports throttled deletes as unprocessed instead of failing; botocore's retry
-            # config does not cover those, hence this short loop. What is left stays: its lines are marked
+            # config does not cover those (adapters/retry.py). What is left stays: its lines are marked
             # written, and the TTL removes it.
-            for _ in range(8):
-                response = self._db.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05)
+            until_done(self._delete, {self._table: requests}, attempts=8)
+
+    def _delete(self, pending: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {})

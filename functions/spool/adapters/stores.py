@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spool.domain import limits
 from spool.domain.errors import InvalidInput, StoreError
 from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.paths import local_object_path
@@ -39,9 +40,12 @@ from spool.domain.urlpolicy import UrlPolicy
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# A dead or slow store must not eat the sink's invocation: at worst 2 x (3 + 20) s per write, which the sink
-# keeps in reserve before it starts another endpoint (domain/delivery.py, Sink.reserve_seconds).
-SINK_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
+# A dead or slow store must not eat the sink's invocation: the write budget is domain/limits.py's.
+SINK_CLIENT_CONFIG = Config(
+    connect_timeout=limits.STORE_CONNECT_SECONDS,
+    read_timeout=limits.STORE_READ_SECONDS,
+    retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
+)
 # Verification answers an API call (API Gateway waits 30 s at most): one quick attempt.
 VERIFY_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
 # Codes that mean "the name is taken": 412 after the object exists, 409 while a concurrent conditional write
@@ -367,8 +371,15 @@ class Stores:
         sts: Any = None,
         *,
         verifying: bool = False,
+        amazon_s3_url: str | None = None,
     ) -> None:
         self._policy = url_policy
+        # Where an endpoint without an `endpoint` is written: Amazon S3 (None), or the local runtime's emulator.
+        # Public: a test may put a proxy in front of it; stores built from then on go through it.
+        self.amazon_s3_url = amazon_s3_url
+        # What a call builds the store with; a test may wrap it (to watch every write), stores built from then
+        # on go through the wrapper.
+        self.build: Callable[[StorageSettings, Credentials | None], ObjectStore] = self.make
         self._local_root = local_root
         self._config = config
         self._sts = sts
@@ -382,6 +393,10 @@ class Stores:
         self._session.client("s3", region_name="us-east-1", config=Config(signature_version=UNSIGNED))
 
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
+        return self.build(settings, credentials)
+
+    def make(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
+        """A store for the endpoint's settings and credentials."""
         if settings.provider == "local":
             if self._local_root is None:
                 raise StoreError("provider local is not enabled in this deployment")
@@ -403,7 +418,7 @@ class Stores:
         client = self._session.client(
             "s3",
             region_name=settings.region,
-            endpoint_url=endpoint_url,
+            endpoint_url=endpoint_url or self.amazon_s3_url,
             aws_access_key_id=credentials.accessKeyId.get_secret_value(),
             aws_secret_access_key=credentials.secretAccessKey.get_secret_value(),
             config=config,
@@ -428,7 +443,10 @@ class Stores:
         session = botocore.session.Session()
         session.register_component("data_loader", self._botocore.get_component("data_loader"))
         session.register_component("credential_provider", CredentialResolver([_Given(assumed.credentials)]))
-        client = cast("S3Client", session.create_client("s3", region_name=settings.region, config=config))
+        client = cast(
+            "S3Client",
+            session.create_client("s3", region_name=settings.region, endpoint_url=self.amazon_s3_url, config=config),
+        )
         return S3Store(
             client,
             settings.bucket,

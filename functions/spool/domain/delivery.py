@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from spool.domain import planner
+from spool.domain import limits, planner
 from spool.domain.encoding import EncodedObject, by_event_type, encode_blocks, encode_objects, partitions
 from spool.domain.endpoints import unseal
 from spool.domain.errors import SpoolError, StoreError
@@ -141,8 +141,8 @@ class Sink:
     # The event source mapping's batching window: how long a trigger may wait in the poller after its delay.
     # The trigger is sent that much early, so the window is spent before the flush time, not after it.
     trigger_lead_seconds: float = 0.0
-    # Time one endpoint may need at worst (a slow store's write with its retries, see adapters/stores.py).
-    reserve_seconds: float = 50.0
+    # Time one endpoint may need at worst: a slow store's write with its retries, and a margin.
+    reserve_seconds: float = limits.STORE_WRITE_MAX_SECONDS + 4.0
     _counters: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property

@@ -47,6 +47,23 @@ class Ingest:
         self.route(tenant_id, rendered)
         return [Accepted(id=e.id, createdAt=e.createdAt) for e in rendered]
 
+    def accept_each_once(
+        self, tenant_id: str, events: list[EventIn], once: Callable[[EventIn, AcceptedEvent], Accepted]
+    ) -> list[Accepted]:
+        """Like `accept`, but each event with a client-supplied `id` goes to `once` (as sent and as rendered),
+        which accepts it at most once per id (the caller's idempotency store) and routes it with `route`.
+        Every event is rendered first, so a bad one rejects the whole request before anything is queued; the
+        events without an id are routed together, as `accept` would."""
+        now = self.clock()
+        rendered = [render(event, now) for event in events]
+        plain = [r for event, r in zip(events, rendered, strict=True) if not event.id]
+        if plain:
+            self.route(tenant_id, plain)
+        return [
+            once(event, r) if event.id else Accepted(id=r.id, createdAt=r.createdAt)
+            for event, r in zip(events, rendered, strict=True)
+        ]
+
     def route(self, tenant_id: str, events: list[AcceptedEvent]) -> None:
         """One bundle per matching storage endpoint with the request's lines for it, in order (more only where
         a bundle would pass SQS's size limit)."""

@@ -37,3 +37,12 @@ MAX_OBJECT_BYTES_MIN = 512 * 1024
 MAX_OBJECT_BYTES_MAX = 5 * 1024**3
 # A KMS key id, key ARN, alias name or alias ARN.
 KMS_KEY_ID_MAX_LEN = 2048
+
+# The time budget of one store write (adapters/stores.py builds the store clients' botocore config from these):
+# each attempt may take the connect and the read timeout, so a write takes at most STORE_WRITE_MAX_SECONDS.
+# The sink keeps more than that in reserve before it starts another endpoint (domain/delivery.py,
+# Sink.reserve_seconds), and the sink function's timeout leaves room for it (infra/spool_infra/ingest.py).
+STORE_CONNECT_SECONDS = 3
+STORE_READ_SECONDS = 20
+STORE_ATTEMPTS = 2
+STORE_WRITE_MAX_SECONDS = STORE_ATTEMPTS * (STORE_CONNECT_SECONDS + STORE_READ_SECONDS)

@@ -4,7 +4,7 @@ tests with the in-memory fakes in `tests/fakes.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from spool.domain.messages import OutgoingMessage
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
@@ -126,3 +126,13 @@ class VisibilityPort(Protocol):
 class Triggers(Protocol):
     def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
         """Enqueue a flush trigger that becomes visible after `delay_seconds` (at most 900)."""
+
+
+class Verifier(Protocol):
+    def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+        """Check that an endpoint's store takes a write (runs where its credentials may be decrypted)."""
+
+
+class Redriver(Protocol):
+    def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> tuple[int, bool]:
+        """Move the DLQ's messages of this tenant (and endpoint) back; (moved, whether all matching went)."""

@@ -16,6 +16,7 @@ from spool.domain import messages
 from spool.domain.delivery import DeliveryReport
 from spool.domain.planner import InboundRecord
 from spool.handlers.wiring import SinkServices, sink_services
+from spool.names import SINK_METRICS
 from spool.observability import NAMESPACE, SERVICE, logger, share_log_config, tracer
 
 share_log_config()
@@ -48,10 +49,9 @@ def emit_metrics(report: DeliveryReport) -> None:
     for endpoint_id, outcome in report.endpoints.items():
         per_endpoint = EphemeralMetrics(namespace=NAMESPACE)
         per_endpoint.add_dimensions(service=SERVICE, endpointId=endpoint_id)
-        per_endpoint.add_metric(name="EventsWritten", unit=MetricUnit.Count, value=outcome.events_written)
-        per_endpoint.add_metric(name="ObjectsWritten", unit=MetricUnit.Count, value=outcome.objects_written)
-        per_endpoint.add_metric(name="HeldBack", unit=MetricUnit.Count, value=outcome.held)
-        per_endpoint.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=outcome.failed)
+        figures = (outcome.events_written, outcome.objects_written, outcome.held, outcome.failed)
+        for name, value in zip(SINK_METRICS, figures, strict=True):
+            per_endpoint.add_metric(name=name, unit=MetricUnit.Count, value=value)
         per_endpoint.flush_metrics()
         if outcome.error:
             logger.warning(

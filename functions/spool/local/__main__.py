@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
-from spool.local.runtime import LocalRuntime, LocalSettings
+from spool.local.runtime import POWERTOOLS_ENVIRONMENT, LocalRuntime, LocalSettings
 
 
 def main() -> int:
+    # The process's entry point: Powertools reads its settings from the environment (the runtime sets none).
+    for name, value in POWERTOOLS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     settings = LocalSettings.from_env()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY
+
 
 @dataclass(frozen=True)
 class Names:
@@ -34,17 +36,6 @@ class Resources:
     sink_role_arn: str
     staging_bucket: str
 
-    def env(self) -> dict[str, str]:
-        return {
-            "SPOOL_TABLE_NAME": self.table_name,
-            "SPOOL_QUEUE_URL": self.queue_url,
-            "SPOOL_DLQ_URL": self.dlq_url,
-            "SPOOL_KMS_KEY_ID": self.kms_key_id,
-            "SPOOL_PEPPER_SECRET_ID": self.pepper_secret_id,
-            "SPOOL_SINK_ROLE_ARN": self.sink_role_arn,
-            "SPOOL_STAGING_BUCKET": self.staging_bucket,
-        }
-
 
 def provision(names: Names, session: boto3.session.Session | None = None) -> Resources:
     session = session or boto3.session.Session()
@@ -63,12 +54,12 @@ def _table(db: Any, name: str) -> str:
         db.create_table(
             TableName=name,
             AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": TABLE_SORT_KEY, "AttributeType": "S"},
             ],
             KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
+                {"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": TABLE_SORT_KEY, "KeyType": "RANGE"},
             ],
             BillingMode="PAY_PER_REQUEST",
         )

@@ -11,6 +11,7 @@ from pydantic import Discriminator, Tag
 
 from spool.domain.models import Accepted, AcceptedBatch, EventBatchIn, EventIn
 from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
+from spool.names import METRIC_EVENTS_ACCEPTED
 from spool.observability import metrics
 
 router = Router()
@@ -50,6 +51,6 @@ def send_events(
     events = body.events if isinstance(body, EventBatchIn) else [body]
     svc.ingest.bind(router.lambda_context)
     accepted = svc.ingest.accept(tenant, events, idempotency_key)
-    metrics.add_metric(name="EventsAccepted", unit="Count", value=len(accepted))
+    metrics.add_metric(name=METRIC_EVENTS_ACCEPTED, unit="Count", value=len(accepted))
     result: Accepted | AcceptedBatch = AcceptedBatch(events=accepted) if isinstance(body, EventBatchIn) else accepted[0]
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=result)

@@ -1,0 +1,134 @@
+"""Tenants and their API keys in the Spool table (layout: adapters/dynamo.py)."""
+
+from __future__ import annotations
+
+from spool.adapters.dynamo import TableAdapter
+from spool.adapters.dynamo import string as _s
+from spool.domain.ports import ApiKeyRecord, Tenant
+
+
+class DynamoTenants(TableAdapter):
+    """Implements `TenantRepository`."""
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": _s(f"T#{tenant.id}"),
+                "sk": _s("TENANT"),
+                "name": _s(tenant.name),
+                "createdAt": _s(tenant.createdAt),
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        item = self._db.get_item(TableName=self._table, Key={"pk": _s(f"T#{tenant_id}"), "sk": _s("TENANT")}).get(
+            "Item"
+        )
+        if not item:
+            return None
+        return Tenant(id=tenant_id, name=item["name"]["S"], createdAt=item["createdAt"]["S"])
+
+    def list_tenants(self) -> list[Tenant]:
+        # Admin-only and rare: a filtered scan is fine here and keeps the table free of a GSI.
+        tenants: list[Tenant] = []
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :tenant",
+            ExpressionAttributeValues={":tenant": _s("TENANT")},
+        ):
+            for item in page.get("Items", []):
+                tenants.append(Tenant(id=item["pk"]["S"][2:], name=item["name"]["S"], createdAt=item["createdAt"]["S"]))
+        return sorted(tenants, key=lambda t: t.id)
+
+    def put_key(self, record: ApiKeyRecord, key_hash: str) -> None:
+        self._db.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": _s(f"K#{key_hash}"),
+                            "sk": _s("KEY"),
+                            "tenantId": _s(record.tenantId),
+                            "keyId": _s(record.keyId),
+                            "createdAt": _s(record.createdAt),
+                            "revoked": {"BOOL": False},
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": _s(f"T#{record.tenantId}"),
+                            "sk": _s(f"KEY#{record.keyId}"),
+                            "keyHash": _s(key_hash),
+                            "createdAt": _s(record.createdAt),
+                            "revoked": {"BOOL": False},
+                        },
+                    }
+                },
+            ]
+        )
+
+    def find_key(self, key_hash: str) -> ApiKeyRecord | None:
+        item = self._db.get_item(
+            TableName=self._table, Key={"pk": _s(f"K#{key_hash}"), "sk": _s("KEY")}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return ApiKeyRecord(
+            keyId=item["keyId"]["S"],
+            tenantId=item["tenantId"]["S"],
+            createdAt=item["createdAt"]["S"],
+            revoked=item["revoked"]["BOOL"],
+        )
+
+    def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :key)",
+            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":key": _s("KEY#")},
+        )
+        return [
+            ApiKeyRecord(
+                keyId=item["sk"]["S"][4:],
+                tenantId=tenant_id,
+                createdAt=item["createdAt"]["S"],
+                revoked=item["revoked"]["BOOL"],
+            )
+            for item in page.get("Items", [])
+        ]
+
+    def revoke_key(self, tenant_id: str, key_id: str) -> bool:
+        item = self._db.get_item(
+            TableName=self._table, Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"KEY#{key_id}")}
+        ).get("Item")
+        if not item:
+            return False
+        revoked = {":t": {"BOOL": True}}
+        self._db.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"pk": _s(f"T#{tenant_id}"), "sk": _s(f"KEY#{key_id}")},
+                        "UpdateExpression": "SET revoked = :t",
+                        "ExpressionAttributeValues": revoked,
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"pk": _s(f"K#{item['keyHash']['S']}"), "sk": _s("KEY")},
+                        "UpdateExpression": "SET revoked = :t",
+                        "ExpressionAttributeValues": revoked,
+                    }
+                },
+            ]
+        )
+        return True
