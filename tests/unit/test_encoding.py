@@ -15,7 +15,6 @@ import zstandard
 
 from spool.domain import limits
 from spool.domain.encoding import EncodedObject, encode_objects
-from spool.domain.errors import StoreError
 from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_body, ndjson_line
 
@@ -159,7 +158,9 @@ def test_a_batch_under_the_cap_stays_one_object() -> None:
 
 
 @pytest.mark.parametrize("fields", FORMATS)
-def test_the_largest_event_fits_alone_under_the_smallest_cap_even_incompressible(fields: dict[str, Any]) -> None:
+def test_the_largest_event_incompressible_is_written_alone_as_one_object_under_the_smallest_cap(
+    fields: dict[str, Any],
+) -> None:
     rng = random.Random(7)
     alphabet = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\']  # JSON needs no escape for these
     shell = ndjson_line("evt_" + "x" * 60, "a" * 128, {"blob": ""}, "2026-04-14T10:30:00.000Z")
@@ -169,14 +170,22 @@ def test_the_largest_event_fits_alone_under_the_smallest_cap_even_incompressible
 
     [obj] = encode_objects(settings(maxObjectBytes=CAP, **fields), line)
 
-    assert len(obj.body) <= CAP
+    # Never split, never dropped: one object of one event, over the cap only by the format's own framing.
+    assert obj.count == 1
+    assert len(obj.body) <= CAP + 4096
 
 
-def test_an_event_that_cannot_fit_the_cap_fails_the_write_rather_than_pass_the_cap() -> None:
-    capped = settings().model_copy(update={"maxObjectBytes": 100})  # below the API's bound
+def test_an_event_over_the_cap_by_itself_is_written_alone_and_the_others_stay_under_the_cap() -> None:
+    capped = settings().model_copy(update={"maxObjectBytes": CAP})
+    big = ndjson_line(
+        "evt_big", "order.created", {"blob": random.Random(1).randbytes(CAP // 2).hex()}, "2026-04-14T10:30:00.000Z"
+    )
+    small = lines(40, noise=200)
 
-    with pytest.raises(StoreError, match="over maxObjectBytes"):
-        encode_objects(capped, "\n".join(lines(3, noise=200)))
+    objects = encode_objects(capped, "\n".join([*small[:20], big, *small[20:]]))
+
+    assert [obj.body.decode().rstrip("\n") for obj in objects if len(obj.body) > CAP] == [big]
+    assert sum(obj.count for obj in objects) == 41
 
 
 def test_a_template_naming_event_type_gives_each_type_its_own_objects_in_order() -> None:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import zstandard
 
 from spool.domain import limits
-from spool.domain.errors import StoreError
 from spool.domain.naming import line_event_type, parse_line
 
 if TYPE_CHECKING:
@@ -191,8 +190,8 @@ def _fit(lines: list[str], encode: Encoder, cap: int | None) -> list[tuple[bytes
     if cap is None or len(body) <= cap:
         return [(body, len(lines))]
     if len(lines) == 1:
-        # maxObjectBytes' lower bound leaves room for the largest event in any format (limits.py).
-        raise StoreError(f"one event is {len(body)} bytes as stored, over maxObjectBytes ({cap})")
+        # One event is never split or dropped: alone over the cap, it is written alone (limits.py).
+        return [(body, 1)]
     parts = min(len(lines), max(2, math.ceil(len(body) / (cap * _FILL))))
     fitted: list[tuple[bytes, int]] = []
     for chunk in _chunks(lines, parts):

@@ -30,10 +30,10 @@ ROLE_ARN_MAX_LEN = 2048
 # A key template is at most this long; with the prefix (512) and an event type (128) a key stays under S3's
 # 1,024 bytes.
 KEY_TEMPLATE_MAX_LEN = 256
-# maxObjectBytes: at least room for the largest event (EVENT_MAX_BYTES as a line) alone in an object of any
-# format and codec, incompressible (Parquet adds its footer, a codec its framing); at most what one PutObject
-# takes (5 GiB).
-MAX_OBJECT_BYTES_MIN = 512 * 1024
+# maxObjectBytes: at least the largest event's line (EVENT_MAX_BYTES); at most what one PutObject takes (5 GiB).
+# One event is never split: an event that is over the cap by itself as stored (a largest one with a codec's
+# framing or Parquet's footer, or incompressible) is written alone, the only object that can pass the cap.
+MAX_OBJECT_BYTES_MIN = EVENT_MAX_BYTES
 MAX_OBJECT_BYTES_MAX = 5 * 1024**3
 # A KMS key id, key ARN, alias name or alias ARN.
 KMS_KEY_ID_MAX_LEN = 2048
