@@ -47,7 +47,7 @@ def emit_metrics(report: DeliveryReport) -> None:
     sums the documents) and `service` + `endpointId`. One document instead of one per endpoint plus one of
     totals halves the metric lines of the common one-endpoint invocation (log bytes and sink CPU, B1)."""
     for endpoint_id, outcome in report.endpoints.items():
-        per_endpoint = EphemeralMetrics(namespace=NAMESPACE)
+        per_endpoint = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
         per_endpoint.add_dimensions(service=SERVICE, endpointId=endpoint_id)
         figures = (outcome.events_written, outcome.objects_written, outcome.held, outcome.failed)
         for name, value in zip(SINK_METRICS, figures, strict=True):
