@@ -186,11 +186,7 @@ class Sink:
         try:
             handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome)
         except Exception as exc:  # e.g. KMS, DynamoDB or staging unavailable: this endpoint only, retried later
-            if isinstance(exc, _Loading):
-                error: SpoolError = StoreError(f"could not load endpoint settings ({exc.cause})")
-            else:
-                error = _as_spool_error(exc)
-            handed_back = self._fail(tenant_id, endpoint_id, records, error, outcome)
+            handed_back = self._fail(tenant_id, endpoint_id, records, _as_spool_error(exc), outcome)
         self._record(tenant_id, endpoint_id, outcome)
         return outcome, handed_back
 
@@ -203,10 +199,11 @@ class Sink:
         except SpoolError:
             raise
         except Exception as exc:
-            raise _Loading(type(exc).__name__) from None
+            raise StoreError(f"could not load endpoint settings ({type(exc).__name__})") from None
         settings = target.endpoint.storage
         now = self.clock()
-        found = planner.triage(records, now, self.trigger_lead_seconds)
+        rules = self.rules
+        found = planner.triage(records, now, rules.trigger_lead_seconds)
         owner = uuid.uuid4().hex
         leased: list[int] = []
         try:
@@ -217,7 +214,7 @@ class Sink:
                 found,
                 flushes,
                 now,
-                self.rules,
+                rules,
                 by_type=by_event_type(settings),
             )
             failed = self._perform(target, decided, outcome)
@@ -234,10 +231,10 @@ class Sink:
         return handed_back
 
     def _open_flushes(self, endpoint_id: str, due: list[int], owner: str, leased: list[int]) -> list[FoundFlush]:
-        """For each due flush time: take its lease and read what is staged there and at the later staged times
-        whose leases it can take too (holders that opened times a second apart, or held in the settle time
-        just before this one, so a burst still lands in one object). One listing serves every time. A time an
-        earlier flush of this invocation already took is found leased with nothing of its own."""
+        """For each due flush time: take its lease and read what is staged there and, when that holds lines, at
+        the later staged times whose leases it can take too (holders whose oldest events were a second or so
+        apart, so a burst still lands in one object). One listing serves every time. A time an earlier flush
+        of this invocation already took is found leased with nothing of its own."""
         found: list[FoundFlush] = []
         listed: dict[int, list[str]] | None = None
         for flush_at in due:
@@ -277,14 +274,14 @@ class Sink:
         """Perform the plan's steps in order. On the first that fails: the records it and every later step
         would have settled, and the error; None when all succeeded."""
         for i, step in enumerate(decided.steps):
-            later = decided.steps[i + 1 :]
+            later = [r for s in decided.steps[i + 1 :] for r in _settled_by(s)]
             try:
                 if isinstance(step, Write):
                     self._write_all(target, step.blocks, outcome)
                 else:
                     self._hold(target.endpoint, step, outcome)
             except Exception as exc:
-                return [*_settled_by(step), *(r for s in later for r in _settled_by(s))], _as_spool_error(exc)
+                return [*_settled_by(step), *later], _as_spool_error(exc)
             if isinstance(step, Write) and step.clears:
                 try:
                     self._remove_written(target.endpoint.id, step.clears)
@@ -292,7 +289,7 @@ class Sink:
                     # The lines are in an object, so the bundles written with them are done; the triggers come
                     # back and remove what is still staged (marked written, so not written again).
                     error = StoreError(f"could not remove staged lines ({type(exc).__name__})")
-                    return [*step.clearing, *(r for s in later for r in _settled_by(s))], error
+                    return [*step.clearing, *later], error
         return None
 
     def _remove_written(self, endpoint_id: str, clears: dict[int, list[StagedBundle]]) -> None:
@@ -403,13 +400,6 @@ class Sink:
                 self.repo.record_failure(tenant_id, endpoint_id, message=outcome.error, at=at)
         except Exception as exc:  # status is informational; the objects are written and acknowledged
             _log.warning("could not record delivery status for %s: %s", endpoint_id, type(exc).__name__)
-
-
-class _Loading(Exception):
-    """Loading the endpoint's settings or credentials failed (its cause's type name, never its message)."""
-
-    def __init__(self, cause: str) -> None:
-        self.cause = cause
 
 
 def _settled_by(step: planner.Step) -> list[InboundRecord]:

@@ -90,9 +90,7 @@ def encode_objects(settings: StorageSettings, text: str, event_type: str | None 
     if not text:
         return []
     encode, content_type, content_encoding = _encoder(settings)
-    cap = settings.maxObjectBytes
-    by_type = "{eventType}" in settings.keyTemplate
-    if cap is None and not by_type and settings.format == "ndjson":
+    if _one_whole_object(settings):
         # The common case without splitting the text into lines.
         return [
             EncodedObject(_compress(settings.compression, text), text.count("\n") + 1, content_type, content_encoding)
@@ -101,14 +99,14 @@ def encode_objects(settings: StorageSettings, text: str, event_type: str | None 
     groups: dict[str | None, list[str]]
     if event_type is not None:
         groups = {event_type: lines}
-    elif by_type:
-        groups = {t: group for t, group in _by_event_type(lines).items()}
+    elif by_event_type(settings):
+        groups = {name: group for name, group in partitions(lines, bound=len(lines)).items()}  # every type its own
     else:
         groups = {None: lines}
     return [
-        EncodedObject(body, count, content_type, content_encoding, event_type)
-        for event_type, group in groups.items()
-        for body, count in _fit(group, encode, cap)
+        EncodedObject(body, count, content_type, content_encoding, group_type)
+        for group_type, group in groups.items()
+        for body, count in _fit(group, encode, settings.maxObjectBytes)
     ]
 
 
@@ -116,14 +114,18 @@ def encode_blocks(settings: StorageSettings, blocks: list[tuple[str, int]]) -> l
     """`encode_objects` for the sink's blocks (lines joined by "\\n", and their count), in order. The common
     case (NDJSON, no cap, no {eventType}) joins the blocks once, final newline included, and counts nothing:
     each extra pass over a megabyte of lines cost as much as the whole reference sink (make bench, B1)."""
-    blocks = [block for block in blocks if block[1]]
     if not blocks:
         return []
-    if settings.maxObjectBytes is None and "{eventType}" not in settings.keyTemplate and settings.format == "ndjson":
+    if _one_whole_object(settings):
         _, content_type, content_encoding = _encoder(settings)
         body = _compress_body(settings.compression, "\n".join([*(text for text, _ in blocks), ""]).encode())
         return [EncodedObject(body, sum(count for _, count in blocks), content_type, content_encoding)]
     return encode_objects(settings, "\n".join(text for text, _ in blocks))
+
+
+def _one_whole_object(settings: StorageSettings) -> bool:
+    """Whether lines become one NDJSON object as they are (no cap to split under, no types to group by)."""
+    return settings.maxObjectBytes is None and not by_event_type(settings) and settings.format == "ndjson"
 
 
 def _encoder(settings: StorageSettings) -> tuple[Encoder, str, str | None]:
@@ -173,11 +175,6 @@ def parquet_body(lines: list[str], codec: str) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression=codec)
     return bytes(sink.getvalue().to_pybytes())
-
-
-def _by_event_type(lines: list[str]) -> dict[str, list[str]]:
-    """Lines per event type, types in order of first appearance, lines in order (unbounded)."""
-    return partitions(lines, bound=len(lines) + 1)
 
 
 def _fit(lines: list[str], encode: Encoder, cap: int | None) -> list[tuple[bytes, int]]:

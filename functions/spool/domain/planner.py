@@ -252,7 +252,8 @@ def plan(
     - a due flush time whose lease another sink holds: its triggers come back when the lease may be free;
     - a due flush time with nothing staged was written by an earlier trigger: its triggers are acknowledged;
     - a due flush time with staged lines writes them, the remainder with the first such flush, and removes
-      them; its triggers (and the remainder's bundles) are acknowledged when that is done;
+      them; the remainder's bundles are acknowledged once written, its triggers once the lines are removed;
+    - a due flush time an earlier flush of this plan took with it: its triggers go with that flush;
     - a remainder that no flush took is held for `interval` after its oldest event was accepted, unless a
       trigger could not be back by then (`hold_until`), any of its bundles failed before (a retry is never held
       twice) or hold-back is off: then it is written at once.
