@@ -31,6 +31,10 @@ logger = Logger(
     service=SERVICE,
     sampling_rate=float(os.environ.get("POWERTOOLS_LOGGER_SAMPLE_RATE", DEBUG_SAMPLE_RATE)),
 )
+# The sink's: it writes no debug lines, so sampling would buy it nothing, and Powertools draws the sample again
+# on every warm invocation with a setLevel that clears the level cache of every logger in the process (boto3
+# registers about a hundred). Powertools reuses the service's logger configured above: same handler, same JSON.
+sink_logger = Logger(service=SERVICE, sampling_rate=0)
 metrics = Metrics(namespace=NAMESPACE)
 tracer = Tracer()
 

@@ -83,10 +83,31 @@ def test_send_batches_keep_to_ten_entries_and_256_kib_per_call() -> None:
     assert all(sum(m.size for m in b) <= MESSAGE_MAX_BYTES for b in batches)
 
 
-def test_lambda_and_api_attribute_shapes_read_the_same() -> None:
-    lambda_shape = {"messageAttributes": {"tenantId": {"stringValue": "ten_a", "dataType": "String"}}}
-    api_shape = {"MessageAttributes": {"tenantId": {"StringValue": "ten_a", "DataType": "String"}}}
-    assert messages.lambda_attributes(lambda_shape) == messages.api_attributes(api_shape) == {"tenantId": "ten_a"}
+def test_lambda_and_api_message_shapes_decode_the_same() -> None:
+    attributes = {"tenantId": "ten_a", "endpointId": "ep_a", "lines": "2"}
+    body = f"{line(1)}\n{line(2)}"
+    lambda_shape = {
+        "body": body,
+        "messageAttributes": {k: {"stringValue": v, "dataType": "String"} for k, v in attributes.items()},
+    }
+    api_shape = {
+        "Body": body,
+        "MessageAttributes": {k: {"StringValue": v, "DataType": "String"} for k, v in attributes.items()},
+    }
+    decoded = messages.decode_lambda_record(lambda_shape)
+    assert decoded == messages.decode(body, messages.api_attributes(api_shape)) == messages.decode(body, attributes)
+    assert (decoded.tenant_id, decoded.endpoint_id, decoded.line_count, decoded.lines) == (
+        "ten_a",
+        "ep_a",
+        2,
+        [line(1), line(2)],
+    )
+    assert messages.api_attributes(api_shape) == attributes
+
+
+def test_a_message_without_spools_attributes_decodes_with_empty_ids() -> None:
+    for decoded in (messages.decode_lambda_record({"body": "x"}), messages.decode("x", {})):
+        assert (decoded.tenant_id, decoded.endpoint_id, decoded.kind, decoded.line_count) == ("", "", "event", None)
 
 
 def test_a_bundle_is_checked_whole_for_event_lines() -> None:

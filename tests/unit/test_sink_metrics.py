@@ -29,3 +29,25 @@ def test_each_endpoint_gets_one_document_feeding_the_totals_and_its_own_dimensio
         assert [m["Name"] for m in directive["Metrics"]] == list(SINK_METRICS)
     assert [documents[0][name] for name in SINK_METRICS] == [[5.0], [1.0], [0.0], [0.0]]
     assert [documents[1][name] for name in SINK_METRICS] == [[0.0], [0.0], [3.0], [2.0]]
+
+
+def test_the_document_is_the_one_powertools_writes_for_the_same_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """The sink builds its EMF document by hand (handlers/sink.py says why); Powertools' EphemeralMetrics,
+    given the same dimension sets and figures, must write the same document."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+    from spool.handlers.sink import metrics_document
+    from spool.observability import NAMESPACE, SERVICE
+
+    outcome = EndpointOutcome(events_written=7, objects_written=2, held=1, failed=3)
+    powertools = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    powertools.add_dimensions(service=SERVICE, endpointId="ep_a")
+    for name, value in zip(SINK_METRICS, (7, 2, 1, 3), strict=True):
+        powertools.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    powertools.flush_metrics()
+    [expected] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    ours = json.loads(metrics_document("ep_a", outcome, expected["_aws"]["Timestamp"]))
+
+    assert ours == expected
+    assert list(ours) == list(expected)

@@ -12,7 +12,8 @@ Two kinds of message travel on the ingest queue (and, after maxReceiveCount rece
 - **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `boundary` = the flush time
   (Unix seconds); the body only describes it for a person reading the queue.
 
-No other module knows the attribute names: `sqs_attributes` writes them, `decode` and `owner` read them.
+No other module knows the attribute names: `sqs_attributes` writes them, `decode`, `decode_lambda_record` and
+`owner` read them.
 """
 
 from __future__ import annotations
@@ -152,6 +153,11 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
     return Decoded(tenant_id, endpoint_id, "event", body, line_count=int(lines) if lines.isdigit() else None)
 
 
+def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
+    """`decode` for a record of a Lambda SQS event (`messageAttributes.*.stringValue`)."""
+    return decode(record["body"], _string_values(record.get("messageAttributes"), "stringValue"))
+
+
 def is_event_bundle(body: str) -> bool:
     """Whether `body` is what the api enqueues: one or more event lines, each one compact JSON object that
     starts with its id. Checked on the whole body at once (every line break must sit between `}` and the
@@ -162,11 +168,6 @@ def is_event_bundle(body: str) -> bool:
 def owner(attributes: Mapping[str, str]) -> tuple[str, str]:
     """(tenant id, endpoint id) of a message, from its attributes' string values."""
     return attributes.get(TENANT, ""), attributes.get(ENDPOINT, "")
-
-
-def lambda_attributes(record: Mapping[str, Any]) -> dict[str, str]:
-    """String values of an SQS record's attributes in a Lambda event (`messageAttributes.*.stringValue`)."""
-    return _string_values(record.get("messageAttributes"), "stringValue")
 
 
 def api_attributes(message: Mapping[str, Any]) -> dict[str, str]:
