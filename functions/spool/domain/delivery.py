@@ -204,7 +204,7 @@ class Sink:
         now = self.clock()
         rules = self.rules
         found = planner.triage(records, now, rules.trigger_lead_seconds)
-        owner = uuid.uuid4().hex
+        owner = uuid.uuid4().hex if found.due else ""  # the leases' holder; no lease without a due flush time
         leased: list[int] = []
         try:
             flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
