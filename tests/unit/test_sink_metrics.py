@@ -51,3 +51,16 @@ def test_the_document_is_the_one_powertools_writes_for_the_same_figures(capsys: 
 
     assert ours == expected
     assert list(ours) == list(expected)
+
+
+def test_no_document_when_powertools_metrics_are_disabled(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make dev` sets POWERTOOLS_METRICS_DISABLED: there is no CloudWatch to read the documents locally."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    report = DeliveryReport()
+    report.endpoints["ep_a"] = EndpointOutcome(events_written=5, objects_written=1)
+
+    emit_metrics(report)
+
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]

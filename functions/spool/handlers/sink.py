@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spool.domain import messages
@@ -77,8 +78,10 @@ def emit_metrics(report: DeliveryReport) -> None:
     metrics out of it). One document instead of one per endpoint plus one of totals halves the metric lines of
     the common one-endpoint invocation (log bytes and sink CPU, B1)."""
     timestamp_ms = int(time.time() * 1000)
+    disabled = is_metrics_disabled()  # POWERTOOLS_METRICS_DISABLED / POWERTOOLS_DEV, as Powertools' own providers
     for endpoint_id, outcome in report.endpoints.items():
-        print(metrics_document(endpoint_id, outcome, timestamp_ms))
+        if not disabled:
+            print(metrics_document(endpoint_id, outcome, timestamp_ms))
         if outcome.error:
             sink_logger.warning(
                 "delivery failed",
