@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,21 +51,44 @@ def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.
     return result
 
 
-def pause_until(due: float) -> float:
-    """Pace a sender: pause until `due` (time.monotonic()); returns how late it already was (0 if not).
-    Load generation only: nothing is waited for here, a test's waits are `poll` and `wait_until`."""
-    wait = due - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
-    return max(0.0, -wait)
+class Schedule:
+    """Paces load generators: senders wait for their slots on one stop signal, so a run that is aborted (a
+    sender failed, or Ctrl-C) stops every sender at once instead of each after its next pause. Load
+    generation only: a test's waits are `poll` and `wait_until`."""
 
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
 
-def spread(count: int, seconds: float) -> Iterator[int]:
-    """0, 1, ... count-1, the n-th yielded `n * seconds / count` after the first: load at a steady rate."""
-    start = time.monotonic()
-    for n in range(count):
-        pause_until(start + n * seconds / count)
-        yield n
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def sender[**P](self, work: Callable[P, None]) -> Callable[P, None]:
+        """`work` as one of the senders: if it fails, the run is lost, and the other senders stop too."""
+
+        def send(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                work(*args, **kwargs)
+            except BaseException:
+                self.stop()
+                raise
+
+        return send
+
+    def pause_until(self, due: float) -> float | None:
+        """Wait until `due` (time.monotonic()); how late it already was (0 if not), or None once stopped."""
+        wait = due - time.monotonic()
+        if self._stopped.wait(max(0.0, wait)):
+            return None
+        return max(0.0, -wait)
+
+    def spread(self, count: int, seconds: float) -> Iterator[int]:
+        """0, 1, ... count-1, the n-th yielded `n * seconds / count` after the first (load at a steady rate),
+        until stopped."""
+        start = time.monotonic()
+        for n in range(count):
+            if self.pause_until(start + n * seconds / count) is None:
+                return
+            yield n
 
 
 def amazon_s3_through(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, url: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from spool.adapters.tenant_table import DynamoTenants
 from spool.domain.errors import SpoolError
 from spool.domain.tenants import Tenants
 from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings
+from spool.names import StackOutput
 
 
 class CliError(Exception):
@@ -42,8 +44,32 @@ class Target:
     session: boto3.session.Session
     endpoint_url: str | None = None
 
+    @classmethod
+    def named(
+        cls, found: Mapping[str, Any], keys: Mapping[str, str], session: boto3.session.Session, endpoint_url: str | None
+    ) -> Target:
+        """The target whose resources `found` names under `keys` (a Target field: its key); a missing key raises
+        KeyError."""
+        return cls(**{field: found[key] for field, key in keys.items()}, session=session, endpoint_url=endpoint_url)
+
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+# The keys a target's resources are under: a deployed stack's outputs, the local runtime's runtime.json
+# (written by local/runtime.py).
+_STACK_KEYS = {
+    "table_name": StackOutput.TABLE_NAME.value,
+    "pepper_secret_id": StackOutput.PEPPER_SECRET_ARN.value,
+    "queue_url": StackOutput.QUEUE_URL.value,
+    "dlq_url": StackOutput.DLQ_URL.value,
+}
+_LOCAL_KEYS = {
+    "table_name": "tableName",
+    "pepper_secret_id": "pepperSecretId",
+    "queue_url": "queueUrl",
+    "dlq_url": "dlqUrl",
+}
 
 
 def resolve_target(stack: str | None, region: str | None, state_dir: Path) -> Target:
@@ -68,13 +94,7 @@ def _stack_target(stack: str, region: str | None) -> Target:
         raise CliError(f"cannot read stack {stack!r} in {session.region_name}: {exc}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     try:
-        return Target(
-            table_name=outputs["TableName"],
-            pepper_secret_id=outputs["PepperSecretArn"],
-            queue_url=outputs["QueueUrl"],
-            dlq_url=outputs["DlqUrl"],
-            session=session,
-        )
+        return Target.named(outputs, _STACK_KEYS, session, endpoint_url=None)
     except KeyError as missing:
         raise CliError(f"stack {stack!r} has no output {missing}; is it a Spool stack?") from None
 
@@ -84,18 +104,12 @@ def _local_target(described: Path) -> Target:
         raise CliError(f"no --stack given and no local runtime found ({described}); start one with `make dev`")
     local = json.loads(described.read_text())
     try:
-        return Target(
-            table_name=local["tableName"],
-            pepper_secret_id=local["pepperSecretId"],
-            queue_url=local["queueUrl"],
-            dlq_url=local["dlqUrl"],
-            session=boto3.session.Session(
-                aws_access_key_id=EMULATOR_ACCESS_KEY_ID,
-                aws_secret_access_key=EMULATOR_SECRET_ACCESS_KEY,
-                region_name=local["region"],
-            ),
-            endpoint_url=local["awsEndpointUrl"],
+        session = boto3.session.Session(
+            aws_access_key_id=EMULATOR_ACCESS_KEY_ID,
+            aws_secret_access_key=EMULATOR_SECRET_ACCESS_KEY,
+            region_name=local["region"],
         )
+        return Target.named(local, _LOCAL_KEYS, session, endpoint_url=local["awsEndpointUrl"])
     except KeyError as missing:
         raise CliError(f"{described} has no {missing}; restart the local runtime (`make dev`)") from None
 

@@ -1,11 +1,12 @@
-"""Names the Lambda code shares with the CDK app (infra/spool_infra/names.py re-exports them): the table's
-key attributes, the key prefix the sink may write, the metrics the dashboards read. Plain constants, so the
-CDK app can import them without loading the functions' dependencies. Environment variable names are the
-aliases of the settings models in config.py."""
+"""Names the Lambda code shares with the CDK app (which imports them as `shared`): the table's key attributes,
+the key prefix the sink may write, the two functions' handlers and services, the metrics the dashboards read,
+the stack's outputs the admin CLI reads. Plain constants, so the CDK app can import them without loading the
+functions' dependencies. Environment variable names are the aliases of the settings models in config.py."""
 
 from __future__ import annotations
 
-from typing import Final
+from enum import StrEnum
+from typing import Final, NamedTuple
 
 # DynamoDB single table (layout: adapters/dynamo.py).
 TABLE_PARTITION_KEY: Final = "pk"
@@ -17,6 +18,18 @@ STAGING_KEY_PREFIX: Final = "B#"
 # Powertools Idempotency's records share the table under this partition key.
 IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
 
+
+class Function(NamedTuple):
+    """One of Spool's Lambda functions as its code knows it: the handler Lambda runs (and names in `_HANDLER`)
+    and the Powertools service its logs and metrics carry (the CDK app sets POWERTOOLS_SERVICE_NAME to it)."""
+
+    handler: str
+    service: str
+
+
+API_FUNCTION: Final = Function("spool.handlers.api.lambda_handler", "spool-api")
+SINK_FUNCTION: Final = Function("spool.handlers.sink.lambda_handler", "spool-sink")
+
 # Powertools metrics (namespace METRICS_NAMESPACE unless POWERTOOLS_METRICS_NAMESPACE says otherwise).
 METRICS_NAMESPACE: Final = "Spool"
 METRIC_EVENTS_ACCEPTED: Final = "EventsAccepted"
@@ -24,6 +37,21 @@ METRIC_EVENTS_ACCEPTED: Final = "EventsAccepted"
 SINK_METRICS: Final = ("EventsWritten", "ObjectsWritten", "HeldBack", "DeliveryFailures")
 METRIC_EVENTS_WRITTEN, METRIC_OBJECTS_WRITTEN, METRIC_HELD_BACK, METRIC_DELIVERY_FAILURES = SINK_METRICS
 
-# The Lambda handlers (Lambda puts the one a function runs in `_HANDLER`).
-API_HANDLER: Final = "spool.handlers.api.lambda_handler"
-SINK_HANDLER: Final = "spool.handlers.sink.lambda_handler"
+
+class StackOutput(StrEnum):
+    """The outputs of the CDK stack (infra/spool_infra/stack.py); the admin CLI (cli.py) and
+    scripts/test-deployed.sh read them by these names."""
+
+    API_URL = "ApiUrl"
+    API_ID = "ApiId"
+    TABLE_NAME = "TableName"
+    QUEUE_URL = "QueueUrl"
+    DLQ_URL = "DlqUrl"
+    KMS_KEY_ID = "KmsKeyId"
+    PEPPER_SECRET_ARN = "PepperSecretArn"  # noqa: S105 (an output name)
+    SINK_FUNCTION_NAME = "SinkFunctionName"
+    SINK_ROLE_ARN = "SinkRoleArn"
+    API_FUNCTION_NAME = "ApiFunctionName"
+    ALARM_TOPIC_ARN = "AlarmTopicArn"
+    DASHBOARD_NAME = "DashboardName"
+    CUSTOM_DOMAIN_TARGET = "CustomDomainTarget"

@@ -17,9 +17,8 @@ from constructs import Construct
 
 from spool import names as shared
 from spool.config import ApiSettings
-from spool_infra import names
 from spool_infra.ingest import IngestSink
-from spool_infra.lambdas import SpoolFunction
+from spool_infra.lambdas import FunctionSpec, SpoolFunction
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
@@ -29,6 +28,7 @@ from spool_infra.state import State
 API_TIMEOUT = Duration.seconds(28)
 # More memory is more CPU: pydantic validation and the cold start (Powertools, boto3) both profit.
 API_MEMORY_MB = 512
+API_SPEC = FunctionSpec(shared.API_FUNCTION, "Spool api: endpoints and events over HTTPS", API_TIMEOUT, API_MEMORY_MB)
 # One line per request; no headers, so X-API-Key never reaches the log.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
@@ -74,31 +74,21 @@ class Api(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.handler = SpoolFunction(
-            self,
-            "Handler",
-            settings=settings,
-            code=code,
-            handler=shared.API_HANDLER,
-            service=names.API_SERVICE,
-            description="Spool api: endpoints and events over HTTPS",
-            timeout=API_TIMEOUT,
-            memory_mb=API_MEMORY_MB,
-            environment=ApiSettings.environment(
-                table_name=state.table.table_name,
-                queue_url=ingest.queue.queue_url,
-                dlq_url=ingest.dlq.queue_url,
-                kms_key_id=state.credentials_key.key_id,
-                pepper_secret_id=state.pepper_secret.secret_arn,
-                sink_function_name=ingest.sink.function.function_name,
-                # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
-                sink_role_arn=ingest.sink.role.role_arn,
-                allow_insecure_endpoints=settings.allow_insecure_endpoints,
-                # Parquet endpoints are accepted when the sink's asset holds pyarrow (stack.py); the api's
-                # own asset does not, so it cannot find out by looking for the library.
-                parquet=settings.parquet,
-            ),
+        environment = ApiSettings.environment(
+            table_name=state.table.table_name,
+            queue_url=ingest.queue.queue_url,
+            dlq_url=ingest.dlq.queue_url,
+            kms_key_id=state.credentials_key.key_id,
+            pepper_secret_id=state.pepper_secret.secret_arn,
+            sink_function_name=ingest.sink.function.function_name,
+            # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
+            sink_role_arn=ingest.sink.role.role_arn,
+            allow_insecure_endpoints=settings.allow_insecure_endpoints,
+            # Parquet endpoints are accepted when the sink's asset holds pyarrow (stack.py); the api's own asset
+            # does not, so it cannot find out by looking for the library.
+            parquet=settings.parquet,
         )
+        self.handler = SpoolFunction(self, "Handler", API_SPEC, settings=settings, code=code, environment=environment)
         fn = self.handler.function
         # Endpoints and idempotency records (Powertools Idempotency: PutItem, GetItem, UpdateItem, and
         # DeleteItem when an ingest fails). Tenants and keys are only read: the admin CLI manages them with

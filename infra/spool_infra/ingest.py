@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -13,7 +15,7 @@ from constructs import Construct
 from spool import names as shared
 from spool.config import SinkSettings
 from spool_infra import names
-from spool_infra.lambdas import SpoolFunction
+from spool_infra.lambdas import FunctionSpec, SpoolFunction
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
@@ -24,6 +26,9 @@ from spool_infra.state import State
 SINK_TIMEOUT_SECONDS = 120
 SINK_TIMEOUT = Duration.seconds(SINK_TIMEOUT_SECONDS)
 SINK_MEMORY_MB = 512
+SINK_SPEC = FunctionSpec(
+    shared.SINK_FUNCTION, "Spool sink: SQS batches to NDJSON objects in user storage", SINK_TIMEOUT, SINK_MEMORY_MB
+)
 # AWS's advice for SQS triggers: visibility at least six times the function timeout (plus the batching
 # window), so a batch that Lambda retries after throttling is not handed to a second invocation meanwhile.
 VISIBILITY_FACTOR = 6
@@ -48,20 +53,9 @@ class IngestSink(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.dlq = sqs.Queue(
-            self,
-            "Dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-        )
-        self.queue = sqs.Queue(
-            self,
+        self.dlq = self._queue("Dlq")
+        self.queue = self._queue(
             "Queue",
-            # SSE-SQS rather than a KMS key: the sink's KMS rights stay limited to credential decryption.
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
             visibility_timeout=Duration.seconds(
                 VISIBILITY_FACTOR * SINK_TIMEOUT.to_seconds() + settings.max_batching_window_seconds
             ),
@@ -88,27 +82,17 @@ class IngestSink(Construct):
             "than the staging itself. CloudTrail data events can be enabled for an audit.",
         )
 
-        self.sink = SpoolFunction(
-            self,
-            "Sink",
-            settings=settings,
-            code=code,
-            handler=shared.SINK_HANDLER,
-            service=names.SINK_SERVICE,
-            description="Spool sink: SQS batches to NDJSON objects in user storage",
-            timeout=SINK_TIMEOUT,
-            memory_mb=SINK_MEMORY_MB,
-            environment=SinkSettings.environment(
-                table_name=state.table.table_name,
-                queue_url=self.queue.queue_url,
-                staging_bucket=self.staging.bucket_name,
-                allow_insecure_endpoints=settings.allow_insecure_endpoints,
-                endpoint_cache_seconds=ENDPOINT_CACHE_SECONDS,
-                retry_base_seconds=RETRY_BASE_SECONDS,
-                retry_max_seconds=RETRY_MAX_SECONDS,
-                batching_window_seconds=settings.max_batching_window_seconds,
-            ),
+        environment = SinkSettings.environment(
+            table_name=state.table.table_name,
+            queue_url=self.queue.queue_url,
+            staging_bucket=self.staging.bucket_name,
+            allow_insecure_endpoints=settings.allow_insecure_endpoints,
+            endpoint_cache_seconds=ENDPOINT_CACHE_SECONDS,
+            retry_base_seconds=RETRY_BASE_SECONDS,
+            retry_max_seconds=RETRY_MAX_SECONDS,
+            batching_window_seconds=settings.max_batching_window_seconds,
         )
+        self.sink = SpoolFunction(self, "Sink", SINK_SPEC, settings=settings, code=code, environment=environment)
         fn = self.sink.function
         # Reads endpoints and records delivery status on them (UpdateItem); reads the flush lease and the lines
         # an older sink staged in the table (GetItem, Query). Held lines are staged in S3 now (the bucket).
@@ -149,6 +133,18 @@ class IngestSink(Construct):
                 report_batch_item_failures=True,
                 max_concurrency=settings.max_concurrency,
             )
+        )
+
+    def _queue(self, construct_id: str, **options: Any) -> sqs.Queue:
+        """A queue as both of Spool's are: SSE-SQS rather than a KMS key (the sink's KMS rights stay limited to
+        credential decryption), TLS only, messages kept RETENTION."""
+        return sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+            **options,
         )
 
     def _grant_assume_tenant_roles(self, fn: lambda_.Function) -> None:

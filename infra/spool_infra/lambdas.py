@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -18,6 +19,17 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What one of Spool's functions is, apart from what it is wired to: the code's function (handler and
+    service), the description it is deployed with, its timeout and its memory."""
+
+    entry: shared.Function
+    description: str
+    timeout: Duration
+    memory_mb: int
+
+
 class SpoolFunction(Construct):
     """A Python 3.13 function (arm64 by default) with its own role and its own log group.
 
@@ -30,14 +42,10 @@ class SpoolFunction(Construct):
         self,
         scope: Construct,
         construct_id: str,
+        spec: FunctionSpec,
         *,
         settings: Settings,
         code: lambda_.Code,
-        handler: str,
-        service: str,
-        description: str,
-        timeout: Duration,
-        memory_mb: int,
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -52,19 +60,19 @@ class SpoolFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{description} (Spool {settings.stage})",
+            description=f"{spec.description} (Spool {settings.stage})",
         )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
             "Function",
             code=code,
-            handler=handler,
+            handler=spec.entry.handler,
             runtime=RUNTIME,
             architecture=ARCHITECTURES[settings.architecture],
-            description=description,
-            timeout=timeout,
-            memory_size=memory_mb,
+            description=spec.description,
+            timeout=spec.timeout,
+            memory_size=spec.memory_mb,
             role=self.role,
             log_group=self.log_group,
             # JSON logs let Lambda filter its own START/END/REPORT lines (about 400 B per invocation, most of
@@ -77,7 +85,7 @@ class SpoolFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel.DEBUG,
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             environment={
-                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_SERVICE_NAME": spec.entry.service,
                 "POWERTOOLS_METRICS_NAMESPACE": shared.METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": settings.log_level,
                 "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing else "true",

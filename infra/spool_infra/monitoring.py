@@ -20,7 +20,6 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from spool import names as shared
-from spool_infra import names
 from spool_infra.api import Api
 from spool_infra.ingest import IngestSink
 from spool_infra.settings import Settings
@@ -123,17 +122,17 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Events in and written",
                 left=[
-                    _spool_metric(shared.METRIC_EVENTS_ACCEPTED, names.API_SERVICE, "accepted (api)"),
-                    _spool_metric(shared.METRIC_EVENTS_WRITTEN, names.SINK_SERVICE, "written (sink)"),
+                    _spool_metric(shared.METRIC_EVENTS_ACCEPTED, shared.API_FUNCTION.service, "accepted (api)"),
+                    _spool_metric(shared.METRIC_EVENTS_WRITTEN, shared.SINK_FUNCTION.service, "written (sink)"),
                 ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Objects written, held back, failed deliveries",
-                left=[_spool_metric(shared.METRIC_OBJECTS_WRITTEN, names.SINK_SERVICE, "objects written")],
+                left=[_spool_metric(shared.METRIC_OBJECTS_WRITTEN, shared.SINK_FUNCTION.service, "objects written")],
                 right=[
-                    _spool_metric(shared.METRIC_HELD_BACK, names.SINK_SERVICE, "held back (events)"),
-                    _spool_metric(shared.METRIC_DELIVERY_FAILURES, names.SINK_SERVICE, "failed (events)"),
+                    _spool_metric(shared.METRIC_HELD_BACK, shared.SINK_FUNCTION.service, "held back (events)"),
+                    _spool_metric(shared.METRIC_DELIVERY_FAILURES, shared.SINK_FUNCTION.service, "failed (events)"),
                 ],
                 width=12,
             ),

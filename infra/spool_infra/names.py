@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-# The names the Lambda code owns (handlers, the table's keys, metrics) are in functions/spool/names.py; the
-# constructs import them from there as `shared`.
+# The names the Lambda code owns (its functions' handlers and services, the table's keys, metrics, the stack's
+# outputs the admin CLI reads) are in functions/spool/names.py; the constructs import them from there as `shared`.
 
 APP_NAME: Final = "Spool"
 
@@ -22,10 +22,6 @@ PACKAGE_DIR: Final = "spool"
 REQUIREMENTS_FILE: Final = "requirements.txt"
 PARQUET_REQUIREMENTS_FILE: Final = "requirements-parquet.txt"
 
-# Powertools
-API_SERVICE: Final = "spool-api"
-SINK_SERVICE: Final = "spool-sink"
-
 # Environment variables: the aliases of functions/spool/config.py's settings models; the constructs write
 # them with `ApiSettings.environment(...)` / `SinkSettings.environment(...)` by field name.
 
@@ -36,18 +32,3 @@ EXTERNAL_ID_PATTERN: Final = "spool-*"
 
 # KMS encryption context the api binds every credentials ciphertext to.
 ENCRYPTION_CONTEXT_KEYS: Final = ("spool:tenantId", "spool:endpointId")
-
-# Stack outputs (the admin CLI looks these up in DescribeStacks).
-OUTPUT_API_URL: Final = "ApiUrl"
-OUTPUT_API_ID: Final = "ApiId"
-OUTPUT_TABLE_NAME: Final = "TableName"
-OUTPUT_QUEUE_URL: Final = "QueueUrl"
-OUTPUT_DLQ_URL: Final = "DlqUrl"
-OUTPUT_KMS_KEY_ID: Final = "KmsKeyId"
-OUTPUT_PEPPER_SECRET_ARN: Final = "PepperSecretArn"  # noqa: S105 (an output name)
-OUTPUT_SINK_FUNCTION_NAME: Final = "SinkFunctionName"
-OUTPUT_SINK_ROLE_ARN: Final = "SinkRoleArn"
-OUTPUT_API_FUNCTION_NAME: Final = "ApiFunctionName"
-OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
-OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
-OUTPUT_CUSTOM_DOMAIN_TARGET: Final = "CustomDomainTarget"

@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import App, CfnOutput, Stack, Tags
 from constructs import Construct
 
+from spool.names import StackOutput
 from spool_infra import names
 from spool_infra.api import Api
 from spool_infra.bundling import lambda_code
@@ -62,24 +63,24 @@ class SpoolStack(Stack):
     def _outputs(self) -> None:
         fn_sink = self.ingest.sink.function
         values = {
-            names.OUTPUT_API_URL: (self.api.url, "Base URL of the Spool API"),
-            names.OUTPUT_API_ID: (self.api.http_api.api_id, "HTTP API id"),
-            names.OUTPUT_TABLE_NAME: (self.state.table.table_name, "DynamoDB table"),
-            names.OUTPUT_QUEUE_URL: (self.ingest.queue.queue_url, "Ingest queue"),
-            names.OUTPUT_DLQ_URL: (self.ingest.dlq.queue_url, "Dead-letter queue (redrive source)"),
-            names.OUTPUT_KMS_KEY_ID: (self.state.credentials_key.key_id, "KMS key for storage credentials"),
-            names.OUTPUT_PEPPER_SECRET_ARN: (self.state.pepper_secret.secret_arn, "API-key pepper secret"),
-            names.OUTPUT_SINK_FUNCTION_NAME: (fn_sink.function_name, "Sink function"),
-            names.OUTPUT_SINK_ROLE_ARN: (
+            StackOutput.API_URL: (self.api.url, "Base URL of the Spool API"),
+            StackOutput.API_ID: (self.api.http_api.api_id, "HTTP API id"),
+            StackOutput.TABLE_NAME: (self.state.table.table_name, "DynamoDB table"),
+            StackOutput.QUEUE_URL: (self.ingest.queue.queue_url, "Ingest queue"),
+            StackOutput.DLQ_URL: (self.ingest.dlq.queue_url, "Dead-letter queue (redrive source)"),
+            StackOutput.KMS_KEY_ID: (self.state.credentials_key.key_id, "KMS key for storage credentials"),
+            StackOutput.PEPPER_SECRET_ARN: (self.state.pepper_secret.secret_arn, "API-key pepper secret"),
+            StackOutput.SINK_FUNCTION_NAME: (fn_sink.function_name, "Sink function"),
+            StackOutput.SINK_ROLE_ARN: (
                 self.ingest.sink.role.role_arn,
                 "Sink role: the principal tenants' delivery roles trust",
             ),
-            names.OUTPUT_API_FUNCTION_NAME: (self.api.handler.function.function_name, "Api function"),
-            names.OUTPUT_ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "SNS topic the alarms notify"),
-            names.OUTPUT_DASHBOARD_NAME: (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
+            StackOutput.API_FUNCTION_NAME: (self.api.handler.function.function_name, "Api function"),
+            StackOutput.ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "SNS topic the alarms notify"),
+            StackOutput.DASHBOARD_NAME: (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
         }
         if self.api.domain is not None:
-            values[names.OUTPUT_CUSTOM_DOMAIN_TARGET] = (
+            values[StackOutput.CUSTOM_DOMAIN_TARGET] = (
                 self.api.domain.regional_domain_name,
                 f"Point a CNAME (or alias) for {self.settings.domain_name} here",
             )

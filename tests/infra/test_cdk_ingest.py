@@ -12,7 +12,7 @@ from infra_synth import Synth, SynthFactory
 from spool.config import ApiSettings, SinkSettings
 from spool.domain import limits
 from spool.domain.delivery import Sink
-from spool.names import API_HANDLER, SINK_HANDLER
+from spool.names import API_FUNCTION, SINK_FUNCTION
 from spool_infra.ingest import SINK_TIMEOUT_SECONDS
 
 FOURTEEN_DAYS = 14 * 24 * 3600
@@ -147,7 +147,9 @@ def test_both_functions_log_json_without_lambdas_start_end_report_lines(synth: S
 
 
 @pytest.mark.parametrize(
-    ("handler", "model"), [(API_HANDLER, ApiSettings), (SINK_HANDLER, SinkSettings)], ids=["api", "sink"]
+    ("handler", "model"),
+    [(API_FUNCTION.handler, ApiSettings), (SINK_FUNCTION.handler, SinkSettings)],
+    ids=["api", "sink"],
 )
 def test_each_function_is_given_exactly_the_settings_its_model_reads(
     synth: Synth, handler: str, model: type[ApiSettings] | type[SinkSettings]

@@ -9,7 +9,7 @@ from typing import Any
 
 from spool.local.runtime import LocalRuntime
 from tests.conftest import spec_body
-from tests.servers import Api, queue_drained, read_objects, spread, wait_until
+from tests.servers import Api, Schedule, queue_drained, read_objects, wait_until
 
 
 def endpoint_body(prefix: str, *, batch_size: int, interval: int) -> dict[str, Any]:
@@ -42,12 +42,13 @@ def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing
     api.create_endpoint(endpoint_body(prefix, batch_size=batch_size, interval=interval))
     accepted: list[str] = []
     lock = threading.Lock()
+    schedule = Schedule()
 
     def sender(worker: int, workers: int) -> None:
         # 50 events per request, requests spread evenly over `seconds`.
         per_request = 50
         requests_total = total // per_request // workers
-        for n in spread(requests_total, seconds):
+        for n in schedule.spread(requests_total, seconds):
             events = [
                 {"eventType": "order.created", "payload": {"w": worker, "n": n, "i": i}} for i in range(per_request)
             ]
@@ -55,7 +56,7 @@ def test_ten_thousand_events_at_a_steady_rate_give_full_objects_and_lose_nothing
             with lock:
                 accepted.extend(ids)
 
-    workers = [threading.Thread(target=sender, args=(w, 4)) for w in range(4)]
+    workers = [threading.Thread(target=schedule.sender(sender), args=(w, 4)) for w in range(4)]
     for thread in workers:
         thread.start()
     for thread in workers:

@@ -198,7 +198,7 @@ def roles(synth: Synth, runtime: LocalRuntime, call_log: CallLog) -> Callable[[S
 def stack(synth: Synth) -> StackPolicies:
     from spool import names
 
-    return StackPolicies(synth.json, {"api": names.API_HANDLER, "sink": names.SINK_HANDLER})
+    return StackPolicies(synth.json, {"api": names.API_FUNCTION.handler, "sink": names.SINK_FUNCTION.handler})
 
 
 def report(verdict: Verdict, calls: dict[Request, int]) -> list[str]:

@@ -33,7 +33,7 @@ import boto3
 import requests
 
 from spool.local.runtime import EXAMPLE_BUCKET, free_port
-from tests.servers import pause_until, poll, wait_until
+from tests.servers import Schedule, poll, wait_until
 
 RATE = int(os.environ.get("SPOOL_SOAK_RATE", "300"))
 SECONDS = int(os.environ.get("SPOOL_SOAK_SECONDS", "60"))
@@ -220,11 +220,14 @@ def send(runtime: Runtime, endpoints: list[tuple[str, str]]) -> Load:
     slots = RATE * SECONDS // PER_REQUEST
     interval = PER_REQUEST / RATE
     started = time.monotonic() + 0.5
+    schedule = Schedule()
 
     def worker(first: int) -> None:
         session = requests.Session()
         for slot in range(first, slots, WORKERS):
-            late = pause_until(started + slot * interval)
+            late = schedule.pause_until(started + slot * interval)
+            if late is None:
+                return
             chosen = [endpoints[(slot * PER_REQUEST + i) % len(endpoints)] for i in range(PER_REQUEST)]
             events = [
                 {"eventType": t, "payload": {"slot": slot, "i": i, "pad": "x" * 96}} for i, (t, _) in enumerate(chosen)
@@ -252,11 +255,15 @@ def send(runtime: Runtime, endpoints: list[tuple[str, str]]) -> Load:
                 for (_, prefix), event_id in zip(chosen, ids, strict=False):
                     load.accepted[prefix].append(event_id)
 
-    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(WORKERS)]
+    threads = [threading.Thread(target=schedule.sender(worker), args=(w,), daemon=True) for w in range(WORKERS)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        schedule.stop()
+        raise
     load.seconds = time.monotonic() - started
     return load
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from spool.config import ApiSettings, SinkSettings
 from spool.handlers.wiring import lambda_settings
-from spool.names import API_HANDLER, SINK_HANDLER
+from spool.names import API_FUNCTION, SINK_FUNCTION
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 SINK_ENV = {
@@ -19,7 +19,7 @@ SINK_ENV = {
     "SPOOL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ingest",
     "SPOOL_STAGING_BUCKET": "spool-staging",
 }
-IN_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "Spool-unit-Sink", "_HANDLER": SINK_HANDLER}
+IN_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "Spool-unit-Sink", "_HANDLER": SINK_FUNCTION.handler}
 
 
 def test_environment_names_come_from_the_settings_fields() -> None:
@@ -52,7 +52,7 @@ def test_in_lambda_the_running_handlers_settings_are_parsed() -> None:
 
 def test_in_lambda_a_missing_setting_fails_naming_the_variable() -> None:
     with pytest.raises(ValidationError, match="SPOOL_KMS_KEY_ID"):
-        lambda_settings({"AWS_LAMBDA_FUNCTION_NAME": "Spool-unit-Api", "_HANDLER": API_HANDLER} | SINK_ENV)
+        lambda_settings({"AWS_LAMBDA_FUNCTION_NAME": "Spool-unit-Api", "_HANDLER": API_FUNCTION.handler} | SINK_ENV)
     assert ApiSettings.env_name("kms_key_id") == "SPOOL_KMS_KEY_ID"
 
 

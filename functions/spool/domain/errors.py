@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from pydantic import ValidationError
 
 
 class SpoolError(Exception):
-    """Base of every error Spool reports to a client. `code` is stable, `message` is safe to show."""
+    """Base of every error Spool reports to a client. `code` is stable, `message` is safe to show.
 
-    code = "error"
+    A subclass names its code in its class line (`class NotFound(SpoolError, code="not_found")`); one that
+    names none keeps its parent's."""
+
+    code: ClassVar[str] = "error"
+
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -16,40 +26,35 @@ class SpoolError(Exception):
         self.field = field
 
 
-class NotFound(SpoolError):
-    code = "not_found"
+class NotFound(SpoolError, code="not_found"):
+    """An id the caller cannot reach: unknown, deleted, or another tenant's (all answered alike)."""
 
 
-class Unauthorized(SpoolError):
-    code = "unauthorized"
+class Unauthorized(SpoolError, code="unauthorized"):
+    """No X-API-Key, or one that is unknown or revoked."""
 
 
-class Conflict(SpoolError):
-    code = "conflict"
+class Conflict(SpoolError, code="conflict"):
+    """The request does not fit the item as it is: a change that lost a race with another, or a question the
+    endpoint cannot answer (an aws-role of an endpoint with access keys)."""
 
 
-class InvalidInput(SpoolError):
+class InvalidInput(SpoolError, code="validation_error"):
     """A value is well-formed JSON but breaks a rule; `field` names it (e.g. `storageConfig.bucket`)."""
 
-    code = "validation_error"
+
+class PayloadTooLarge(SpoolError, code="payload_too_large"):
+    """An event over its size limit as an NDJSON line."""
 
 
-class PayloadTooLarge(SpoolError):
-    code = "payload_too_large"
-
-
-class StoreError(SpoolError):
+class StoreError(SpoolError, code="store_error"):
     """A write to a tenant's store failed. The message never contains credentials."""
 
-    code = "store_error"
 
-
-class ServiceFault(SpoolError):
+class ServiceFault(SpoolError, code="internal_error"):
     """A fault of the service, not of the request: a stored item that does not parse, a reply of another part
     of Spool that is not what it should be. The API answers 500 with a generic message; `detail` is for the
     log only and holds names, locations and error types, never stored or sent values (they may be secrets)."""
-
-    code = "internal_error"
 
     def __init__(self, message: str, *, detail: dict[str, object] | None = None) -> None:
         super().__init__(message)

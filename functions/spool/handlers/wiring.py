@@ -38,7 +38,7 @@ from spool.domain.ingest import Ingest
 from spool.domain.ports import Redriver, Verifier
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
-from spool.names import API_HANDLER, SINK_HANDLER
+from spool.names import API_FUNCTION, SINK_FUNCTION
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,8 @@ def build_sink(
 
 
 _SETTINGS_OF_HANDLER: dict[str, type[ApiSettings] | type[SinkSettings]] = {
-    API_HANDLER: ApiSettings,
-    SINK_HANDLER: SinkSettings,
+    API_FUNCTION.handler: ApiSettings,
+    SINK_FUNCTION.handler: SinkSettings,
 }
 
 

@@ -7,6 +7,8 @@ the routes read both from there, so nothing here checks the key again or knows w
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Depends, Request
@@ -59,9 +61,20 @@ ERRORS: dict[int, OpenAPIResponse] = {
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 
 
-def answers(status: int, description: str, model: Any = None) -> dict[int, OpenAPIResponse]:
-    """A route's success answer plus the shared error answers, for the OpenAPI document."""
-    success: OpenAPIResponse = {"description": description}
-    if model is not None:
-        success["content"] = {"application/json": {"model": model}}
-    return {status: success, **ERRORS}
+def tenant_route[F: Callable[..., Any]](
+    method: Callable[..., Callable[[F], F]], rule: str, *, answer: tuple[int, str]
+) -> Callable[[F], F]:
+    """`method` (a Router's `get`, `post`, ...) registering a route of the tenant API: it needs X-API-Key, and
+    the OpenAPI document gives the route's docstring as its summary and lists its success answer (`answer`'s
+    status and description; Powertools takes the body's schema from the return type) beside the error answers
+    every such route can give."""
+    status, description = answer
+
+    def register(route: F) -> F:
+        summary = inspect.getdoc(route)
+        if not summary:
+            raise TypeError(f"{route.__name__} needs a docstring: it is the route's summary in the OpenAPI document")
+        responses = {status: {"description": description}, **ERRORS}
+        return method(rule, summary=summary, security=SECURITY, responses=responses)(route)
+
+    return register

@@ -20,20 +20,16 @@ from spool.domain.models import (
     RedriveResult,
     VerifyResult,
 )
-from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
+from spool.handlers.routes.deps import Services, TenantId, tenant_route
 
 router = Router()
 
 EndpointId = Annotated[str, Path(min_length=1, max_length=64, description="An endpoint id (ep_...)")]
 
 
-@router.post(
-    "/endpoints",
-    security=SECURITY,
-    summary="Create a storage endpoint",
-    responses=answers(201, "The endpoint was created", EndpointOut),
-)
+@tenant_route(router.post, "/endpoints", answer=(201, "The endpoint was created"))
 def create_endpoint(body: EndpointCreate, svc: Services, tenant: TenantId) -> Response[EndpointOut]:
+    """Create a storage endpoint"""
     created = svc.endpoints.create(tenant, body)
     return Response(
         status_code=201,
@@ -43,59 +39,41 @@ def create_endpoint(body: EndpointCreate, svc: Services, tenant: TenantId) -> Re
     )
 
 
-@router.get(
-    "/endpoints",
-    security=SECURITY,
-    summary="List endpoints, oldest first (cursor pagination)",
-    responses=answers(200, "A page of endpoints", EndpointPage),
-)
+@tenant_route(router.get, "/endpoints", answer=(200, "A page of endpoints"))
 def list_endpoints(
     svc: Services,
     tenant: TenantId,
     limit: Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)] = limits.PAGE_SIZE_DEFAULT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> EndpointPage:
+    """List endpoints, oldest first (cursor pagination)"""
     return svc.endpoints.list(tenant, limit, cursor)
 
 
-@router.get(
-    "/endpoints/<endpoint_id>",
-    security=SECURITY,
-    summary="Get an endpoint and its delivery status",
-    responses=answers(200, "The endpoint", EndpointOut),
-)
+@tenant_route(router.get, "/endpoints/<endpoint_id>", answer=(200, "The endpoint"))
 def get_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> EndpointOut:
+    """Get an endpoint and its delivery status"""
     return svc.endpoints.get(tenant, endpoint_id)
 
 
-@router.patch(
-    "/endpoints/<endpoint_id>",
-    security=SECURITY,
-    summary="Change an endpoint (partial update)",
-    responses=answers(200, "The changed endpoint", EndpointOut),
-)
+@tenant_route(router.patch, "/endpoints/<endpoint_id>", answer=(200, "The changed endpoint"))
 def patch_endpoint(endpoint_id: EndpointId, body: EndpointPatch, svc: Services, tenant: TenantId) -> EndpointOut:
+    """Change an endpoint (partial update)"""
     return svc.endpoints.patch(tenant, endpoint_id, body)
 
 
-@router.delete(
-    "/endpoints/<endpoint_id>",
-    security=SECURITY,
-    summary="Delete an endpoint",
-    responses=answers(204, "Deleted; events accepted before are still written"),
+@tenant_route(
+    router.delete, "/endpoints/<endpoint_id>", answer=(204, "Deleted; events accepted before are still written")
 )
 def delete_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> Response[None]:
+    """Delete an endpoint"""
     svc.endpoints.delete(tenant, endpoint_id)
     return Response(status_code=204, body=None)
 
 
-@router.post(
-    "/endpoints/<endpoint_id>/verify",
-    security=SECURITY,
-    summary="Write and remove a probe object with the stored credentials",
-    responses=answers(200, "What the store answered", VerifyResult),
-)
+@tenant_route(router.post, "/endpoints/<endpoint_id>/verify", answer=(200, "What the store answered"))
 def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> VerifyResult:
+    """Write and remove a probe object with the stored credentials"""
     svc.endpoints.get(tenant, endpoint_id)
     reply = svc.verifier.verify(tenant, endpoint_id)
     try:
@@ -104,11 +82,10 @@ def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) ->
         raise ServiceFault("the verification answer was malformed", detail=describe(exc)) from None
 
 
-@router.get(
+@tenant_route(
+    router.get,
     "/endpoints/<endpoint_id>/aws-role",
-    security=SECURITY,
-    summary="The IAM role to create in your AWS account for Spool to assume: policies and a CloudFormation template",
-    responses=answers(200, "Trust and permission policies, and one template with both", AwsRole),
+    answer=(200, "Trust and permission policies, and one template with both"),
 )
 def get_aws_role(
     endpoint_id: EndpointId,
@@ -123,16 +100,13 @@ def get_aws_role(
         ),
     ] = None,
 ) -> AwsRole:
+    """The IAM role to create in your AWS account for Spool to assume: policies and a CloudFormation template"""
     return svc.endpoints.aws_role(tenant, endpoint_id, kmsKeyArn)
 
 
-@router.post(
-    "/endpoints/<endpoint_id>/redrive",
-    security=SECURITY,
-    summary="Move this endpoint's messages from the dead-letter queue back for delivery",
-    responses=answers(200, "How many messages were moved", RedriveResult),
-)
+@tenant_route(router.post, "/endpoints/<endpoint_id>/redrive", answer=(200, "How many messages were moved"))
 def redrive_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> RedriveResult:
+    """Move this endpoint's messages from the dead-letter queue back for delivery"""
     svc.endpoints.get(tenant, endpoint_id)
     moved, complete = svc.redriver.redrive(tenant, endpoint_id)
     return RedriveResult(moved=moved, complete=complete)

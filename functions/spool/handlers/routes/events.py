@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import Discriminator, Tag
 
 from spool.domain.models import Accepted, AcceptedBatch, EventBatchIn, EventIn
-from spool.handlers.routes.deps import SECURITY, Services, TenantId, answers
+from spool.handlers.routes.deps import Services, TenantId, tenant_route
 from spool.names import METRIC_EVENTS_ACCEPTED
 from spool.observability import metrics
 
@@ -28,12 +28,7 @@ EventsBody = Annotated[
 ]
 
 
-@router.post(
-    "/events",
-    security=SECURITY,
-    responses=answers(202, "Accepted: the ids and createdAt of the events, in order", Accepted | AcceptedBatch),
-    summary="Send one event or a batch of events",
-)
+@tenant_route(router.post, "/events", answer=(202, "Accepted: the ids and createdAt of the events, in order"))
 def send_events(
     body: EventsBody,
     svc: Services,
@@ -48,6 +43,7 @@ def send_events(
         ),
     ] = None,
 ) -> Response[Accepted | AcceptedBatch]:
+    """Send one event or a batch of events"""
     events = body.events if isinstance(body, EventBatchIn) else [body]
     svc.ingest.bind(router.lambda_context)
     accepted = svc.ingest.accept(tenant, events, idempotency_key)
