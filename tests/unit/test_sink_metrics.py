@@ -64,3 +64,17 @@ def test_no_document_when_powertools_metrics_are_disabled(
     emit_metrics(report)
 
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def test_records_without_an_endpoint_id_count_in_the_totals_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """A message without Spool's attributes decodes with an empty endpoint id; CloudWatch takes no empty
+    dimension value, so its figures go under `service` alone."""
+    report = DeliveryReport()
+    report.endpoints[""] = EndpointOutcome(failed=1, error="a queued message was not one event line")
+
+    emit_metrics(report)
+
+    [document] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert "endpointId" not in document
+    assert document["DeliveryFailures"] == [1.0]

@@ -45,18 +45,16 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
 
 
 # The directive every endpoint's document shares: the sink's four counts under the totals' dimension set
-# (`service`; CloudWatch sums the documents) and the endpoint's (`service` + `endpointId`).
-_DIRECTIVE = [
-    {
-        "Namespace": NAMESPACE,
-        "Dimensions": [["service"], ["service", "endpointId"]],
-        "Metrics": [{"Name": name, "Unit": "Count"} for name in SINK_METRICS],
-    }
-]
+# (`service`; CloudWatch sums the documents) and the endpoint's (`service` + `endpointId`). Records without an
+# endpoint id (a message without Spool's attributes) count in the totals only: CloudWatch takes no empty
+# dimension value (Powertools drops it too, leaving the set `service` twice).
+_METRICS = [{"Name": name, "Unit": "Count"} for name in SINK_METRICS]
+_DIRECTIVE = [{"Namespace": NAMESPACE, "Dimensions": [["service"], ["service", "endpointId"]], "Metrics": _METRICS}]
+_TOTALS_ONLY = [{"Namespace": NAMESPACE, "Dimensions": [["service"]], "Metrics": _METRICS}]
 
 
 def metrics_document(endpoint_id: str, outcome: EndpointOutcome, timestamp_ms: int) -> str:
-    """One endpoint's EMF document, exactly as Powertools' `EphemeralMetrics` writes it for the same figures
+    """One endpoint's EMF document, exactly as Powertools' `EphemeralMetrics` writes it for the same figures and ids
     (tests/unit/test_sink_metrics.py holds the two side by side).
 
     Built here rather than through `EphemeralMetrics` because Powertools' provider (a new instance, four
@@ -65,10 +63,11 @@ def metrics_document(endpoint_id: str, outcome: EndpointOutcome, timestamp_ms: i
     sink's document has a fixed shape, so none of that checking has anything to find."""
     figures = (outcome.events_written, outcome.objects_written, outcome.held, outcome.failed)
     document: dict[str, Any] = {
-        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _DIRECTIVE},
+        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _DIRECTIVE if endpoint_id else _TOTALS_ONLY},
         "service": SERVICE,
-        "endpointId": endpoint_id,
     }
+    if endpoint_id:
+        document["endpointId"] = endpoint_id
     document.update((name, [float(value)]) for name, value in zip(SINK_METRICS, figures, strict=True))
     return json.dumps(document, separators=(",", ":"))
 
