@@ -40,7 +40,7 @@ METRIC_EVENTS_WRITTEN, METRIC_OBJECTS_WRITTEN, METRIC_HELD_BACK, METRIC_DELIVERY
 
 class StackOutput(StrEnum):
     """The outputs of the CDK stack (infra/spool_infra/stack.py); the admin CLI (cli.py) and
-    scripts/test-deployed.sh read them by these names."""
+    scripts/ministack/drive.py (for `make test-deployed`) read them by these names."""
 
     API_URL = "ApiUrl"
     API_ID = "ApiId"

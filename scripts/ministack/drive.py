@@ -9,16 +9,15 @@ Environment: AWS_ENDPOINT_URL (the emulator); SPOOL_API_BASE (the API's base URL
 path form `{AWS_ENDPOINT_URL}/_aws/execute-api/{ApiId}`); SPOOL_STORE_ENDPOINT (the endpoint's
 `storageConfig.endpoint` as the sink reaches the emulator's S3; default AWS_ENDPOINT_URL, empty: left out).
 
-Steps: health check; a tenant and API key (the admin CLI when it is installed, else the same domain code
-in-process); a bucket in the emulator's S3; POST /api/v1/endpoints with the SPEC body; three events; then
-poll S3 with a deadline until every event is a line of an NDJSON object in the SPEC's format. A Parquet
-endpoint (the api accepts it because the stack says the sink's asset holds pyarrow) gets two events of its
-own, which must come back as rows of `.parquet` objects the sink wrote with the bundled pyarrow.
+Steps: health check; a tenant and API key (the admin CLI); a bucket in the emulator's S3; POST
+/api/v1/endpoints with the SPEC body; three events; then poll S3 with a deadline until every event is a line of
+an NDJSON object in the SPEC's format. A Parquet endpoint (the api accepts it because the stack says the sink's
+asset holds pyarrow) gets two events of its own, which must come back as rows of `.parquet` objects the sink
+wrote with the bundled pyarrow. Stack outputs are read by their `spool.names.StackOutput` names.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -32,6 +31,8 @@ from typing import Any
 
 import boto3
 import pyarrow.parquet as pq
+
+from spool.names import StackOutput
 
 BUCKET = "spool-deployed-test"
 PREFIX = "events/"
@@ -71,34 +72,21 @@ def expect(status: int, body: Any, wanted: int, what: str) -> Any:
     return body
 
 
-def create_tenant(stack: str, outputs: dict[str, str]) -> str:
-    """A fresh tenant's API key: through `spool admin` if the CLI exists, else the domain code directly."""
+def create_tenant(stack: str) -> str:
+    """A fresh tenant's API key, through `spool admin` (the console script `make bootstrap` installs)."""
     name = f"deployed-test-{int(time.time())}"
-    if importlib.util.find_spec("spool.cli") is not None:
-        cli = Path(sys.executable).with_name("spool")  # the console script `make bootstrap` installs
-        result = subprocess.run(  # noqa: S603 (fixed arguments)
-            [str(cli), "admin", "tenant", "create", name, "--stack", stack],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise Failed(f"spool admin tenant create failed:\n{result.stdout}\n{result.stderr}")
-        created = json.loads(result.stdout.strip().splitlines()[-1])
-        log(f"tenant {created['tenantId']} created with the admin CLI")
-        return str(created["apiKey"])
-
-    # Until the admin CLI lands: the same Tenants service and DynamoDB layout the api Lambda reads.
-    from spool.adapters.dynamo import DynamoRepository
-    from spool.domain.tenants import Tenants
-
-    pepper = boto3.client("secretsmanager").get_secret_value(SecretId=outputs["PepperSecretArn"])["SecretString"]
-    if not pepper:
-        raise Failed("the pepper secret is empty: the stack's secret generation did not run")
-    tenants = Tenants(DynamoRepository(boto3.client("dynamodb"), outputs["TableName"]), lambda: pepper.encode())
-    tenant, api_key = tenants.create_tenant(name)
-    log(f"tenant {tenant.id} created in DynamoDB (admin CLI not installed)")
-    return api_key
+    cli = Path(sys.executable).with_name("spool")
+    result = subprocess.run(  # noqa: S603 (fixed arguments)
+        [str(cli), "admin", "tenant", "create", name, "--stack", stack],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise Failed(f"spool admin tenant create failed:\n{result.stdout}\n{result.stderr}")
+    created = json.loads(result.stdout.strip().splitlines()[-1])
+    log(f"tenant {created['tenantId']} created with the admin CLI")
+    return str(created["apiKey"])
 
 
 def parse_object(key: str, body: str) -> list[str]:
@@ -158,13 +146,13 @@ def main(outputs_file: str, stack: str) -> None:
     outputs: dict[str, str] = json.loads(Path(outputs_file).read_text())[stack]
     gateway = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
     # The emulator's execute-api host names do not resolve for Python offline; its path form does.
-    base = os.environ.get("SPOOL_API_BASE") or f"{gateway}/_aws/execute-api/{outputs['ApiId']}"
+    base = os.environ.get("SPOOL_API_BASE") or f"{gateway}/_aws/execute-api/{outputs[StackOutput.API_ID]}"
     store_endpoint = os.environ.get("SPOOL_STORE_ENDPOINT", gateway)
     started = time.monotonic()
 
     expect(*call(base, "GET", "/health"), 200, "GET /health")
     expect(*call(base, "GET", "/api/v1/endpoints"), 401, "GET /api/v1/endpoints without X-API-Key")
-    api_key = create_tenant(stack, outputs)
+    api_key = create_tenant(stack)
 
     s3 = boto3.client("s3")
     if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
@@ -222,8 +210,9 @@ def main(outputs_file: str, stack: str) -> None:
     with_role = expect(*call(base, "POST", "/api/v1/endpoints", role_body, api_key), 201, "POST a role endpoint")
     role_path = f"/api/v1/endpoints/{with_role['id']}"
     role = expect(*call(base, "GET", f"{role_path}/aws-role", None, api_key), 200, "GET .../aws-role")
-    if role["sinkRoleArn"] != outputs["SinkRoleArn"] or role["externalId"] != with_role["storageConfig"]["externalId"]:
-        raise Failed(f"aws-role does not name the deployed sink role {outputs['SinkRoleArn']}: {role['sinkRoleArn']}")
+    sink_role = outputs[StackOutput.SINK_ROLE_ARN]
+    if role["sinkRoleArn"] != sink_role or role["externalId"] != with_role["storageConfig"]["externalId"]:
+        raise Failed(f"aws-role does not name the deployed sink role {sink_role}: {role['sinkRoleArn']}")
 
     # Parquet: accepted by the api (SPOOL_PARQUET=true), written by the sink's bundled pyarrow.
     parquet_config = storage_config | {"prefix": PARQUET_PREFIX, "format": "parquet", "parquetCodec": "zstd"}
