@@ -23,7 +23,7 @@ CAP = limits.MAX_OBJECT_BYTES_MIN
 
 
 def settings(**fields: Any) -> StorageSettings:
-    return StorageSettings.model_validate({"provider": "local", "bucket": "b", "prefix": "events/"} | fields)
+    return StorageSettings.model_validate({"provider": "local", "bucket": "archive", "prefix": "events/"} | fields)
 
 
 def lines(count: int, *, types: tuple[str, ...] = ("order.created",), noise: int = 40, seed: int = 1) -> list[str]:

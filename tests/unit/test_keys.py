@@ -17,7 +17,7 @@ HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"
 
 
 def settings(**fields: object) -> StorageSettings:
-    return StorageSettings.model_validate({"provider": "s3", "bucket": "b", "prefix": "events/production/"} | fields)
+    return StorageSettings.model_validate({"provider": "s3", "bucket": "keys", "prefix": "events/production/"} | fields)
 
 
 def test_an_endpoint_without_a_template_gets_the_spec_example_name() -> None:

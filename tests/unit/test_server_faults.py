@@ -206,7 +206,7 @@ def test_the_corrupt_item_is_logged_by_key_location_and_rule_without_its_values(
         "pk": f"T#{harness.tenant_id}",
         "sk": f"EP#{endpoint_id}",
         "errorType": "ValidationError",
-        "problems": [{"loc": "storage.batchSize", "type": "int_parsing"}],
+        "problems": [{"loc": "storage.batchSize", "type": "int_type"}],
     }
     assert CANARY not in logs.text()
 

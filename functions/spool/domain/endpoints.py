@@ -293,24 +293,9 @@ class EndpointService:
             endpoint = None
         self._check_layout(config)
         amazon = config.provider == "s3" and endpoint is None
-        return StorageSettings(
-            provider=config.provider,
-            bucket=config.bucket,
-            prefix=config.prefix,
-            region=config.region,
-            roleArn=config.roleArn,
-            externalId=(external_id or roles.new_external_id()) if amazon else None,
-            endpoint=endpoint,
-            batchSize=config.batchSize,
-            flushIntervalSeconds=config.flushIntervalSeconds,
-            compression=config.compression,
-            keyTemplate=config.keyTemplate,
-            format=config.format,
-            parquetCodec=config.parquetCodec,
-            maxObjectBytes=config.maxObjectBytes,
-            serverSideEncryption=config.serverSideEncryption,
-            kmsKeyId=config.kmsKeyId,
-            storageClass=config.storageClass,
+        return StorageSettings.model_validate(
+            config.model_dump(exclude=set(_KEY_FIELDS))
+            | {"endpoint": endpoint, "externalId": (external_id or roles.new_external_id()) if amazon else None}
         )
 
     def _check_layout(self, config: StorageConfigIn) -> None:

@@ -64,28 +64,15 @@ def _prefix(value: str) -> str:
     return value
 
 
-def _role_arn(value: str) -> str:
-    if not ROLE_ARN_RE.match(value):
-        raise ValueError("must be an IAM role ARN: arn:aws:iam::{12-digit account id}:role/{name}")
-    return value
+def _matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    """A validator that refuses a string `pattern` does not match, with `message`."""
 
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(message)
+        return value
 
-def _kms_key(value: str) -> str:
-    if not KMS_KEY_RE.match(value):
-        raise ValueError("must be a KMS key id, key ARN, alias name (alias/...) or alias ARN")
-    return value
-
-
-def _event_pattern(value: str) -> str:
-    if not PATTERN_RE.match(value):
-        raise ValueError("must be '*', an event type like 'order.created', or a prefix wildcard like 'order.*'")
-    return value
-
-
-def _event_type(value: str) -> str:
-    if not EVENT_TYPE_RE.match(value):
-        raise ValueError("must be dot-separated segments of letters, digits, '_' and '-', e.g. 'order.created'")
-    return value
+    return AfterValidator(check)
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -113,9 +100,21 @@ Prefix = Annotated[str, Field(max_length=limits.PREFIX_MAX_LEN), AfterValidator(
 Region = Annotated[str, StringConstraints(pattern=_REGION_RE.pattern)]
 AccessKeyId = Annotated[SecretStr, Field(min_length=3, max_length=128)]
 SecretAccessKey = Annotated[SecretStr, Field(min_length=8, max_length=256)]
-RoleArn = Annotated[str, Field(max_length=limits.ROLE_ARN_MAX_LEN), AfterValidator(_role_arn)]
-EventPattern = Annotated[str, Field(max_length=limits.EVENT_TYPE_MAX_LEN), AfterValidator(_event_pattern)]
-EventType = Annotated[str, Field(min_length=1, max_length=limits.EVENT_TYPE_MAX_LEN), AfterValidator(_event_type)]
+RoleArn = Annotated[
+    str,
+    Field(max_length=limits.ROLE_ARN_MAX_LEN),
+    _matching(ROLE_ARN_RE, "must be an IAM role ARN: arn:aws:iam::{12-digit account id}:role/{name}"),
+]
+EventPattern = Annotated[
+    str,
+    Field(max_length=limits.EVENT_TYPE_MAX_LEN),
+    _matching(PATTERN_RE, "must be '*', an event type like 'order.created', or a prefix wildcard like 'order.*'"),
+]
+EventType = Annotated[
+    str,
+    Field(min_length=1, max_length=limits.EVENT_TYPE_MAX_LEN),
+    _matching(EVENT_TYPE_RE, "must be dot-separated segments of letters, digits, '_' and '-', e.g. 'order.created'"),
+]
 EventTypes = Annotated[
     list[EventPattern],
     Field(min_length=1, max_length=limits.EVENT_TYPES_MAX),
@@ -145,39 +144,73 @@ KeyTemplate = Annotated[
     str, Field(min_length=1, max_length=limits.KEY_TEMPLATE_MAX_LEN), AfterValidator(keys.check_template)
 ]
 MaxObjectBytes = Annotated[int, Field(strict=True, ge=limits.MAX_OBJECT_BYTES_MIN, le=limits.MAX_OBJECT_BYTES_MAX)]
-KmsKeyId = Annotated[str, Field(max_length=limits.KMS_KEY_ID_MAX_LEN), AfterValidator(_kms_key)]
+KmsKeyId = Annotated[
+    str,
+    Field(max_length=limits.KMS_KEY_ID_MAX_LEN),
+    _matching(KMS_KEY_RE, "must be a KMS key id, key ARN, alias name (alias/...) or alias ARN"),
+]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-class StorageConfigIn(BaseModel):
+class StorageFields(BaseModel):
+    """The storage settings of an endpoint, stated once: their JSON names, rules, defaults and descriptions.
+
+    Three models share them. `StorageConfigIn` is what a client sends on create (with the access keys),
+    `StorageSettings` is what is stored (with Spool's `externalId`), and `StorageConfigOut` is what the API
+    answers (with `credentialsConfigured`). `StorageConfigPatch` has the same fields, all optional
+    (tests/unit/test_models.py holds it to this list).
+
+    A stored item is validated with the same rules when it is read. A rule made stricter must come with a
+    migration of the items it would refuse, or those endpoints could not be read. Items stored before a
+    setting existed read as its default."""
+
+    provider: Provider
+    # Optional in a request, so that its absence gets the service's own message (domain.endpoints: the url
+    # may name the bucket); a stored endpoint always has one.
+    bucket: Bucket | None = None
+    prefix: Prefix = ""
+    region: Region | None = None
+    roleArn: RoleArn | None = Field(default=None, description="The tenant's IAM role the sink assumes (Amazon S3)")
+    endpoint: EndpointUrl | None = Field(
+        default=None, description="An S3-compatible store's URL (provider s3); null: Amazon S3"
+    )
+    batchSize: BatchSize = limits.BATCH_SIZE_DEFAULT
+    flushIntervalSeconds: FlushInterval = limits.FLUSH_INTERVAL_DEFAULT
+    compression: Compression = Field(
+        default="none", description="NDJSON objects: none, gzip (.ndjson.gz) or zstd (.ndjson.zst)"
+    )
+    keyTemplate: KeyTemplate = Field(
+        default=keys.DEFAULT_TEMPLATE, description="Object keys from named parts; the extension is appended"
+    )
+    format: Format = "ndjson"
+    parquetCodec: ParquetCodec = Field(default="snappy", description="Parquet objects' codec (format parquet)")
+    maxObjectBytes: MaxObjectBytes | None = Field(
+        default=None, description="No object is larger as stored; null: no cap"
+    )
+    serverSideEncryption: ServerSideEncryption | None = Field(
+        default=None, description="Sent with every write; null: the bucket's default encryption"
+    )
+    kmsKeyId: KmsKeyId | None = Field(default=None, description="The KMS key of serverSideEncryption aws:kms")
+    storageClass: StorageClass | None = Field(default=None, description="Sent with every write; null: STANDARD")
+
+
+class StorageConfigIn(StorageFields):
     """`storageConfig` as a client sends it on create."""
 
     model_config = _STRICT
 
-    provider: Provider
-    bucket: Bucket | None = None
-    prefix: Prefix = ""
-    region: Region | None = None
     accessKeyId: AccessKeyId | None = None
     secretAccessKey: SecretAccessKey | None = None
-    roleArn: RoleArn | None = None
-    endpoint: EndpointUrl | None = None
-    batchSize: BatchSize = limits.BATCH_SIZE_DEFAULT
-    flushIntervalSeconds: FlushInterval = limits.FLUSH_INTERVAL_DEFAULT
-    compression: Compression = "none"
-    keyTemplate: KeyTemplate = keys.DEFAULT_TEMPLATE
-    format: Format = "ndjson"
-    parquetCodec: ParquetCodec = "snappy"
-    maxObjectBytes: MaxObjectBytes | None = None
-    serverSideEncryption: ServerSideEncryption | None = None
-    kmsKeyId: KmsKeyId | None = None
-    storageClass: StorageClass | None = None
 
 
 class StorageConfigPatch(BaseModel):
     """`storageConfig` in a PATCH: every field optional; keys change only when both are given, and keys or a
-    roleArn replace whichever of the two the endpoint had."""
+    roleArn replace whichever of the two the endpoint had.
+
+    Its fields are `StorageConfigIn`'s, each with its type or null. Pydantic has no partial model, and one built
+    with `create_model` would be a variable that neither `EndpointPatch` nor mypy can name as a type, so the
+    list is written again and tests/unit/test_models.py holds it to `StorageConfigIn`'s."""
 
     model_config = _STRICT
 
@@ -185,8 +218,6 @@ class StorageConfigPatch(BaseModel):
     bucket: Bucket | None = None
     prefix: Prefix | None = None
     region: Region | None = None
-    accessKeyId: AccessKeyId | None = None
-    secretAccessKey: SecretAccessKey | None = None
     roleArn: RoleArn | None = None
     endpoint: EndpointUrl | None = None
     batchSize: BatchSize | None = None
@@ -199,6 +230,8 @@ class StorageConfigPatch(BaseModel):
     serverSideEncryption: ServerSideEncryption | None = None
     kmsKeyId: KmsKeyId | None = None
     storageClass: StorageClass | None = None
+    accessKeyId: AccessKeyId | None = None
+    secretAccessKey: SecretAccessKey | None = None
 
     @field_validator(
         "prefix",
@@ -242,31 +275,18 @@ class EndpointPatch(BaseModel):
     description: Annotated[str, Field(max_length=256)] | None = None
 
 
-class StorageSettings(BaseModel):
+class StorageSettings(StorageFields):
     """Stored storage settings: everything but the access keys, which are kept encrypted beside them.
 
     `roleArn` and `externalId` are not secrets: the tenant sees both. `externalId` is Spool's, generated for
     every Amazon S3 endpoint (provider s3 without `endpoint`) and kept while it stays one."""
 
-    provider: Provider
-    bucket: str
-    prefix: str = ""
-    region: str | None = None
-    roleArn: str | None = None
-    externalId: str | None = None
-    endpoint: str | None = None
-    batchSize: int = limits.BATCH_SIZE_DEFAULT
-    flushIntervalSeconds: int = limits.FLUSH_INTERVAL_DEFAULT
-    compression: Compression = "none"
-    # Items stored before these settings existed read as the defaults: the seed's layout, NDJSON, no cap, no
-    # SSE header, the bucket's default storage class.
-    keyTemplate: str = keys.DEFAULT_TEMPLATE
-    format: Format = "ndjson"
-    parquetCodec: ParquetCodec = "snappy"
-    maxObjectBytes: int | None = None
-    serverSideEncryption: ServerSideEncryption | None = None
-    kmsKeyId: str | None = None
-    storageClass: StorageClass | None = None
+    bucket: Bucket
+    externalId: str | None = Field(
+        default=None,
+        description="Generated by Spool for every Amazon S3 endpoint: the sts:ExternalId the role's trust policy "
+        "must require (GET /api/v1/endpoints/{id}/aws-role). Never chosen by the tenant.",
+    )
 
 
 class Endpoint(BaseModel):
@@ -315,30 +335,14 @@ class Credentials(BaseModel):
         return self
 
 
-class StorageConfigOut(BaseModel):
-    provider: Provider
-    bucket: str
-    prefix: str
-    region: str | None = None
-    roleArn: str | None = Field(default=None, description="The tenant's IAM role the sink assumes (Amazon S3)")
-    externalId: str | None = Field(
-        default=None,
-        description="Generated by Spool for every Amazon S3 endpoint: the sts:ExternalId the role's trust policy "
-        "must require (GET /api/v1/endpoints/{id}/aws-role). Never chosen by the tenant.",
+class StorageConfigOut(StorageSettings):
+    """`storageConfig` as the API answers it: the stored settings and whether access keys are stored."""
+
+    # The answer always has every key (null where unset), so its schema says so.
+    model_config = ConfigDict(
+        json_schema_mode_override="serialization", json_schema_serialization_defaults_required=True
     )
-    endpoint: str | None = None
-    batchSize: int
-    flushIntervalSeconds: int
-    compression: Compression = Field(description="NDJSON objects: none, gzip (.ndjson.gz) or zstd (.ndjson.zst)")
-    keyTemplate: str = Field(description="Object keys from named parts; the extension is appended")
-    format: Format
-    parquetCodec: ParquetCodec = Field(description="Parquet objects' codec (format parquet)")
-    maxObjectBytes: int | None = Field(default=None, description="No object is larger as stored; null: no cap")
-    serverSideEncryption: ServerSideEncryption | None = Field(
-        default=None, description="Sent with every write; null: the bucket's default encryption"
-    )
-    kmsKeyId: str | None = Field(default=None, description="The KMS key of serverSideEncryption aws:kms")
-    storageClass: StorageClass | None = Field(default=None, description="Sent with every write; null: STANDARD")
+
     credentialsConfigured: bool = Field(description="True when access keys are stored (never with roleArn)")
 
 
