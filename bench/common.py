@@ -10,7 +10,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,14 +144,3 @@ def deployed() -> Deployed:
         esm_window_seconds=infra_value("settings.py", "max_batching_window_seconds"),
         architecture=infra_value("settings.py", "architecture"),
     )
-
-
-@contextlib.contextmanager
-def patched(owner: object, name: str, value: object) -> Iterator[None]:
-    """Set `owner.name` for the duration of a benchmark (never outside the benchmark process)."""
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, old)

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from bench import stubs
-from bench.common import measure_ratio, patched
+from bench.common import measure_ratio
 from bench.reference import reference_ingest, reference_sink, reference_sink_parquet
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
@@ -58,13 +58,12 @@ def _sink_case(sink: Any, case: tuple[int, int, int], rounds: int, *, parquet: b
     services, _, queue = stubs.sink_services(endpoints, store)
     event = stubs.sqs_event(count, ids, per_message=per_message)
     reference = reference_sink_parquet if parquet else reference_sink
-    with patched(sink, "sink_services", lambda: services), _quiet():
-        answer = sink.lambda_handler(event, context)
+    handler = sink.make_handler(lambda: services)  # the deployed entry point's decorators, over the stubs
+    with _quiet():
+        answer = handler(event, context)
         if answer.get("batchItemFailures") or queue.flushes or store.puts != spread:
             raise RuntimeError(f"the sink did not write the {count}-event batch in full: {answer}")
-        ratio = measure_ratio(
-            lambda: sink.lambda_handler(event, context), lambda: reference(event, store), rounds=rounds
-        )
+        ratio = measure_ratio(lambda: handler(event, context), lambda: reference(event, store), rounds=rounds)
     return ratio.as_dict(per=count)
 
 

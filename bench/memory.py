@@ -62,13 +62,13 @@ def main() -> int:
     del records
     store = stubs.CountingStore()
     services, _, queue = stubs.sink_services([stubs.endpoint(endpoint_id, batch_size=count, parquet=parquet)], store)
-    sink.sink_services = lambda: services  # this process exists only for this measurement
+    handler = sink.make_handler(lambda: services)
     event = json.loads(payload)  # the runtime keeps the received bytes alive while the handler runs
     before = rss_mb()
     if trace:
         tracemalloc.start()
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        answer = sink.lambda_handler(event, FakeContext("spool-sink", timeout_seconds=900))
+        answer = handler(event, FakeContext("spool-sink", timeout_seconds=900))
     heap_peak = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
     if answer.get("batchItemFailures") or queue.flushes or store.puts != 1:
         raise RuntimeError(f"the batch was not written as one object: {answer}")

@@ -10,7 +10,6 @@ import math
 import pytest
 from bench import stubs
 from bench.calls import Meter, sqs_units
-from bench.common import patched
 from bench.cost import firehose_per_million
 from bench.reference import reference_ingest, reference_sink, reference_sink_parquet
 
@@ -24,8 +23,7 @@ def test_reference_sink_writes_the_same_object_as_the_sink_handler() -> None:
     services, _, queue = stubs.sink_services([stubs.endpoint("ep_a", batch_size=10)], handled)
     event = stubs.sqs_event(10, ["ep_a"])
 
-    with patched(sink, "sink_services", lambda: services):
-        answer = sink.lambda_handler(event, FakeContext("spool-sink", timeout_seconds=900))
+    answer = sink.make_handler(lambda: services)(event, FakeContext("spool-sink", timeout_seconds=900))
     reference = reference_sink(event, referenced)
 
     assert answer == reference == {"batchItemFailures": []}
@@ -41,8 +39,7 @@ def test_reference_sink_parquet_writes_the_same_parquet_file_as_the_sink_handler
     services, _, queue = stubs.sink_services([stubs.endpoint("ep_a", batch_size=10, parquet=True)], handled)
     event = stubs.sqs_event(10, ["ep_a"], per_message=per_message)
 
-    with patched(sink, "sink_services", lambda: services):
-        answer = sink.lambda_handler(event, FakeContext("spool-sink", timeout_seconds=900))
+    answer = sink.make_handler(lambda: services)(event, FakeContext("spool-sink", timeout_seconds=900))
     reference = reference_sink_parquet(event, referenced)
 
     assert answer == reference == {"batchItemFailures": []}

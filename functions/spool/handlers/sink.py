@@ -114,5 +114,4 @@ def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, An
     return lambda_handler
 
 
-# Looked up on each call, so a test or benchmark that swaps `sink_services` is heard.
-lambda_handler = make_handler(lambda: sink_services())
+lambda_handler = make_handler(sink_services)
