@@ -13,6 +13,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spool.domain import limits
+
 
 class _Env(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
@@ -70,9 +72,13 @@ class ApiSettings(CommonSettings):
 class SinkSettings(CommonSettings):
     # Spool's own bucket for held-back lines (adapters/staging.py).
     staging_bucket: Annotated[str, Field(alias="SPOOL_STAGING_BUCKET", min_length=1)]
-    endpoint_cache_seconds: Annotated[float, Field(alias="SPOOL_ENDPOINT_CACHE_SECONDS", ge=0)] = 30.0
-    retry_base_seconds: Annotated[int, Field(alias="SPOOL_RETRY_BASE_SECONDS", ge=1)] = 10
-    retry_max_seconds: Annotated[int, Field(alias="SPOOL_RETRY_MAX_SECONDS", ge=1, le=43_200)] = 900
+    endpoint_cache_seconds: Annotated[float, Field(alias="SPOOL_ENDPOINT_CACHE_SECONDS", ge=0)] = (
+        limits.ENDPOINT_CACHE_SECONDS
+    )
+    retry_base_seconds: Annotated[int, Field(alias="SPOOL_RETRY_BASE_SECONDS", ge=1)] = limits.RETRY_BASE_SECONDS
+    retry_max_seconds: Annotated[int, Field(alias="SPOOL_RETRY_MAX_SECONDS", ge=1, le=43_200)] = (
+        limits.RETRY_MAX_SECONDS
+    )
     # The event source mapping's batching window: a flush trigger is sent this much early, so the window is
     # spent before the flush time and not after it (domain/delivery.py).
     batching_window_seconds: Annotated[float, Field(alias="SPOOL_BATCHING_WINDOW_SECONDS", ge=0, le=300)] = 0.0

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from spool import names as shared
 from spool.config import SinkSettings
+from spool.domain import limits
 from spool_infra import names
 from spool_infra.lambdas import FunctionSpec, SpoolFunction
 from spool_infra.nag import acknowledge
@@ -36,15 +37,6 @@ RETENTION = Duration.days(14)
 # Staged lines outlive the queue's retention by a day, so a flush trigger redriven from the DLQ at the end of
 # its life still finds them; then the lifecycle rule removes what no flush took.
 STAGING_RETENTION = Duration.days(15)
-# Receives before a message moves to the DLQ. At most one receive is a deliberate hold-back (the sink
-# returns a remainder that is not due yet until the endpoint's next flush); the others are write attempts
-# with exponential back-off (retry_base_seconds * 2^(receive-1), capped at retry_max_seconds (config.py):
-# 20, 40, ... 640, 900 s), so a store has to stay unreachable for about 36 minutes before its events land
-# in the DLQ, from where the admin CLI's redrive sends them back.
-MAX_RECEIVE_COUNT = 8
-RETRY_BASE_SECONDS = 10
-RETRY_MAX_SECONDS = 900
-ENDPOINT_CACHE_SECONDS = 30
 
 
 class IngestSink(Construct):
@@ -59,7 +51,7 @@ class IngestSink(Construct):
             visibility_timeout=Duration.seconds(
                 VISIBILITY_FACTOR * SINK_TIMEOUT.to_seconds() + settings.max_batching_window_seconds
             ),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=limits.MAX_RECEIVE_COUNT),
         )
 
         # Held-back lines (adapters/staging.py): objects only the sink writes, reads and deletes.
@@ -87,9 +79,9 @@ class IngestSink(Construct):
             queue_url=self.queue.queue_url,
             staging_bucket=self.staging.bucket_name,
             allow_insecure_endpoints=settings.allow_insecure_endpoints,
-            endpoint_cache_seconds=ENDPOINT_CACHE_SECONDS,
-            retry_base_seconds=RETRY_BASE_SECONDS,
-            retry_max_seconds=RETRY_MAX_SECONDS,
+            endpoint_cache_seconds=limits.ENDPOINT_CACHE_SECONDS,
+            retry_base_seconds=limits.RETRY_BASE_SECONDS,
+            retry_max_seconds=limits.RETRY_MAX_SECONDS,
             batching_window_seconds=settings.max_batching_window_seconds,
         )
         self.sink = SpoolFunction(self, "Sink", SINK_SPEC, settings=settings, code=code, environment=environment)

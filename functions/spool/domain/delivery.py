@@ -100,7 +100,7 @@ class EndpointDirectory:
     repo: EndpointRepository
     cipher: Cipher
     stores: StoreFactory
-    ttl: float = 30.0
+    ttl: float = limits.ENDPOINT_CACHE_SECONDS
     clock: Clock = time.monotonic
     _cache: dict[tuple[str, str], _Target] = field(default_factory=dict)
 
@@ -133,8 +133,8 @@ class Sink:
     triggers: Triggers
     leases: Leases
     clock: Clock = time.time
-    retry_base_seconds: int = 10
-    retry_max_seconds: int = 900
+    retry_base_seconds: int = limits.RETRY_BASE_SECONDS
+    retry_max_seconds: int = limits.RETRY_MAX_SECONDS
     # False writes every remainder at once as a partial object: what the trigger's batching alone gives
     # (make bench, B4's reference run). Never switched off in a deployment.
     hold_back: bool = True

@@ -23,6 +23,17 @@ BATCH_MAX_EVENTS = 500
 # Lambda's synchronous payload limit is 6 MB; keep the whole request under it with room for headers.
 REQUEST_MAX_BYTES = 5 * 1024 * 1024
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 100
+# The sink's defaults, which the stack (infra/spool_infra/ingest.py), the sink's settings (config.py) and the
+# local runtime all read. Receives before a message moves to the DLQ: at most one is a deliberate hold-back (a
+# remainder that is not due yet waits for the endpoint's next flush); the others are write attempts with
+# exponential back-off, RETRY_BASE_SECONDS * 2^(receive-1) capped at RETRY_MAX_SECONDS (20, 40, ... 640,
+# 900 s), so a store has to stay unreachable for about 36 minutes before its events land in the DLQ, from where
+# the admin CLI's redrive sends them back.
+MAX_RECEIVE_COUNT = 8
+RETRY_BASE_SECONDS = 10
+RETRY_MAX_SECONDS = 900
+# How long the sink trusts an endpoint's settings and credentials (a PATCH is seen within this).
+ENDPOINT_CACHE_SECONDS = 30
 # How long the API trusts a resolved API key (and so how long a revoked key can still work).
 API_KEY_CACHE_SECONDS = 30
 # IAM allows role ARNs of up to 2048 characters (a name of at most 64, the rest its path).

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spool.domain import limits
 from spool.domain.encoding import partition_names
 from spool.domain.messages import is_event_bundle
 from spool.domain.ports import StagedBundle
@@ -86,8 +87,8 @@ class InboundRecord:
 class Rules:
     """The settings of the rules that are not the endpoint's own."""
 
-    retry_base_seconds: int = 10
-    retry_max_seconds: int = 900
+    retry_base_seconds: int = limits.RETRY_BASE_SECONDS
+    retry_max_seconds: int = limits.RETRY_MAX_SECONDS
     # False writes every remainder at once as a partial object (make bench, B4's reference run).
     hold_back: bool = True
     # The event source mapping's batching window; a trigger is sent that much early.

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from spool.domain import limits
 from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY
 
 
@@ -22,7 +23,7 @@ class Names:
     pepper_secret: str = "spool-local/api-key-pepper"  # noqa: S105 - the secret's name, not its value
     sink_role: str = "spool-local-sink"
     staging_bucket: str = "spool-local-staging"
-    max_receive_count: int = 8
+    max_receive_count: int = limits.MAX_RECEIVE_COUNT
     visibility_timeout: int = 60
 
 

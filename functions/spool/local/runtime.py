@@ -17,6 +17,7 @@ from pydantic import Field
 from spool.adapters.pepper import pepper_loader
 from spool.adapters.tenant_table import DynamoTenants
 from spool.config import ApiSettings, SinkSettings, _Env
+from spool.domain import limits
 from spool.domain.errors import Unauthorized
 from spool.domain.tenants import Tenants
 from spool.local.invoke import serve_invoke
@@ -52,11 +53,19 @@ class LocalSettings(_Env):
     pollers: Annotated[int, Field(alias="SPOOL_DEV_POLLERS", ge=1, le=50)] = 5
     batch_size: Annotated[int, Field(alias="SPOOL_DEV_BATCH_SIZE", ge=1, le=10_000)] = 1000
     window_seconds: Annotated[float, Field(alias="SPOOL_DEV_WINDOW_SECONDS", ge=0, le=300)] = 1.0
-    max_receive_count: Annotated[int, Field(alias="SPOOL_DEV_MAX_RECEIVE_COUNT", ge=2, le=1000)] = 8
+    max_receive_count: Annotated[int, Field(alias="SPOOL_DEV_MAX_RECEIVE_COUNT", ge=2, le=1000)] = (
+        limits.MAX_RECEIVE_COUNT
+    )
     # The sink's own knobs, under the sink's variable names (config.py).
-    retry_base_seconds: Annotated[int, Field(alias=SinkSettings.env_name("retry_base_seconds"), ge=1)] = 10
-    retry_max_seconds: Annotated[int, Field(alias=SinkSettings.env_name("retry_max_seconds"), ge=1)] = 900
-    endpoint_cache_seconds: Annotated[float, Field(alias=SinkSettings.env_name("endpoint_cache_seconds"), ge=0)] = 30.0
+    retry_base_seconds: Annotated[int, Field(alias=SinkSettings.env_name("retry_base_seconds"), ge=1)] = (
+        limits.RETRY_BASE_SECONDS
+    )
+    retry_max_seconds: Annotated[int, Field(alias=SinkSettings.env_name("retry_max_seconds"), ge=1)] = (
+        limits.RETRY_MAX_SECONDS
+    )
+    endpoint_cache_seconds: Annotated[float, Field(alias=SinkSettings.env_name("endpoint_cache_seconds"), ge=0)] = (
+        limits.ENDPOINT_CACHE_SECONDS
+    )
 
 
 def free_port() -> int:
