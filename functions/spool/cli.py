@@ -21,13 +21,14 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from pydantic import ValidationError
 
 from spool.adapters.pepper import pepper_loader
 from spool.adapters.redrive import belonging_to, redrive
 from spool.adapters.tenant_table import DynamoTenants
 from spool.domain.errors import SpoolError
 from spool.domain.tenants import Tenants
-from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings
+from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings, RuntimeDescription
 from spool.names import StackOutput
 
 
@@ -56,19 +57,12 @@ class Target:
         return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
 
-# The keys a target's resources are under: a deployed stack's outputs, the local runtime's runtime.json
-# (written by local/runtime.py).
+# The outputs a deployed stack names its resources under (the local runtime describes its own: RuntimeDescription).
 _STACK_KEYS = {
     "table_name": StackOutput.TABLE_NAME.value,
     "pepper_secret_id": StackOutput.PEPPER_SECRET_ARN.value,
     "queue_url": StackOutput.QUEUE_URL.value,
     "dlq_url": StackOutput.DLQ_URL.value,
-}
-_LOCAL_KEYS = {
-    "table_name": "tableName",
-    "pepper_secret_id": "pepperSecretId",
-    "queue_url": "queueUrl",
-    "dlq_url": "dlqUrl",
 }
 
 
@@ -79,7 +73,7 @@ def resolve_target(stack: str | None, region: str | None, state_dir: Path) -> Ta
         return _stack_target(stack, region)
     if region:
         raise CliError("--region goes with --stack; the local runtime's region is in its runtime.json")
-    return _local_target(state_dir / "runtime.json")
+    return _local_target(state_dir / RuntimeDescription.FILE_NAME)
 
 
 def _stack_target(stack: str, region: str | None) -> Target:
@@ -102,16 +96,24 @@ def _stack_target(stack: str, region: str | None) -> Target:
 def _local_target(described: Path) -> Target:
     if not described.exists():
         raise CliError(f"no --stack given and no local runtime found ({described}); start one with `make dev`")
-    local = json.loads(described.read_text())
     try:
-        session = boto3.session.Session(
-            aws_access_key_id=EMULATOR_ACCESS_KEY_ID,
-            aws_secret_access_key=EMULATOR_SECRET_ACCESS_KEY,
-            region_name=local["region"],
-        )
-        return Target.named(local, _LOCAL_KEYS, session, endpoint_url=local["awsEndpointUrl"])
-    except KeyError as missing:
-        raise CliError(f"{described} has no {missing}; restart the local runtime (`make dev`)") from None
+        local = RuntimeDescription.model_validate_json(described.read_text())
+    except ValidationError as exc:
+        missing = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
+        raise CliError(f"{described} does not describe a runtime ({missing}); restart it (`make dev`)") from None
+    session = boto3.session.Session(
+        aws_access_key_id=EMULATOR_ACCESS_KEY_ID,
+        aws_secret_access_key=EMULATOR_SECRET_ACCESS_KEY,
+        region_name=local.region,
+    )
+    return Target(
+        table_name=local.tableName,
+        pepper_secret_id=local.pepperSecretId,
+        queue_url=local.queueUrl,
+        dlq_url=local.dlqUrl,
+        session=session,
+        endpoint_url=local.awsEndpointUrl,
+    )
 
 
 def tenants_for(target: Target) -> tuple[Tenants, DynamoTenants]:

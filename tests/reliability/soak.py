@@ -32,7 +32,7 @@ from typing import Any
 import boto3
 import requests
 
-from spool.local.runtime import EXAMPLE_BUCKET, free_port
+from spool.local.runtime import EXAMPLE_BUCKET, RuntimeDescription, free_port
 from tests.servers import Schedule, poll, wait_until
 
 RATE = int(os.environ.get("SPOOL_SOAK_RATE", "300"))
@@ -142,7 +142,7 @@ def start(state: Path, aws_url: str) -> Runtime:
     process = subprocess.Popen(
         [sys.executable, "-m", "spool.local"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    described = state / "runtime.json"
+    described = state / RuntimeDescription.FILE_NAME
 
     def described_itself() -> bool:
         if process.poll() is not None:
@@ -150,15 +150,15 @@ def start(state: Path, aws_url: str) -> Runtime:
         return described.exists()
 
     wait_until(described_itself, timeout=60, what="the local runtime's runtime.json")
-    info = json.loads(described.read_text())
+    info = RuntimeDescription.model_validate_json(described.read_text())
     return Runtime(
         process,
         state,
-        info["apiUrl"],
-        info["awsEndpointUrl"],
+        info.apiUrl,
+        info.awsEndpointUrl,
         (state / "dev-api-key").read_text().strip(),
-        info["dlqUrl"],
-        info["queueUrl"],
+        info.dlqUrl,
+        info.queueUrl,
     )
 
 

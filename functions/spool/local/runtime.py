@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import boto3
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from spool.adapters.pepper import pepper_loader
 from spool.adapters.tenant_table import DynamoTenants
@@ -72,6 +71,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class RuntimeDescription(BaseModel):
+    """Where a running local runtime's resources are: written to `{state dir}/runtime.json` for the admin CLI
+    (cli.py) and scripts, removed when it stops."""
+
+    FILE_NAME: ClassVar[str] = "runtime.json"
+
+    awsEndpointUrl: str
+    apiUrl: str
+    region: str
+    tableName: str
+    queueUrl: str
+    dlqUrl: str
+    pepperSecretId: str
+    sinkRoleArn: str
 
 
 class EmulatorSession(boto3.session.Session):
@@ -198,20 +213,20 @@ class LocalRuntime:
     def _describe(self) -> None:
         """Where the admin CLI finds this runtime's resources."""
         assert self.resources is not None
-        info = {
-            "awsEndpointUrl": self.aws_url,
-            "apiUrl": self.api_url,
-            "region": self.settings.region,
-            "tableName": self.resources.table_name,
-            "queueUrl": self.resources.queue_url,
-            "dlqUrl": self.resources.dlq_url,
-            "pepperSecretId": self.resources.pepper_secret_id,
-            "sinkRoleArn": self.resources.sink_role_arn,
-        }
-        (self.state / "runtime.json").write_text(json.dumps(info, indent=2) + "\n")
+        described = RuntimeDescription(
+            awsEndpointUrl=self.aws_url,
+            apiUrl=self.api_url,
+            region=self.settings.region,
+            tableName=self.resources.table_name,
+            queueUrl=self.resources.queue_url,
+            dlqUrl=self.resources.dlq_url,
+            pepperSecretId=self.resources.pepper_secret_id,
+            sinkRoleArn=self.resources.sink_role_arn,
+        )
+        (self.state / RuntimeDescription.FILE_NAME).write_text(described.model_dump_json(indent=2) + "\n")
 
     def stop(self) -> None:
-        (self.state / "runtime.json").unlink(missing_ok=True)
+        (self.state / RuntimeDescription.FILE_NAME).unlink(missing_ok=True)
         if self._front is not None:
             self._front.shutdown()
             self._front.server_close()
