@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spool.adapters.retry import until_done
 from spool.local.lambda_context import FakeContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -157,16 +158,16 @@ class SqsPoller:
 
     def _delete(self, chunk: list[dict[str, Any]]) -> None:
         """Acknowledge, retrying as the real poller does: a lost delete would deliver the batch again."""
-        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)]
-        for attempt in range(5):
+
+        def delete(entries: list[dict[str, str]]) -> list[dict[str, str]]:
             try:
                 response = self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
-            except Exception:
-                self._stop.wait(0.2 * (attempt + 1))
-                continue
+            except Exception:  # any failure of the call (botocore's retries spent): the whole chunk goes again
+                return entries
             failed = {f["Id"] for f in response.get("Failed", [])}
-            entries = [e for e in entries if e["Id"] in failed]
-            if not entries:
-                return
-        with self.stats.lock:
-            self.stats.errors += 1
+            return [e for e in entries if e["Id"] in failed]
+
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)]
+        if until_done(delete, entries, attempts=5):
+            with self.stats.lock:
+                self.stats.errors += 1
