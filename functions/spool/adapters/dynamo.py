@@ -22,7 +22,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spool.domain.errors import CorruptRecord, describe
-from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY
+from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
+
+# The key and TTL attributes' names, short for the adapters' items and expressions.
+PK, SK, TTL = TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,10 +44,13 @@ def string(value: str) -> dict[str, Any]:
     return {"S": value}
 
 
+def item_key(pk: str, sk: str) -> dict[str, Any]:
+    """An item's key: its partition and sort key values, under the table's key names."""
+    return {PK: string(pk), SK: string(sk)}
+
+
 def corrupt(record: str, item: dict[str, Any], exc: Exception) -> CorruptRecord:
     """The stored item does not parse: a fault of the service (500), never of the request. The detail names
     the item and what failed where, not the values (a stored document can hold anything a client sent)."""
-    found = {
-        name: item[name].get("S") for name in (TABLE_PARTITION_KEY, TABLE_SORT_KEY) if isinstance(item.get(name), dict)
-    }
+    found = {name: item[name].get("S") for name in (PK, SK) if isinstance(item.get(name), dict)}
     return CorruptRecord(f"a stored {record} could not be read", detail={"record": record, **found, **describe(exc)})

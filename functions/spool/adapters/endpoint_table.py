@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spool.adapters.dynamo import TableAdapter
+from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
 from spool.adapters.dynamo import corrupt as _corrupt
 from spool.adapters.dynamo import string as _s
 from spool.domain.errors import Conflict
@@ -27,7 +27,7 @@ class DynamoEndpoints(TableAdapter):
         self._db.put_item(
             TableName=self._table,
             Item=self._endpoint_item(endpoint),
-            ConditionExpression="attribute_not_exists(pk)",
+            ConditionExpression=f"attribute_not_exists({PK})",
         )
 
     def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
@@ -47,7 +47,7 @@ class DynamoEndpoints(TableAdapter):
     def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         item = self._db.get_item(
             TableName=self._table,
-            Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"EP#{endpoint_id}")},
+            Key=item_key(f"T#{tenant_id}", f"EP#{endpoint_id}"),
             ConsistentRead=True,
         ).get("Item")
         return self._endpoint(item) if item else None
@@ -64,8 +64,8 @@ class DynamoEndpoints(TableAdapter):
     def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None:
         self._db.update_item(
             TableName=self._table,
-            Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"EP#{endpoint_id}")},
-            UpdateExpression="SET #status = :deleted, deletedAt = :at, expiresAt = :exp",
+            Key=item_key(f"T#{tenant_id}", f"EP#{endpoint_id}"),
+            UpdateExpression=f"SET #status = :deleted, deletedAt = :at, {TTL} = :exp",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
                 ":deleted": _s("deleted"),
@@ -75,9 +75,7 @@ class DynamoEndpoints(TableAdapter):
         )
 
     def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None:
-        item = self._db.get_item(
-            TableName=self._table, Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"ST#{endpoint_id}")}
-        ).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", f"ST#{endpoint_id}")).get("Item")
         if not item:
             return None
         try:
@@ -95,7 +93,7 @@ class DynamoEndpoints(TableAdapter):
     def record_flush(self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str) -> None:
         self._db.update_item(
             TableName=self._table,
-            Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"ST#{endpoint_id}")},
+            Key=item_key(f"T#{tenant_id}", f"ST#{endpoint_id}"),
             UpdateExpression="SET lastFlushAt = :at, lastObjectKey = :key ADD eventsWritten :e, objectsWritten :o",
             ExpressionAttributeValues={
                 ":at": _s(at),
@@ -108,7 +106,7 @@ class DynamoEndpoints(TableAdapter):
     def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None:
         self._db.update_item(
             TableName=self._table,
-            Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"ST#{endpoint_id}")},
+            Key=item_key(f"T#{tenant_id}", f"ST#{endpoint_id}"),
             UpdateExpression="SET lastError = :m, lastErrorAt = :at",
             ExpressionAttributeValues={":m": _s(message[:1000]), ":at": _s(at)},
         )
@@ -116,7 +114,7 @@ class DynamoEndpoints(TableAdapter):
     def _query_endpoints(self, tenant_id: str, *, after: str | None, stop_after: int | None) -> Iterator[Endpoint]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :ep)",
+            "KeyConditionExpression": f"{PK} = :pk AND begins_with({SK}, :ep)",
             "FilterExpression": "#status = :active",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
@@ -127,7 +125,7 @@ class DynamoEndpoints(TableAdapter):
             "ConsistentRead": True,
         }
         if after:
-            kwargs["ExclusiveStartKey"] = {"pk": _s(f"T#{tenant_id}"), "sk": _s(f"EP#{after}")}
+            kwargs["ExclusiveStartKey"] = item_key(f"T#{tenant_id}", f"EP#{after}")
         count = 0
         while True:
             page = self._db.query(**kwargs)
@@ -144,8 +142,8 @@ class DynamoEndpoints(TableAdapter):
     def _endpoint_item(endpoint: Endpoint) -> dict[str, Any]:
         doc = endpoint.model_dump(mode="json", exclude={"credentials", "status"})
         item: dict[str, Any] = {
-            "pk": _s(f"T#{endpoint.tenantId}"),
-            "sk": _s(f"EP#{endpoint.id}"),
+            PK: _s(f"T#{endpoint.tenantId}"),
+            SK: _s(f"EP#{endpoint.id}"),
             "doc": _s(json.dumps(doc, separators=(",", ":"))),
             "status": _s(endpoint.status),
             "updatedAt": _s(endpoint.updatedAt),

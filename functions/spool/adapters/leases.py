@@ -7,7 +7,7 @@ import time
 
 from botocore.exceptions import ClientError
 
-from spool.adapters.dynamo import TableAdapter
+from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
 from spool.adapters.dynamo import string as _s
 from spool.names import STAGING_KEY_PREFIX
 
@@ -31,13 +31,13 @@ class DynamoLeases(TableAdapter):
             self._db.put_item(
                 TableName=self._table,
                 Item={
-                    "pk": _s(lease_pk(endpoint_id, boundary)),
-                    "sk": _s(LEASE_SK),
+                    PK: _s(lease_pk(endpoint_id, boundary)),
+                    SK: _s(LEASE_SK),
                     "owner": _s(owner),
                     "leaseUntil": {"N": str(now + seconds)},
-                    "expiresAt": {"N": str(now + LEASE_ITEM_RETENTION_SECONDS)},
+                    TTL: {"N": str(now + LEASE_ITEM_RETENTION_SECONDS)},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR leaseUntil < :now",
+                ConditionExpression=f"attribute_not_exists({PK}) OR leaseUntil < :now",
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
         except ClientError as exc:
@@ -49,7 +49,7 @@ class DynamoLeases(TableAdapter):
     def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
         item = self._db.get_item(
             TableName=self._table,
-            Key={"pk": _s(lease_pk(endpoint_id, boundary)), "sk": _s(LEASE_SK)},
+            Key=item_key(lease_pk(endpoint_id, boundary), LEASE_SK),
             ConsistentRead=True,
         ).get("Item")
         return float(item["leaseUntil"]["N"]) if item else None
@@ -58,7 +58,7 @@ class DynamoLeases(TableAdapter):
         try:
             self._db.delete_item(
                 TableName=self._table,
-                Key={"pk": _s(lease_pk(endpoint_id, boundary)), "sk": _s(LEASE_SK)},
+                Key=item_key(lease_pk(endpoint_id, boundary), LEASE_SK),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": _s(owner)},

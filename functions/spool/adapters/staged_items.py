@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from spool.adapters.dynamo import PK, SK
 from spool.adapters.leases import LEASE_SK, lease_pk
 from spool.adapters.retry import until_done
 from spool.domain.ports import StagedBundle
@@ -46,14 +47,14 @@ class StagedItems:
         written: set[str] = set()
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
+            "KeyConditionExpression": f"{PK} = :pk",
             "ExpressionAttributeValues": {":pk": _pk(endpoint_id, flush_at)},
             "ConsistentRead": True,
         }
         while True:
             page = self._db.query(**kwargs)
             for item in page.get("Items", []):
-                sk = item["sk"]["S"]
+                sk = item[SK]["S"]
                 if sk.startswith(WRITTEN_SK_PREFIX):
                     written.update(item["ids"]["SS"])
                     found.append(StagedBundle(item_id=sk, lines=[], written=True))
@@ -67,7 +68,7 @@ class StagedItems:
         pk = _pk(endpoint_id, flush_at)
         for start in range(0, len(item_ids), 25):
             requests: list[Any] = [
-                {"DeleteRequest": {"Key": {"pk": pk, "sk": {"S": item_id}}}} for item_id in item_ids[start : start + 25]
+                {"DeleteRequest": {"Key": {PK: pk, SK: {"S": item_id}}}} for item_id in item_ids[start : start + 25]
             ]
             # BatchWriteItem reports throttled deletes as unprocessed instead of failing; botocore's retry
             # config does not cover those (adapters/retry.py). What is left stays: its lines are marked

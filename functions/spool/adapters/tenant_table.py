@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spool.adapters.dynamo import TableAdapter
+from spool.adapters.dynamo import PK, SK, TableAdapter, item_key
 from spool.adapters.dynamo import string as _s
 from spool.domain.ports import ApiKeyRecord, Tenant
 
@@ -14,18 +14,16 @@ class DynamoTenants(TableAdapter):
         self._db.put_item(
             TableName=self._table,
             Item={
-                "pk": _s(f"T#{tenant.id}"),
-                "sk": _s("TENANT"),
+                PK: _s(f"T#{tenant.id}"),
+                SK: _s("TENANT"),
                 "name": _s(tenant.name),
                 "createdAt": _s(tenant.createdAt),
             },
-            ConditionExpression="attribute_not_exists(pk)",
+            ConditionExpression=f"attribute_not_exists({PK})",
         )
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
-        item = self._db.get_item(TableName=self._table, Key={"pk": _s(f"T#{tenant_id}"), "sk": _s("TENANT")}).get(
-            "Item"
-        )
+        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", "TENANT")).get("Item")
         if not item:
             return None
         return Tenant(id=tenant_id, name=item["name"]["S"], createdAt=item["createdAt"]["S"])
@@ -36,11 +34,11 @@ class DynamoTenants(TableAdapter):
         paginator = self._db.get_paginator("scan")
         for page in paginator.paginate(
             TableName=self._table,
-            FilterExpression="sk = :tenant",
+            FilterExpression=f"{SK} = :tenant",
             ExpressionAttributeValues={":tenant": _s("TENANT")},
         ):
             for item in page.get("Items", []):
-                tenants.append(Tenant(id=item["pk"]["S"][2:], name=item["name"]["S"], createdAt=item["createdAt"]["S"]))
+                tenants.append(Tenant(id=item[PK]["S"][2:], name=item["name"]["S"], createdAt=item["createdAt"]["S"]))
         return sorted(tenants, key=lambda t: t.id)
 
     def put_key(self, record: ApiKeyRecord, key_hash: str) -> None:
@@ -50,22 +48,22 @@ class DynamoTenants(TableAdapter):
                     "Put": {
                         "TableName": self._table,
                         "Item": {
-                            "pk": _s(f"K#{key_hash}"),
-                            "sk": _s("KEY"),
+                            PK: _s(f"K#{key_hash}"),
+                            SK: _s("KEY"),
                             "tenantId": _s(record.tenantId),
                             "keyId": _s(record.keyId),
                             "createdAt": _s(record.createdAt),
                             "revoked": {"BOOL": False},
                         },
-                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "ConditionExpression": f"attribute_not_exists({PK})",
                     }
                 },
                 {
                     "Put": {
                         "TableName": self._table,
                         "Item": {
-                            "pk": _s(f"T#{record.tenantId}"),
-                            "sk": _s(f"KEY#{record.keyId}"),
+                            PK: _s(f"T#{record.tenantId}"),
+                            SK: _s(f"KEY#{record.keyId}"),
                             "keyHash": _s(key_hash),
                             "createdAt": _s(record.createdAt),
                             "revoked": {"BOOL": False},
@@ -76,9 +74,9 @@ class DynamoTenants(TableAdapter):
         )
 
     def find_key(self, key_hash: str) -> ApiKeyRecord | None:
-        item = self._db.get_item(
-            TableName=self._table, Key={"pk": _s(f"K#{key_hash}"), "sk": _s("KEY")}, ConsistentRead=True
-        ).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=item_key(f"K#{key_hash}", "KEY"), ConsistentRead=True).get(
+            "Item"
+        )
         if not item:
             return None
         return ApiKeyRecord(
@@ -91,12 +89,12 @@ class DynamoTenants(TableAdapter):
     def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
         page = self._db.query(
             TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :key)",
+            KeyConditionExpression=f"{PK} = :pk AND begins_with({SK}, :key)",
             ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":key": _s("KEY#")},
         )
         return [
             ApiKeyRecord(
-                keyId=item["sk"]["S"][4:],
+                keyId=item[SK]["S"][4:],
                 tenantId=tenant_id,
                 createdAt=item["createdAt"]["S"],
                 revoked=item["revoked"]["BOOL"],
@@ -105,9 +103,7 @@ class DynamoTenants(TableAdapter):
         ]
 
     def revoke_key(self, tenant_id: str, key_id: str) -> bool:
-        item = self._db.get_item(
-            TableName=self._table, Key={"pk": _s(f"T#{tenant_id}"), "sk": _s(f"KEY#{key_id}")}
-        ).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", f"KEY#{key_id}")).get("Item")
         if not item:
             return False
         revoked = {":t": {"BOOL": True}}
@@ -116,7 +112,7 @@ class DynamoTenants(TableAdapter):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": {"pk": _s(f"T#{tenant_id}"), "sk": _s(f"KEY#{key_id}")},
+                        "Key": item_key(f"T#{tenant_id}", f"KEY#{key_id}"),
                         "UpdateExpression": "SET revoked = :t",
                         "ExpressionAttributeValues": revoked,
                     }
@@ -124,7 +120,7 @@ class DynamoTenants(TableAdapter):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": {"pk": _s(f"K#{item['keyHash']['S']}"), "sk": _s("KEY")},
+                        "Key": item_key(f"K#{item['keyHash']['S']}", "KEY"),
                         "UpdateExpression": "SET revoked = :t",
                         "ExpressionAttributeValues": revoked,
                     }
