@@ -347,6 +347,13 @@ def read_objects(s3: Any, bucket: str, prefix: str) -> dict[str, list[dict[str, 
     return found
 
 
+def written_ids(s3: Any, bucket: str, prefix: str, at_least: int) -> list[str] | None:
+    """The ids of the events written under `prefix`, sorted, once there are at least `at_least` (None before):
+    what a test waits for when the sink may write the events in more than one object."""
+    ids = sorted(line["id"] for lines in read_objects(s3, bucket, prefix).values() for line in lines)
+    return ids if len(ids) >= at_least else None
+
+
 def queue_drained(runtime: LocalRuntime) -> bool:
     """The ingest queue holds no message (visible, in flight or delayed): every accepted event is written or
     dead-lettered, and no flush is still to come. What a test waits for before saying "nothing else arrives"."""

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from spool.local.runtime import LocalRuntime
-from tests.integration.conftest import Api, Seaweed, queue_drained, read_objects, wait_until
+from tests.integration.conftest import Api, Seaweed, queue_drained, read_objects, wait_until, written_ids
 
 
 def seaweed_body(seaweed: Seaweed, bucket: str, prefix: str, secret: str) -> dict[str, Any]:
@@ -56,11 +56,7 @@ def test_a_failing_endpoint_does_not_hold_up_another_and_recovers_after_redrive(
     accepted = [api.send("invoice.paid", {"n": n})["id"] for n in range(5)]
 
     # B is written on time although A fails in the same invocations (in one object or more).
-    def b_ids() -> list[str] | None:
-        ids = sorted(line["id"] for lines in read_objects(store, "isolation", "b/").values() for line in lines)
-        return ids if len(ids) >= len(accepted) else None
-
-    written = wait_until(b_ids, timeout=2 + 5, what="B's events")
+    written = wait_until(lambda: written_ids(store, "isolation", "b/", len(accepted)), timeout=2 + 5, what="B's events")
     assert time.monotonic() - started <= 2 + 5
     assert written == sorted(accepted)
 
