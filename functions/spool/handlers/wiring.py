@@ -25,7 +25,9 @@ from spool.adapters.kms import KmsCipher
 from spool.adapters.leases import DynamoLeases
 from spool.adapters.pepper import pepper_loader
 from spool.adapters.redrive import SqsRedriver
-from spool.adapters.sqs import SqsQueue
+from spool.adapters.sqs_queue import SqsQueue
+from spool.adapters.sqs_triggers import SqsTriggers
+from spool.adapters.sqs_visibility import SqsVisibility
 from spool.adapters.staged_items import StagedItems
 from spool.adapters.staging import S3Staging
 from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
@@ -131,15 +133,14 @@ def build_sink(
     cipher = KmsCipher(clients.kms)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     stores = Stores(policy, settings.local_root, sts=clients.sts, amazon_s3_url=amazon_s3_url)
-    queue = SqsQueue(clients.sqs, settings.queue_url)
     return SinkServices(
         sink=Sink(
             directory=EndpointDirectory(endpoints, cipher, stores, ttl=settings.endpoint_cache_seconds),
             repo=endpoints,
-            visibility=queue,
+            visibility=SqsVisibility(clients.sqs, settings.queue_url),
             # Lines an older sink staged in DynamoDB are still read and removed (adapters/staged_items.py).
             staging=S3Staging(clients.s3, settings.staging_bucket, StagedItems(clients.dynamodb, settings.table_name)),
-            triggers=queue,
+            triggers=SqsTriggers(clients.sqs, settings.queue_url),
             leases=DynamoLeases(clients.dynamodb, settings.table_name),
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
