@@ -57,7 +57,7 @@ class ApiClients:
 @dataclass(frozen=True)
 class SinkClients:
     """The sink function's AWS clients (its role's), as its services use them. Store clients are not here:
-    they sign with each endpoint's own credentials (adapters/stores.py)."""
+    they sign with each endpoint's own credentials (adapters/stores.py builds them)."""
 
     dynamodb: Any
     sqs: Any
@@ -125,8 +125,9 @@ def build_sink(
 ) -> SinkServices:
     """The sink function's services; every client of the role comes from `session` (default: a new one).
     Store clients use the endpoint's own credentials and never the session (adapters/stores.py); a tenant's
-    role is assumed with the session's STS client, so AssumeRole is the sink role's call. `amazon_s3_url`:
-    where endpoints without an `endpoint` are written (None: Amazon S3; the local runtime's emulator)."""
+    role is assumed with the session's STS client (adapters/role_session.py), so AssumeRole is the sink role's
+    call. `amazon_s3_url`: where endpoints without an `endpoint` are written (None: Amazon S3; the local
+    runtime's emulator)."""
     session = session or boto3.session.Session()
     clients = _clients(SinkClients, session, sts=STS_CLIENT_CONFIG)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
