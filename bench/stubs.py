@@ -17,7 +17,7 @@ from typing import Any
 from tests.fakes import FakeCipher, FakeQueue, FakeRepo, MemoryIdempotencyStore
 
 from spool.adapters.idempotency import IdempotentIngest
-from spool.adapters.sqs import SqsQueue
+from spool.adapters.sqs_queue import SqsQueue
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest

@@ -7,8 +7,8 @@ resource ARN it is on and the condition keys the service supplies (`kms:Encrypti
 `dynamodb:LeadingKeys`). One API call can be several requests (TransactWriteItems is authorized per item).
 
 Calls made with a tenant's own store credentials, or with the temporary credentials of a tenant's role the
-sink assumed, go through a session of their own (adapters/stores.py) and are never seen here: they are not the
-role's. The AssumeRole call itself is the sink role's, and is.
+sink assumed, go through a session of their own (adapters/stores.py, role_session.py) and are never seen here:
+they are not the role's. The AssumeRole call itself is the sink role's, and is.
 """
 
 from __future__ import annotations

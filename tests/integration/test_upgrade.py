@@ -8,7 +8,7 @@ import time
 import zlib
 from typing import Any
 
-from spool.adapters.sqs import SqsQueue
+from spool.adapters.sqs_triggers import SqsTriggers
 from spool.domain.naming import ndjson_line
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import Api, read_objects, wait_until
@@ -39,7 +39,7 @@ def test_lines_held_as_dynamodb_items_before_the_upgrade_are_written_by_their_tr
         },
     )
     sqs = runtime.client("sqs")
-    SqsQueue(sqs, runtime.resources.queue_url).send_flush(runtime.tenant_id, endpoint["id"], flush_at, 1)
+    SqsTriggers(sqs, runtime.resources.queue_url).send_flush(runtime.tenant_id, endpoint["id"], flush_at, 1)
 
     objects = wait_until(lambda: read_objects(emulator_s3, BUCKET, prefix), timeout=15, what="the held lines")
     assert sorted(line["id"] for lines in objects.values() for line in lines) == sorted(

@@ -226,7 +226,7 @@ def recover(
 ) -> list[Recovery]:
     """`Tracked.recover` for several endpoints at once. `redrive` moves all their DLQ messages in one go (a
     tenant-wide `spool admin redrive`); None redrives each endpoint through the API. One pass matters: a
-    redrive keeps the other endpoints' DLQ messages invisible for 30 s (adapters/sqs.py)."""
+    redrive keeps the other endpoints' DLQ messages invisible for 30 s (adapters/redrive.py)."""
     started = time.monotonic()
     checkpoints: list[Ledger] = []
     for endpoint in endpoints:

@@ -10,7 +10,8 @@ import botocore.session
 import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 
-from spool.adapters.stores import Stores, put_options
+from spool.adapters.s3_store import put_options
+from spool.adapters.stores import Stores
 from spool.config import ApiSettings
 from spool.domain import encoding, limits
 from spool.domain.models import Credentials, StorageSettings

@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.json as pj
 import pytest
 
-from spool.adapters.stores import LocalStore
+from spool.adapters.local_store import LocalStore
 from spool.domain import limits
 from spool.domain.encoding import encode_objects
 from spool.domain.keys import object_key

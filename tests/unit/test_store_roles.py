@@ -1,6 +1,7 @@
-"""The sink's side of role endpoints (adapters/stores.py), without sockets: AssumeRole through the sink's STS
-client (botocore's Stubber), credentials kept until shortly before they expire, and S3's and STS's refusals
-turned into messages that say what to fix (recorded S3 error answers from a `before-send` hook)."""
+"""The sink's side of role endpoints (adapters/role_session.py, s3_store.py, stores.py), without sockets:
+AssumeRole through the sink's STS client (botocore's Stubber), credentials kept until shortly before they
+expire, and S3's and STS's refusals turned into messages that say what to fix (recorded S3 error answers from
+a `before-send` hook)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.stub import Stubber
 
-from spool.adapters.stores import RoleSession, S3Store, Stores, _Where
+from spool.adapters.role_session import RoleSession
+from spool.adapters.s3_store import S3Store, Where
+from spool.adapters.stores import Stores
 from spool.domain.errors import StoreError
 from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
@@ -178,7 +181,7 @@ class _Raw:
         yield self._data
 
 
-ROLE_WHERE = _Where("tenant-bucket", "events/", "us-east-1", ROLE.roleArn)
+ROLE_WHERE = Where("tenant-bucket", "events/", "us-east-1", ROLE.roleArn)
 KMS_DENIED = (
     f"User: arn:aws:sts::111122223333:assumed-role/spool-delivery/{ROLE.sessionName} is not authorized to perform: "
     "kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:111122223333:key/k because no identity-based policy "

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from spool.adapters.sqs import BATCH_LIMIT, SqsQueue
+from spool.adapters.sqs_batches import BATCH_LIMIT, send_entries
+from spool.adapters.sqs_visibility import SqsVisibility
 from spool.domain import messages as fmt
 
 if TYPE_CHECKING:
@@ -59,20 +60,19 @@ def redrive(
     Returns (messages moved, whether the DLQ was drained of matching messages); it stops early after
     `seconds` (an API call has a deadline) or `max_messages`, and can simply be called again.
     """
-    ingest = SqsQueue(sqs, queue_url)
     passed_over: list[str] = []
     try:
-        return _redrive(sqs, dlq_url, ingest, keep, max_messages, seconds, passed_over)
+        return _redrive(sqs, dlq_url, queue_url, keep, max_messages, seconds, passed_over)
     finally:
         # Messages of other endpoints were only looked at: make them visible again at once, so another
         # redrive (another tenant's, say) can move them right away.
-        SqsQueue(sqs, dlq_url).change_visibility([(handle, 0) for handle in passed_over])
+        SqsVisibility(sqs, dlq_url).change_visibility([(handle, 0) for handle in passed_over])
 
 
 def _redrive(
     sqs: SQSClient,
     dlq_url: str,
-    ingest: SqsQueue,
+    queue_url: str,
     keep: Callable[[str, str], bool],
     max_messages: int,
     seconds: float | None,
@@ -106,11 +106,13 @@ def _redrive(
 
             # Bundles can be up to 256 KiB each, which is also the limit of one SendMessageBatch in all.
             for batch in fmt.send_batches(chosen, size=received_size):
-                ingest.send_entries(
+                send_entries(
+                    sqs,
+                    queue_url,
                     [
                         {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
                         for i, m in enumerate(batch)
-                    ]
+                    ],
                 )
             sqs.delete_message_batch(
                 QueueUrl=dlq_url,

@@ -214,7 +214,7 @@ class EndpointService:
 
     def verify(self, tenant_id: str, endpoint_id: str, stores: StoreFactory) -> dict[str, object]:
         """Write and remove a probe object with the stored credentials (or the assumed role); report what the
-        store said, in words that name what to fix (adapters/stores.py)."""
+        store said, in words that name what to fix (adapters/s3_store.py, role_session.py)."""
         endpoint = self._active(tenant_id, endpoint_id)
         key = roles.probe_key(endpoint.storage.prefix)
         started = self.clock()

@@ -19,7 +19,7 @@ from spool.domain.ids import new_id
 from spool.domain.models import ROLE_ARN_RE, AwsRole, Endpoint
 
 # The role's session lasts this long: STS's minimum, which covers any flush (the sink runs 120 s at most).
-# The store client renews it shortly before it expires (adapters/stores.py).
+# The store client renews it shortly before it expires (adapters/role_session.py).
 ROLE_SESSION_SECONDS = 900
 SESSION_NAME_PREFIX = "spool-"
 EXTERNAL_ID_PREFIX = "spool-"

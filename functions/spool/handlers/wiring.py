@@ -25,7 +25,9 @@ from spool.adapters.kms import KmsCipher
 from spool.adapters.leases import DynamoLeases
 from spool.adapters.pepper import pepper_loader
 from spool.adapters.redrive import SqsRedriver
-from spool.adapters.sqs import SqsQueue
+from spool.adapters.sqs_queue import SqsQueue
+from spool.adapters.sqs_triggers import SqsTriggers
+from spool.adapters.sqs_visibility import SqsVisibility
 from spool.adapters.staged_items import StagedItems
 from spool.adapters.staging import S3Staging
 from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
@@ -55,7 +57,7 @@ class ApiClients:
 @dataclass(frozen=True)
 class SinkClients:
     """The sink function's AWS clients (its role's), as its services use them. Store clients are not here:
-    they sign with each endpoint's own credentials (adapters/stores.py)."""
+    they sign with each endpoint's own credentials (adapters/stores.py builds them)."""
 
     dynamodb: Any
     sqs: Any
@@ -123,23 +125,23 @@ def build_sink(
 ) -> SinkServices:
     """The sink function's services; every client of the role comes from `session` (default: a new one).
     Store clients use the endpoint's own credentials and never the session (adapters/stores.py); a tenant's
-    role is assumed with the session's STS client, so AssumeRole is the sink role's call. `amazon_s3_url`:
-    where endpoints without an `endpoint` are written (None: Amazon S3; the local runtime's emulator)."""
+    role is assumed with the session's STS client (adapters/role_session.py), so AssumeRole is the sink role's
+    call. `amazon_s3_url`: where endpoints without an `endpoint` are written (None: Amazon S3; the local
+    runtime's emulator)."""
     session = session or boto3.session.Session()
     clients = _clients(SinkClients, session, sts=STS_CLIENT_CONFIG)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
     cipher = KmsCipher(clients.kms)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     stores = Stores(policy, settings.local_root, sts=clients.sts, amazon_s3_url=amazon_s3_url)
-    queue = SqsQueue(clients.sqs, settings.queue_url)
     return SinkServices(
         sink=Sink(
             directory=EndpointDirectory(endpoints, cipher, stores, ttl=settings.endpoint_cache_seconds),
             repo=endpoints,
-            visibility=queue,
+            visibility=SqsVisibility(clients.sqs, settings.queue_url),
             # Lines an older sink staged in DynamoDB are still read and removed (adapters/staged_items.py).
             staging=S3Staging(clients.s3, settings.staging_bucket, StagedItems(clients.dynamodb, settings.table_name)),
-            triggers=queue,
+            triggers=SqsTriggers(clients.sqs, settings.queue_url),
             leases=DynamoLeases(clients.dynamodb, settings.table_name),
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,

@@ -1,0 +1,27 @@
+"""The sink's `Triggers` on SQS: a delayed flush trigger on the ingest queue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from spool.domain import messages as fmt
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+class SqsTriggers:
+    """Implements `Triggers`: one SendMessage with the trigger's delay."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._sqs = client
+        self._url = queue_url
+
+    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
+        trigger = fmt.flush_trigger(tenant_id, endpoint_id, boundary, delay_seconds)
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=trigger.body,
+            DelaySeconds=trigger.delay_seconds,
+            MessageAttributes=fmt.sqs_attributes(trigger),  # type: ignore[arg-type]
+        )
