@@ -140,7 +140,7 @@ class IngestSink(Construct):
         )
 
     def _grant_assume_tenant_roles(self, fn: lambda_.Function) -> None:
-        """Endpoints with a roleArn: the sink assumes the tenant's role (functions/spool/adapters/stores.py).
+        """Endpoints with a roleArn: the sink assumes the tenant's role (functions/spool/adapters/role_session.py).
 
         Tenants' accounts are not known when the stack is deployed, so the resource is any role; the conditions
         are STS's caller-side keys for AssumeRole: every call must carry a Spool ExternalId and name a Spool

@@ -34,10 +34,18 @@ SINK_CLIENT_CONFIG = Config(
     read_timeout=limits.STORE_READ_SECONDS,
     retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
 )
-# Verification answers an API call (API Gateway waits 30 s at most): one quick attempt.
-VERIFY_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
-# The sink's AssumeRole calls: as bounded as a store write, so a slow STS cannot eat the invocation.
-STS_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+# Verification answers an API call (API Gateway waits 30 s at most): one attempt, a store write's connect
+# timeout and a short read.
+VERIFY_CLIENT_CONFIG = Config(
+    connect_timeout=limits.STORE_CONNECT_SECONDS, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"}
+)
+# The sink's AssumeRole calls: a store write's connect timeout and attempts with a shorter read (STS answers
+# small), so at most 26 s against a write's STORE_WRITE_MAX_SECONDS; a slow STS cannot eat the invocation.
+STS_CLIENT_CONFIG = Config(
+    connect_timeout=limits.STORE_CONNECT_SECONDS,
+    read_timeout=10,
+    retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
+)
 
 
 class Stores:
