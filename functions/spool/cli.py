@@ -23,11 +23,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import ValidationError
 
-from spool.adapters.pepper import pepper_loader
 from spool.adapters.redrive import belonging_to, redrive
-from spool.adapters.tenant_table import DynamoTenants
 from spool.domain.errors import SpoolError
 from spool.domain.tenants import Tenants
+from spool.handlers.wiring import build_tenants
 from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings, RuntimeDescription
 from spool.names import StackOutput
 
@@ -116,9 +115,10 @@ def _local_target(described: Path) -> Target:
     )
 
 
-def tenants_for(target: Target) -> tuple[Tenants, DynamoTenants]:
-    repo = DynamoTenants(target.client("dynamodb"), target.table_name)
-    return Tenants(repo, pepper_loader(target.pepper_secret_id, target.client("secretsmanager"))), repo
+def tenants_for(target: Target) -> Tenants:
+    return build_tenants(
+        target.client("dynamodb"), target.client("secretsmanager"), target.table_name, target.pepper_secret_id
+    )
 
 
 def run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
@@ -129,7 +129,8 @@ def run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
         )
         print(f"moved {moved} message(s) from the DLQ back to the ingest queue")
         return {"moved": moved}
-    tenants, repo = tenants_for(target)
+    tenants = tenants_for(target)
+    repo = tenants.repo
     if args.area == "tenant" and args.action == "create":
         tenant, api_key = tenants.create_tenant(args.name)
         print(f"tenant {tenant.id} ({tenant.name}) created; its API key is shown once, keep it safe")

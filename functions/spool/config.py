@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from spool.domain import limits
 
 
-class _Env(BaseModel):
+class EnvSettings(BaseModel):
+    """Settings read from environment variables: each field's alias is its variable's name."""
+
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     @classmethod
@@ -46,7 +48,7 @@ class _Env(BaseModel):
         }
 
 
-class CommonSettings(_Env):
+class CommonSettings(EnvSettings):
     table_name: Annotated[str, Field(alias="SPOOL_TABLE_NAME", min_length=1)]
     queue_url: Annotated[str, Field(alias="SPOOL_QUEUE_URL", min_length=1)]
     # Plain http, loopback and private store endpoints (the local runtime and self-hosted stores).

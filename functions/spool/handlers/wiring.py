@@ -91,16 +91,19 @@ def _clients[C](kind: type[C], session: boto3.session.Session, **configs: Config
     return kind(**{f.name: session.client(f.name.rstrip("_"), config=configs.get(f.name)) for f in fields(kind)})  # type: ignore[arg-type,call-overload]
 
 
+def build_tenants(dynamodb: Any, secretsmanager: Any, table_name: str, pepper_secret_id: str) -> Tenants:
+    """Tenants and their API keys over the Spool table and the pepper: the api's, the admin CLI's and the local
+    runtime's (which creates the dev tenant)."""
+    return Tenants(DynamoTenants(dynamodb, table_name), pepper_loader(pepper_secret_id, secretsmanager))
+
+
 def build_api(settings: ApiSettings, session: boto3.session.Session | None = None) -> ApiServices:
     """The api function's services; every client comes from `session` (default: a new one)."""
     session = session or boto3.session.Session()
     clients = _clients(ApiClients, session)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
     return ApiServices(
-        tenants=Tenants(
-            DynamoTenants(clients.dynamodb, settings.table_name),
-            pepper_loader(settings.pepper_secret_id, clients.secretsmanager),
-        ),
+        tenants=build_tenants(clients.dynamodb, clients.secretsmanager, settings.table_name, settings.pepper_secret_id),
         endpoints=EndpointService(
             endpoints,
             KmsCipher(clients.kms, settings.kms_key_id),

@@ -13,12 +13,9 @@ from typing import Annotated, Any, ClassVar
 import boto3
 from pydantic import BaseModel, Field
 
-from spool.adapters.pepper import pepper_loader
-from spool.adapters.tenant_table import DynamoTenants
-from spool.config import ApiSettings, SinkSettings, _Env
+from spool.config import ApiSettings, EnvSettings, SinkSettings
 from spool.domain import limits
 from spool.domain.errors import Unauthorized
-from spool.domain.tenants import Tenants
 from spool.local.invoke import serve_invoke
 from spool.local.poller import Handler, PollerConfig, SqsPoller
 from spool.local.provision import Names, Resources, ensure_bucket, provision
@@ -39,7 +36,7 @@ POWERTOOLS_ENVIRONMENT = {
 }
 
 
-class LocalSettings(_Env):
+class LocalSettings(EnvSettings):
     """Knobs of `make dev`, all optional (environment variables, read by the entry point)."""
 
     host: Annotated[str, Field(alias="SPOOL_DEV_HOST")] = "127.0.0.1"
@@ -283,7 +280,7 @@ class LocalRuntime:
     def _wire_handlers(self) -> None:
         # Imported only now: importing the handler modules configures Powertools' logging.
         from spool.handlers import api, sink
-        from spool.handlers.wiring import build_api, build_sink
+        from spool.handlers.wiring import build_api, build_sink, build_tenants
         from spool.observability import metrics
 
         def discarding_metrics(handler: Any) -> Any:
@@ -307,9 +304,11 @@ class LocalRuntime:
         serve_invoke(self.sessions.api, SINK_FUNCTION_NAME, self.sink_handler)
         self.api_services = build_api(self.api_settings, session=self.sessions.api)
         self.api_handler = discarding_metrics(api.make_handler(lambda: self.api_services))
-        self.admin = Tenants(
-            DynamoTenants(self.client("dynamodb"), self.resources.table_name),
-            pepper_loader(self.resources.pepper_secret_id, self.client("secretsmanager")),
+        self.admin = build_tenants(
+            self.client("dynamodb"),
+            self.client("secretsmanager"),
+            self.resources.table_name,
+            self.resources.pepper_secret_id,
         )
 
     def _dev_tenant(self) -> tuple[str, str]:
