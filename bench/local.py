@@ -33,14 +33,14 @@ TENANT_CREDENTIALS = {"accessKeyId": "AKIABENCHMARK0000001", "secretAccessKey": 
 
 # --- the runtime and a client -------------------------------------------------------------------------
 def start(state: str, *, batch_size: int, window: float, pollers: int = 5) -> LocalRuntime:
-    env = {
-        "SPOOL_DEV_PORT": str(free_port()),
-        "SPOOL_DEV_AWS_PORT": str(free_port()),
-        "SPOOL_DEV_STATE_DIR": state,
-        "SPOOL_DEV_POLLERS": str(pollers),
-        "SPOOL_DEV_BATCH_SIZE": str(batch_size),
-        "SPOOL_DEV_WINDOW_SECONDS": str(window),
-    }
+    env = LocalSettings.environment(
+        port=free_port(),
+        aws_port=free_port(),
+        state_dir=state,
+        pollers=pollers,
+        batch_size=batch_size,
+        window_seconds=window,
+    )
     runtime = LocalRuntime(LocalSettings.from_env(env)).start()
     deadline = time.monotonic() + 30
     while not requests.get(runtime.api_url + "/health", timeout=5).ok:

@@ -251,16 +251,16 @@ def runtime(
     Each function's boto3 session is recorded in `call_log`; the sink's AssumeRole calls are held against the
     role's trust policy, with the runtime's stand-in sink role as the caller."""
     state = tmp_path_factory.mktemp("spool-state")
-    env = {
-        "SPOOL_DEV_PORT": str(free_port()),
-        "SPOOL_DEV_AWS_PORT": str(free_port()),
-        "SPOOL_DEV_STATE_DIR": str(state),
-        "SPOOL_DEV_WINDOW_SECONDS": "0.5",
-        "SPOOL_DEV_MAX_RECEIVE_COUNT": "4",
-        "SPOOL_RETRY_BASE_SECONDS": "1",
-        "SPOOL_RETRY_MAX_SECONDS": "2",
-        "SPOOL_ENDPOINT_CACHE_SECONDS": "1",
-    }
+    env = LocalSettings.environment(  # by field name: a misspelt one raises
+        port=free_port(),
+        aws_port=free_port(),
+        state_dir=str(state),
+        window_seconds=0.5,
+        max_receive_count=4,
+        retry_base_seconds=1,
+        retry_max_seconds=2,
+        endpoint_cache_seconds=1,
+    )
     local = LocalRuntime(LocalSettings.from_env(env))
     call_log.attach(local.sessions.api, "api")
     call_log.attach(local.sessions.sink, "sink")

@@ -32,7 +32,7 @@ from typing import Any
 import boto3
 import requests
 
-from spool.local.runtime import EXAMPLE_BUCKET, RuntimeDescription, free_port
+from spool.local.runtime import EXAMPLE_BUCKET, LocalSettings, RuntimeDescription, free_port
 from tests.servers import Schedule, poll, wait_until
 
 RATE = int(os.environ.get("SPOOL_SOAK_RATE", "300"))
@@ -130,11 +130,13 @@ def start(state: Path, aws_url: str) -> Runtime:
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "SPOOL_DEV_PORT": str(free_port()),
-        "SPOOL_DEV_STATE_DIR": str(state),
-        "SPOOL_DEV_WINDOW_SECONDS": os.environ.get("SPOOL_SOAK_WINDOW_SECONDS", "5"),
-        "SPOOL_RETRY_BASE_SECONDS": "2",
-        "SPOOL_RETRY_MAX_SECONDS": "30",
+        **LocalSettings.environment(
+            port=free_port(),
+            state_dir=str(state),
+            window_seconds=os.environ.get("SPOOL_SOAK_WINDOW_SECONDS", "5"),
+            retry_base_seconds=2,
+            retry_max_seconds=30,
+        ),
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "PYTHONWARNINGS": "ignore",
     }
