@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spool.adapters.retry import until_done
+from spool.adapters.sqs_batches import chunks
 from spool.local.lambda_context import FakeContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -153,8 +154,8 @@ class SqsPoller:
             return
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         done = [m for m in batch if m["MessageId"] not in failed]
-        for i in range(0, len(done), _RECEIVE):
-            self._delete(done[i : i + _RECEIVE])
+        for chunk in chunks(done):  # DeleteMessageBatch takes SQS's batch limit
+            self._delete(chunk)
 
     def _delete(self, chunk: list[dict[str, Any]]) -> None:
         """Acknowledge, retrying as the real poller does: a lost delete would deliver the batch again."""
