@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import ValidationError
 
 from spool.adapters.redrive import belonging_to, redrive
-from spool.domain.errors import SpoolError
+from spool.domain.errors import SpoolError, location
 from spool.domain.tenants import Tenants
 from spool.handlers.wiring import build_tenants
 from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings, RuntimeDescription
@@ -98,7 +98,7 @@ def _local_target(described: Path) -> Target:
     try:
         local = RuntimeDescription.model_validate_json(described.read_text())
     except ValidationError as exc:
-        missing = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
+        missing = ", ".join(location(error) for error in exc.errors())
         raise CliError(f"{described} does not describe a runtime ({missing}); restart it (`make dev`)") from None
     session = boto3.session.Session(
         aws_access_key_id=EMULATOR_ACCESS_KEY_ID,

@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from spool.domain import roles
 from spool.domain.encoding import parquet_available
-from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError
+from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError, location
 from spool.domain.ids import new_id
 from spool.domain.models import (
     AwsRole,
@@ -181,7 +181,7 @@ class EndpointService:
             )
         except ValidationError as exc:
             error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"])
+            where = location(error)
             field = "url" if "url" in given and where in ("bucket", "prefix") else f"storageConfig.{where}"
             raise InvalidInput(str(error["msg"]), field=field) from None
         settings = self._settings(full, external_id=current.storage.externalId)

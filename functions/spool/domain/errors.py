@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 class SpoolError(Exception):
@@ -65,15 +66,18 @@ class CorruptRecord(ServiceFault):
     """A stored item does not parse as the model it should hold."""
 
 
+def location(error: ErrorDetails) -> str:
+    """Where a pydantic error is, as a dotted path: `storageConfig.batchSize`, `events.0.eventType`."""
+    return ".".join(str(part) for part in error["loc"])
+
+
 def describe(exc: BaseException) -> dict[str, object]:
     """What went wrong, safe to log: the error type, and for pydantic errors where and which rule failed.
 
     Messages of pydantic and botocore errors can quote the input, so they are never included."""
     detail: dict[str, object] = {"errorType": type(exc).__name__}
     if isinstance(exc, ValidationError):
-        detail["problems"] = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"]} for e in exc.errors(include_input=False)
-        ]
+        detail["problems"] = [{"loc": location(e), "type": e["type"]} for e in exc.errors(include_input=False)]
     elif isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
         detail["missing"] = exc.args[0]
     return detail
