@@ -13,8 +13,25 @@ TABLE_PARTITION_KEY: Final = "pk"
 TABLE_SORT_KEY: Final = "sk"
 TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
 # Partition keys of flush leases (and of the lines older sinks staged as items) start with this; the sink may
-# write only those.
+# write only those and the status items below.
 STAGING_KEY_PREFIX: Final = "B#"
+# An endpoint's delivery status and health (S#{tenantId}#{endpointId} / STATUS): the only other items the sink
+# writes, and only these attributes of them (the stack's IAM conditions read both names).
+STATUS_KEY_PREFIX: Final = "S#"
+STATUS_ATTRIBUTES: Final = (
+    "lastFlushAt",
+    "lastObjectKey",
+    "eventsWritten",
+    "objectsWritten",
+    "lastError",
+    "lastErrorAt",
+    "failures",
+    "parkedUntil",
+    "probeUntil",
+)
+# Partitions only the operator (the admin CLI) writes: API-key lookups by hash (K#{hash} / KEY). The api reads
+# them and may not write them.
+KEY_LOOKUP_PREFIX: Final = "K#"
 # Powertools Idempotency's records share the table under this partition key.
 IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
 

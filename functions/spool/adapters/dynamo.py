@@ -1,12 +1,14 @@
 """The Spool table (DynamoDB, one table for everything) and what its adapters share.
 
 Layout (pk / sk):
-  T#{tenantId} / TENANT          the tenant                                       adapters/tenant_table.py
+  T#{tenantId} / TENANT          the tenant (its endpoint count and limit)        adapters/tenant_table.py
   T#{tenantId} / KEY#{keyId}     one of its API keys (hash, revoked flag)         adapters/tenant_table.py
-  K#{keyHash}  / KEY             key lookup by HMAC hash                          adapters/tenant_table.py
+  K#{keyHash}  / KEY             key lookup by HMAC hash (the operator writes it) adapters/tenant_table.py
   T#{tenantId} / EP#{endpointId} an endpoint (settings as JSON, credentials as    adapters/endpoint_table.py
                                  KMS ciphertext)
-  T#{tenantId} / ST#{endpointId} its delivery status (written by the sink only)   adapters/endpoint_table.py
+  S#{tenantId}#{endpointId} / STATUS  its delivery status and health (written by  adapters/status_table.py
+                                 the sink only, names.STATUS_ATTRIBUTES)
+  R#{roleArn}  / ROLE            which tenant's endpoints use a role              adapters/endpoint_table.py
   B#{endpointId}#{time} / #LEASE        the flush lease for that time             adapters/leases.py
   B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back; read and removed only
                                         (held lines are staged in S3 now)         adapters/staged_items.py
