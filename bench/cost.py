@@ -13,14 +13,19 @@ from bench.prices import FIREHOSE_RECORD_STEP_BYTES, GB, PRICES, usd
 
 # CloudWatch Logs is modelled, not counted: bytes per invocation, including the 26 bytes CloudWatch adds to
 # every log event. One Powertools EMF metrics document per invocation (api: 1 metric, 206 B measured by
-# tests/unit/test_api_logging.py, + 26; sink: one document per endpoint, 4 metrics under the `service`
-# and `service` + `endpointId` dimension sets, ~460 B with a 31-character endpoint id, + 26), the api's
+# tests/unit/test_api_logging.py, + 26; sink: one document per endpoint, 4 metrics under the one dimension
+# set `service` with the endpoint's id as a property, 432 B with a 31-character endpoint id, + 26; 457 B while
+# `endpointId` was a dimension too, until 2026-12-07), the api's
 # sampled debug line (1 % of ~412 B), and one API Gateway access log line (~400 B). Lambda's START/END/REPORT
 # lines (~400 B) are no longer logged: the functions use JSON logs with the system log level WARN
 # (infra/spool_infra/lambdas.py).
 # Before 2026-12-02: api 400 + 450 + 400, sink 400 + 650; until the one-document metrics: sink 650 (two
 # documents, per endpoint and totals).
-LOG_BYTES = {"api": 232 + 4 + 400, "sink": 460 + 26}
+LOG_BYTES = {"api": 232 + 4 + 400, "sink": 432 + 26}
+# Custom metrics are billed per metric and month, not per event, so they are not in the per-million figures:
+# the sink's four under `service` and the api's one (CUSTOM_METRICS). Until 2026-12-07 every endpoint with
+# traffic added four more (dimension `endpointId`), about $1.20 a month per endpoint.
+CUSTOM_METRICS = 5
 
 SQS_LABELS = {
     "SendMessageBatch": "SQS SendMessageBatch (api: events in)",
@@ -112,6 +117,9 @@ def per_million(meter: Meter, events: int, deployed: Deployed) -> dict[str, Any]
     traces = (len(meter.invocations.get("api", [])) + len(meter.invocations.get("sink", []))) * scale
     notes["tenant_s3_put_usd_per_million"] = round(usd("s3_put", s3_puts), 4)
     notes["xray_upper_bound_usd_per_million"] = round(usd("xray_trace", traces), 4)
+    notes["custom_metrics_usd_per_month_whatever_the_endpoints"] = round(
+        usd("cloudwatch_metric_month", CUSTOM_METRICS), 2
+    )
     return {
         "total_usd_per_million": total,
         "costs_usd_per_million": {k: round(v, 5) for k, v in sorted(costs.items(), key=lambda kv: -kv[1])},

@@ -65,6 +65,9 @@ PRICES: dict[str, Price] = {
     "logs_ingest_gb": Price(
         0.50, "CloudWatch Logs ingestion, standard log class, per GB", "https://aws.amazon.com/cloudwatch/pricing/"
     ),
+    "cloudwatch_metric_month": Price(
+        0.30, "CloudWatch custom metric per month (first 10,000)", "https://aws.amazon.com/cloudwatch/pricing/"
+    ),
     "xray_trace": Price(5.00 / 1e6, "X-Ray trace recorded", "https://aws.amazon.com/xray/pricing/"),
     "firehose_ingest_gb": Price(
         0.029,

@@ -203,7 +203,7 @@ def sink_services(endpoints: list[Endpoint], store: CountingStore) -> tuple[Any,
         repo.create_endpoint(item)
     sink = Sink(
         directory=EndpointDirectory(repo, cipher, store.factory),
-        repo=repo,
+        status=repo,
         visibility=queue,
         staging=repo,
         triggers=queue,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from spool.domain.errors import Conflict, StoreError
+from spool.domain.errors import Conflict, DeadlineExceeded, StoreError
+from spool.domain.health import Health
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
 from spool.domain.ports import ApiKeyRecord, OutgoingMessage, StagedBundle, Tenant
 
@@ -34,6 +35,9 @@ class FakeRepo:
     # When a held lease expires (epoch seconds); unset: unknown.
     lease_ends: dict[tuple[str, int], float] = field(default_factory=dict)
     endpoint_reads: int = 0
+    # Endpoints' health (domain/health.py) as the status items hold it.
+    healths: dict[str, Health] = field(default_factory=dict)
+    health_reads: int = 0
 
     # endpoints
     def create_endpoint(self, endpoint: Endpoint) -> None:
@@ -75,10 +79,32 @@ class FakeRepo:
         s.lastFlushAt, s.lastObjectKey = at, key
         s.eventsWritten += events
         s.objectsWritten += objects
+        s.consecutiveFailures = 0
+        self.healths.pop(endpoint_id, None)
 
-    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None:
+    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str, health: Health | None) -> None:
         s = self.status.setdefault(endpoint_id, DeliveryStatus())
         s.lastError, s.lastErrorAt = message, at
+        if health is not None:
+            current = self.healths.get(endpoint_id, Health())
+            probe = 0.0 if health.parked_until else current.probe_until
+            self.healths[endpoint_id] = replace(health, probe_until=probe)
+            s.consecutiveFailures = health.failures
+
+    def health(self, tenant_id: str, endpoint_id: str) -> Health:
+        self.health_reads += 1
+        return self.healths.get(endpoint_id, Health())
+
+    def take_probe(self, tenant_id: str, endpoint_id: str, *, now: float, until: float) -> bool:
+        current = self.healths.get(endpoint_id, Health())
+        if not current.parked_until or current.parked_until > now or current.probe_until > now:
+            return False
+        self.healths[endpoint_id] = replace(current, probe_until=until)
+        return True
+
+    def release_probe(self, tenant_id: str, endpoint_id: str) -> None:
+        if endpoint_id in self.healths:
+            self.healths[endpoint_id] = replace(self.healths[endpoint_id], probe_until=0.0)
 
     # tenants
     def create_tenant(self, tenant: Tenant) -> None:
@@ -172,7 +198,7 @@ class FakeDynamoClient:
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def item(self, tenant_id: str, sk: str) -> dict[str, Any]:
-        """The stored item of the tenant under `sk` (e.g. `EP#ep_...`, `ST#ep_...`), to change in place."""
+        """The stored item of the tenant under `sk` (e.g. `EP#ep_...`), to change in place."""
         return self.items.setdefault((f"T#{tenant_id}", sk), {"pk": {"S": f"T#{tenant_id}"}, "sk": {"S": sk}})
 
     def put_item(self, *, TableName: str, Item: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -238,10 +264,14 @@ class FakeCipher:
 class MemoryStore:
     objects: dict[str, bytes] = field(default_factory=dict)
     fail_with: str | None = None
+    # Fail as a store that kept the call open until its deadline.
+    past_deadline: bool = False
     puts: int = 0
 
     def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
         self.puts += 1
+        if self.past_deadline:
+            raise DeadlineExceeded("store did not answer within 10 s (deadline exceeded)")
         if self.fail_with:
             raise StoreError(self.fail_with)
         if key in self.objects:

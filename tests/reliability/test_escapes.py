@@ -181,7 +181,7 @@ def strict_api() -> Any:
     repo = FakeRepo()
     services = ApiServices(
         tenants=Tenants(repo, lambda: b"strict-pepper"),
-        endpoints=EndpointService(repo, FakeCipher(), UrlPolicy(allow_insecure=False), local_root=None),
+        endpoints=EndpointService(repo, FakeCipher(), UrlPolicy(allow_insecure=False), local_root=None, status=repo),
         ingest=IdempotentIngest(Ingest(repo, FakeQueue()), MemoryIdempotencyStore()),
         verifier=FakeVerifier(),
         redriver=FakeRedriver(),

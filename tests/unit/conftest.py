@@ -102,7 +102,9 @@ def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allo
     policy = UrlPolicy(allow_insecure=allow_insecure, resolver=public_resolver)
     return ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
-        endpoints=EndpointService(repo, cipher, policy, local_root="/tmp/spool-unit-root", sink_role_arn=SINK_ROLE_ARN),
+        endpoints=EndpointService(
+            repo, cipher, policy, local_root="/tmp/spool-unit-root", sink_role_arn=SINK_ROLE_ARN, status=repo
+        ),
         ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore()),
         verifier=FakeVerifier(),
         redriver=FakeRedriver(),

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 from pydantic import BaseModel
 
 from spool.adapters.endpoint_table import DynamoEndpoints
+from spool.adapters.status_table import DynamoStatus, status_key
 from spool.observability import logger as powertools_logger
 from tests.conftest import spec_body
 from tests.fakes import FakeDynamoClient, MemoryIdempotencyStore
@@ -98,6 +99,7 @@ def dynamo(harness: ApiHarness) -> FakeDynamoClient:
     """The endpoint service reads and writes through the real DynamoDB adapter (over an in-memory client)."""
     client = FakeDynamoClient()
     harness.services.endpoints.repo = DynamoEndpoints(client, "spool")
+    harness.services.endpoints.status = DynamoStatus(client, "spool")
     return client
 
 
@@ -185,7 +187,8 @@ def test_verify_and_delete_of_a_stored_endpoint_that_does_not_parse_answer_500(
 
 def test_a_delivery_status_that_does_not_parse_answers_500(harness: ApiHarness, dynamo: FakeDynamoClient) -> None:
     endpoint_id = stored_endpoint(harness)
-    dynamo.item(harness.tenant_id, f"ST#{endpoint_id}")["eventsWritten"] = {"N": CANARY}
+    key = status_key(harness.tenant_id, endpoint_id)
+    dynamo.items[(key["pk"]["S"], key["sk"]["S"])] = {**key, "eventsWritten": {"N": CANARY}}
 
     assert_fault(harness.call("GET", f"{ENDPOINTS}/{endpoint_id}"), *INTERNAL_STATUS)
 

@@ -1,5 +1,6 @@
-"""The sink's metrics: one EMF document per endpoint, its figures under the totals' dimension set (`service`)
-and the endpoint's (`service` + `endpointId`), so CloudWatch sums the totals over the documents."""
+"""The sink's metrics: one EMF document per endpoint, its figures under the one dimension set `service`, so
+CloudWatch sums the totals over the documents, and the endpoint's id as a property, not a dimension: no custom
+metric per endpoint (issue 20, item 6), its figures a Logs Insights query away."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from spool.handlers.sink import emit_metrics
 from spool.names import SINK_METRICS
 
 
-def test_each_endpoint_gets_one_document_feeding_the_totals_and_its_own_dimension(
+def test_each_endpoint_gets_one_document_feeding_the_totals_with_its_id_as_a_property(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     report = DeliveryReport()
@@ -25,7 +26,7 @@ def test_each_endpoint_gets_one_document_feeding_the_totals_and_its_own_dimensio
     assert [d["endpointId"] for d in documents] == ["ep_a", "ep_b"]
     for document in documents:
         [directive] = document["_aws"]["CloudWatchMetrics"]
-        assert directive["Dimensions"] == [["service"], ["service", "endpointId"]]
+        assert directive["Dimensions"] == [["service"]]
         assert [m["Name"] for m in directive["Metrics"]] == list(SINK_METRICS)
     assert [documents[0][name] for name in SINK_METRICS] == [[5.0], [1.0], [0.0], [0.0]]
     assert [documents[1][name] for name in SINK_METRICS] == [[0.0], [0.0], [3.0], [2.0]]
@@ -41,7 +42,8 @@ def test_the_document_is_the_one_powertools_writes_for_the_same_figures(capsys: 
 
     outcome = EndpointOutcome(events_written=7, objects_written=2, held=1, failed=3)
     powertools = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-    powertools.add_dimensions(service=SERVICE, endpointId="ep_a")
+    powertools.add_dimension(name="service", value=SERVICE)
+    powertools.add_metadata(key="endpointId", value="ep_a")
     for name, value in zip(SINK_METRICS, (7, 2, 1, 3), strict=True):
         powertools.add_metric(name=name, unit=MetricUnit.Count, value=value)
     powertools.flush_metrics()

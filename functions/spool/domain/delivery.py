@@ -31,12 +31,22 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from spool.domain import limits, planner
 from spool.domain.encoding import EncodedObject, by_event_type, encode_blocks, encode_objects, partitions
 from spool.domain.endpoints import unseal
-from spool.domain.errors import SpoolError, StoreError
+from spool.domain.errors import DeadlineExceeded, SpoolError, StoreError
+from spool.domain.health import (
+    BUSY_RETRY_SECONDS,
+    PROBE_LEASE_SECONDS,
+    Admission,
+    Health,
+    HealthBoard,
+    admission,
+    after_failure,
+    wait_seconds,
+)
 from spool.domain.keys import object_key
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp
@@ -48,15 +58,19 @@ from spool.domain.ports import (
     ObjectStore,
     StagedBundle,
     Staging,
+    StatusBook,
     StoreFactory,
     Triggers,
     VisibilityPort,
 )
 
 Clock = Callable[[], float]
+Remaining = Callable[[], float]
 _log = logging.getLogger(__name__)
 MAX_BATCH_COUNTER = 9_999
 MAX_PARALLEL_ENDPOINTS = 8
+# Time kept beyond a step's store calls for the calls around them (staging, leases, the status item).
+STEP_MARGIN_SECONDS = 3.0
 
 
 @dataclass
@@ -67,6 +81,18 @@ class EndpointOutcome:
     failed: int = 0
     keys: list[str] = field(default_factory=list)
     error: str | None = None
+    # The endpoint's own store failed (not a fault of Spool's services), and whether by its deadline.
+    store_failed: bool = False
+    deadline: bool = False
+    # Records handed back untouched: the endpoint is parked (or its probe undecided), busy here, or the
+    # invocation had no time left for them.
+    parked: int = 0
+    busy: int = 0
+    deferred: int = 0
+
+
+class _OutOfTime(Exception):
+    """The invocation has no time left for the next store call: what is not started is handed back."""
 
 
 @dataclass
@@ -80,6 +106,20 @@ class DeliveryReport:
     @property
     def retry(self) -> set[str]:
         return {record.message_id for record, _ in self.handed_back}
+
+    @property
+    def handed_back_seconds(self) -> list[tuple[str, int]]:
+        """(message id, visibility seconds) of every record handed back."""
+        return [(record.message_id, seconds) for record, seconds in self.handed_back]
+
+
+class _TenantStoreError(Exception):
+    """The endpoint's own store (its settings, credentials or answers) failed, as `error` says: counts against
+    the endpoint's health, unlike a fault of Spool's own services."""
+
+    def __init__(self, error: SpoolError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclass
@@ -114,7 +154,12 @@ class EndpointDirectory:
         if cached and cached.endpoint.updatedAt == endpoint.updatedAt:
             cached.loaded_at = self.clock()
             return cached
-        target = _Target(endpoint, self.stores(endpoint.storage, unseal(self.cipher, endpoint)), self.clock())
+        credentials = unseal(self.cipher, endpoint)
+        try:
+            store = self.stores(endpoint.storage, credentials)
+        except StoreError as exc:
+            raise _TenantStoreError(exc) from None
+        target = _Target(endpoint, store, self.clock())
         self._cache[(tenant_id, endpoint_id)] = target
         return target
 
@@ -127,7 +172,7 @@ class Sink:
     """Delivers one invocation's records, endpoint by endpoint (see the module docstring)."""
 
     directory: EndpointDirectory
-    repo: EndpointRepository
+    status: StatusBook
     visibility: VisibilityPort
     staging: Staging
     triggers: Triggers
@@ -141,31 +186,36 @@ class Sink:
     # The event source mapping's batching window: how long a trigger may wait in the poller after its delay.
     # The trigger is sent that much early, so the window is spent before the flush time, not after it.
     trigger_lead_seconds: float = 0.0
-    # Time one endpoint may need at worst: a slow store's write with its retries, and a margin.
-    reserve_seconds: float = limits.STORE_WRITE_MAX_SECONDS + 4.0
+    # The total deadline of one store call that sends `n` bytes (the store clients enforce it).
+    call_seconds: Callable[[int], float] = limits.store_call_seconds
+    # This process's view of its endpoints' health and deliveries in flight (domain/health.py).
+    board: HealthBoard = field(default_factory=HealthBoard)
     _counters: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def rules(self) -> Rules:
         return Rules(self.retry_base_seconds, self.retry_max_seconds, self.hold_back, self.trigger_lead_seconds)
 
-    def deliver(
-        self, records: Iterable[InboundRecord], remaining_seconds: Callable[[], float] | None = None
-    ) -> DeliveryReport:
-        """Deliver one invocation's records. `remaining_seconds` is the invocation's time left: endpoints not
-        started while enough is left for one slow write are handed back at once, untouched, so one slow store
-        cannot time the whole invocation out and delay every other endpoint's events with it."""
+    @property
+    def reserve_seconds(self) -> float:
+        """The least time left in which an endpoint is started: one small store call and the calls around it."""
+        return self.call_seconds(0) + STEP_MARGIN_SECONDS
+
+    def deliver(self, records: Iterable[InboundRecord], remaining_seconds: Remaining | None = None) -> DeliveryReport:
+        """Deliver one invocation's records. `remaining_seconds` is the invocation's time left: no store call is
+        started without time for its whole deadline, and what is not started is handed back at once, untouched,
+        so one slow store cannot time the whole invocation out and fail other endpoints' records with it."""
         groups: dict[tuple[str, str], list[InboundRecord]] = defaultdict(list)
         for record in records:
             groups[(record.tenant_id, record.endpoint_id)].append(record)
 
         def one(key: tuple[str, str]) -> tuple[EndpointOutcome, list[tuple[InboundRecord, int]]]:
             if remaining_seconds is not None and remaining_seconds() < self.reserve_seconds:
-                return EndpointOutcome(), [(r, 0) for r in groups[key]]
-            return self._deliver_endpoint(key[0], key[1], groups[key])
+                return EndpointOutcome(deferred=len(groups[key])), [(r, 0) for r in groups[key]]
+            return self._deliver_endpoint(key[0], key[1], groups[key], remaining_seconds)
 
-        # Endpoints are delivered side by side, so a store that hangs until its client times out holds up only
-        # its own endpoint's messages, not the other endpoints' in the same invocation.
+        # Endpoints are delivered side by side, so a store that is slow until its deadline holds up only its own
+        # endpoint's messages, not the other endpoints' in the same invocation.
         if len(groups) > 1:
             with ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_ENDPOINTS)) as pool:
                 results = list(pool.map(one, groups))
@@ -180,29 +230,82 @@ class Sink:
         return report
 
     def _deliver_endpoint(
-        self, tenant_id: str, endpoint_id: str, records: list[InboundRecord]
+        self, tenant_id: str, endpoint_id: str, records: list[InboundRecord], remaining: Remaining | None
     ) -> tuple[EndpointOutcome, list[tuple[InboundRecord, int]]]:
+        """One endpoint's records, as its health admits them (domain/health.py): delivered, probed, or handed
+        back untouched while it is parked or busy here."""
         outcome = EndpointOutcome()
+        key = f"{tenant_id}#{endpoint_id}"
+        health = self._health(tenant_id, endpoint_id, key)
+        now = self.clock()
+        decided = admission(health, now)
+        probing = decided is Admission.PROBE and self._take_probe(tenant_id, endpoint_id, now)
+        if decided is Admission.PARKED or (decided is not Admission.DELIVER and not probing):
+            outcome.parked = len(records)
+            wait = wait_seconds(health, now) if decided is Admission.PARKED else BUSY_RETRY_SECONDS
+            return outcome, [(r, wait) for r in records]
+        ticket = self.board.enter(key)
+        if ticket is None:
+            outcome.busy = len(records)
+            return outcome, [(r, BUSY_RETRY_SECONDS) for r in records]
         try:
-            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome)
+            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining)
+        except _TenantStoreError as exc:  # its settings or credentials cannot make a store: its own failure
+            outcome.store_failed = True
+            handed_back = self._fail(tenant_id, endpoint_id, records, exc.error, outcome)
         except Exception as exc:  # e.g. KMS, DynamoDB or staging unavailable: this endpoint only, retried later
             handed_back = self._fail(tenant_id, endpoint_id, records, _as_spool_error(exc), outcome)
-        self._record(tenant_id, endpoint_id, outcome)
+        finally:
+            self.board.leave(key, ticket, wrote=outcome.objects_written > 0, failed=outcome.store_failed)
+        if probing and not outcome.objects_written and not outcome.store_failed:
+            with contextlib.suppress(Exception):  # undecided: the probe's lease runs out after PROBE_LEASE_SECONDS
+                self.status.release_probe(tenant_id, endpoint_id)
+        self._record(tenant_id, endpoint_id, key, outcome, health)
         return outcome, handed_back
 
+    def _health(self, tenant_id: str, endpoint_id: str, key: str) -> Health:
+        """The endpoint's health: this process's recent view, or the status item's. If that cannot be read, the
+        endpoint counts as healthy (Spool's fault is not the endpoint's)."""
+        cached = self.board.cached(key)
+        if cached is not None:
+            return cached
+        try:
+            health = self.status.health(tenant_id, endpoint_id)
+        except Exception as exc:
+            _log.warning("could not read the health of %s: %s", endpoint_id, type(exc).__name__)
+            return Health()
+        self.board.remember(key, health)
+        return health
+
+    def _take_probe(self, tenant_id: str, endpoint_id: str, now: float) -> bool:
+        try:
+            return self.status.take_probe(tenant_id, endpoint_id, now=now, until=now + PROBE_LEASE_SECONDS)
+        except Exception as exc:
+            _log.warning("could not take the probe of %s: %s", endpoint_id, type(exc).__name__)
+            return False
+
     def _deliver_plan(
-        self, tenant_id: str, endpoint_id: str, records: list[InboundRecord], outcome: EndpointOutcome
+        self,
+        tenant_id: str,
+        endpoint_id: str,
+        records: list[InboundRecord],
+        outcome: EndpointOutcome,
+        probing: bool,
+        remaining: Remaining | None,
     ) -> list[tuple[InboundRecord, int]]:
-        """Triage, lease and read the due flush times, plan, perform; the records handed back."""
+        """Triage, lease and read the due flush times, plan, perform; the records handed back. A probe writes
+        everything at once: its first write decides whether the endpoint is healthy again."""
         try:
             target = self.directory.target(tenant_id, endpoint_id)
-        except SpoolError:
+        except (SpoolError, _TenantStoreError):
             raise
         except Exception as exc:
             raise StoreError(f"could not load endpoint settings ({type(exc).__name__})") from None
         settings = target.endpoint.storage
         now = self.clock()
         rules = self.rules
+        if probing:
+            rules = replace(rules, hold_back=False)
         found = planner.triage(records, now, rules.trigger_lead_seconds)
         owner = uuid.uuid4().hex if found.due else ""  # the leases' holder; no lease without a due flush time
         leased: list[int] = []
@@ -217,7 +320,7 @@ class Sink:
                 rules,
                 by_type=by_event_type(settings),
             )
-            failed = self._perform(target, decided, outcome)
+            stopped = self._perform(target, decided, outcome, remaining)
         finally:
             for flush_at in leased:
                 with contextlib.suppress(Exception):  # an unreleased lease expires after LEASE_SECONDS
@@ -225,9 +328,13 @@ class Sink:
         handed_back = [(h.record, h.seconds) for h in decided.handed_back]
         outcome.failed += decided.failed
         outcome.error = decided.error
-        if failed:
-            records_failed, error = failed
-            handed_back += self._fail(tenant_id, endpoint_id, records_failed, error, outcome)
+        if stopped is not None:
+            records_stopped, error = stopped
+            if error is None:  # not started for want of time: back at once, not a failure
+                outcome.deferred += len(records_stopped)
+                handed_back += [(r, 0) for r in records_stopped]
+            else:
+                handed_back += self._fail(tenant_id, endpoint_id, records_stopped, error, outcome)
         return handed_back
 
     def _open_flushes(self, endpoint_id: str, due: list[int], owner: str, leased: list[int]) -> list[FoundFlush]:
@@ -269,17 +376,22 @@ class Sink:
             return None
 
     def _perform(
-        self, target: _Target, decided: Plan, outcome: EndpointOutcome
-    ) -> tuple[list[InboundRecord], SpoolError] | None:
-        """Perform the plan's steps in order. On the first that fails: the records it and every later step
-        would have settled, and the error; None when all succeeded."""
+        self, target: _Target, decided: Plan, outcome: EndpointOutcome, remaining: Remaining | None
+    ) -> tuple[list[InboundRecord], SpoolError | None] | None:
+        """Perform the plan's steps in order. A step is started only with time left for all its store calls; the
+        first that fails, or that there is no time for, stops the rest. Returns the records it and every later
+        step would have settled, with the error (None: not started for want of time), or None when all ran."""
         for i, step in enumerate(decided.steps):
             later = [r for s in decided.steps[i + 1 :] for r in _settled_by(s)]
+            if remaining is not None and remaining() < self._step_seconds(target, step):
+                return [*_settled_by(step), *later], None
             try:
                 if isinstance(step, Write):
-                    self._write_all(target, step.blocks, outcome)
+                    self._write_all(target, step.blocks, outcome, remaining)
                 else:
                     self._hold(target.endpoint, step, outcome)
+            except _OutOfTime:
+                return [*_settled_by(step), *later], None
             except Exception as exc:
                 return [*_settled_by(step), *later], _as_spool_error(exc)
             if isinstance(step, Write) and step.clears:
@@ -291,6 +403,17 @@ class Sink:
                     error = StoreError(f"could not remove staged lines ({type(exc).__name__})")
                     return [*step.clearing, *later], error
         return None
+
+    def _step_seconds(self, target: _Target, step: planner.Step) -> float:
+        """The least time left in which a step is started: its first object's whole deadline (each later object
+        is checked again before it is written) and the margin for the calls around it; a hold makes no store
+        call."""
+        if not isinstance(step, Write):
+            return STEP_MARGIN_SECONDS
+        lines = sum(count for _, count in step.blocks)
+        size = sum(len(text) for text, _ in step.blocks)
+        objects = max(1, -(-lines // target.endpoint.storage.batchSize))
+        return self.call_seconds(size // objects) + STEP_MARGIN_SECONDS
 
     def _remove_written(self, endpoint_id: str, clears: dict[int, list[StagedBundle]]) -> None:
         """Remove staged bundles that are in an object now. If a removal fails (throttling beyond botocore's
@@ -325,7 +448,9 @@ class Sink:
             raise StoreError(f"could not hold back ({type(exc).__name__})") from None
         outcome.held += len(step.lines)
 
-    def _write_all(self, target: _Target, blocks: list[Block], outcome: EndpointOutcome) -> None:
+    def _write_all(
+        self, target: _Target, blocks: list[Block], outcome: EndpointOutcome, remaining: Remaining | None
+    ) -> None:
         """Write `blocks` as objects of `batchSize` lines (the last may hold fewer), each encoded as the
         endpoint's settings say: split further under maxObjectBytes and, with {eventType}, per type."""
         settings = target.endpoint.storage
@@ -335,15 +460,25 @@ class Sink:
             for event_type, group in partitions(lines).items():
                 for start in range(0, len(group), settings.batchSize):
                     text = "\n".join(group[start : start + settings.batchSize])
-                    self._write_objects(target, encode_objects(settings, text, event_type), outcome)
+                    self._write_objects(target, encode_objects(settings, text, event_type), outcome, remaining)
             return
         while blocks:
             chunk, blocks = planner.cut(blocks, settings.batchSize)
-            self._write_objects(target, encode_blocks(settings, chunk), outcome)
+            self._write_objects(target, encode_blocks(settings, chunk), outcome, remaining)
 
-    def _write_objects(self, target: _Target, objects: list[EncodedObject], outcome: EndpointOutcome) -> None:
+    def _write_objects(
+        self, target: _Target, objects: list[EncodedObject], outcome: EndpointOutcome, remaining: Remaining | None
+    ) -> None:
         for obj in objects:
-            outcome.keys.append(self._write(target, obj))
+            if remaining is not None and remaining() < self.call_seconds(len(obj.body)) + STEP_MARGIN_SECONDS:
+                raise _OutOfTime
+            try:
+                key = self._write(target, obj)
+            except Exception as exc:
+                outcome.store_failed = True
+                outcome.deadline = isinstance(exc, DeadlineExceeded)
+                raise
+            outcome.keys.append(key)
             outcome.objects_written += 1
             outcome.events_written += obj.count
 
@@ -384,11 +519,13 @@ class Sink:
         rules = self.rules
         return [(r, planner.back_off(r.receive_count, rules)) for r in records]
 
-    def _record(self, tenant_id: str, endpoint_id: str, outcome: EndpointOutcome) -> None:
+    def _record(self, tenant_id: str, endpoint_id: str, key: str, outcome: EndpointOutcome, health: Health) -> None:
+        """Record what the delivery did on the endpoint's status item: objects written make it healthy; a failure
+        of its store counts against it and may park it (domain/health.py)."""
         at = iso_timestamp(self.clock())
         try:
             if outcome.objects_written:
-                self.repo.record_flush(
+                self.status.record_flush(
                     tenant_id,
                     endpoint_id,
                     key=outcome.keys[-1],
@@ -396,8 +533,22 @@ class Sink:
                     objects=outcome.objects_written,
                     at=at,
                 )
+                health = Health()
+                self.board.remember(key, health)
             if outcome.error:
-                self.repo.record_failure(tenant_id, endpoint_id, message=outcome.error, at=at)
+                now = None
+                if outcome.store_failed:
+                    now = after_failure(health, self.clock(), deadline=outcome.deadline)
+                    self.board.remember(key, now)
+                self.status.record_failure(tenant_id, endpoint_id, message=outcome.error, at=at, health=now)
+                if now is not None and now.parked_until:
+                    _log.warning(
+                        "endpoint %s parked for %d s after %d failed deliveries: %s",
+                        endpoint_id,
+                        round(now.parked_until - self.clock()),
+                        now.failures,
+                        outcome.error,
+                    )
         except Exception as exc:  # status is informational; the objects are written and acknowledged
             _log.warning("could not record delivery status for %s: %s", endpoint_id, type(exc).__name__)
 

@@ -33,7 +33,7 @@ from spool.domain.models import (
 )
 from spool.domain.naming import iso_timestamp
 from spool.domain.paths import check_local_target
-from spool.domain.ports import Cipher, EndpointRepository, StoreFactory
+from spool.domain.ports import Cipher, EndpointRepository, StatusBook, StoreFactory
 from spool.domain.urlpolicy import UrlPolicy
 
 Clock = Callable[[], float]
@@ -112,6 +112,8 @@ class EndpointService:
     # Whether the sink can write Parquet. None: whether pyarrow is installed here (the local runtime, the
     # sink); a deployed api is told (SPOOL_PARQUET), as only the sink's asset holds pyarrow.
     parquet: bool | None = None
+    # Where the endpoints' delivery status is read from (None: answers carry none).
+    status: StatusBook | None = None
 
     def create(self, tenant_id: str, body: EndpointCreate) -> EndpointOut:
         config = body.storageConfig
@@ -263,7 +265,7 @@ class EndpointService:
             status=endpoint.status,
             createdAt=endpoint.createdAt,
             updatedAt=endpoint.updatedAt,
-            delivery=self.repo.get_status(endpoint.tenantId, endpoint.id) if include_status else None,
+            delivery=self.status.get_status(endpoint.tenantId, endpoint.id) if include_status and self.status else None,
         )
 
     def _active(self, tenant_id: str, endpoint_id: str) -> Endpoint:

@@ -52,6 +52,10 @@ class StoreError(SpoolError, code="store_error"):
     """A write to a tenant's store failed. The message never contains credentials."""
 
 
+class DeadlineExceeded(StoreError):
+    """A store call did not finish within its total deadline (a store that is down, slow or drips its answer)."""
+
+
 class ServiceFault(SpoolError, code="internal_error"):
     """A fault of the service, not of the request: a stored item that does not parse, a reply of another part
     of Spool that is not what it should be. The API answers 500 with a generic message; `detail` is for the

@@ -57,3 +57,8 @@ STORE_CONNECT_SECONDS = 3
 STORE_READ_SECONDS = 20
 STORE_ATTEMPTS = 2
 STORE_WRITE_MAX_SECONDS = STORE_ATTEMPTS * (STORE_CONNECT_SECONDS + STORE_READ_SECONDS)
+
+
+def store_call_seconds(nbytes: int) -> float:
+    """The total deadline of one store call that sends `nbytes` (every attempt included)."""
+    return STORE_WRITE_MAX_SECONDS

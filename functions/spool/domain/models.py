@@ -347,7 +347,8 @@ class StorageConfigOut(StorageSettings):
 
 
 class DeliveryStatus(BaseModel):
-    """What the sink last did for an endpoint."""
+    """What the sink last did for an endpoint, and whether it is parked (docs/delivery.md: a bad endpoint is
+    contained)."""
 
     lastFlushAt: str | None = None
     lastObjectKey: str | None = None
@@ -355,6 +356,10 @@ class DeliveryStatus(BaseModel):
     lastErrorAt: str | None = None
     eventsWritten: int = 0
     objectsWritten: int = 0
+    consecutiveFailures: int = Field(default=0, description="Failed deliveries since the last written object")
+    parkedUntil: str | None = Field(
+        default=None, description="Deliveries wait until then (or until a probe write succeeds after it)"
+    )
 
 
 class EndpointOut(BaseModel):

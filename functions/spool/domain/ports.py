@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spool.domain.health import Health
 from spool.domain.messages import OutgoingMessage
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
 
@@ -40,11 +41,29 @@ class EndpointRepository(Protocol):
 
     def active_endpoints(self, tenant_id: str) -> list[Endpoint]: ...
     def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None: ...
+
+
+class StatusBook(Protocol):
+    """An endpoint's delivery status and health (domain/health.py), one item every sink shares. Only the sink
+    writes it; the api shows it."""
+
     def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None: ...
-    def record_flush(
-        self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str
-    ) -> None: ...
-    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None: ...
+    def health(self, tenant_id: str, endpoint_id: str) -> Health:
+        """The endpoint's health as stored (a healthy one when nothing is)."""
+
+    def record_flush(self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str) -> None:
+        """Objects were written: count them, and the endpoint is healthy (its failures and park cleared)."""
+
+    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str, health: Health | None) -> None:
+        """A delivery failed with `message`. `health`: the endpoint's own store failed, and this is its health now
+        (its failures, and its park if it is parked; a probe it held is decided); None: a fault of Spool's own
+        services, which leaves its health alone."""
+
+    def take_probe(self, tenant_id: str, endpoint_id: str, *, now: float, until: float) -> bool:
+        """Take the probe of a parked endpoint whose park has ended, unless another sink holds it."""
+
+    def release_probe(self, tenant_id: str, endpoint_id: str) -> None:
+        """Give the probe back undecided (the delivery had nothing to write), so another sink may take it."""
 
 
 class TenantRepository(Protocol):

@@ -44,18 +44,18 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
     )
 
 
-# The directive every endpoint's document shares: the sink's four counts under the totals' dimension set
-# (`service`; CloudWatch sums the documents) and the endpoint's (`service` + `endpointId`). Records without an
-# endpoint id (a message without Spool's attributes) count in the totals only: CloudWatch takes no empty
-# dimension value (Powertools drops it too, leaving the set `service` twice).
+# The directive every endpoint's document shares: the sink's four counts under the one dimension set `service`
+# (CloudWatch sums the documents into the totals). The endpoint's id is a property of the document, not a
+# dimension: a custom metric per endpoint would cost about $0.30 a month each (four per endpoint with traffic),
+# which grows with endpoints; per-endpoint figures are a Logs Insights query over these documents instead
+# (docs/delivery.md), beside the delivery status each endpoint keeps.
 _METRICS = [{"Name": name, "Unit": "Count"} for name in SINK_METRICS]
-_DIRECTIVE = [{"Namespace": NAMESPACE, "Dimensions": [["service"], ["service", "endpointId"]], "Metrics": _METRICS}]
-_TOTALS_ONLY = [{"Namespace": NAMESPACE, "Dimensions": [["service"]], "Metrics": _METRICS}]
+_DIRECTIVE = [{"Namespace": NAMESPACE, "Dimensions": [["service"]], "Metrics": _METRICS}]
 
 
 def metrics_document(endpoint_id: str, outcome: EndpointOutcome, timestamp_ms: int) -> str:
-    """One endpoint's EMF document, exactly as Powertools' `EphemeralMetrics` writes it for the same figures and ids
-    (tests/unit/test_sink_metrics.py holds the two side by side).
+    """One endpoint's EMF document, exactly as Powertools' `EphemeralMetrics` writes it for the same figures, with
+    the endpoint's id as metadata (tests/unit/test_sink_metrics.py holds the two side by side).
 
     Built here rather than through `EphemeralMetrics` because Powertools' provider (a new instance, four
     validated `add_metric` calls, dimension sanitising, serialising) took 41 us per document printed against 9
@@ -63,7 +63,7 @@ def metrics_document(endpoint_id: str, outcome: EndpointOutcome, timestamp_ms: i
     sink's document has a fixed shape, so none of that checking has anything to find."""
     figures = (outcome.events_written, outcome.objects_written, outcome.held, outcome.failed)
     document: dict[str, Any] = {
-        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _DIRECTIVE if endpoint_id else _TOTALS_ONLY},
+        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _DIRECTIVE},
         "service": SERVICE,
     }
     if endpoint_id:

@@ -30,6 +30,7 @@ from spool.adapters.sqs_triggers import SqsTriggers
 from spool.adapters.sqs_visibility import SqsVisibility
 from spool.adapters.staged_items import StagedItems
 from spool.adapters.staging import S3Staging
+from spool.adapters.status_table import DynamoStatus
 from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
 from spool.adapters.tenant_table import DynamoTenants
 from spool.adapters.verifier import LambdaVerifier
@@ -111,6 +112,7 @@ def build_api(settings: ApiSettings, session: boto3.session.Session | None = Non
             settings.local_root,
             sink_role_arn=settings.sink_role_arn,
             parquet=settings.parquet,
+            status=DynamoStatus(clients.dynamodb, settings.table_name),
         ),
         ingest=IdempotentIngest(
             Ingest(endpoints, SqsQueue(clients.sqs, settings.queue_url)),
@@ -134,13 +136,14 @@ def build_sink(
     session = session or boto3.session.Session()
     clients = _clients(SinkClients, session, sts=STS_CLIENT_CONFIG)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
+    status = DynamoStatus(clients.dynamodb, settings.table_name)
     cipher = KmsCipher(clients.kms)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     stores = Stores(policy, settings.local_root, sts=clients.sts, amazon_s3_url=amazon_s3_url)
     return SinkServices(
         sink=Sink(
             directory=EndpointDirectory(endpoints, cipher, stores, ttl=settings.endpoint_cache_seconds),
-            repo=endpoints,
+            status=status,
             visibility=SqsVisibility(clients.sqs, settings.queue_url),
             # Lines an older sink staged in DynamoDB are still read and removed (adapters/staged_items.py).
             staging=S3Staging(clients.s3, settings.staging_bucket, StagedItems(clients.dynamodb, settings.table_name)),
@@ -150,7 +153,7 @@ def build_sink(
             retry_max_seconds=settings.retry_max_seconds,
             trigger_lead_seconds=settings.batching_window_seconds,
         ),
-        endpoints=EndpointService(endpoints, cipher, policy, settings.local_root),
+        endpoints=EndpointService(endpoints, cipher, policy, settings.local_root, status=status),
         verify_stores=Stores(
             policy,
             settings.local_root,

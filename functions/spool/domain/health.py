@@ -1,0 +1,174 @@
+"""Containment of a bad endpoint (SPEC: Guarantees; docs/delivery.md, "A bad endpoint is contained").
+
+An endpoint whose store fails again and again, or keeps a write open until its deadline, must not take the sink's
+time from other endpoints. So the sink keeps, per endpoint, its *health*: consecutive failed deliveries and, once
+it is parked, until when. The rules are pure and live here; the sink (domain/delivery.py) reads and records the
+health through the `StatusBook` port (the endpoint's status item, shared by every sink) and keeps, per process, a
+`HealthBoard`: the health it last read or wrote, and which deliveries are in flight.
+
+- A failure of the endpoint's own store (an error it answered, a refused connection, a deadline) counts; a fault
+  of Spool's own services (staging, the queue, KMS) does not: that is not the tenant's doing.
+- A deadline hit parks the endpoint at once: a store that drips its answer costs a sink the whole deadline per
+  write. Other failures park it after PARK_AFTER_FAILURES in a row.
+- While parked, its records are handed back untouched (no store, no KMS, no staging call) until the park ends.
+  Each park is twice the one before (PARK_BASE_SECONDS up to PARK_MAX_SECONDS, the retry back-off's numbers).
+- When a park has ended, one sink takes the *probe* (a conditional write on the status item) and delivers; the
+  others hand their records back until the probe is decided. The probe's first write decides: written, the
+  endpoint is healthy again; failed, it is parked for longer.
+- In one process at most one delivery of an endpoint that has not proven healthy is in flight at a time (the
+  local runtime's pollers share a process; in Lambda one invocation runs per process and the endpoints of an
+  invocation are one delivery each). A proven endpoint may have several, until one of them is slow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from spool.domain import limits
+
+PARK_AFTER_FAILURES = 3
+PARK_BASE_SECONDS = limits.RETRY_BASE_SECONDS
+PARK_MAX_SECONDS = limits.RETRY_MAX_SECONDS
+# How long a sink trusts the health it read (another sink's failures and parks are seen within this).
+HEALTH_CACHE_SECONDS = 5.0
+# A delivery in flight for longer than this is slow: no other delivery of its endpoint starts beside it.
+SLOW_DELIVERY_SECONDS = 3.0
+# How long a delivery waits for the one in flight before it hands its records back instead.
+BUSY_WAIT_SECONDS = 0.5
+# How soon records handed back because their endpoint was busy (or its probe undecided) come back.
+BUSY_RETRY_SECONDS = 2
+# How long a probe may stay undecided before another sink may take it (a sink that died while probing).
+PROBE_LEASE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Health:
+    """An endpoint's health as its status item holds it: consecutive failed deliveries, and the epoch seconds
+    until which it is parked and until which a sink holds its probe (0: none)."""
+
+    failures: int = 0
+    parked_until: float = 0.0
+    probe_until: float = 0.0
+
+
+class Admission(Enum):
+    DELIVER = "deliver"  # healthy: deliver as usual
+    PROBE = "probe"  # a park has ended: try to take the probe, then deliver all at once
+    PARKED = "parked"  # hand back until the park ends, as a failure's back-off
+    WAIT = "wait"  # a probe is undecided: hand back for a short while, not a failure
+
+
+def admission(health: Health, now: float) -> Admission:
+    """What a sink does with an endpoint's records, given its health."""
+    if health.parked_until > now:
+        return Admission.PARKED
+    if health.parked_until:
+        return Admission.WAIT if health.probe_until > now else Admission.PROBE
+    return Admission.DELIVER
+
+
+def park_seconds(failures: int) -> int:
+    """How long a park lasts after `failures` failed deliveries in a row: doubling, capped."""
+    return min(PARK_MAX_SECONDS, PARK_BASE_SECONDS * 2 ** max(0, failures - PARK_AFTER_FAILURES))
+
+
+def after_failure(health: Health, now: float, *, deadline: bool) -> Health:
+    """The health after one more failed delivery of the endpoint's store; `deadline` when the store kept a call
+    open until its deadline, which weighs as much as PARK_AFTER_FAILURES failures (it cost a sink the whole
+    deadline). A probe's failure parks for twice as long as the park before."""
+    failures = max(health.failures + 1, PARK_AFTER_FAILURES if deadline else 0)
+    if failures < PARK_AFTER_FAILURES:
+        return Health(failures=failures)
+    return Health(failures=failures, parked_until=now + park_seconds(failures))
+
+
+def wait_seconds(health: Health, now: float) -> int:
+    """How long records of a parked endpoint, or of one whose probe is undecided, stay away."""
+    until = health.parked_until if health.parked_until > now else health.probe_until
+    return max(1, min(PARK_MAX_SECONDS, math.ceil(until - now)))
+
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class _Entry:
+    health: Health | None = None
+    read_at: float = -math.inf
+    proven: bool = False  # its last delivery in this process wrote and nothing failed since
+    started: dict[int, float] = field(default_factory=dict)  # deliveries in flight: ticket -> start (clock)
+
+
+class HealthBoard:
+    """One process's view of its endpoints' health and its deliveries in flight (thread-safe: the local runtime's
+    pollers, and the sink's per-endpoint threads, share it). Bounded: the least recently used entry without a
+    delivery in flight goes first when `max_entries` is passed."""
+
+    def __init__(self, *, max_entries: int = 10_000, clock: Clock = time.monotonic) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._max = max_entries
+        self._clock = clock
+        self._changed = threading.Condition()
+        self._tickets = itertools.count(1)
+
+    def cached(self, key: str) -> Health | None:
+        """The health last read or recorded, if it is recent enough to act on."""
+        with self._changed:
+            entry = self._entries.get(key)
+            if entry is None or entry.health is None or self._clock() - entry.read_at > HEALTH_CACHE_SECONDS:
+                return None
+            return entry.health
+
+    def remember(self, key: str, health: Health) -> None:
+        with self._changed:
+            entry = self._entry(key)
+            entry.health, entry.read_at = health, self._clock()
+
+    def enter(self, key: str, *, wait: float = BUSY_WAIT_SECONDS) -> int | None:
+        """Start a delivery of `key` unless one in flight forbids it: one that is slow, or any while the endpoint
+        has not proven healthy here. Waits up to `wait` seconds for that one to finish. The delivery's ticket
+        (for `leave`), or None when it may not start."""
+        deadline = self._clock() + wait
+        with self._changed:
+            while True:
+                entry = self._entry(key)
+                now = self._clock()
+                started = entry.started.values()
+                busy = bool(started) and (not entry.proven or now - min(started) > SLOW_DELIVERY_SECONDS)
+                if not busy:
+                    ticket = next(self._tickets)
+                    entry.started[ticket] = now
+                    return ticket
+                if now >= deadline:
+                    return None
+                self._changed.wait(deadline - now)
+
+    def leave(self, key: str, ticket: int, *, wrote: bool, failed: bool) -> None:
+        """The delivery `ticket` of `key` ended: it `wrote` to the store, or its store `failed` (neither: it only
+        held or handed back)."""
+        with self._changed:
+            entry = self._entry(key)
+            entry.started.pop(ticket, None)
+            if failed:
+                entry.proven = False
+            elif wrote:
+                entry.proven = True
+            self._changed.notify_all()
+
+    def _entry(self, key: str) -> _Entry:
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self._max:
+                idle = next((k for k, e in self._entries.items() if not e.started), None)
+                if idle is not None:
+                    del self._entries[idle]
+            entry = self._entries[key] = _Entry()
+        else:  # most recently used last, so the eviction above takes the least recently used
+            self._entries[key] = self._entries.pop(key)
+        return entry

@@ -1,0 +1,308 @@
+"""A bad endpoint is contained (issue 20, items 1-2; domain/health.py): parked after a deadline hit or repeated
+failures, its records handed back untouched while parked, one probe write deciding when it is healthy again, at
+most one delivery in flight while it has not proven healthy, and no store call started without time for its
+deadline."""
+
+from __future__ import annotations
+
+import threading
+
+from spool.domain.health import (
+    BUSY_RETRY_SECONDS,
+    PARK_AFTER_FAILURES,
+    PARK_BASE_SECONDS,
+    PARK_MAX_SECONDS,
+    SLOW_DELIVERY_SECONDS,
+    Admission,
+    Health,
+    HealthBoard,
+    admission,
+    after_failure,
+    park_seconds,
+    wait_seconds,
+)
+from tests.unit.conftest import SinkHarness
+from tests.unit.test_delivery import add_endpoint, deliver, events, held_until_due, store, trigger, written
+
+NOW = 1_776_162_600.0
+
+
+# --- the rules ------------------------------------------------------------------------------------------------
+
+
+def test_a_healthy_endpoint_is_delivered() -> None:
+    assert admission(Health(), NOW) is Admission.DELIVER
+    assert admission(Health(failures=PARK_AFTER_FAILURES - 1), NOW) is Admission.DELIVER
+
+
+def test_a_parked_endpoint_waits_until_its_park_ends_then_is_probed() -> None:
+    parked = Health(failures=3, parked_until=NOW + 10)
+
+    assert admission(parked, NOW) is Admission.PARKED
+    assert wait_seconds(parked, NOW) == 10
+    assert admission(parked, NOW + 10) is Admission.PROBE
+
+
+def test_while_one_sink_probes_the_others_wait_for_the_probe() -> None:
+    probing = Health(failures=3, parked_until=NOW - 1, probe_until=NOW + 60)
+
+    assert admission(probing, NOW) is Admission.WAIT
+    assert admission(probing, NOW + 60) is Admission.PROBE
+
+
+def test_a_deadline_hit_parks_at_once() -> None:
+    assert after_failure(Health(), NOW, deadline=True).parked_until == NOW + PARK_BASE_SECONDS
+
+
+def test_other_failures_park_after_several_in_a_row() -> None:
+    health = Health()
+    for _ in range(PARK_AFTER_FAILURES - 1):
+        health = after_failure(health, NOW, deadline=False)
+        assert health.parked_until == 0
+
+    assert after_failure(health, NOW, deadline=False).parked_until == NOW + PARK_BASE_SECONDS
+
+
+def test_a_failed_probe_parks_twice_as_long_as_the_park_before() -> None:
+    parked = after_failure(Health(), NOW, deadline=True)
+
+    again = after_failure(parked, NOW + PARK_BASE_SECONDS, deadline=True)
+
+    assert again.parked_until == NOW + PARK_BASE_SECONDS + 2 * PARK_BASE_SECONDS
+
+
+def test_each_park_is_twice_the_one_before_up_to_the_maximum() -> None:
+    periods = [park_seconds(PARK_AFTER_FAILURES + n) for n in range(12)]
+
+    assert periods[:3] == [PARK_BASE_SECONDS, 2 * PARK_BASE_SECONDS, 4 * PARK_BASE_SECONDS]
+    assert periods[-1] == PARK_MAX_SECONDS
+
+
+# --- the board: deliveries in flight in one process ------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unproven_endpoint_has_one_delivery_in_flight_at_a_time() -> None:
+    board = HealthBoard(clock=Clock())
+    first = board.enter("t#a", wait=0)
+
+    assert first is not None
+    assert board.enter("t#a", wait=0) is None
+    board.leave("t#a", first, wrote=False, failed=False)
+    assert board.enter("t#a", wait=0) is not None
+
+
+def test_a_proven_endpoint_has_deliveries_side_by_side_until_one_is_slow() -> None:
+    clock = Clock()
+    board = HealthBoard(clock=clock)
+    ticket = board.enter("t#a", wait=0)
+    assert ticket is not None
+    board.leave("t#a", ticket, wrote=True, failed=False)
+
+    slow = board.enter("t#a", wait=0)
+    assert board.enter("t#a", wait=0) is not None
+    clock.now += SLOW_DELIVERY_SECONDS + 1
+
+    assert slow is not None
+    assert board.enter("t#a", wait=0) is None
+
+
+def test_a_failed_delivery_makes_the_endpoint_unproven_again() -> None:
+    board = HealthBoard(clock=Clock())
+    ticket = board.enter("t#a", wait=0)
+    assert ticket is not None
+    board.leave("t#a", ticket, wrote=True, failed=False)
+    ticket = board.enter("t#a", wait=0)
+    assert ticket is not None
+    board.leave("t#a", ticket, wrote=False, failed=True)
+
+    assert board.enter("t#a", wait=0) is not None
+    assert board.enter("t#a", wait=0) is None
+
+
+def test_a_delivery_waits_briefly_for_the_one_in_flight() -> None:
+    board = HealthBoard()
+    first = board.enter("t#a", wait=0)
+    assert first is not None
+    threading.Timer(0.05, lambda: board.leave("t#a", first, wrote=True, failed=False)).start()
+
+    assert board.enter("t#a", wait=2.0) is not None
+
+
+def test_the_board_forgets_idle_endpoints_beyond_its_size() -> None:
+    board = HealthBoard(max_entries=2, clock=Clock())
+    for key in ("a", "b", "c"):
+        board.remember(key, Health(failures=1))
+
+    assert board.cached("a") is None
+    assert board.cached("c") == Health(failures=1)
+
+
+# --- the sink ---------------------------------------------------------------------------------------------------
+
+
+def test_a_store_past_its_deadline_parks_its_endpoint_and_its_records_come_back_untouched(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, "ep_a", bucket="bucket-a", batch_size=2)
+    add_endpoint(sink_harness, "ep_b", bucket="bucket-b", batch_size=2)
+    store(sink_harness, "bucket-a").past_deadline = True
+
+    first = deliver(sink_harness, events(sink_harness, "ep_a", 2), events(sink_harness, "ep_b", 2))
+    puts = store(sink_harness, "bucket-a").puts
+    later_a, later_b = events(sink_harness, "ep_a", 2, first=2), events(sink_harness, "ep_b", 2, first=2)
+    second = deliver(sink_harness, later_a, later_b)
+
+    assert first.endpoints["ep_a"].deadline
+    assert sink_harness.repo.healths["ep_a"].parked_until == sink_harness.clock[0] + PARK_BASE_SECONDS
+    assert store(sink_harness, "bucket-a").puts == puts  # parked: the store is not called
+    assert second.endpoints["ep_a"].parked == 2
+    assert dict(second.handed_back_seconds) == {r.message_id: PARK_BASE_SECONDS for r in later_a}
+    assert len(written(sink_harness, "bucket-b")) == 2  # the other endpoint is written both times
+    assert "deadline exceeded" in (sink_harness.repo.status["ep_a"].lastError or "")
+
+
+def test_a_refusing_store_is_parked_after_several_failures(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    store(sink_harness).fail_with = "connection refused"
+
+    for n in range(PARK_AFTER_FAILURES):
+        deliver(sink_harness, events(sink_harness, "ep_a", 1, first=n))
+        sink_harness.sink.board = HealthBoard()  # as another sink would: it reads the status item
+    puts = store(sink_harness).puts
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1, first=9))
+
+    assert puts == PARK_AFTER_FAILURES
+    assert store(sink_harness).puts == puts
+    assert report.endpoints["ep_a"].parked == 1
+    assert sink_harness.repo.status["ep_a"].consecutiveFailures == PARK_AFTER_FAILURES
+
+
+def test_faults_of_spools_own_services_do_not_count_against_an_endpoint(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3)
+
+    def broken(*_: object, **__: object) -> list[str]:
+        raise ConnectionError("staging unavailable")
+
+    sink_harness.repo.stage = broken  # type: ignore[method-assign]
+    for n in range(PARK_AFTER_FAILURES + 1):
+        deliver(sink_harness, events(sink_harness, "ep_a", 1, first=n))
+
+    assert sink_harness.repo.healths.get("ep_a", Health()) == Health()
+    assert "could not hold back" in (sink_harness.repo.status["ep_a"].lastError or "")
+
+
+def test_after_the_park_one_probe_write_makes_the_endpoint_healthy_again(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=5)
+    store(sink_harness).past_deadline = True
+    deliver(sink_harness, events(sink_harness, "ep_a", 5))
+    store(sink_harness).past_deadline = False
+    sink_harness.clock[0] += PARK_BASE_SECONDS
+    sink_harness.sink.board = HealthBoard()
+
+    probe = deliver(sink_harness, events(sink_harness, "ep_a", 2, first=5))
+
+    # A probe writes what it has at once (no hold-back), so its first write decides.
+    assert probe.retry == set()
+    assert [len(lines) for lines in written(sink_harness)] == [2]
+    assert sink_harness.repo.healths.get("ep_a", Health()) == Health()
+    assert sink_harness.repo.status["ep_a"].consecutiveFailures == 0
+
+
+def test_a_probe_that_fails_parks_the_endpoint_for_longer(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    store(sink_harness).past_deadline = True
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    first_park = sink_harness.repo.healths["ep_a"].parked_until - sink_harness.clock[0]
+    sink_harness.clock[0] += first_park
+    sink_harness.sink.board = HealthBoard()
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
+
+    second_park = sink_harness.repo.healths["ep_a"].parked_until - sink_harness.clock[0]
+    assert second_park == 2 * first_park
+
+
+def test_only_one_sink_probes_and_the_others_wait_for_it(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    now = sink_harness.clock[0]
+    sink_harness.repo.healths["ep_a"] = Health(failures=3, parked_until=now - 1, probe_until=now + 60)
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    assert store(sink_harness).puts == 0
+    assert dict(report.handed_back_seconds) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
+
+
+def test_a_probe_with_nothing_to_write_gives_the_probe_back(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1, interval=3600)
+    now = sink_harness.clock[0]
+    sink_harness.repo.healths["ep_a"] = Health(failures=3, parked_until=now - 1)
+
+    deliver(sink_harness, [trigger("ep_a", int(now) + 3000)])  # an early trigger: nothing to write yet
+
+    assert sink_harness.repo.healths["ep_a"].probe_until == 0.0
+
+
+def test_a_second_delivery_of_an_unproven_endpoint_is_handed_back_while_the_first_is_in_flight(
+    sink_harness: SinkHarness,
+) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    board = sink_harness.sink.board
+    ticket = board.enter("ten_sink#ep_a", wait=0)
+    assert ticket is not None
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    assert report.endpoints["ep_a"].busy == 1
+    assert dict(report.handed_back_seconds) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
+    assert store(sink_harness).puts == 0
+
+
+# --- time left in the invocation --------------------------------------------------------------------------------
+
+
+def test_no_endpoint_is_started_without_time_for_one_store_call(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+
+    report = sink_harness.sink.deliver(events(sink_harness, "ep_a", 2), remaining_seconds=lambda: 1.0)
+
+    assert store(sink_harness).puts == 0
+    assert report.endpoints["ep_a"].deferred == 2
+    assert set(dict(report.handed_back_seconds).values()) == {0}
+    assert sink_harness.repo.healths.get("ep_a", Health()) == Health()
+
+
+def test_a_write_is_not_started_without_time_for_its_deadline_and_is_not_a_failure(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=3)
+    sink = sink_harness.sink
+    sink.call_seconds = lambda nbytes: 5.0 + nbytes / 100  # a deadline that grows with the body
+    budget = sink.reserve_seconds + 1  # enough to start, not for a write of 3 lines of ~110 bytes
+
+    report = sink.deliver(events(sink_harness, "ep_a", 3), remaining_seconds=lambda: budget)
+
+    assert store(sink_harness).puts == 0
+    assert report.endpoints["ep_a"].deferred == 3
+    assert report.endpoints["ep_a"].failed == 0
+    assert sink_harness.repo.status.get("ep_a") is None
+
+
+def test_a_flush_due_with_no_time_left_keeps_its_staged_lines(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10, interval=5)
+    _, flush_at = held_until_due(sink_harness, 3)
+    sink = sink_harness.sink
+
+    # Time to start the endpoint (its lease and staging read), then none for the write.
+    times = [sink.reserve_seconds + 1]
+    report = sink.deliver([trigger("ep_a", flush_at)], remaining_seconds=lambda: times.pop(0) if times else 1.0)
+
+    assert written(sink_harness) == []
+    assert report.endpoints["ep_a"].deferred == 1
+    assert sink_harness.repo.staged  # still staged, for the trigger's next receive
