@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from spool.domain.errors import Conflict, DeadlineExceeded, StoreError
+from spool.domain import limits
+from spool.domain.errors import Conflict, DeadlineExceeded, InvalidInput, LimitExceeded, StoreError
 from spool.domain.health import Health
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
 from spool.domain.ports import ApiKeyRecord, OutgoingMessage, StagedBundle, Tenant
@@ -38,16 +39,42 @@ class FakeRepo:
     # Endpoints' health (domain/health.py) as the status items hold it.
     healths: dict[str, Health] = field(default_factory=dict)
     health_reads: int = 0
+    # roleArn -> (tenant id, endpoints using it)
+    role_claims: dict[str, tuple[str, int]] = field(default_factory=dict)
 
-    # endpoints
+    # endpoints (with the tenants' counts and the claims on roles, as adapters/endpoint_table.py keeps them)
     def create_endpoint(self, endpoint: Endpoint) -> None:
+        tenant = self.tenants.get(endpoint.tenantId)
+        if tenant is not None:
+            limit = tenant.endpointLimit or limits.ENDPOINTS_PER_TENANT_DEFAULT
+            if tenant.endpointCount >= limit:
+                raise LimitExceeded(f"this tenant has reached its limit of {limit} endpoints (endpointsPerTenant)")
+        self._claim(endpoint.storage.roleArn, endpoint.tenantId)
+        if tenant is not None:
+            self.tenants[tenant.id] = replace(tenant, endpointCount=tenant.endpointCount + 1)
         self.endpoints[(endpoint.tenantId, endpoint.id)] = endpoint
 
-    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
+    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str, *, previous_role: str | None) -> None:
         current = self.endpoints[(endpoint.tenantId, endpoint.id)]
         if current.updatedAt != expected_updated_at or current.status != "active":
             raise Conflict("changed meanwhile")
+        if endpoint.storage.roleArn != previous_role:
+            self._claim(endpoint.storage.roleArn, endpoint.tenantId)
+            self._unclaim(previous_role)
         self.endpoints[(endpoint.tenantId, endpoint.id)] = endpoint
+
+    def _claim(self, role: str | None, tenant_id: str) -> None:
+        if role is None:
+            return
+        owner, count = self.role_claims.get(role, (tenant_id, 0))
+        if owner != tenant_id and count > 0:
+            raise InvalidInput("is used by another tenant's endpoint", field="storageConfig.roleArn")
+        self.role_claims[role] = (tenant_id, count + 1)
+
+    def _unclaim(self, role: str | None) -> None:
+        if role is not None and role in self.role_claims:
+            owner, count = self.role_claims[role]
+            self.role_claims[role] = (owner, count - 1)
 
     def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         self.endpoint_reads += 1
@@ -67,9 +94,13 @@ class FakeRepo:
             key=lambda e: e.id,
         )
 
-    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None:
+    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str, *, role_arn: str | None) -> None:
         key = (tenant_id, endpoint_id)
         self.endpoints[key] = self.endpoints[key].model_copy(update={"status": "deleted"})
+        self._unclaim(role_arn)
+        tenant = self.tenants.get(tenant_id)
+        if tenant is not None:
+            self.tenants[tenant_id] = replace(tenant, endpointCount=tenant.endpointCount - 1)
 
     def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None:
         return self.status.get(endpoint_id)
@@ -124,6 +155,13 @@ class FakeRepo:
 
     def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
         return [r for r, _ in self.keys.values() if r.tenantId == tenant_id]
+
+    def set_endpoint_limit(self, tenant_id: str, limit: int) -> bool:
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            return False
+        self.tenants[tenant_id] = replace(tenant, endpointLimit=limit)
+        return True
 
     def revoke_key(self, tenant_id: str, key_id: str) -> bool:
         found = self.keys.get(key_id)
@@ -191,8 +229,8 @@ class FakeRepo:
 
 @dataclass
 class FakeDynamoClient:
-    """The low-level DynamoDB calls `DynamoEndpoints` makes for endpoints and their status, over a dict of
-    items (conditions are not checked). Lets a test store an item the adapter cannot parse, as a bad migration
+    """The low-level DynamoDB calls `DynamoEndpoints` and `DynamoStatus` make, over a dict of items (conditions,
+    counters and role claims are not modelled: a transaction's puts are stored, its updates ignored). Lets a test store an item the adapter cannot parse, as a bad migration
     or a hand edit would leave it, and watch the real adapter read it."""
 
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -208,6 +246,15 @@ class FakeDynamoClient:
     def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
         found = self.items.get((Key["pk"]["S"], Key["sk"]["S"]))
         return {"Item": found} if found else {}
+
+    def update_item(self, **_: Any) -> dict[str, Any]:
+        return {}  # counters and claims are not modelled here
+
+    def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
+        for entry in TransactItems:
+            if "Put" in entry:
+                self.put_item(**entry["Put"])
+        return {}
 
     def query(self, *, TableName: str, ExpressionAttributeValues: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         # Only the endpoint listing: pk = :pk AND begins_with(sk, :ep), filtered on status = :active.

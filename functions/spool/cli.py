@@ -23,8 +23,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import ValidationError
 
-from spool.adapters.redrive import belonging_to, redrive
+from spool.adapters.redrive import CLI_PASS_SECONDS, ScanLease, belonging_to, redrive
 from spool.domain.errors import SpoolError, location
+from spool.domain.limits import ENDPOINTS_PER_TENANT_DEFAULT
 from spool.domain.tenants import Tenants
 from spool.handlers.wiring import build_tenants
 from spool.local.runtime import EMULATOR_ACCESS_KEY_ID, EMULATOR_SECRET_ACCESS_KEY, LocalSettings, RuntimeDescription
@@ -124,9 +125,14 @@ def tenants_for(target: Target) -> Tenants:
 def run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
     target = resolve_target(getattr(args, "stack", None), getattr(args, "region", None), state_dir)
     if args.area == "redrive":
-        moved, _ = redrive(
-            target.client("sqs"), target.dlq_url, target.queue_url, belonging_to(args.tenant, args.endpoint)
-        )
+        moved, complete = 0, False
+        lease = ScanLease(target.client("dynamodb"), target.table_name)
+        keep = belonging_to(args.tenant, args.endpoint)
+        while not complete:  # passes of CLI_PASS_SECONDS until a scan found nothing left
+            passed, complete = redrive(
+                target.client("sqs"), target.dlq_url, target.queue_url, keep, lease, seconds=CLI_PASS_SECONDS
+            )
+            moved += passed
         print(f"moved {moved} message(s) from the DLQ back to the ingest queue")
         return {"moved": moved}
     tenants = tenants_for(target)
@@ -138,8 +144,24 @@ def run(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
     if args.area == "tenant" and args.action == "list":
         found = repo.list_tenants()
         for t in found:
-            print(f"{t.id}  {t.createdAt}  {t.name}")
-        return {"tenants": [{"tenantId": t.id, "name": t.name, "createdAt": t.createdAt} for t in found]}
+            limit = t.endpointLimit or ENDPOINTS_PER_TENANT_DEFAULT
+            print(f"{t.id}  {t.createdAt}  {t.endpointCount}/{limit} endpoints  {t.name}")
+        return {
+            "tenants": [
+                {
+                    "tenantId": t.id,
+                    "name": t.name,
+                    "createdAt": t.createdAt,
+                    "endpoints": t.endpointCount,
+                    "endpointLimit": t.endpointLimit or ENDPOINTS_PER_TENANT_DEFAULT,
+                }
+                for t in found
+            ]
+        }
+    if args.area == "tenant" and args.action == "set-limit":
+        tenants.set_endpoint_limit(args.tenant_id, args.endpoints)
+        print(f"tenant {args.tenant_id} may have {args.endpoints} active endpoints")
+        return {"tenantId": args.tenant_id, "endpointLimit": args.endpoints}
     if args.area == "key" and args.action == "create":
         record, api_key = tenants.create_key(args.tenant_id)
         print(f"key {record.keyId} created for {record.tenantId}; shown once, keep it safe")
@@ -182,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     tenant = areas.add_parser("tenant", help="create or list tenants").add_subparsers(dest="action", required=True)
     leaf(tenant, "create", "create a tenant and its first API key").add_argument("name")
     leaf(tenant, "list", "list tenants")
+    limit = leaf(tenant, "set-limit", "set a tenant's limit on active endpoints (default 100)")
+    limit.add_argument("tenant_id")
+    limit.add_argument("--endpoints", type=int, required=True, help="most active endpoints, 1-10000")
 
     key = areas.add_parser("key", help="create, list or revoke API keys").add_subparsers(dest="action", required=True)
     leaf(key, "create", "create another API key for a tenant").add_argument("tenant_id")

@@ -32,6 +32,10 @@ STATUS_ATTRIBUTES: Final = (
 # Partitions only the operator (the admin CLI) writes: API-key lookups by hash (K#{hash} / KEY). The api reads
 # them and may not write them.
 KEY_LOOKUP_PREFIX: Final = "K#"
+# Claims on roles: which tenant's endpoints use a roleArn (R#{roleArn} / ROLE), written by the api.
+ROLE_CLAIM_PREFIX: Final = "R#"
+# The DLQ's scan lease (adapters/redrive.py), written by the api and the operator.
+REDRIVE_KEY_PREFIX: Final = "Q#"
 # Powertools Idempotency's records share the table under this partition key.
 IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
 

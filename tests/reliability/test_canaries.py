@@ -16,7 +16,7 @@ import pytest
 import requests
 from moto.sts.models import sts_backends
 
-from spool.adapters.redrive import belonging_to, redrive
+from spool.adapters.redrive import ScanLease, belonging_to, redrive
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime, free_port
 from tests.integration.conftest import Api, Seaweed, wait_until
 from tests.reliability.capture import Capture, everything_said
@@ -216,8 +216,14 @@ def _redrive_tenant(runtime: LocalRuntime, tenant: Api) -> int:
     """`spool admin redrive --tenant ...`: one pass over the DLQ for all of the tenant's endpoints."""
     assert runtime.resources is not None
     tenant_id = runtime.api_services.tenants.authenticate(tenant.key)
+    lease = ScanLease(runtime.client("dynamodb"), runtime.resources.table_name)
     moved, _ = redrive(
-        runtime.client("sqs"), runtime.resources.dlq_url, runtime.resources.queue_url, belonging_to(tenant_id, None)
+        runtime.client("sqs"),
+        runtime.resources.dlq_url,
+        runtime.resources.queue_url,
+        belonging_to(tenant_id, None),
+        lease,
+        seconds=60,
     )
     return moved
 

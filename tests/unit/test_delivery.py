@@ -561,7 +561,7 @@ def test_staged_lines_of_an_endpoint_deleted_meanwhile_are_still_written(sink_ha
     held = events(sink_harness, "ep_a", 2)
     deliver(sink_harness, held)
     flush_at = sink_harness.queue.flushes[0][2]
-    sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]))
+    sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]), role_arn=None)
     sink_harness.clock[0] = flush_at + sink_harness.sink.directory.ttl
 
     deliver(sink_harness, [trigger("ep_a", flush_at)])
@@ -740,7 +740,7 @@ def test_credentials_that_fail_to_decrypt_fail_only_that_endpoint(sink_harness: 
 
 def test_events_accepted_before_a_delete_are_still_written(sink_harness: SinkHarness) -> None:
     add_endpoint(sink_harness, batch_size=2)
-    sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]))
+    sink_harness.repo.mark_deleted(TENANT, "ep_a", iso_timestamp(sink_harness.clock[0]), role_arn=None)
     records = events(sink_harness, "ep_a", 2)
 
     report = deliver(sink_harness, records)

@@ -25,7 +25,9 @@ def configure(sink: SinkHarness, **fields: Any) -> None:
     endpoint = sink.repo.get_endpoint(TENANT, "ep_a")
     assert endpoint is not None
     sink.repo.replace_endpoint(
-        endpoint.model_copy(update={"storage": endpoint.storage.model_copy(update=fields)}), endpoint.updatedAt
+        endpoint.model_copy(update={"storage": endpoint.storage.model_copy(update=fields)}),
+        endpoint.updatedAt,
+        previous_role=endpoint.storage.roleArn,
     )
 
 

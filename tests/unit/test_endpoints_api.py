@@ -21,6 +21,7 @@ from spool.observability import logger as powertools_logger
 from tests.conftest import SPEC_BODY, spec_body
 from tests.fakes import FakeStores, MemoryStore
 from tests.unit.conftest import ApiHarness, FakeRedriver, FakeVerifier, Reply
+from tests.unit.test_api_errors import field_names
 
 ENDPOINTS = "/api/v1/endpoints"
 EVENTS = "/api/v1/events"
@@ -448,9 +449,43 @@ def test_patch_without_credentials_keeps_the_stored_ciphertext(harness: ApiHarne
     endpoint_id = create(harness)["id"]
     before = stored(harness, endpoint_id).credentials
 
-    ok(patch(harness, endpoint_id, {"storageConfig": {"bucket": "another-bucket", "region": "eu-west-1"}}))
+    ok(patch(harness, endpoint_id, {"storageConfig": {"prefix": "elsewhere/", "batchSize": 7}}))
 
     assert stored(harness, endpoint_id).credentials == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"storageConfig": {"bucket": "attacker-bucket"}},
+        {"storageConfig": {"region": "eu-west-1"}},
+        {"storageConfig": {"endpoint": "https://attacker.example"}},
+        {"url": "s3://attacker-bucket/events/"},
+    ],
+    ids=["bucket", "region", "endpoint", "url"],
+)
+def test_patch_that_points_access_keys_elsewhere_must_give_them_again(
+    harness: ApiHarness, change: dict[str, Any]
+) -> None:
+    """A stolen API key must not send the tenant's access keys (signed requests) to another store."""
+    endpoint_id = create(harness)["id"]
+    before = stored(harness, endpoint_id)
+
+    reply = patch(harness, endpoint_id, change)
+
+    assert reply.status == 422, reply.text
+    assert field_names(reply.json()["error"]) == ["storageConfig.accessKeyId"]
+    assert stored(harness, endpoint_id) == before
+
+
+def test_patch_that_points_elsewhere_with_the_keys_again_is_applied(harness: ApiHarness) -> None:
+    endpoint_id = create(harness)["id"]
+    keys = {"accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}
+
+    updated = ok(patch(harness, endpoint_id, {"storageConfig": {"bucket": "new-archive", **keys}}))
+
+    assert updated["url"] == "s3://new-archive/events/"
+    assert decrypted(harness, endpoint_id) == keys
 
 
 def test_patch_with_both_credentials_replaces_them(harness: ApiHarness) -> None:
@@ -486,7 +521,13 @@ def test_patch_with_one_credential_alone_answers_422_and_keeps_the_old_ones(
 def test_patch_of_the_url_alone_moves_bucket_and_prefix_with_it(harness: ApiHarness) -> None:
     endpoint_id = create(harness)["id"]
 
-    config = ok(patch(harness, endpoint_id, {"url": "s3://new-archive/events/production/"}))["storageConfig"]
+    config = ok(
+        patch(
+            harness,
+            endpoint_id,
+            {"url": "s3://new-archive/events/production/", "storageConfig": {"accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}},
+        )
+    )["storageConfig"]
 
     assert (config["bucket"], config["prefix"]) == ("new-archive", "events/production/")
 
@@ -494,7 +535,7 @@ def test_patch_of_the_url_alone_moves_bucket_and_prefix_with_it(harness: ApiHarn
 def test_patch_of_the_bucket_alone_moves_the_url_with_it(harness: ApiHarness) -> None:
     endpoint_id = create(harness)["id"]
 
-    assert ok(patch(harness, endpoint_id, {"storageConfig": {"bucket": "new-archive"}}))["url"] == (
+    assert ok(patch(harness, endpoint_id, {"storageConfig": {"bucket": "new-archive", "accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}}))["url"] == (
         "s3://new-archive/events/"
     )
 
@@ -514,7 +555,7 @@ def test_patch_of_url_and_bucket_that_agree_is_applied(harness: ApiHarness) -> N
         patch(
             harness,
             endpoint_id,
-            {"url": "s3://new-archive/p/", "storageConfig": {"bucket": "new-archive", "prefix": "p/"}},
+            {"url": "s3://new-archive/p/", "storageConfig": {"bucket": "new-archive", "prefix": "p/", "accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}},
         )
     )
 

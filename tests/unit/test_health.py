@@ -89,42 +89,30 @@ class Clock:
         return self.now
 
 
-def test_an_unproven_endpoint_has_one_delivery_in_flight_at_a_time() -> None:
-    board = HealthBoard(clock=Clock())
-    first = board.enter("t#a", wait=0)
-
-    assert first is not None
-    assert board.enter("t#a", wait=0) is None
-    board.leave("t#a", first, wrote=False, failed=False)
-    assert board.enter("t#a", wait=0) is not None
-
-
-def test_a_proven_endpoint_has_deliveries_side_by_side_until_one_is_slow() -> None:
+def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
     clock = Clock()
     board = HealthBoard(clock=clock)
-    ticket = board.enter("t#a", wait=0)
-    assert ticket is not None
-    board.leave("t#a", ticket, wrote=True, failed=False)
-
     slow = board.enter("t#a", wait=0)
     assert board.enter("t#a", wait=0) is not None
     clock.now += SLOW_DELIVERY_SECONDS + 1
 
     assert slow is not None
     assert board.enter("t#a", wait=0) is None
+    board.leave("t#a", slow, wrote=True, failed=False)
 
 
-def test_a_failed_delivery_makes_the_endpoint_unproven_again() -> None:
+def test_after_its_store_failed_an_endpoint_has_one_delivery_in_flight_until_a_write() -> None:
     board = HealthBoard(clock=Clock())
-    ticket = board.enter("t#a", wait=0)
-    assert ticket is not None
-    board.leave("t#a", ticket, wrote=True, failed=False)
-    ticket = board.enter("t#a", wait=0)
-    assert ticket is not None
-    board.leave("t#a", ticket, wrote=False, failed=True)
+    failed = board.enter("t#a", wait=0)
+    assert failed is not None
+    board.leave("t#a", failed, wrote=False, failed=True)
 
-    assert board.enter("t#a", wait=0) is not None
+    first = board.enter("t#a", wait=0)
+    assert first is not None
     assert board.enter("t#a", wait=0) is None
+    board.leave("t#a", first, wrote=True, failed=False)
+    assert board.enter("t#a", wait=0) is not None
+    assert board.enter("t#a", wait=0) is not None
 
 
 def test_a_delivery_waits_briefly_for_the_one_in_flight() -> None:
@@ -251,11 +239,14 @@ def test_a_probe_with_nothing_to_write_gives_the_probe_back(sink_harness: SinkHa
     assert sink_harness.repo.healths["ep_a"].probe_until == 0.0
 
 
-def test_a_second_delivery_of_an_unproven_endpoint_is_handed_back_while_the_first_is_in_flight(
+def test_a_second_delivery_of_a_suspect_endpoint_is_handed_back_while_the_first_is_in_flight(
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=1)
     board = sink_harness.sink.board
+    failed = board.enter("ten_sink#ep_a", wait=0)
+    assert failed is not None
+    board.leave("ten_sink#ep_a", failed, wrote=False, failed=True)
     ticket = board.enter("ten_sink#ep_a", wait=0)
     assert ticket is not None
 

@@ -1,4 +1,5 @@
-"""Endpoints and their delivery status in the Spool table (layout: adapters/dynamo.py)."""
+"""Endpoints in the Spool table, with the tenants' endpoint counts and the claims on roles (layout:
+adapters/dynamo.py); their delivery status is adapters/status_table.py's."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ from botocore.exceptions import ClientError
 from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
 from spool.adapters.dynamo import corrupt as _corrupt
 from spool.adapters.dynamo import string as _s
-from spool.domain.errors import Conflict
-from spool.domain.models import DeliveryStatus, Endpoint
+from spool.domain import limits
+from spool.domain.errors import Conflict, InvalidInput, LimitExceeded
+from spool.domain.models import Endpoint
+from spool.names import ROLE_CLAIM_PREFIX
+
+
+class _Refused(Exception):
+    """A transaction's write number `index` was refused by its condition (one the caller names)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
 
 # A deleted endpoint is kept this long so the sink can still write events accepted before the delete
 # (SQS retention of the queue and its DLQ is 14 days).
@@ -21,26 +33,47 @@ DELETED_ENDPOINT_RETENTION_SECONDS = 15 * 24 * 3600
 
 
 class DynamoEndpoints(TableAdapter):
-    """Implements `EndpointRepository`."""
+    """Implements `EndpointRepository`. Creating, deleting and re-pointing an endpoint are transactions with the
+    tenant's endpoint count (its limit is a condition on the tenant's item) and the claims on roles (`R#{roleArn}`:
+    which tenant's endpoints use it, and how many)."""
 
     def create_endpoint(self, endpoint: Endpoint) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item=self._endpoint_item(endpoint),
-            ConditionExpression=f"attribute_not_exists({PK})",
-        )
+        writes = [
+            {
+                "Put": {
+                    **self._at(),
+                    "Item": self._endpoint_item(endpoint),
+                    "ConditionExpression": f"attribute_not_exists({PK})",
+                }
+            },
+            self._count(endpoint.tenantId, +1),
+        ]
+        role = endpoint.storage.roleArn
+        if role is not None:
+            writes.append(self._claim(role, endpoint.tenantId))
+        self._transact(writes, endpoint.tenantId, role)
 
-    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
+    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str, *, previous_role: str | None) -> None:
+        put = {
+            "Put": {
+                **self._at(),
+                "Item": self._endpoint_item(endpoint),
+                "ConditionExpression": "updatedAt = :expected AND #status = :active",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":expected": _s(expected_updated_at), ":active": _s("active")},
+            }
+        }
+        role = endpoint.storage.roleArn
+        writes: list[dict[str, Any]] = [put]
+        if role != previous_role:
+            if role is not None:
+                writes.append(self._claim(role, endpoint.tenantId))
+            if previous_role is not None:
+                writes.append(self._unclaim(previous_role))
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=self._endpoint_item(endpoint),
-                ConditionExpression="updatedAt = :expected AND #status = :active",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":expected": _s(expected_updated_at), ":active": _s("active")},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            self._transact(writes, endpoint.tenantId, role if role != previous_role else None)
+        except _Refused as refused:
+            if refused.index == 0:
                 raise Conflict("the endpoint changed meanwhile; read it again and retry") from None
             raise
 
@@ -61,54 +94,98 @@ class DynamoEndpoints(TableAdapter):
     def active_endpoints(self, tenant_id: str) -> list[Endpoint]:
         return list(self._query_endpoints(tenant_id, after=None, stop_after=None))
 
-    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key=item_key(f"T#{tenant_id}", f"EP#{endpoint_id}"),
-            UpdateExpression=f"SET #status = :deleted, deletedAt = :at, {TTL} = :exp",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":deleted": _s("deleted"),
-                ":at": _s(at),
-                ":exp": {"N": str(int(time.time()) + DELETED_ENDPOINT_RETENTION_SECONDS)},
-            },
-        )
+    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str, *, role_arn: str | None) -> None:
+        mark = {
+            "Update": {
+                **self._at(),
+                "Key": item_key(f"T#{tenant_id}", f"EP#{endpoint_id}"),
+                "UpdateExpression": f"SET #status = :deleted, deletedAt = :at, {TTL} = :exp",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":deleted": _s("deleted"),
+                    ":at": _s(at),
+                    ":exp": {"N": str(int(time.time()) + DELETED_ENDPOINT_RETENTION_SECONDS)},
+                },
+            }
+        }
+        writes = [mark, self._count(tenant_id, -1, limited=False)]
+        if role_arn is not None:
+            writes.append(self._unclaim(role_arn))
+        self._transact(writes, tenant_id, None)
 
-    def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None:
-        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", f"ST#{endpoint_id}")).get("Item")
-        if not item:
-            return None
-        try:
-            return DeliveryStatus(
-                lastFlushAt=item.get("lastFlushAt", {}).get("S"),
-                lastObjectKey=item.get("lastObjectKey", {}).get("S"),
-                lastError=item.get("lastError", {}).get("S"),
-                lastErrorAt=item.get("lastErrorAt", {}).get("S"),
-                eventsWritten=int(item.get("eventsWritten", {}).get("N", "0")),
-                objectsWritten=int(item.get("objectsWritten", {}).get("N", "0")),
+    # --- the transactions' parts ------------------------------------------------------------------------
+    def _at(self) -> dict[str, Any]:
+        return {"TableName": self._table}
+
+    def _count(self, tenant_id: str, change: int, *, limited: bool = True) -> dict[str, Any]:
+        """The tenant's endpoint count, changed by `change`; an increase only while it is under the tenant's
+        limit (its own `endpointLimit`, else the default)."""
+        update: dict[str, Any] = {
+            **self._at(),
+            "Key": item_key(f"T#{tenant_id}", "TENANT"),
+            "UpdateExpression": "ADD endpointCount :change",
+            "ExpressionAttributeValues": {":change": {"N": str(change)}},
+        }
+        if limited:
+            update["ConditionExpression"] = (
+                f"attribute_exists({PK}) AND (attribute_not_exists(endpointCount) OR "
+                "(attribute_not_exists(endpointLimit) AND endpointCount < :default) OR endpointCount < endpointLimit)"
             )
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise _corrupt("delivery status", item, exc) from None
+            update["ExpressionAttributeValues"][":default"] = {"N": str(limits.ENDPOINTS_PER_TENANT_DEFAULT)}
+        return {"Update": update}
 
-    def record_flush(self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key=item_key(f"T#{tenant_id}", f"ST#{endpoint_id}"),
-            UpdateExpression="SET lastFlushAt = :at, lastObjectKey = :key ADD eventsWritten :e, objectsWritten :o",
-            ExpressionAttributeValues={
-                ":at": _s(at),
-                ":key": _s(key),
-                ":e": {"N": str(events)},
-                ":o": {"N": str(objects)},
-            },
-        )
+    def _claim(self, role_arn: str, tenant_id: str) -> dict[str, Any]:
+        """The role is this tenant's (or no one's: no endpoint uses it)."""
+        return {
+            "Update": {
+                **self._at(),
+                "Key": item_key(f"{ROLE_CLAIM_PREFIX}{role_arn}", "ROLE"),
+                "UpdateExpression": "SET tenantId = :me ADD endpoints :one",
+                "ConditionExpression": f"attribute_not_exists({PK}) OR tenantId = :me OR endpoints < :one",
+                "ExpressionAttributeValues": {":me": _s(tenant_id), ":one": {"N": "1"}},
+            }
+        }
 
-    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key=item_key(f"T#{tenant_id}", f"ST#{endpoint_id}"),
-            UpdateExpression="SET lastError = :m, lastErrorAt = :at",
-            ExpressionAttributeValues={":m": _s(message[:1000]), ":at": _s(at)},
+    def _unclaim(self, role_arn: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                **self._at(),
+                "Key": item_key(f"{ROLE_CLAIM_PREFIX}{role_arn}", "ROLE"),
+                "UpdateExpression": "ADD endpoints :minus",
+                "ConditionExpression": f"attribute_exists({PK})",
+                "ExpressionAttributeValues": {":minus": {"N": "-1"}},
+            }
+        }
+
+    def _transact(self, writes: list[dict[str, Any]], tenant_id: str, claimed_role: str | None) -> None:
+        """Run `writes` as one transaction; a refused condition becomes the domain's error for it."""
+        try:
+            self._db.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            index = next((i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"), -1)
+            if index == -1:
+                raise
+            part = writes[index]
+            key = next(iter(part.values()))
+            sort = (key.get("Key") or key.get("Item"))[SK]["S"]
+            if sort == "TENANT":
+                raise LimitExceeded(self._limit_message(tenant_id)) from None
+            if sort == "ROLE" and claimed_role is not None:
+                raise InvalidInput(
+                    "is used by another tenant's endpoint; a role serves the endpoints of one tenant only",
+                    field="storageConfig.roleArn",
+                ) from None
+            raise _Refused(index) from None
+
+    def _limit_message(self, tenant_id: str) -> str:
+        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", "TENANT")).get("Item") or {}
+        limit = int(item.get("endpointLimit", {}).get("N", limits.ENDPOINTS_PER_TENANT_DEFAULT))
+        return (
+            f"this tenant has reached its limit of {limit} endpoints (endpointsPerTenant): delete one, or ask the "
+            "operator to raise the limit"
         )
 
     def _query_endpoints(self, tenant_id: str, *, after: str | None, stop_after: int | None) -> Iterator[Endpoint]:

@@ -25,7 +25,12 @@ class SqsQueue:
                 self._sqs,
                 self._url,
                 [
-                    {"Id": str(i), "MessageBody": m.body, "MessageAttributes": fmt.sqs_attributes(m)}
+                    {
+                        "Id": str(i),
+                        "MessageBody": m.body,
+                        "MessageAttributes": fmt.sqs_attributes(m),
+                        **fmt.fair_group(m.tenant_id),
+                    }
                     for i, m in enumerate(batch)
                 ],
             )

@@ -24,4 +24,5 @@ class SqsTriggers:
             MessageBody=trigger.body,
             DelaySeconds=trigger.delay_seconds,
             MessageAttributes=fmt.sqs_attributes(trigger),  # type: ignore[arg-type]
+            **fmt.fair_group(tenant_id),  # type: ignore[arg-type]
         )

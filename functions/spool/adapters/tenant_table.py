@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from botocore.exceptions import ClientError
+
 from spool.adapters.dynamo import PK, SK, TableAdapter, item_key
 from spool.adapters.dynamo import string as _s
 from spool.domain.ports import ApiKeyRecord, Tenant
@@ -26,7 +30,22 @@ class DynamoTenants(TableAdapter):
         item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", "TENANT")).get("Item")
         if not item:
             return None
-        return Tenant(id=tenant_id, name=item["name"]["S"], createdAt=item["createdAt"]["S"])
+        return _tenant(tenant_id, item)
+
+    def set_endpoint_limit(self, tenant_id: str, limit: int) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=item_key(f"T#{tenant_id}", "TENANT"),
+                UpdateExpression="SET endpointLimit = :limit",
+                ConditionExpression=f"attribute_exists({PK})",
+                ExpressionAttributeValues={":limit": {"N": str(limit)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def list_tenants(self) -> list[Tenant]:
         # Admin-only and rare: a filtered scan is fine here and keeps the table free of a GSI.
@@ -38,7 +57,7 @@ class DynamoTenants(TableAdapter):
             ExpressionAttributeValues={":tenant": _s("TENANT")},
         ):
             for item in page.get("Items", []):
-                tenants.append(Tenant(id=item[PK]["S"][2:], name=item["name"]["S"], createdAt=item["createdAt"]["S"]))
+                tenants.append(_tenant(item[PK]["S"][2:], item))
         return sorted(tenants, key=lambda t: t.id)
 
     def put_key(self, record: ApiKeyRecord, key_hash: str) -> None:
@@ -128,3 +147,14 @@ class DynamoTenants(TableAdapter):
             ]
         )
         return True
+
+
+def _tenant(tenant_id: str, item: dict[str, Any]) -> Tenant:
+    limit = item.get("endpointLimit", {}).get("N")
+    return Tenant(
+        id=tenant_id,
+        name=item["name"]["S"],
+        createdAt=item["createdAt"]["S"],
+        endpointCount=max(0, int(item.get("endpointCount", {}).get("N", "0"))),
+        endpointLimit=int(limit) if limit is not None else None,
+    )

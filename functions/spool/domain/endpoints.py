@@ -38,6 +38,10 @@ from spool.domain.urlpolicy import UrlPolicy
 
 Clock = Callable[[], float]
 _KEY_FIELDS = ("accessKeyId", "secretAccessKey")
+# Where an endpoint's data goes. Access keys are the tenant's for one store: a PATCH that points the endpoint
+# elsewhere must give them again, or a stolen API key could send the tenant's keys (their signatures) to a host
+# of the thief's choosing.
+_DESTINATION = ("provider", "bucket", "region", "endpoint")
 
 
 def encryption_context(tenant_id: str, endpoint_id: str) -> dict[str, str]:
@@ -188,6 +192,16 @@ class EndpointService:
             raise InvalidInput(str(error["msg"]), field=field) from None
         settings = self._settings(full, external_id=current.storage.externalId)
         self._check_url_agrees(url, settings)
+        moved = [name for name in _DESTINATION if getattr(settings, name) != getattr(current.storage, name)]
+        keys_given = all(k in config_patch for k in _KEY_FIELDS)
+        if moved and current.credentials is not None and settings.roleArn is None and not keys_given:
+            if settings.provider != "local":
+                missing = next(k for k in _KEY_FIELDS if k not in config_patch)
+                raise InvalidInput(
+                    f"must be given again when {', '.join(f'storageConfig.{m}' for m in moved)} changes: the stored "
+                    "access keys are for the store the endpoint writes to now",
+                    field=f"storageConfig.{missing}",
+                )
         # The item holds access keys or a roleArn, never both: a role (or provider local) drops the keys.
         credentials_blob = current.credentials
         if settings.provider == "local" or settings.roleArn is not None:
@@ -207,12 +221,14 @@ class EndpointService:
                 "updatedAt": _later_timestamp(self.clock(), current.updatedAt),
             }
         )
-        self.repo.replace_endpoint(updated, expected_updated_at=current.updatedAt)
+        self.repo.replace_endpoint(
+            updated, expected_updated_at=current.updatedAt, previous_role=current.storage.roleArn
+        )
         return self.view(updated)
 
     def delete(self, tenant_id: str, endpoint_id: str) -> None:
-        self._active(tenant_id, endpoint_id)
-        self.repo.mark_deleted(tenant_id, endpoint_id, iso_timestamp(self.clock()))
+        endpoint = self._active(tenant_id, endpoint_id)
+        self.repo.mark_deleted(tenant_id, endpoint_id, iso_timestamp(self.clock()), role_arn=endpoint.storage.roleArn)
 
     def verify(self, tenant_id: str, endpoint_id: str, stores: StoreFactory) -> dict[str, object]:
         """Write and remove a probe object with the stored credentials (or the assumed role); report what the

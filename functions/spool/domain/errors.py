@@ -44,6 +44,10 @@ class InvalidInput(SpoolError, code="validation_error"):
     """A value is well-formed JSON but breaks a rule; `field` names it (e.g. `storageConfig.bucket`)."""
 
 
+class LimitExceeded(SpoolError, code="limit_exceeded"):
+    """A per-tenant limit is reached (docs/api.md, Limits); the message names the limit and its value."""
+
+
 class PayloadTooLarge(SpoolError, code="payload_too_large"):
     """An event over its size limit as an NDJSON line."""
 

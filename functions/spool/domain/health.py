@@ -15,9 +15,11 @@ health through the `StatusBook` port (the endpoint's status item, shared by ever
 - When a park has ended, one sink takes the *probe* (a conditional write on the status item) and delivers; the
   others hand their records back until the probe is decided. The probe's first write decides: written, the
   endpoint is healthy again; failed, it is parked for longer.
-- In one process at most one delivery of an endpoint that has not proven healthy is in flight at a time (the
-  local runtime's pollers share a process; in Lambda one invocation runs per process and the endpoints of an
-  invocation are one delivery each). A proven endpoint may have several, until one of them is slow.
+- In one process, deliveries of an endpoint run side by side until one of them is slow (SLOW_DELIVERY_SECONDS)
+  or the endpoint's store failed here: then at most one is in flight, and the others hand their records back for
+  a moment (the local runtime's pollers share a process; in Lambda one invocation runs per process and the
+  endpoints of an invocation are one delivery each). So a store that starts to drip holds at most the deliveries
+  that began before it was slow, and only until its deadline parks it.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ Clock = Callable[[], float]
 class _Entry:
     health: Health | None = None
     read_at: float = -math.inf
-    proven: bool = False  # its last delivery in this process wrote and nothing failed since
+    suspect: bool = False  # its store failed in this process, and nothing was written since
     started: dict[int, float] = field(default_factory=dict)  # deliveries in flight: ticket -> start (clock)
 
 
@@ -131,16 +133,16 @@ class HealthBoard:
             entry.health, entry.read_at = health, self._clock()
 
     def enter(self, key: str, *, wait: float = BUSY_WAIT_SECONDS) -> int | None:
-        """Start a delivery of `key` unless one in flight forbids it: one that is slow, or any while the endpoint
-        has not proven healthy here. Waits up to `wait` seconds for that one to finish. The delivery's ticket
-        (for `leave`), or None when it may not start."""
+        """Start a delivery of `key` unless one in flight forbids it: one that is slow, or any while the endpoint's
+        store is suspect here. Waits up to `wait` seconds for that one to finish. The delivery's ticket (for
+        `leave`), or None when it may not start."""
         deadline = self._clock() + wait
         with self._changed:
             while True:
                 entry = self._entry(key)
                 now = self._clock()
                 started = entry.started.values()
-                busy = bool(started) and (not entry.proven or now - min(started) > SLOW_DELIVERY_SECONDS)
+                busy = bool(started) and (entry.suspect or now - min(started) > SLOW_DELIVERY_SECONDS)
                 if not busy:
                     ticket = next(self._tickets)
                     entry.started[ticket] = now
@@ -156,9 +158,9 @@ class HealthBoard:
             entry = self._entry(key)
             entry.started.pop(ticket, None)
             if failed:
-                entry.proven = False
+                entry.suspect = True
             elif wrote:
-                entry.proven = True
+                entry.suspect = False
             self._changed.notify_all()
 
     def _entry(self, key: str) -> _Entry:

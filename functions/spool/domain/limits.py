@@ -23,6 +23,11 @@ BATCH_MAX_EVENTS = 500
 # Lambda's synchronous payload limit is 6 MB; keep the whole request under it with room for headers.
 REQUEST_MAX_BYTES = 5 * 1024 * 1024
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 100
+# Active endpoints per tenant unless the operator sets another limit for the tenant (`spool admin tenant
+# set-limit`). Every ingest request reads all of a tenant's endpoints to route its events, so this bounds what
+# one request costs; a create past it is a 422 naming the limit.
+ENDPOINTS_PER_TENANT_DEFAULT = 100
+ENDPOINTS_PER_TENANT_MAX = 10_000
 # The sink's defaults, which the stack (infra/spool_infra/ingest.py), the sink's settings (config.py) and the
 # local runtime all read. Receives before a message moves to the DLQ: at most one is a deliberate hold-back (a
 # remainder that is not due yet waits for the endpoint's next flush); the others are write attempts with

@@ -18,6 +18,9 @@ class Tenant:
     id: str
     name: str
     createdAt: str
+    # Its active endpoints, and its own limit on them (None: limits.ENDPOINTS_PER_TENANT_DEFAULT).
+    endpointCount: int = 0
+    endpointLimit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,13 @@ class ApiKeyRecord:
 
 
 class EndpointRepository(Protocol):
-    def create_endpoint(self, endpoint: Endpoint) -> None: ...
-    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
-        """Raises `Conflict` when the stored item's updatedAt is no longer `expected_updated_at`."""
+    def create_endpoint(self, endpoint: Endpoint) -> None:
+        """Counts it against its tenant's limit (`LimitExceeded` past it) and claims its roleArn for the tenant
+        (`InvalidInput` on storageConfig.roleArn when another tenant's endpoints use the role)."""
+
+    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str, *, previous_role: str | None) -> None:
+        """Raises `Conflict` when the stored item's updatedAt is no longer `expected_updated_at`; moves the role
+        claim from `previous_role` to the endpoint's roleArn when they differ (as `create_endpoint`)."""
 
     def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         """Deleted endpoints too: the sink still needs them for events accepted before the delete."""
@@ -40,7 +47,8 @@ class EndpointRepository(Protocol):
         """Active endpoints in creation order; `after` is the id of the last endpoint already seen."""
 
     def active_endpoints(self, tenant_id: str) -> list[Endpoint]: ...
-    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None: ...
+    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str, *, role_arn: str | None) -> None:
+        """No longer active (no new routing): counted off its tenant, its claim on `role_arn` given up."""
 
 
 class StatusBook(Protocol):
@@ -74,6 +82,8 @@ class TenantRepository(Protocol):
     def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
     def list_keys(self, tenant_id: str) -> list[ApiKeyRecord]: ...
     def revoke_key(self, tenant_id: str, key_id: str) -> bool: ...
+    def set_endpoint_limit(self, tenant_id: str, limit: int) -> bool:
+        """The tenant's own limit on active endpoints; False when there is no such tenant."""
 
 
 class Queue(Protocol):

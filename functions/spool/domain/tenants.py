@@ -40,6 +40,13 @@ class Tenants:
         _, api_key = self.create_key(tenant.id)
         return tenant, api_key
 
+    def set_endpoint_limit(self, tenant_id: str, limit: int) -> None:
+        """The most active endpoints `tenant_id` may have (the operator's `spool admin tenant set-limit`)."""
+        if not 1 <= limit <= limits.ENDPOINTS_PER_TENANT_MAX:
+            raise InvalidInput(f"must be 1-{limits.ENDPOINTS_PER_TENANT_MAX}", field="endpoints")
+        if not self.repo.set_endpoint_limit(tenant_id, limit):
+            raise NotFound(f"tenant {tenant_id} not found")
+
     def create_key(self, tenant_id: str) -> tuple[ApiKeyRecord, str]:
         if self.repo.get_tenant(tenant_id) is None:
             raise NotFound(f"tenant {tenant_id} not found")

@@ -33,6 +33,7 @@ from spool.domain import limits
 from spool.domain.errors import (
     Conflict,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     PayloadTooLarge,
     ServiceFault,
@@ -68,6 +69,7 @@ _STATUS: dict[type[SpoolError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     InvalidInput: 422,
+    LimitExceeded: 422,
 }
 _BODY_METHODS = {"POST", "PATCH", "PUT"}
 

@@ -24,7 +24,7 @@ from spool.adapters.idempotency import IdempotentIngest, table_records
 from spool.adapters.kms import KmsCipher
 from spool.adapters.leases import DynamoLeases
 from spool.adapters.pepper import pepper_loader
-from spool.adapters.redrive import SqsRedriver
+from spool.adapters.redrive import ScanLease, SqsRedriver
 from spool.adapters.sqs_queue import SqsQueue
 from spool.adapters.sqs_triggers import SqsTriggers
 from spool.adapters.sqs_visibility import SqsVisibility
@@ -120,7 +120,9 @@ def build_api(settings: ApiSettings, session: boto3.session.Session | None = Non
             settings.idempotency_seconds,
         ),
         verifier=LambdaVerifier(clients.lambda_, settings.sink_function_name),
-        redriver=SqsRedriver(clients.sqs, settings.dlq_url, settings.queue_url),
+        redriver=SqsRedriver(
+            clients.sqs, settings.dlq_url, settings.queue_url, ScanLease(clients.dynamodb, settings.table_name)
+        ),
         clients=clients,
     )
 

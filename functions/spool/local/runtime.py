@@ -23,6 +23,7 @@ from spool.local.provision import Names, Resources, ensure_bucket, provision
 # The README's example bucket, created in the embedded S3 so the example works as written.
 EXAMPLE_BUCKET = "my-webhook-archive"
 SINK_FUNCTION_NAME = "spool-local-sink"
+DEV_TENANT_ENDPOINTS = 1_000
 # The embedded emulator (moto server) and LocalStack accept any credentials; these are the conventional ones.
 EMULATOR_ACCESS_KEY_ID = "test"
 EMULATOR_SECRET_ACCESS_KEY = "test"  # noqa: S105 - the emulator's placeholder, not a secret
@@ -320,6 +321,8 @@ class LocalRuntime:
             with contextlib.suppress(Unauthorized):
                 return tenants.authenticate(api_key), api_key
         tenant, new_key = tenants.create_tenant("dev")
+        # The dev tenant is for trying things out (and the test tiers share it): more endpoints than a default.
+        tenants.set_endpoint_limit(tenant.id, DEV_TENANT_ENDPOINTS)
         if api_key:
             tenants.adopt_key(tenant.id, api_key)
         else:
