@@ -230,8 +230,9 @@ class FakeRepo:
 @dataclass
 class FakeDynamoClient:
     """The low-level DynamoDB calls `DynamoEndpoints` and `DynamoStatus` make, over a dict of items (conditions,
-    counters and role claims are not modelled: a transaction's puts are stored, its updates ignored). Lets a test store an item the adapter cannot parse, as a bad migration
-    or a hand edit would leave it, and watch the real adapter read it."""
+    counters and role claims are not modelled: a transaction's puts are stored, its updates ignored). Lets a test
+    store an item the adapter cannot parse, as a bad migration or a hand edit would leave it, and watch the real
+    adapter read it."""
 
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 

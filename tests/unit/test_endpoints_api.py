@@ -525,7 +525,10 @@ def test_patch_of_the_url_alone_moves_bucket_and_prefix_with_it(harness: ApiHarn
         patch(
             harness,
             endpoint_id,
-            {"url": "s3://new-archive/events/production/", "storageConfig": {"accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}},
+            {
+                "url": "s3://new-archive/events/production/",
+                "storageConfig": {"accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET},
+            },
         )
     )["storageConfig"]
 
@@ -535,9 +538,19 @@ def test_patch_of_the_url_alone_moves_bucket_and_prefix_with_it(harness: ApiHarn
 def test_patch_of_the_bucket_alone_moves_the_url_with_it(harness: ApiHarness) -> None:
     endpoint_id = create(harness)["id"]
 
-    assert ok(patch(harness, endpoint_id, {"storageConfig": {"bucket": "new-archive", "accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}}))["url"] == (
-        "s3://new-archive/events/"
-    )
+    assert ok(
+        patch(
+            harness,
+            endpoint_id,
+            {
+                "storageConfig": {
+                    "bucket": "new-archive",
+                    "accessKeyId": NEW_ACCESS_KEY_ID,
+                    "secretAccessKey": NEW_SECRET,
+                }
+            },
+        )
+    )["url"] == ("s3://new-archive/events/")
 
 
 def test_patch_of_the_prefix_alone_moves_the_url_with_it(harness: ApiHarness) -> None:
@@ -555,7 +568,15 @@ def test_patch_of_url_and_bucket_that_agree_is_applied(harness: ApiHarness) -> N
         patch(
             harness,
             endpoint_id,
-            {"url": "s3://new-archive/p/", "storageConfig": {"bucket": "new-archive", "prefix": "p/", "accessKeyId": NEW_ACCESS_KEY_ID, "secretAccessKey": NEW_SECRET}},
+            {
+                "url": "s3://new-archive/p/",
+                "storageConfig": {
+                    "bucket": "new-archive",
+                    "prefix": "p/",
+                    "accessKeyId": NEW_ACCESS_KEY_ID,
+                    "secretAccessKey": NEW_SECRET,
+                },
+            },
         )
     )
 

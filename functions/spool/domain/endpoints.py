@@ -194,14 +194,14 @@ class EndpointService:
         self._check_url_agrees(url, settings)
         moved = [name for name in _DESTINATION if getattr(settings, name) != getattr(current.storage, name)]
         keys_given = all(k in config_patch for k in _KEY_FIELDS)
-        if moved and current.credentials is not None and settings.roleArn is None and not keys_given:
-            if settings.provider != "local":
-                missing = next(k for k in _KEY_FIELDS if k not in config_patch)
-                raise InvalidInput(
-                    f"must be given again when {', '.join(f'storageConfig.{m}' for m in moved)} changes: the stored "
-                    "access keys are for the store the endpoint writes to now",
-                    field=f"storageConfig.{missing}",
-                )
+        keeps_keys = current.credentials is not None and settings.roleArn is None and settings.provider != "local"
+        if moved and keeps_keys and not keys_given:
+            missing = next(k for k in _KEY_FIELDS if k not in config_patch)
+            raise InvalidInput(
+                f"must be given again when {', '.join(f'storageConfig.{m}' for m in moved)} changes: the stored "
+                "access keys are for the store the endpoint writes to now",
+                field=f"storageConfig.{missing}",
+            )
         # The item holds access keys or a roleArn, never both: a role (or provider local) drops the keys.
         credentials_blob = current.credentials
         if settings.provider == "local" or settings.roleArn is not None:
