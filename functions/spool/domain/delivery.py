@@ -538,7 +538,13 @@ class Sink:
             if outcome.error:
                 now = None
                 if outcome.store_failed:
-                    now = after_failure(health, self.clock(), deadline=outcome.deadline)
+                    now = after_failure(
+                        health,
+                        self.clock(),
+                        deadline=outcome.deadline,
+                        base=self.retry_base_seconds,
+                        maximum=self.retry_max_seconds,
+                    )
                     self.board.remember(key, now)
                 self.status.record_failure(tenant_id, endpoint_id, message=outcome.error, at=at, health=now)
                 if now is not None and now.parked_until:

@@ -35,6 +35,8 @@ from enum import Enum
 from spool.domain import limits
 
 PARK_AFTER_FAILURES = 3
+# Parks follow the sink's retry back-off (its settings; these are the defaults): the first is the base, each
+# next one twice the one before, up to the maximum.
 PARK_BASE_SECONDS = limits.RETRY_BASE_SECONDS
 PARK_MAX_SECONDS = limits.RETRY_MAX_SECONDS
 # How long a sink trusts the health it read (another sink's failures and parks are seen within this).
@@ -75,19 +77,21 @@ def admission(health: Health, now: float) -> Admission:
     return Admission.DELIVER
 
 
-def park_seconds(failures: int) -> int:
-    """How long a park lasts after `failures` failed deliveries in a row: doubling, capped."""
-    return min(PARK_MAX_SECONDS, PARK_BASE_SECONDS * 2 ** max(0, failures - PARK_AFTER_FAILURES))
+def park_seconds(failures: int, base: int = PARK_BASE_SECONDS, maximum: int = PARK_MAX_SECONDS) -> int:
+    """How long a park lasts after `failures` failed deliveries in a row: `base`, doubling, at most `maximum`."""
+    return min(maximum, base * 2 ** max(0, failures - PARK_AFTER_FAILURES))
 
 
-def after_failure(health: Health, now: float, *, deadline: bool) -> Health:
+def after_failure(
+    health: Health, now: float, *, deadline: bool, base: int = PARK_BASE_SECONDS, maximum: int = PARK_MAX_SECONDS
+) -> Health:
     """The health after one more failed delivery of the endpoint's store; `deadline` when the store kept a call
     open until its deadline, which weighs as much as PARK_AFTER_FAILURES failures (it cost a sink the whole
     deadline). A probe's failure parks for twice as long as the park before."""
     failures = max(health.failures + 1, PARK_AFTER_FAILURES if deadline else 0)
     if failures < PARK_AFTER_FAILURES:
         return Health(failures=failures)
-    return Health(failures=failures, parked_until=now + park_seconds(failures))
+    return Health(failures=failures, parked_until=now + park_seconds(failures, base, maximum))
 
 
 def wait_seconds(health: Health, now: float) -> int:
