@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,18 @@ if TYPE_CHECKING:
 __all__ = ["api", "call_log", "emulator_s3", "runtime", "seaweed", "tenant_account", "trust_policies"]
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+
+def seed_key(prefix: str, flushed_at: float, batch: int, *, gzip: bool = False) -> str:
+    """The SPEC's object name, written out here as the reference for the sink's (domain/keys.py renders it):
+    `{prefix}{date}/{timestamp}-{batch}.ndjson`, the UTC date and Unix seconds of the flush, `batch` from 001."""
+    when = datetime.fromtimestamp(flushed_at, UTC)
+    return f"{prefix}{when:%Y-%m-%d}/{int(flushed_at)}-{batch:03d}.ndjson" + (".gz" if gzip else "")
+
+
+def ndjson_body(lines: list[str]) -> bytes:
+    """The SPEC's object body: every line followed by a newline, UTF-8."""
+    return ("\n".join(lines) + "\n").encode()
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from spool.domain.delivery import DeliveryReport
 from spool.domain.endpoints import encryption_context, seal
 from spool.domain.models import Credentials, Endpoint, StorageSettings
-from spool.domain.naming import iso_timestamp, ndjson_line, object_key
+from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.planner import (
     DUE_SLACK_SECONDS,
     LEASE_RETRY_SECONDS,
@@ -25,6 +25,7 @@ from spool.domain.planner import (
 )
 from spool.handlers.sink import to_inbound
 from tests.conftest import load_event
+from tests.conftest import seed_key as object_key
 from tests.fakes import FakeCipher, MemoryStore
 from tests.unit.conftest import SinkHarness
 
@@ -247,7 +248,7 @@ def test_a_flush_trigger_is_sent_the_batching_window_early_so_the_window_ends_at
     ],
 )
 def test_trigger_delay(until_flush: float, lead: float, delay: int) -> None:
-    assert trigger_delay(until_flush, lead) == delay
+    assert trigger_delay(until_flush - lead) == delay
 
 
 def test_held_messages_are_not_reported_for_retry(sink_harness: SinkHarness) -> None:
@@ -1130,3 +1131,33 @@ def test_with_hold_back_off_a_remainder_is_written_at_once(sink_harness: SinkHar
 
     assert written(sink_harness) == [lines(records[:3]), lines(records[3:])]
     assert staged_lines(sink_harness) == [] and sink_harness.queue.flushes == [] and report.retry == set()
+
+
+def test_a_flush_writes_everything_it_takes_in_acceptance_order(sink_harness: SinkHarness) -> None:
+    """Issue 22: twenty single events held by invocations in an arbitrary order (as several pollers deliver
+    them) come out of the flush in the order they were accepted, staged lines and the flush's own bundles alike."""
+    add_endpoint(sink_harness, batch_size=100, interval=5)
+    records = events(sink_harness, "ep_a", 20)
+    arrival = [2, 11, 13, 14, 20, 4, 8, 9, 17, 5, 1, 3, 6, 7, 10, 12, 15, 16, 18]
+    for n in arrival:
+        deliver(sink_harness, [records[n - 1]])
+    flush_at = sink_harness.queue.flushes[0][2]
+    sink_harness.clock[0] = flush_at
+
+    deliver(sink_harness, [trigger("ep_a", flush_at), records[18]])  # the 19th arrives with the trigger
+
+    assert written(sink_harness) == [lines(records)]
+
+
+def test_overlapping_bundles_are_merged_line_by_line_into_acceptance_order(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=6)
+    odd = [ndjson_line(f"evt_{n:03d}", "order.created", {}, "2026-04-14T10:29:59.000Z") for n in (1, 3, 5)]
+    even = [ndjson_line(f"evt_{n:03d}", "order.created", {}, "2026-04-14T10:29:59.000Z") for n in (2, 4, 6)]
+    bundles = [
+        InboundRecord(name, f"rh-{name}", TENANT, "ep_a", "\n".join(body), sink_harness.clock[0] - 1, line_count=3)
+        for name, body in (("odd", odd), ("even", even))
+    ]
+
+    deliver(sink_harness, bundles)
+
+    assert written(sink_harness) == [[odd[0], even[0], odd[1], even[1], odd[2], even[2]]]

@@ -39,10 +39,10 @@ def typed_events(sink: SinkHarness, count: int, types: tuple[str, ...], pad: int
             tenant_id=TENANT,
             endpoint_id="ep_a",
             body=ndjson_line(
-                f"evt_{n}",
+                f"evt_{n:06d}",
                 types[n % len(types)],
                 {"n": n, "pad": f"{random.Random(n).getrandbits(pad * 4):0{pad}x}" if pad else ""},
-                iso_timestamp(sink.clock[0]),
+                iso_timestamp(sink.clock[0] - 1 + n / 1000),
             ),
             accepted_at=sink.clock[0] - 1 + n / 1000,
         )
@@ -116,7 +116,7 @@ def test_with_event_type_in_the_template_batch_size_applies_per_type_hold_back_i
         assert all(json.loads(line)["eventType"] == event_type for lines in objects for line in lines)
         assert all(len(lines) <= 100 for lines in objects)
     ids = [json.loads(line)["id"] for objects in found.values() for lines in objects for line in lines]
-    assert sorted(ids) == sorted(f"evt_{n}" for n in range(3000))
+    assert sorted(ids) == sorted(f"evt_{n:06d}" for n in range(3000))
     assert not staged_lines(sink_harness)
 
 
@@ -137,4 +137,42 @@ def test_types_past_the_partition_bound_share_the_other_partition_and_none_is_lo
         types[limits.TYPE_PARTITIONS_MAX :]
     )
     ids = [json.loads(line)["id"] for objects in found.values() for lines in objects for line in lines]
-    assert sorted(ids) == sorted(f"evt_{n}" for n in range(600))
+    assert sorted(ids) == sorted(f"evt_{n:06d}" for n in range(600))
+
+
+def test_sixty_types_one_event_each_held_and_flushed_together_make_at_most_51_partitions(
+    sink_harness: SinkHarness,
+) -> None:
+    """Issue 21's case: everything is held back (batchSize 2, one event of each type) and flushed together; the
+    flush writes 50 types' partitions plus the shared `_other`, which holds full objects, every event once."""
+    add_endpoint(sink_harness, batch_size=2, interval=60)
+    configure(sink_harness, keyTemplate=HIVE)
+    types = tuple(f"kind.t{n:02d}" for n in range(60))
+    records = typed_events(sink_harness, 60, types)
+
+    for record in records:  # one event per invocation: each is held
+        assert not sink_harness.sink.deliver([record]).retry
+    assert store(sink_harness).objects == {}
+    assert not flush_all_held(sink_harness).retry
+
+    found = objects_by_type(sink_harness)
+    assert len(found) == limits.TYPE_PARTITIONS_MAX + 1
+    assert [len(lines) for lines in found[limits.OTHER_PARTITION]] == [2, 2, 2, 2, 2]  # full objects, not ten of one
+    ids = [json.loads(line)["id"] for objects in found.values() for lines in objects for line in lines]
+    assert sorted(ids) == sorted(f"evt_{n:06d}" for n in range(60))
+    assert not staged_lines(sink_harness)
+
+
+def test_sixty_types_in_full_objects_at_once_make_at_most_51_partitions(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=2, interval=60)
+    configure(sink_harness, keyTemplate=HIVE)
+    records = typed_events(sink_harness, 120, tuple(f"kind.t{n:02d}" for n in range(60)))  # two of each
+
+    assert not sink_harness.sink.deliver(records).retry
+
+    found = objects_by_type(sink_harness)
+    assert len(found) == limits.TYPE_PARTITIONS_MAX + 1
+    assert all(len(lines) == 2 for objects in found.values() for lines in objects)
+    ids = [json.loads(line)["id"] for objects in found.values() for lines in objects for line in lines]
+    assert sorted(ids) == sorted(f"evt_{n:06d}" for n in range(120))
+    assert not staged_lines(sink_harness)

@@ -7,6 +7,7 @@ import io
 import json
 import random
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -14,16 +15,20 @@ import pytest
 import zstandard
 
 from spool.domain import limits
-from spool.domain.encoding import EncodedObject, encode_objects
+from spool.domain.encoding import EncodedObject, encode
 from spool.domain.models import StorageSettings
-from spool.domain.naming import ndjson_body, ndjson_line
+from spool.domain.naming import ndjson_line
+from spool.domain.planner import objects_for
+from tests.conftest import ndjson_body
 
 HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"
 CAP = limits.MAX_OBJECT_BYTES_MIN
 
 
 def settings(**fields: Any) -> StorageSettings:
-    return StorageSettings.model_validate({"provider": "local", "bucket": "archive", "prefix": "events/"} | fields)
+    """An endpoint whose batch is large enough that only the format, the cap and the types cut objects here."""
+    base = {"provider": "local", "bucket": "archive", "prefix": "events/", "batchSize": 10_000}
+    return StorageSettings.model_validate(base | fields)
 
 
 def lines(count: int, *, types: tuple[str, ...] = ("order.created",), noise: int = 40, seed: int = 1) -> list[str]:
@@ -41,7 +46,27 @@ def lines(count: int, *, types: tuple[str, ...] = ("order.created",), noise: int
     ]
 
 
-def decode(obj: EncodedObject) -> list[str]:
+@dataclass(frozen=True)
+class Written:
+    """An object as the sink writes it: its encoded body and headers, and the event type it holds (a template
+    with {eventType})."""
+
+    body: bytes
+    count: int
+    content_type: str
+    content_encoding: str | None
+    event_type: str | None
+
+
+def encode_objects(settings: StorageSettings, text: str) -> list[Written]:
+    """The objects the planner cuts `text`'s lines into (domain/planner.py: batchSize, {eventType},
+    maxObjectBytes), each encoded as the writer encodes it."""
+    planned = objects_for(settings, text.split("\n") if text else [])
+    encoded = [(p.partition, p.encoded or encode(settings, p.text, p.count)) for p in planned]
+    return [Written(o.body, o.count, o.content_type, o.content_encoding, name) for name, o in encoded]
+
+
+def decode(obj: Written | EncodedObject) -> list[str]:
     """The event lines back from an object, as a reader would get them."""
     if obj.content_type == "application/vnd.apache.parquet":
         table = pq.read_table(io.BytesIO(obj.body))
@@ -79,7 +104,7 @@ def test_an_endpoint_with_default_settings_gets_todays_body_in_one_object() -> N
 
     [obj] = encode_objects(settings(), "\n".join(events))
 
-    assert obj == EncodedObject(ndjson_body(events), 5, "application/x-ndjson", None)
+    assert obj == Written(ndjson_body(events), 5, "application/x-ndjson", None, None)
 
 
 def test_gzip_objects_are_todays_gzip_bytes() -> None:

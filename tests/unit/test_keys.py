@@ -8,7 +8,7 @@ import pytest
 
 from spool.domain import keys
 from spool.domain.models import StorageSettings
-from spool.domain.naming import object_key as seed_object_key
+from tests.conftest import seed_key as seed_object_key
 
 # 2026-04-14T10:30:00Z, the SPEC's example flush; 09:05:07 on another day for zero-padded parts.
 FLUSH_AT = datetime(2026, 4, 14, 10, 30, tzinfo=UTC).timestamp()

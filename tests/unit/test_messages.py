@@ -116,3 +116,13 @@ def test_a_bundle_is_checked_whole_for_event_lines() -> None:
     assert messages.is_event_bundle(line(1))
     for bad in ("", "not json", good + "\n", "\n" + good, good + "\n{}", line(1) + "\n" + '{"x":1}', good[:-1]):
         assert not messages.is_event_bundle(bad), bad
+
+
+def test_a_bundle_holds_its_lines_in_acceptance_order_whatever_their_order_in_the_request() -> None:
+    """One request's events share their createdAt, so acceptance order is the order of their ids (the sink
+    orders whole bundles by their first and last lines, domain/planner.py)."""
+    request = [ndjson_line(i, "order.created", {}, "2026-04-14T10:30:00.000Z") for i in ("evt_z", "evt_a", "evt_m")]
+
+    [bundle] = messages.bundles("ten_a", "ep_a", request)
+
+    assert bundle.lines == [request[1], request[2], request[0]]

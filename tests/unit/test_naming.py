@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from spool.domain.naming import iso_timestamp, ndjson_body, ndjson_line, object_key
+from spool.domain import keys
+from spool.domain.models import StorageSettings
+from spool.domain.naming import iso_timestamp, ndjson_line, order_key
 
 # 2026-04-14T10:30:00Z, the SPEC's example flush.
 FLUSH_AT = datetime(2026, 4, 14, 10, 30, tzinfo=UTC).timestamp()
@@ -55,16 +57,20 @@ def test_ndjson_line_escapes_a_newline_inside_the_payload() -> None:
     assert json.loads(line)["payload"]["text"] == "two\nlines"
 
 
-def test_ndjson_body_ends_every_line_with_a_newline() -> None:
-    assert ndjson_body(["{}", '{"a":1}']) == b'{}\n{"a":1}\n'
+def object_key(prefix: str, flushed_at: float, batch: int, *, gzip: bool = False) -> str:
+    """The default template's name, as the sink renders it (domain/keys.py)."""
+    compression = "gzip" if gzip else "none"
+    settings = StorageSettings(provider="local", bucket="archive", prefix=prefix, compression=compression)
+    return keys.object_key(settings, flushed_at, batch)
 
 
-def test_ndjson_body_of_one_line_is_that_line_and_a_newline() -> None:
-    assert ndjson_body(['{"a":1}']) == b'{"a":1}\n'
+def test_acceptance_order_is_created_at_then_id() -> None:
+    first = ndjson_line("evt_b", "a.b", {"createdAt": "9999"}, "2026-04-14T10:30:00.000Z")
+    second = ndjson_line("evt_a", "a.b", {}, "2026-04-14T10:30:00.001Z")
+    third = ndjson_line("evt_c", "a.b", {}, "2026-04-14T10:30:00.001Z")
 
-
-def test_ndjson_body_is_utf8() -> None:
-    assert ndjson_body(['{"a":"é"}']) == '{"a":"é"}\n'.encode()
+    assert order_key(first) == ("2026-04-14T10:30:00.000Z", "evt_b")
+    assert sorted([third, second, first], key=order_key) == [first, second, third]
 
 
 def test_object_key_matches_the_spec_example_layout() -> None:

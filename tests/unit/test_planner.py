@@ -3,10 +3,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from spool.domain import planner
-from spool.domain.encoding import partition_names
+from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
-from spool.domain.planner import FoundFlush, HandBack, Hold, InboundRecord, Plan, Rules, Write, plan, triage
+from spool.domain.planner import (
+    FoundFlush,
+    HandBack,
+    Hold,
+    InboundRecord,
+    Plan,
+    Rules,
+    Write,
+    partition_names,
+    plan,
+    triage,
+)
 from spool.domain.ports import StagedBundle
 
 NOW = 1_776_162_600.0
@@ -32,10 +45,16 @@ def trigger(name: str, flush_at: int, *, receive_count: int = 1) -> InboundRecor
     )  # fmt: skip
 
 
+def settings(batch_size: int = 10, **fields: Any) -> StorageSettings:
+    return StorageSettings.model_validate(
+        {"provider": "local", "bucket": "archive", "batchSize": batch_size, "flushIntervalSeconds": 60} | fields
+    )
+
+
 def decide(
     records: list[InboundRecord], flushes: list[FoundFlush] | None = None, *, batch_size: int = 10, rules: Rules = RULES
 ) -> Plan:
-    return plan(batch_size, 60, triage(records, NOW, rules.trigger_lead_seconds), flushes or [], NOW, rules)
+    return plan(settings(batch_size), triage(records, NOW, rules.trigger_lead_seconds), flushes or [], NOW, rules)
 
 
 def decisions(decided: Plan) -> dict[str, str]:
@@ -59,7 +78,11 @@ def decisions(decided: Plan) -> dict[str, str]:
 
 
 def lines_of(step: Write) -> list[str]:
-    return [text_line for text, count in step.blocks if count for text_line in text.split("\n")]
+    return [text_line for obj in step.objects for text_line in obj.text.split("\n")]
+
+
+def objects_of(step: Write) -> list[list[str]]:
+    return [obj.text.split("\n") for obj in step.objects]
 
 
 def test_full_objects_are_written_at_once_and_acknowledge_their_bundles() -> None:
@@ -151,7 +174,7 @@ def test_a_due_flush_writes_what_is_staged_with_the_remainder_and_acknowledges_t
     decided = decide([t, a], [FoundFlush(due, leased=True, staged=staged)])
     [write] = decided.steps
     assert isinstance(write, Write)
-    assert lines_of(write) == [line(100), line(101), line(0), line(1)]
+    assert lines_of(write) == [line(0), line(1), line(100), line(101)]  # acceptance order: createdAt, then id
     assert write.clears == staged
     assert decisions(decided) == {"a": "step 0", "t": "step 0 cleared"}
 
@@ -177,17 +200,16 @@ def test_a_trigger_finding_the_lease_taken_comes_back_before_the_lease_can_expir
     assert decided.handed_back == [HandBack(trigger("t", due, receive_count=3), 8, False)]
 
 
-def test_the_remainder_goes_with_the_first_flush_that_writes() -> None:
+def test_everything_the_due_flushes_staged_is_written_with_the_bundles_in_one_write_in_acceptance_order() -> None:
     first, second = int(NOW) - 1, int(NOW)
     flushes = [
         FoundFlush(first, True, {first: [StagedBundle("s1", [line(100)])]}),
         FoundFlush(second, True, {second: [StagedBundle("s2", [line(200)])]}),
     ]
     decided = decide([trigger("t1", first), trigger("t2", second), bundle("a", range(1))], flushes)
-    one, two = decided.steps
-    assert isinstance(one, Write) and lines_of(one) == [line(100), line(0)]
-    assert isinstance(two, Write) and lines_of(two) == [line(200)]
-    assert decisions(decided) == {"a": "step 0", "t1": "step 0 cleared", "t2": "step 1 cleared"}
+    [write] = decided.steps
+    assert isinstance(write, Write) and lines_of(write) == [line(0), line(100), line(200)]
+    assert decisions(decided) == {"a": "step 0", "t1": "step 0 cleared", "t2": "step 0 cleared"}
 
 
 def test_a_due_time_an_earlier_flush_took_with_it_is_acknowledged_with_that_flush_not_before() -> None:
@@ -213,7 +235,8 @@ def typed(name: str, types: list[str]) -> InboundRecord:
 
 def test_with_event_types_in_the_key_each_type_fills_its_own_objects_and_the_rest_is_held() -> None:
     a, b = typed("a", ["x.a"] * 4 + ["y.b"] * 2), typed("b", ["y.b"])
-    decided = plan(3, 60, triage([a, b], NOW), [], NOW, RULES, by_type=True)
+    template = "{prefix}{eventType}/{timestamp}-{batch}"
+    decided = plan(settings(3, keyTemplate=template), triage([a, b], NOW), [], NOW, RULES)
     write, hold = decided.steps
     assert isinstance(write, Write) and isinstance(hold, Hold)
     assert [partition_names([x]) for x in lines_of(write)] == [["x.a"]] * 3 + [["y.b"]] * 3

@@ -20,10 +20,10 @@ import pytest
 
 from spool.adapters.local_store import LocalStore
 from spool.domain import limits
-from spool.domain.encoding import encode_objects
 from spool.domain.keys import object_key
 from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
+from tests.unit.test_encoding import encode_objects
 
 HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"
 TYPES = ("order.created", "order.paid", "refund.issued")
@@ -58,13 +58,13 @@ def events(flush: int, count: int = 600, pad: int = 0) -> list[str]:
 def write(root: Path, name: str, pad: int = 0, **fields: Any) -> tuple[Path, dict[str, str]]:
     """Every flush's events written as the sink writes them; the events' ids mapped to their types."""
     settings = StorageSettings.model_validate(
-        {"provider": "local", "bucket": name, "prefix": "events/", "keyTemplate": HIVE} | fields
+        {"provider": "local", "bucket": name, "prefix": "events/", "keyTemplate": HIVE, "batchSize": 10_000} | fields
     )
     store = LocalStore(str(root), name)
     written: dict[str, str] = {}
     for flush, at in enumerate(FLUSHES):
         lines = events(flush, pad=pad)
-        for obj in encode_objects(settings, "\n".join(lines)):
+        for obj in encode_objects(settings, "\n".join(lines)):  # as the planner cuts them, the writer encodes
             batch = 1
             while not store.put_new(
                 object_key(settings, at, batch, obj.event_type),

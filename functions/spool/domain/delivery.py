@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from spool.domain import limits, planner
-from spool.domain.encoding import EncodedObject, by_event_type, encode_blocks, encode_objects, partitions
+from spool.domain.encoding import EncodedObject, encode
 from spool.domain.endpoints import unseal
 from spool.domain.errors import DeadlineExceeded, SpoolError, StoreError
 from spool.domain.health import (
@@ -50,7 +50,7 @@ from spool.domain.health import (
 from spool.domain.keys import object_key
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp
-from spool.domain.planner import Block, FoundFlush, Hold, InboundRecord, Plan, Rules, Write
+from spool.domain.planner import FoundFlush, Hold, InboundRecord, ObjectWrite, Plan, Rules, Write
 from spool.domain.ports import (
     Cipher,
     EndpointRepository,
@@ -311,15 +311,7 @@ class Sink:
         leased: list[int] = []
         try:
             flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
-            decided = planner.plan(
-                settings.batchSize,
-                settings.flushIntervalSeconds,
-                found,
-                flushes,
-                now,
-                rules,
-                by_type=by_event_type(settings),
-            )
+            decided = planner.plan(settings, found, flushes, now, rules)
             stopped = self._perform(target, decided, outcome, remaining)
         finally:
             for flush_at in leased:
@@ -334,7 +326,7 @@ class Sink:
                 outcome.deferred += len(records_stopped)
                 handed_back += [(r, 0) for r in records_stopped]
             else:
-                handed_back += self._fail(tenant_id, endpoint_id, records_stopped, error, outcome)
+                handed_back += self._fail(tenant_id, endpoint_id, records_stopped, error, outcome, decided)
         return handed_back
 
     def _open_flushes(self, endpoint_id: str, due: list[int], owner: str, leased: list[int]) -> list[FoundFlush]:
@@ -378,16 +370,16 @@ class Sink:
     def _perform(
         self, target: _Target, decided: Plan, outcome: EndpointOutcome, remaining: Remaining | None
     ) -> tuple[list[InboundRecord], SpoolError | None] | None:
-        """Perform the plan's steps in order. A step is started only with time left for all its store calls; the
+        """Perform the plan's steps in order. A step is started only with time left for its first store call; the
         first that fails, or that there is no time for, stops the rest. Returns the records it and every later
         step would have settled, with the error (None: not started for want of time), or None when all ran."""
         for i, step in enumerate(decided.steps):
             later = [r for s in decided.steps[i + 1 :] for r in _settled_by(s)]
-            if remaining is not None and remaining() < self._step_seconds(target, step):
+            if remaining is not None and remaining() < self._step_seconds(step):
                 return [*_settled_by(step), *later], None
             try:
                 if isinstance(step, Write):
-                    self._write_all(target, step.blocks, outcome, remaining)
+                    self._write_objects(target, step.objects, outcome, remaining)
                 else:
                     self._hold(target.endpoint, step, outcome)
             except _OutOfTime:
@@ -404,23 +396,21 @@ class Sink:
                     return [*step.clearing, *later], error
         return None
 
-    def _step_seconds(self, target: _Target, step: planner.Step) -> float:
+    def _step_seconds(self, step: planner.Step) -> float:
         """The least time left in which a step is started: its first object's whole deadline (each later object
         is checked again before it is written) and the margin for the calls around it; a hold makes no store
         call."""
-        if not isinstance(step, Write):
+        if not isinstance(step, Write) or not step.objects:
             return STEP_MARGIN_SECONDS
-        lines = sum(count for _, count in step.blocks)
-        size = sum(len(text) for text, _ in step.blocks)
-        objects = max(1, -(-lines // target.endpoint.storage.batchSize))
-        return self.call_seconds(size // objects) + STEP_MARGIN_SECONDS
+        first = step.objects[0]
+        size = len(first.encoded.body) if first.encoded else len(first.text)
+        return self.call_seconds(size) + STEP_MARGIN_SECONDS
 
     def _remove_written(self, endpoint_id: str, clears: dict[int, list[StagedBundle]]) -> None:
         """Remove staged bundles that are in an object now. If a removal fails (throttling beyond botocore's
         attempts), a marker naming them is written before the error goes on, so the trigger's retry removes
         them without writing their lines again. Only then, not on every flush: a marker is a PUT, which costs
-        as much as staging itself. A sink that dies between the write and the removal (milliseconds) still
-        writes the lines twice, as any write whose acknowledgement is lost does; readers drop duplicates by id."""
+        as much as staging itself."""
         for flush_at, bundles in clears.items():
             if not bundles:
                 continue
@@ -437,7 +427,7 @@ class Sink:
         staged: list[str] = []
         try:
             staged = self.staging.stage(endpoint.tenantId, endpoint.id, step.flush_at, uuid.uuid4().hex, step.lines)
-            delay = planner.trigger_delay(step.flush_at - self.clock(), self.trigger_lead_seconds)
+            delay = planner.trigger_delay(step.trigger_at - self.clock())
             self.triggers.send_flush(endpoint.tenantId, endpoint.id, step.flush_at, delay)
         except Exception as exc:
             # Not held: the messages come back and are tried again. Take the staged lines back, so another
@@ -448,32 +438,17 @@ class Sink:
             raise StoreError(f"could not hold back ({type(exc).__name__})") from None
         outcome.held += len(step.lines)
 
-    def _write_all(
-        self, target: _Target, blocks: list[Block], outcome: EndpointOutcome, remaining: Remaining | None
-    ) -> None:
-        """Write `blocks` as objects of `batchSize` lines (the last may hold fewer), each encoded as the
-        endpoint's settings say: split further under maxObjectBytes and, with {eventType}, per type."""
-        settings = target.endpoint.storage
-        blocks = [block for block in blocks if block[1]]
-        if by_event_type(settings):
-            lines = [text_line for text, _ in blocks for text_line in text.split("\n")]
-            for event_type, group in partitions(lines).items():
-                for start in range(0, len(group), settings.batchSize):
-                    text = "\n".join(group[start : start + settings.batchSize])
-                    self._write_objects(target, encode_objects(settings, text, event_type), outcome, remaining)
-            return
-        while blocks:
-            chunk, blocks = planner.cut(blocks, settings.batchSize)
-            self._write_objects(target, encode_blocks(settings, chunk), outcome, remaining)
-
     def _write_objects(
-        self, target: _Target, objects: list[EncodedObject], outcome: EndpointOutcome, remaining: Remaining | None
+        self, target: _Target, objects: list[ObjectWrite], outcome: EndpointOutcome, remaining: Remaining | None
     ) -> None:
-        for obj in objects:
+        """Write the plan's objects, in order, each as the plan cut it."""
+        settings = target.endpoint.storage
+        for planned in objects:
+            obj = planned.encoded or encode(settings, planned.text, planned.count)
             if remaining is not None and remaining() < self.call_seconds(len(obj.body)) + STEP_MARGIN_SECONDS:
                 raise _OutOfTime
             try:
-                key = self._write(target, obj)
+                key = self._write(target, obj, planned.partition)
             except Exception as exc:
                 outcome.store_failed = True
                 outcome.deadline = isinstance(exc, DeadlineExceeded)
@@ -482,14 +457,14 @@ class Sink:
             outcome.objects_written += 1
             outcome.events_written += obj.count
 
-    def _write(self, target: _Target, obj: EncodedObject) -> str:
+    def _write(self, target: _Target, obj: EncodedObject, partition: str | None) -> str:
         """One object, under the first name with a free batch counter."""
         settings = target.endpoint.storage
         flushed_at = self.clock()
         counter_key = (target.endpoint.id, int(flushed_at))
         batch = self._counters.get(counter_key, 0) + 1
         while batch <= MAX_BATCH_COUNTER:
-            key = object_key(settings, flushed_at, batch, obj.event_type)
+            key = object_key(settings, flushed_at, batch, partition)
             if target.store.put_new(
                 key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding
             ):
@@ -510,12 +485,15 @@ class Sink:
         records: list[InboundRecord],
         error: SpoolError,
         outcome: EndpointOutcome,
+        decided: Plan | None = None,
     ) -> list[tuple[InboundRecord, int]]:
-        """Hand `records` back after their back-off, forget the endpoint's cached settings (so a fix is seen at
-        once) and record the failure."""
+        """Hand `records` back after their back-off (the plan's, or before a plan the retry rule's), forget the
+        endpoint's cached settings (so a fix is seen at once) and record the failure."""
         self.directory.forget(tenant_id, endpoint_id)
         outcome.failed += len(records)
         outcome.error = error.message
+        if decided is not None:
+            return [(r, decided.retry_seconds[r.message_id]) for r in records]
         rules = self.rules
         return [(r, planner.back_off(r.receive_count, rules)) for r in records]
 

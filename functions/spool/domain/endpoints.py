@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError
 
 from spool.domain import roles
-from spool.domain.encoding import parquet_available
+from spool.domain.encoding import FORMATS
 from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError, location
 from spool.domain.ids import new_id
 from spool.domain.models import (
@@ -317,15 +317,18 @@ class EndpointService:
         )
 
     def _check_layout(self, config: StorageConfigIn) -> None:
-        """Rules between the object settings (each field alone is checked by its model)."""
-        if config.format == "parquet":
-            if config.compression != "none":
-                raise InvalidInput(
-                    "must be none with format parquet: Parquet compresses inside the file (parquetCodec)",
-                    field="storageConfig.compression",
-                )
-            if not (parquet_available() if self.parquet is None else self.parquet):
-                raise InvalidInput("parquet is not available in this deployment", field="storageConfig.format")
+        """Rules between the object settings (each field alone is checked by its model), from the formats table."""
+        entry = FORMATS[config.format]
+        if config.compression not in entry.compressions:
+            note = f": {entry.compression_note}" if entry.compression_note else ""
+            raise InvalidInput(
+                f"must be {' or '.join(entry.compressions)} with format {config.format}{note}",
+                field="storageConfig.compression",
+            )
+        # The api's asset cannot look for pyarrow (only the sink's holds it): the deployment says (SPOOL_PARQUET).
+        available = self.parquet if config.format == "parquet" and self.parquet is not None else entry.available()
+        if not available:
+            raise InvalidInput(f"{config.format} is not available in this deployment", field="storageConfig.format")
         if config.kmsKeyId is not None and config.serverSideEncryption != "aws:kms":
             raise InvalidInput("is used only with serverSideEncryption aws:kms", field="storageConfig.kmsKeyId")
 

@@ -18,6 +18,8 @@ import string
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from spool.domain.encoding import extension
+
 if TYPE_CHECKING:
     from spool.domain.models import StorageSettings
 
@@ -25,7 +27,6 @@ DEFAULT_TEMPLATE = "{prefix}{date}/{timestamp}-{batch}"
 PARTS = frozenset({"prefix", "date", "year", "month", "day", "hour", "minute", "timestamp", "batch", "eventType"})
 # S3's "safe characters" for key names, and '=' for Hive-style partitions (key=value segments).
 _LITERAL_RE = re.compile(r"^[A-Za-z0-9!_.*'()/=\-]*$")
-_EXTENSIONS = {"none": ".ndjson", "gzip": ".ndjson.gz", "zstd": ".ndjson.zst"}
 
 
 def check_template(template: str) -> str:
@@ -63,11 +64,6 @@ def check_template(template: str) -> str:
     if any(segment == "." for segment in shape.split("/")):
         raise ValueError("must not contain '.' segments")
     return template
-
-
-def extension(format: str, compression: str) -> str:
-    """`.parquet` (Parquet compresses inside the file), else `.ndjson` with `.gz` or `.zst`."""
-    return ".parquet" if format == "parquet" else _EXTENSIONS[compression]
 
 
 def render(

@@ -24,8 +24,10 @@ time stays low. It changes nothing else: no ordering, no deduplication, no throu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from spool.domain.naming import order_key
 
 # "boundary" is the flush time's attribute name on the wire (triggers already queued carry it).
 TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "boundary", "lines"
@@ -79,21 +81,16 @@ class Decoded:
         return self.body.split("\n") if self.kind == "event" else []
 
 
-@dataclass
-class _Bundler:
-    tenant_id: str
-    endpoint_id: str
-    lines: list[str] = field(default_factory=list)
-    size: int = 0
-
-
 def bundles(tenant_id: str, endpoint_id: str, lines: list[str]) -> list[OutgoingMessage]:
-    """`lines` (in order) as as few bundles as SQS's size limit allows. A line is at most
-    `limits.EVENT_MAX_BYTES`, which is below BUNDLE_MAX_BYTES, so every line fits in a bundle of its own."""
+    """`lines` in acceptance order (`naming.order_key`: one request's events share their createdAt, so this is
+    the order of their ids) as as few bundles as SQS's size limit allows. The sink relies on every bundle being in
+    that order: it orders whole bundles by their first and last lines and looks inside only where two overlap. A
+    line is at most `limits.EVENT_MAX_BYTES`, which is below BUNDLE_MAX_BYTES, so every line fits in a bundle of
+    its own."""
     found: list[OutgoingMessage] = []
     current: list[str] = []
     size = 0
-    for line in lines:
+    for line in sorted(lines, key=order_key):
         cost = len(line.encode()) + (1 if current else 0)
         if current and size + cost > BUNDLE_MAX_BYTES:
             found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))

@@ -16,11 +16,13 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from spool.domain import keys, limits
+from spool.domain.encoding import CODECS, FORMATS
 from spool.domain.matching import EVENT_TYPE_RE, PATTERN_RE
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -124,8 +126,24 @@ BatchSize = Annotated[int, Field(strict=True, ge=limits.BATCH_SIZE_MIN, le=limit
 FlushInterval = Annotated[int, Field(strict=True, ge=limits.FLUSH_INTERVAL_MIN, le=limits.FLUSH_INTERVAL_MAX)]
 EndpointUrl = Annotated[str, Field(min_length=1, max_length=2048)]
 Provider = Literal["s3", "local"]
-Compression = Literal["none", "gzip", "zstd"]
-Format = Literal["ndjson", "parquet"]
+
+
+def _one_of(names: tuple[str, ...], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(names)} ({what})")
+        return value
+
+    return AfterValidator(check)
+
+
+# The formats and codecs are encoding.py's tables: a new entry there is a new accepted value here.
+Compression = Annotated[
+    str, _one_of(tuple(CODECS), "a codec"), WithJsonSchema({"type": "string", "enum": list(CODECS)})
+]
+Format = Annotated[
+    str, _one_of(tuple(FORMATS), "an object format"), WithJsonSchema({"type": "string", "enum": list(FORMATS)})
+]
 ParquetCodec = Literal["snappy", "zstd", "gzip"]
 ServerSideEncryption = Literal["AES256", "aws:kms"]
 # The storage classes a PutObject to a general purpose bucket accepts (not Outposts, directory buckets, FSx or

@@ -7,8 +7,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from spool.domain import keys
-
 
 def ndjson_line(event_id: str, event_type: str, payload: Any, created_at: str) -> str:
     """One compact JSON line, keys in SPEC order, without the trailing newline."""
@@ -44,16 +42,14 @@ def line_event_type(line: str) -> str:
     return match.group(1)
 
 
-def ndjson_body(lines: list[str]) -> bytes:
-    """The object body: every line followed by a newline, UTF-8."""
-    return ("\n".join(lines) + "\n").encode()
+_CREATED_AT = '"createdAt":"'
 
 
-def object_key(prefix: str, flushed_at: float, batch: int, *, gzip: bool = False) -> str:
-    """`{prefix}{date}/{timestamp}-{batch}.ndjson`; `batch` counts from 1 and is zero-padded to 3 digits.
-    The default key template's name (domain/keys.py renders every template)."""
-    suffix = keys.extension("ndjson", "gzip" if gzip else "none")
-    return keys.render(keys.DEFAULT_TEMPLATE, prefix=prefix, flushed_at=flushed_at, batch=batch, suffix=suffix)
+def order_key(line: str) -> tuple[str, str]:
+    """(createdAt, id) of one line: acceptance order (SPEC: lines in an object are in acceptance order). Read
+    from the line's two ends (createdAt closes it, id opens it), so the payload is never looked at; createdAt
+    is always rendered with milliseconds in UTC, so its text sorts as its time."""
+    return line[line.rindex(_CREATED_AT) + len(_CREATED_AT) : -2], line[7 : line.index('"', 7)]
 
 
 def iso_timestamp(epoch: float) -> str:

@@ -2,27 +2,32 @@
 
 The sink (domain/delivery.py) asks twice per endpoint and invocation:
 
-1. `triage(records, now)`: which records are event bundles to deliver (in acceptance order), which are not
-   bundles (they fail until they reach the DLQ), which flush triggers are early (handed back until their
-   flush time) and which flush times are due.
+1. `triage(records, now)`: which records are event bundles to deliver, which are not bundles (they fail until
+   they reach the DLQ), which flush triggers are early (handed back until their flush time) and which flush
+   times are due.
 2. `plan(...)`, once the sink has tried the flush lease of each due time and read what is staged there: the
-   steps to perform in order (writes, and at most one hold), and for every record the one decision that
+   steps to perform in order (one write, and at most one hold) and for every record the one decision that
    applies to it: acknowledged when a given step succeeds, acknowledged at once, or handed back after N
-   seconds. Every record gets exactly one decision; none is decided by being left out.
+   seconds, and how long it stays away if its step fails. Every record gets exactly one decision.
 
-Nothing here performs I/O or reads a clock: the sink passes the time in.
+The plan is the whole decision: a write lists its objects one by one, each with its lines in acceptance order
+(createdAt, then id), its event-type partition, already cut to `batchSize` and, under `maxObjectBytes`, already
+encoded; the sink only names, puts and reports them. Per-type grouping happens here, once. Nothing here performs
+I/O or reads a clock: the sink passes the time in.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
 from spool.domain import limits
-from spool.domain.encoding import partition_names
+from spool.domain.encoding import EncodedObject, fit
 from spool.domain.messages import is_event_bundle
+from spool.domain.models import StorageSettings
+from spool.domain.naming import line_event_type, order_key
 from spool.domain.ports import StagedBundle
 
 # SQS allows a message's visibility to reach 12 hours after it was received; DelaySeconds at most 15 min.
@@ -48,7 +53,7 @@ class InboundRecord:
     receipt_handle: str
     tenant_id: str
     endpoint_id: str
-    body: str  # a bundle's lines joined by "\n" (domain/messages.py); a trigger's note
+    body: str  # a bundle's lines joined by "\n", in acceptance order (domain/messages.py); a trigger's note
     accepted_at: float
     receive_count: int = 1
     kind: Literal["event", "flush"] = "event"
@@ -57,10 +62,8 @@ class InboundRecord:
     # body is then checked line by line.
     line_count: int | None = None
 
-    # Plain properties: with the api's line count both are a few comparisons, cheaper than functools'
-    # cached_property's lookup (4.8 against 5.9 us per record decoded and read as the planner does, timeit; a
-    # tenth of the sink's CPU per single-event record, make bench B1); without it (a message queued before the
-    # count existed) they are C-speed scans of the body.
+    # Plain properties rather than cached ones: with the api's line count both are a few comparisons, cheaper
+    # than functools' cached_property's lookup (docs/benchmarks.md, B1).
     @property
     def is_bundle(self) -> bool:
         """Whether this is an event bundle Spool may write. With the api's line count only its ends are
@@ -89,30 +92,151 @@ class Rules:
 
     retry_base_seconds: int = limits.RETRY_BASE_SECONDS
     retry_max_seconds: int = limits.RETRY_MAX_SECONDS
-    # False writes every remainder at once as a partial object (make bench, B4's reference run).
+    # False writes every remainder at once as a partial object (make bench, B4's reference run; a probe).
     hold_back: bool = True
     # The event source mapping's batching window; a trigger is sent that much early.
     trigger_lead_seconds: float = 0.0
 
 
-# Text holding `count` lines joined by "\n": bundles are written as they came, split only where an object ends.
-Block = tuple[str, int]
+# --- lines in acceptance order ----------------------------------------------------------------------------------
 
 
-def cut(blocks: list[Block], n: int) -> tuple[list[Block], list[Block]]:
-    """The first `n` lines of `blocks` and the rest, splitting at most one block."""
-    head: list[Block] = []
-    for i, (text, count) in enumerate(blocks):
-        if n <= 0:
-            return head, blocks[i:]
-        if count <= n:
-            head.append((text, count))
-            n -= count
+@dataclass(frozen=True)
+class Run:
+    """Lines in acceptance order joined by "\\n" (a bundle's body, a staged bundle's lines), and how many. Whole
+    runs are ordered by their first and last lines; only runs that overlap are looked into."""
+
+    text: str
+    count: int
+
+    @property
+    def first(self) -> tuple[str, str]:
+        end = self.text.find("\n")
+        return order_key(self.text if end < 0 else self.text[:end])
+
+    @property
+    def last(self) -> tuple[str, str]:
+        return order_key(self.text[self.text.rfind("\n") + 1 :])
+
+
+def in_order(runs: list[Run]) -> list[Run]:
+    """`runs` as runs in acceptance order: sorted by their first lines, and those that overlap merged line by line
+    (lines of one request share a createdAt, so runs overlap only where requests were accepted in the same
+    millisecond, or staged runs whose holders' events interleave)."""
+    ordered = sorted((run for run in runs if run.count), key=lambda run: run.first)
+    found: list[Run] = []
+    group: list[Run] = []
+    group_last: tuple[str, str] = ("", "")
+    for run in ordered:
+        if group and run.first < group_last:
+            group.append(run)
+            group_last = max(group_last, run.last)
             continue
-        lines = text.split("\n")
-        head.append(("\n".join(lines[:n]), n))
-        return head, [("\n".join(lines[n:]), count - n), *blocks[i + 1 :]]
+        found.extend(_merged(group))
+        group, group_last = [run], run.last
+    found.extend(_merged(group))
+    return found
+
+
+def _merged(group: list[Run]) -> list[Run]:
+    if len(group) < 2:
+        return group
+    lines = list(heapq.merge(*(run.text.split("\n") for run in group), key=order_key))
+    return [Run("\n".join(lines), len(lines))]
+
+
+def cut(runs: list[Run], n: int) -> tuple[list[Run], list[Run]]:
+    """The first `n` lines of `runs` and the rest, splitting at most one run."""
+    head: list[Run] = []
+    for i, run in enumerate(runs):
+        if n <= 0:
+            return head, runs[i:]
+        if run.count <= n:
+            head.append(run)
+            n -= run.count
+            continue
+        lines = run.text.split("\n")
+        head.append(Run("\n".join(lines[:n]), n))
+        return head, [Run("\n".join(lines[n:]), run.count - n), *runs[i + 1 :]]
     return head, []
+
+
+def joined(runs: list[Run]) -> Run:
+    return Run("\n".join(run.text for run in runs), sum(run.count for run in runs))
+
+
+def partition_names(lines: list[str], bound: int = limits.TYPE_PARTITIONS_MAX) -> list[str]:
+    """Each line's partition, for an endpoint whose key template names {eventType}: its event type, or
+    `_other` for types after the first `bound` to appear (never dropped)."""
+    seen: set[str] = set()
+    names: list[str] = []
+    for line in lines:
+        event_type = line_event_type(line)
+        if event_type not in seen:
+            if len(seen) >= bound:
+                event_type = limits.OTHER_PARTITION
+            seen.add(event_type)
+        names.append(event_type)
+    return names
+
+
+# --- the plan ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectWrite:
+    """One object to write: its lines in acceptance order (joined by "\\n"), how many, the event-type partition it
+    belongs to (a template with {eventType}), and its body when cutting it under `maxObjectBytes` encoded it."""
+
+    text: str
+    count: int
+    partition: str | None = None
+    encoded: EncodedObject | None = None
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write `objects` in order; for a flush, then remove the staged bundles in `clears`."""
+
+    objects: list[ObjectWrite]
+    settles: list[InboundRecord]  # acknowledged once the objects are written
+    clears: dict[int, list[StagedBundle]] = field(default_factory=dict)
+    clearing: list[InboundRecord] = field(default_factory=list)  # acknowledged once `clears` are removed too
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Stage `lines` for `flush_at` and send its flush trigger, to become visible at `trigger_at` (the flush time
+    less the batching window)."""
+
+    flush_at: int
+    lines: list[str]
+    settles: list[InboundRecord]
+    trigger_at: float
+
+
+Step = Write | Hold
+
+
+@dataclass(frozen=True)
+class HandBack:
+    record: InboundRecord
+    seconds: int
+    failed: bool  # counts as a failed delivery (a message that is not a bundle)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[Step]
+    acknowledged: list[InboundRecord]  # whatever the steps do: triggers whose flush time was already written
+    handed_back: list[HandBack]
+    # How long each record a step settles stays away if that step fails (the retry back-off).
+    retry_seconds: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for h in self.handed_back if h.failed)
 
 
 def hold_until(remainder: list[InboundRecord], interval: int, now: float, lead: float) -> int | None:
@@ -125,11 +249,11 @@ def hold_until(remainder: list[InboundRecord], interval: int, now: float, lead: 
     return flush_at if flush_at >= now + lead - HOLD_SETTLE_SECONDS else None
 
 
-def trigger_delay(until_flush: float, lead: float) -> int:
-    """`DelaySeconds` for a flush trigger due in `until_flush` seconds, sent `lead` seconds (the batching
-    window) early. Rounded to the nearest second rather than up: arriving up to half a second early still
-    counts as due (DUE_SLACK_SECONDS), while rounding up made every trigger late by half a second on average."""
-    return min(MAX_DELAY_SECONDS, max(0, round(until_flush - lead)))
+def trigger_delay(until_visible: float) -> int:
+    """`DelaySeconds` for a flush trigger that should become visible in `until_visible` seconds. Rounded to the
+    nearest second rather than up: arriving up to half a second early still counts as due (DUE_SLACK_SECONDS),
+    while rounding up made every trigger late by half a second on average."""
+    return min(MAX_DELAY_SECONDS, max(0, round(until_visible)))
 
 
 def _early_wait(flush_at: int, now: float, lead: float) -> int:
@@ -155,7 +279,7 @@ def lease_wait(receive_count: int, lease_until: float | None, now: float) -> int
 
 @dataclass(frozen=True)
 class Triage:
-    bundles: list[InboundRecord]  # in acceptance order
+    bundles: list[InboundRecord]  # in the order they were accepted
     odd: list[InboundRecord]  # not event bundles: never written into a tenant's object
     early: list[InboundRecord]  # triggers before their flush time (intervals over SQS's 15-minute delay)
     due: dict[int, list[InboundRecord]]  # due flush time -> its triggers, earliest time first
@@ -194,90 +318,34 @@ class FoundFlush:
     lease_until: float | None = None
 
 
-@dataclass(frozen=True)
-class Write:
-    """Write `blocks` as objects of batchSize lines; for a flush, then remove the staged bundles in `clears`."""
-
-    blocks: list[Block]
-    settles: list[InboundRecord]  # acknowledged once the objects are written
-    clears: dict[int, list[StagedBundle]] = field(default_factory=dict)
-    clearing: list[InboundRecord] = field(default_factory=list)  # acknowledged once `clears` are removed too
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Stage `lines` for `flush_at` and send its flush trigger."""
-
-    flush_at: int
-    lines: list[str]
-    settles: list[InboundRecord]
-
-
-Step = Write | Hold
-
-
-@dataclass(frozen=True)
-class HandBack:
-    record: InboundRecord
-    seconds: int
-    failed: bool  # counts as a failed delivery (a message that is not a bundle)
-
-
-@dataclass(frozen=True)
-class Plan:
-    steps: list[Step]
-    acknowledged: list[InboundRecord]  # whatever the steps do: triggers whose flush time was already written
-    handed_back: list[HandBack]
-    error: str | None = None
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for h in self.handed_back if h.failed)
-
-
-def plan(
-    batch_size: int,
-    interval: int,
-    found: Triage,
-    flushes: list[FoundFlush],
-    now: float,
-    rules: Rules,
-    *,
-    by_type: bool = False,
-) -> Plan:
+def plan(settings: StorageSettings, found: Triage, flushes: list[FoundFlush], now: float, rules: Rules) -> Plan:
     """The steps and decisions for one endpoint's records (see the module docstring). The rules, in order:
 
     - a message that is not an event bundle is handed back after the base back-off (it fails to the DLQ);
     - a trigger before its flush time (less the batching window) is handed back until then;
-    - the bundles' lines are written at once in objects of `batch_size`, as many full ones as they fill
-      (`by_type`: per event type, each type's own full objects);
-    - a bundle whose lines all went into those objects is acknowledged when they are written; the others (a
-      bundle may straddle the cut) belong to the remainder;
     - a due flush time whose lease another sink holds: its triggers come back when the lease may be free;
     - a due flush time with nothing staged was written by an earlier trigger: its triggers are acknowledged;
-    - a due flush time with staged lines writes them, the remainder with the first such flush, and removes
-      them; the remainder's bundles are acknowledged once written, its triggers once the lines are removed;
-    - a due flush time an earlier flush of this plan took with it: its triggers go with that flush;
-    - a remainder that no flush took is held for `interval` after its oldest event was accepted, unless a
-      trigger could not be back by then (`hold_until`), any of its bundles failed before (a retry is never held
-      twice) or hold-back is off: then it is written at once.
+    - the lines staged at the due times the sink leased, and the bundles' lines, in acceptance order, are
+      written at once in objects of `batchSize` (per event type with {eventType}: at most 50 types, then
+      `_other`), the last one possibly partial; the staged bundles are removed after, and the triggers then
+      acknowledged;
+    - without a flush, the bundles' lines fill as many full objects as they can; a bundle whose lines are all in
+      them is acknowledged when they are written, the others (a bundle may straddle the cut) belong to the
+      remainder;
+    - the remainder is held for `interval` after its oldest event was accepted, unless a trigger could not be
+      back by then (`hold_until`), any of its bundles failed before (a retry is never held twice) or hold-back
+      is off: then it is written at once.
     """
-    steps: list[Step] = []
-    acknowledged: list[InboundRecord] = []
     handed_back = [HandBack(r, rules.retry_base_seconds, failed=True) for r in found.odd]
     lead = rules.trigger_lead_seconds
     handed_back += [HandBack(t, _early_wait(t.flush_at, now, lead), False) for t in found.early]
-
-    full, rest, written, remainder = (_cut_by_type if by_type else _cut)(found.bundles, batch_size)
-    if full:
-        steps.append(Write(full, written))
-
-    covering: dict[int, Write] = {}  # flush time -> the write of this plan that takes what is staged there
+    acknowledged: list[InboundRecord] = []
+    staged: dict[int, list[StagedBundle]] = {}
+    clearing: list[InboundRecord] = []
     for flush in flushes:
         triggers = found.due[flush.flush_at]
-        if flush.flush_at in covering:
-            # An earlier flush of this plan took this time's staged lines with its own.
-            covering[flush.flush_at].clearing.extend(triggers)
+        if flush.flush_at in staged:  # taken with an earlier due time's lines
+            clearing.extend(triggers)
         elif not flush.leased:
             wait = lease_wait(max(t.receive_count for t in triggers), flush.lease_until, now)
             handed_back += [HandBack(t, wait, False) for t in triggers]
@@ -285,60 +353,107 @@ def plan(
             # An earlier trigger for this time wrote it; what is staged for later times waits for theirs.
             acknowledged += triggers
         else:
-            # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not
-            # written again.
-            lines = [line for bundles in flush.staged.values() for b in bundles if not b.written for line in b.lines]
-            write = Write([("\n".join(lines), len(lines)), *rest], remainder, flush.staged, list(triggers))
-            steps.append(write)
-            covering.update(dict.fromkeys(flush.staged, write))
-            rest, remainder = [], []
+            staged.update(flush.staged)
+            clearing.extend(triggers)
 
-    if remainder:
-        flush_at = hold_until(remainder, interval, now, lead)
-        if flush_at is None or not rules.hold_back or any(r.receive_count > 1 for r in remainder):
-            steps.append(Write(rest, remainder))
-        else:
-            held = [line for text, _ in rest for line in text.split("\n")]  # staging takes lines
-            steps.append(Hold(flush_at, held, remainder))
-    return Plan(steps, acknowledged, handed_back, ODD_MESSAGE if found.odd else None)
+    bundles = found.bundles
+    retry = {r.message_id: back_off(r.receive_count, rules) for r in [*bundles, *clearing]}
+    layout = _Layout(settings)
+    error = ODD_MESSAGE if found.odd else None
+    if staged:
+        # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not written.
+        held = [Run("\n".join(b.lines), len(b.lines)) for at in staged.values() for b in at if not b.written]
+        everything = in_order([*held, *(Run(r.body, r.count) for r in bundles)])
+        write = Write(layout.objects(everything, whole=True)[0], bundles, staged, clearing)
+        return Plan([write], acknowledged, handed_back, retry, error)
+    if not bundles:
+        return Plan([], acknowledged, handed_back, retry, error)
 
-
-Cut = tuple[list[Block], list[Block], list[InboundRecord], list[InboundRecord]]
-
-
-def _cut(bundles: list[InboundRecord], batch_size: int) -> Cut:
-    """(full objects' lines, the remainder's, bundles all of whose lines are in the full ones, the others).
-    A bundle may straddle the cut: its first lines are written, the others go with the remainder."""
-    total = sum(r.count for r in bundles)
-    n = total - total % batch_size
-    full, rest = cut([(r.body, r.count) for r in bundles], n)
-    written: list[InboundRecord] = []
-    remainder: list[InboundRecord] = []
-    end = 0
-    for r in bundles:
-        end += r.count
-        (written if end <= n else remainder).append(r)
-    return full, rest, written, remainder
+    ordered = in_order([Run(r.body, r.count) for r in bundles])
+    full, rest = layout.objects(ordered, whole=False)
+    written, remainder = _settled(bundles, ordered, rest, layout)
+    flush_at = hold_until(remainder, settings.flushIntervalSeconds, now, lead) if remainder else None
+    if flush_at is None or not rules.hold_back or any(r.receive_count > 1 for r in remainder):
+        # Nothing to hold, or it cannot be held: every line now, in one write (one partitioning by type).
+        return Plan([Write(layout.objects(ordered, whole=True)[0], bundles)], acknowledged, handed_back, retry, error)
+    steps: list[Step] = [Write(full, written)] if full else []
+    held_lines = [line for run in rest for line in run.text.split("\n")]  # staging takes lines
+    steps.append(Hold(flush_at, held_lines, remainder, trigger_at=flush_at - lead))
+    return Plan(steps, acknowledged, handed_back, retry, error)
 
 
-def _cut_by_type(bundles: list[InboundRecord], batch_size: int) -> Cut:
-    """`_cut` per event type partition (encoding.partitions: at most TYPE_PARTITIONS_MAX types, the rest in
-    `_other`): each partition's full objects are written, the rest of every partition is the remainder."""
-    lines = [(i, text) for i, r in enumerate(bundles) for text in r.lines]
-    names = partition_names([text for _, text in lines])
-    room = {name: count - count % batch_size for name, count in Counter(names).items()}  # full lines each
-    full_lines: list[str] = []
-    rest_lines: list[str] = []
-    straddling: set[int] = set()
-    for (i, text), name in zip(lines, names, strict=True):
-        if room[name] > 0:
-            room[name] -= 1
-            full_lines.append(text)
-        else:
-            rest_lines.append(text)
-            straddling.add(i)
-    written = [r for i, r in enumerate(bundles) if i not in straddling]
-    remainder = [r for i, r in enumerate(bundles) if i in straddling]
-    full = [("\n".join(full_lines), len(full_lines))] if full_lines else []
-    rest = [("\n".join(rest_lines), len(rest_lines))] if rest_lines else []
-    return full, rest, written, remainder
+def objects_for(settings: StorageSettings, lines: list[str]) -> list[ObjectWrite]:
+    """Every object the endpoint's settings make of `lines` (in acceptance order), as a flush writes them."""
+    return _Layout(settings).objects([Run("\n".join(lines), len(lines))] if lines else [], whole=True)[0]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How an endpoint's lines become objects: `batchSize` lines each, per event type with {eventType}, under
+    `maxObjectBytes`."""
+
+    settings: StorageSettings
+
+    @property
+    def by_type(self) -> bool:
+        return "{eventType}" in self.settings.keyTemplate
+
+    def objects(self, runs: list[Run], *, whole: bool) -> tuple[list[ObjectWrite], list[Run]]:
+        """The objects `runs` (in acceptance order) fill, and the rest: with `whole`, every line goes into an
+        object (the last of each partition may be partial); without, only full objects, the rest returned."""
+        size = self.settings.batchSize
+        if not self.by_type:
+            total = sum(run.count for run in runs)
+            head, rest = cut(runs, total if whole else total - total % size)
+            objects: list[ObjectWrite] = []
+            while head:
+                chunk, head = cut(head, size)
+                one = joined(chunk)
+                objects.extend(self._fitted(one.text, one.count, None))
+            return objects, rest
+        lines = [line for run in runs for line in run.text.split("\n")]
+        groups: dict[str, list[str]] = {}
+        rest_lines: list[str] = []
+        for line, name in zip(lines, partition_names(lines), strict=True):
+            groups.setdefault(name, []).append(line)
+        objects = []
+        for name, group in groups.items():
+            keep = len(group) if whole else len(group) - len(group) % size
+            for start in range(0, keep, size):
+                part = group[start : min(start + size, keep)]
+                objects.extend(self._fitted("\n".join(part), len(part), name))
+            rest_lines.extend(group[keep:])
+        # The rest stays in acceptance order across partitions (it is staged or written as it is).
+        rest_lines.sort(key=order_key)
+        return objects, ([Run("\n".join(rest_lines), len(rest_lines))] if rest_lines else [])
+
+    def _fitted(self, text: str, count: int, partition: str | None) -> list[ObjectWrite]:
+        if self.settings.maxObjectBytes is None:
+            return [ObjectWrite(text, count, partition)]
+        return [ObjectWrite(t, n, partition, obj) for t, n, obj in fit(self.settings, text, count)]
+
+
+def _settled(
+    bundles: list[InboundRecord], ordered: list[Run], rest: list[Run], layout: _Layout
+) -> tuple[list[InboundRecord], list[InboundRecord]]:
+    """(bundles all of whose lines are in the full objects, the others). The rest is the last lines in acceptance
+    order (per partition with {eventType}); a bundle holding any of them belongs to the remainder."""
+    if not rest:
+        return list(bundles), []
+    if not layout.by_type and len(ordered) == len(bundles):
+        # No two bundles overlapped: the rest is the tail of the runs, bundles taken whole in their order.
+        left = sum(run.count for run in rest)
+        remainder_ids: set[str] = set()
+        for record in sorted(bundles, key=lambda r: Run(r.body, r.count).first, reverse=True):
+            if left <= 0:
+                break
+            remainder_ids.add(record.message_id)
+            left -= record.count
+    else:
+        rest_keys = {order_key(line) for run in rest for line in run.text.split("\n")}
+        remainder_ids = {
+            r.message_id for r in bundles if any(order_key(line) in rest_keys for line in r.body.split("\n"))
+        }
+    written = [r for r in bundles if r.message_id not in remainder_ids]
+    remainder = [r for r in bundles if r.message_id in remainder_ids]
+    return written, remainder
