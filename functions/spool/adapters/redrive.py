@@ -159,6 +159,7 @@ def _scan(
             QueueUrl=dlq_url,
             MaxNumberOfMessages=BATCH_LIMIT,
             MessageAttributeNames=["All"],
+            AttributeNames=["SentTimestamp"],
             VisibilityTimeout=int(left) + HOLD_MARGIN_SECONDS,
             WaitTimeSeconds=CONFIRM_WAIT_SECONDS if confirming else 0,
         ).get("Messages", [])
@@ -181,8 +182,9 @@ def _scan(
 
 
 def _move(sqs: SQSClient, dlq_url: str, queue_url: str, chosen: list[Any]) -> None:
-    """Re-send `chosen` to the ingest queue as they were (body, attributes, the tenant's fair-queue group), then
-    delete them from the DLQ."""
+    """Re-send `chosen` to the ingest queue as they were (body, attributes, the tenant's fair-queue group), with
+    when they were first sent (so their lines keep the flush they belong to, planner.Write), then delete them
+    from the DLQ."""
 
     def received_size(m: Any) -> int:
         return len(m["Body"].encode()) + fmt.ATTRIBUTES_RESERVE_BYTES
@@ -196,7 +198,9 @@ def _move(sqs: SQSClient, dlq_url: str, queue_url: str, chosen: list[Any]) -> No
                 {
                     "Id": str(i),
                     "MessageBody": m["Body"],
-                    "MessageAttributes": m.get("MessageAttributes", {}),
+                    "MessageAttributes": fmt.redriven(
+                        m.get("MessageAttributes", {}), m.get("Attributes", {}).get("SentTimestamp")
+                    ),
                     **fmt.fair_group(fmt.owner(fmt.api_attributes(m))[0]),
                 }
                 for i, m in enumerate(batch)

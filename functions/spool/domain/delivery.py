@@ -50,7 +50,7 @@ from spool.domain.health import (
 from spool.domain.keys import object_key
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp
-from spool.domain.planner import FoundFlush, Hold, InboundRecord, ObjectWrite, Plan, Rules, Write
+from spool.domain.planner import FoundFlush, Hold, InboundRecord, Plan, Rules, Write
 from spool.domain.ports import (
     Cipher,
     EndpointRepository,
@@ -379,7 +379,7 @@ class Sink:
                 return [*_settled_by(step), *later], None
             try:
                 if isinstance(step, Write):
-                    self._write_objects(target, step.objects, outcome, remaining)
+                    self._write_objects(target, step, outcome, remaining)
                 else:
                     self._hold(target.endpoint, step, outcome)
             except _OutOfTime:
@@ -439,16 +439,16 @@ class Sink:
         outcome.held += len(step.lines)
 
     def _write_objects(
-        self, target: _Target, objects: list[ObjectWrite], outcome: EndpointOutcome, remaining: Remaining | None
+        self, target: _Target, write: Write, outcome: EndpointOutcome, remaining: Remaining | None
     ) -> None:
-        """Write the plan's objects, in order, each as the plan cut it."""
+        """Write the plan's objects, in order, each as the plan cut it, named for the write's flush time."""
         settings = target.endpoint.storage
-        for planned in objects:
+        for planned in write.objects:
             obj = planned.encoded or encode(settings, planned.text, planned.count)
             if remaining is not None and remaining() < self.call_seconds(len(obj.body)) + STEP_MARGIN_SECONDS:
                 raise _OutOfTime
             try:
-                key = self._write(target, obj, planned.partition)
+                key = self._write(target, obj, write.flushed_at, planned.partition)
             except Exception as exc:
                 outcome.store_failed = True
                 outcome.deadline = isinstance(exc, DeadlineExceeded)
@@ -457,10 +457,9 @@ class Sink:
             outcome.objects_written += 1
             outcome.events_written += obj.count
 
-    def _write(self, target: _Target, obj: EncodedObject, partition: str | None) -> str:
-        """One object, under the first name with a free batch counter."""
+    def _write(self, target: _Target, obj: EncodedObject, flushed_at: float, partition: str | None) -> str:
+        """One object, named for `flushed_at`, under the first name with a free batch counter."""
         settings = target.endpoint.storage
-        flushed_at = self.clock()
         counter_key = (target.endpoint.id, int(flushed_at))
         batch = self._counters.get(counter_key, 0) + 1
         while batch <= MAX_BATCH_COUNTER:

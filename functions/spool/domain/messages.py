@@ -31,6 +31,8 @@ from spool.domain.naming import order_key
 
 # "boundary" is the flush time's attribute name on the wire (triggers already queued carry it).
 TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "boundary", "lines"
+# Set by a redrive: when the message was first sent (Unix seconds), so its lines keep the flush they belong to.
+FIRST_ATTEMPT = "firstAttempt"
 FLUSH: Final = "flush"
 # SQS's limit for one message, body and attributes together (and for one SendMessageBatch call in total).
 MESSAGE_MAX_BYTES = 256 * 1024
@@ -75,6 +77,7 @@ class Decoded:
     body: str = ""
     flush_at: int = 0
     line_count: int | None = None  # a bundle's `lines` attribute, when it has one
+    first_attempt: float | None = None  # a redriven message's `firstAttempt`
 
     @property
     def lines(self) -> list[str]:
@@ -154,7 +157,7 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
     """A received message from its body and its attributes' string values. A message without Spool's
     attributes decodes with empty ids: it cannot be routed and fails until it reaches the DLQ."""
     get = attributes.get
-    return _decoded(body, get(TENANT), get(ENDPOINT), get(KIND), get(FLUSH_AT), get(LINES))
+    return _decoded(body, get(TENANT), get(ENDPOINT), get(KIND), get(FLUSH_AT), get(LINES), get(FIRST_ATTEMPT))
 
 
 def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
@@ -166,20 +169,29 @@ def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
     def value(name: str) -> str | None:
         return (raw.get(name) or _NO_ATTRIBUTES).get("stringValue")
 
-    return _decoded(record["body"], value(TENANT), value(ENDPOINT), value(KIND), value(FLUSH_AT), value(LINES))
+    return _decoded(
+        record["body"], value(TENANT), value(ENDPOINT), value(KIND), value(FLUSH_AT), value(LINES), value(FIRST_ATTEMPT)
+    )
 
 
 _NO_ATTRIBUTES: Mapping[str, Any] = {}
 
 
 def _decoded(
-    body: str, tenant_id: str | None, endpoint_id: str | None, kind: str | None, flush_at: str | None, lines: str | None
+    body: str,
+    tenant_id: str | None,
+    endpoint_id: str | None,
+    kind: str | None,
+    flush_at: str | None,
+    lines: str | None,
+    first_attempt: str | None = None,
 ) -> Decoded:
+    first = float(first_attempt) if first_attempt and first_attempt.replace(".", "", 1).isdigit() else None
     if kind == FLUSH:
         at = int(flush_at) if flush_at and flush_at.isdigit() else 0
-        return Decoded(tenant_id or "", endpoint_id or "", FLUSH, flush_at=at)
+        return Decoded(tenant_id or "", endpoint_id or "", FLUSH, flush_at=at, first_attempt=first)
     count = int(lines) if lines and lines.isdigit() else None
-    return Decoded(tenant_id or "", endpoint_id or "", "event", body, line_count=count)
+    return Decoded(tenant_id or "", endpoint_id or "", "event", body, line_count=count, first_attempt=first)
 
 
 def is_event_bundle(body: str) -> bool:
@@ -187,6 +199,16 @@ def is_event_bundle(body: str) -> bool:
     starts with its id. Checked on the whole body at once (every line break must sit between `}` and the
     next line's `{"id":"`), so the sink need not split a bundle it writes whole."""
     return body.startswith('{"id":"') and body.endswith("}") and body.count("\n") == body.count('}\n{"id":"')
+
+
+def redriven(attributes: Mapping[str, Any], sent_ms: str | None) -> dict[str, Any]:
+    """A dead-lettered message's attributes (as ReceiveMessage returns them) for its re-send: as they were, with
+    `firstAttempt` set to when it was first sent (SQS keeps a message's SentTimestamp when it moves it to the
+    DLQ), unless an earlier redrive set it already."""
+    found = dict(attributes)
+    if FIRST_ATTEMPT not in found and sent_ms and sent_ms.isdigit():
+        found[FIRST_ATTEMPT] = {"DataType": "Number", "StringValue": str(int(sent_ms) / 1000)}
+    return found
 
 
 def owner(attributes: Mapping[str, str]) -> tuple[str, str]:

@@ -61,6 +61,9 @@ class InboundRecord:
     # The bundle's line count as the api sent it (attribute `lines`); None for a message without it, whose
     # body is then checked line by line.
     line_count: int | None = None
+    # When Spool first tried to deliver it (SQS's ApproximateFirstReceiveTimestamp, or the one a redrive carried
+    # over); None: this is the first try.
+    first_attempt: float | None = None
 
     # Plain properties rather than cached ones: with the api's line count both are a few comparisons, cheaper
     # than functools' cached_property's lookup (docs/benchmarks.md, B1).
@@ -196,10 +199,18 @@ class ObjectWrite:
 
 @dataclass(frozen=True)
 class Write:
-    """Write `objects` in order; for a flush, then remove the staged bundles in `clears`."""
+    """Write `objects` in order, named for the flush at `flushed_at`; for a flush, then remove the staged bundles
+    in `clears`.
+
+    `flushed_at` is when this flush was first tried: now, for lines Spool sees for the first time; for lines it
+    tried to write before (a retry after a store failed, a redriven message, a flush trigger that comes again)
+    the time of that first attempt (`InboundRecord.first_attempt`, the staged lines' flush time). So a flush
+    that had to wait keeps its name, and its objects land in the folder they belong to (a sealed one gets a later
+    manifest epoch, docs/delivery.md)."""
 
     objects: list[ObjectWrite]
     settles: list[InboundRecord]  # acknowledged once the objects are written
+    flushed_at: float
     clears: dict[int, list[StagedBundle]] = field(default_factory=dict)
     clearing: list[InboundRecord] = field(default_factory=list)  # acknowledged once `clears` are removed too
 
@@ -364,7 +375,8 @@ def plan(settings: StorageSettings, found: Triage, flushes: list[FoundFlush], no
         # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not written.
         held = [Run("\n".join(b.lines), len(b.lines)) for at in staged.values() for b in at if not b.written]
         everything = in_order([*held, *(Run(r.body, r.count) for r in bundles)])
-        write = Write(layout.objects(everything, whole=True)[0], bundles, staged, clearing)
+        flushed_at = min([now, *staged, *(r.first_attempt for r in [*bundles, *clearing] if r.first_attempt)])
+        write = Write(layout.objects(everything, whole=True)[0], bundles, flushed_at, staged, clearing)
         return Plan([write], acknowledged, handed_back, retry, error)
     if not bundles:
         return Plan([], acknowledged, handed_back, retry, error)
@@ -375,8 +387,9 @@ def plan(settings: StorageSettings, found: Triage, flushes: list[FoundFlush], no
     flush_at = hold_until(remainder, settings.flushIntervalSeconds, now, lead) if remainder else None
     if flush_at is None or not rules.hold_back or any(r.receive_count > 1 for r in remainder):
         # Nothing to hold, or it cannot be held: every line now, in one write (one partitioning by type).
-        return Plan([Write(layout.objects(ordered, whole=True)[0], bundles)], acknowledged, handed_back, retry, error)
-    steps: list[Step] = [Write(full, written)] if full else []
+        write = Write(layout.objects(ordered, whole=True)[0], bundles, _first_tried(bundles, now))
+        return Plan([write], acknowledged, handed_back, retry, error)
+    steps: list[Step] = [Write(full, written, _first_tried(written, now))] if full else []
     held_lines = [line for run in rest for line in run.text.split("\n")]  # staging takes lines
     steps.append(Hold(flush_at, held_lines, remainder, trigger_at=flush_at - lead))
     return Plan(steps, acknowledged, handed_back, retry, error)
@@ -428,9 +441,14 @@ class _Layout:
         return objects, ([Run("\n".join(rest_lines), len(rest_lines))] if rest_lines else [])
 
     def _fitted(self, text: str, count: int, partition: str | None) -> list[ObjectWrite]:
+        """The object of one batch, split further under `maxObjectBytes`."""
         if self.settings.maxObjectBytes is None:
             return [ObjectWrite(text, count, partition)]
         return [ObjectWrite(t, n, partition, obj) for t, n, obj in fit(self.settings, text, count)]
+
+
+def _first_tried(records: list[InboundRecord], now: float) -> float:
+    return min([now, *(r.first_attempt for r in records if r.first_attempt)])
 
 
 def _settled(

@@ -30,6 +30,10 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
     the message format's owner."""
     message = messages.decode_lambda_record(record)
     system = record["attributes"]
+    receive_count = int(system["ApproximateReceiveCount"])
+    first_attempt = message.first_attempt
+    if first_attempt is None and receive_count > 1:  # a retry: when it was first received
+        first_attempt = int(system.get("ApproximateFirstReceiveTimestamp") or 0) / 1000 or None
     return InboundRecord(
         message_id=record["messageId"],
         receipt_handle=record["receiptHandle"],
@@ -37,10 +41,11 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
         endpoint_id=message.endpoint_id,
         body=message.body,
         accepted_at=int(system["SentTimestamp"]) / 1000,
-        receive_count=int(system["ApproximateReceiveCount"]),
+        receive_count=receive_count,
         kind=message.kind,
         flush_at=message.flush_at,
         line_count=message.line_count,
+        first_attempt=first_attempt,
     )
 
 
