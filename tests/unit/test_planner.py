@@ -243,3 +243,42 @@ def test_with_event_types_in_the_key_each_type_fills_its_own_objects_and_the_res
     assert partition_names(hold.lines) == ["x.a"]
     # `a` has a line held; every line of `b` is in a full object.
     assert decisions(decided) == {"a": "step 1", "b": "step 0"}
+
+
+def test_each_object_names_where_its_lines_come_from() -> None:
+    a, b = bundle("a", range(0, 6)), bundle("b", range(6, 12))
+    [write] = decide([a, b], batch_size=4).steps
+    assert isinstance(write, Write)
+    assert [obj.segments for obj in write.objects] == [(("a", 0, 4),), (("a", 4, 2), ("b", 0, 2)), (("b", 2, 4),)]
+
+
+def test_a_retried_bundle_whose_lines_an_earlier_attempt_wrote_is_acknowledged_without_a_write() -> None:
+    retried = bundle("a", range(3), receive_count=2)
+    decided = plan(settings(), triage([retried], NOW), [], NOW, RULES, written={"a": {0, 1, 2}})
+    assert decided.steps == []
+    assert decisions(decided) == {"a": "ack"}
+
+
+def test_only_the_lines_an_earlier_attempt_did_not_write_are_written() -> None:
+    retried = bundle("a", range(4), receive_count=2)
+    decided = plan(settings(), triage([retried], NOW), [], NOW, RULES, written={"a": {0, 1}})
+    [write] = decided.steps
+    assert isinstance(write, Write) and lines_of(write) == [line(2), line(3)]
+    assert write.objects[0].segments == (("a", 2, 2),)
+
+
+def test_a_staged_bundle_an_earlier_flush_wrote_is_removed_not_written_again() -> None:
+    due = int(NOW)
+    staged = {due: [StagedBundle("s1", [line(100)]), StagedBundle("s2", [line(101)])]}
+    written = {planner.staged_source(due, "s1"): {0}}
+    found = triage([trigger("t", due, receive_count=2)], NOW)
+    [write] = plan(settings(), found, [FoundFlush(due, True, staged)], NOW, RULES, written=written).steps
+    assert isinstance(write, Write) and lines_of(write) == [line(101)] and write.clears == staged
+
+
+def test_a_retry_is_named_for_its_first_attempt() -> None:
+    retried = InboundRecord(
+        "a", "rh-a", "ten_a", EP, line(0), NOW - 100, receive_count=3, line_count=1, first_attempt=NOW - 90
+    )
+    [write] = decide([retried]).steps
+    assert isinstance(write, Write) and write.flushed_at == NOW - 90

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -104,13 +105,25 @@ class Rules:
 # --- lines in acceptance order ----------------------------------------------------------------------------------
 
 
+# Where lines come from: (source, first line's index in it, how many). A source is a record's message id or a
+# staged bundle's `staged_source`; the ledger keeps each object's segments, so that a retry knows which of its
+# lines an earlier attempt wrote (docs/reliability.md, written once).
+Segment = tuple[str, int, int]
+
+
+def staged_source(flush_at: int, item_id: str) -> str:
+    return f"staged:{flush_at}:{item_id}"
+
+
 @dataclass(frozen=True)
 class Run:
-    """Lines in acceptance order joined by "\\n" (a bundle's body, a staged bundle's lines), and how many. Whole
-    runs are ordered by their first and last lines; only runs that overlap are looked into."""
+    """Lines in acceptance order joined by "\\n" (a bundle's body, a staged bundle's lines), how many, and where
+    they come from. Whole runs are ordered by their first and last lines; only runs that overlap are looked
+    into."""
 
     text: str
     count: int
+    segments: tuple[Segment, ...] = ()
 
     @property
     def first(self) -> tuple[str, str]:
@@ -120,6 +133,23 @@ class Run:
     @property
     def last(self) -> tuple[str, str]:
         return order_key(self.text[self.text.rfind("\n") + 1 :])
+
+    def tagged(self) -> list[tuple[str, str, int]]:
+        """(line, source, index) of every line."""
+        lines = self.text.split("\n")
+        tags = [(source, start + i) for source, start, count in self.segments for i in range(count)]
+        return [(line, *tag) for line, tag in zip(lines, tags, strict=True)]
+
+
+def run_of(tagged: list[tuple[str, str, int]]) -> Run:
+    """A run of tagged lines, their segments joined where a source's indices go on."""
+    segments: list[Segment] = []
+    for _, source, index in tagged:
+        if segments and segments[-1][0] == source and segments[-1][1] + segments[-1][2] == index:
+            segments[-1] = (source, segments[-1][1], segments[-1][2] + 1)
+        else:
+            segments.append((source, index, 1))
+    return Run("\n".join(line for line, _, _ in tagged), len(tagged), tuple(segments))
 
 
 def in_order(runs: list[Run]) -> list[Run]:
@@ -144,8 +174,20 @@ def in_order(runs: list[Run]) -> list[Run]:
 def _merged(group: list[Run]) -> list[Run]:
     if len(group) < 2:
         return group
-    lines = list(heapq.merge(*(run.text.split("\n") for run in group), key=order_key))
-    return [Run("\n".join(lines), len(lines))]
+    return [run_of(list(heapq.merge(*(run.tagged() for run in group), key=lambda t: order_key(t[0]))))]
+
+
+def _split_segments(segments: tuple[Segment, ...], n: int) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
+    head: list[Segment] = []
+    for i, (source, start, count) in enumerate(segments):
+        if n <= 0:
+            return tuple(head), segments[i:]
+        if count <= n:
+            head.append((source, start, count))
+            n -= count
+            continue
+        return (*head, (source, start, n)), ((source, start + n, count - n), *segments[i + 1 :])
+    return tuple(head), ()
 
 
 def cut(runs: list[Run], n: int) -> tuple[list[Run], list[Run]]:
@@ -159,13 +201,20 @@ def cut(runs: list[Run], n: int) -> tuple[list[Run], list[Run]]:
             n -= run.count
             continue
         lines = run.text.split("\n")
-        head.append(Run("\n".join(lines[:n]), n))
-        return head, [Run("\n".join(lines[n:]), run.count - n), *runs[i + 1 :]]
+        first, rest = _split_segments(run.segments, n)
+        head.append(Run("\n".join(lines[:n]), n, first))
+        return head, [Run("\n".join(lines[n:]), run.count - n, rest), *runs[i + 1 :]]
     return head, []
 
 
 def joined(runs: list[Run]) -> Run:
-    return Run("\n".join(run.text for run in runs), sum(run.count for run in runs))
+    segments: list[Segment] = []
+    for source, start, count in (segment for run in runs for segment in run.segments):
+        if segments and segments[-1][0] == source and segments[-1][1] + segments[-1][2] == start:
+            segments[-1] = (source, segments[-1][1], segments[-1][2] + count)
+        else:
+            segments.append((source, start, count))
+    return Run("\n".join(run.text for run in runs), sum(run.count for run in runs), tuple(segments))
 
 
 def partition_names(lines: list[str], bound: int = limits.TYPE_PARTITIONS_MAX) -> list[str]:
@@ -195,6 +244,7 @@ class ObjectWrite:
     count: int
     partition: str | None = None
     encoded: EncodedObject | None = None
+    segments: tuple[Segment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -329,13 +379,24 @@ class FoundFlush:
     lease_until: float | None = None
 
 
-def plan(settings: StorageSettings, found: Triage, flushes: list[FoundFlush], now: float, rules: Rules) -> Plan:
-    """The steps and decisions for one endpoint's records (see the module docstring). The rules, in order:
+def plan(
+    settings: StorageSettings,
+    found: Triage,
+    flushes: list[FoundFlush],
+    now: float,
+    rules: Rules,
+    written: Mapping[str, Collection[int]] | None = None,
+) -> Plan:
+    """The steps and decisions for one endpoint's records (see the module docstring). `written`: the lines an
+    earlier attempt already put into objects (by source: a record's message id, a staged bundle's
+    `staged_source`; the ledger's answer for a retry). The rules, in order:
 
     - a message that is not an event bundle is handed back after the base back-off (it fails to the DLQ);
     - a trigger before its flush time (less the batching window) is handed back until then;
     - a due flush time whose lease another sink holds: its triggers come back when the lease may be free;
     - a due flush time with nothing staged was written by an earlier trigger: its triggers are acknowledged;
+    - lines an earlier attempt wrote are not written again: a bundle all of whose lines were is acknowledged, a
+      staged bundle all of whose lines were is only removed;
     - the lines staged at the due times the sink leased, and the bundles' lines, in acceptance order, are
       written at once in objects of `batchSize` (per event type with {eventType}: at most 50 types, then
       `_other`), the last one possibly partial; the staged bundles are removed after, and the triggers then
@@ -347,6 +408,7 @@ def plan(settings: StorageSettings, found: Triage, flushes: list[FoundFlush], no
       back by then (`hold_until`), any of its bundles failed before (a retry is never held twice) or hold-back
       is off: then it is written at once.
     """
+    done = written or {}
     handed_back = [HandBack(r, rules.retry_base_seconds, failed=True) for r in found.odd]
     lead = rules.trigger_lead_seconds
     handed_back += [HandBack(t, _early_wait(t.flush_at, now, lead), False) for t in found.early]
@@ -367,37 +429,58 @@ def plan(settings: StorageSettings, found: Triage, flushes: list[FoundFlush], no
             staged.update(flush.staged)
             clearing.extend(triggers)
 
-    bundles = found.bundles
+    runs = {r.message_id: _unwritten(r.message_id, r.body, r.count, done.get(r.message_id)) for r in found.bundles}
+    bundles = [r for r in found.bundles if runs[r.message_id]]
+    acknowledged += [r for r in found.bundles if not runs[r.message_id]]  # an earlier attempt wrote them all
     retry = {r.message_id: back_off(r.receive_count, rules) for r in [*bundles, *clearing]}
     layout = _Layout(settings)
     error = ODD_MESSAGE if found.odd else None
     if staged:
         # Bundles marked written are in an object already (a flush whose clean-up failed): removed, not written.
-        held = [Run("\n".join(b.lines), len(b.lines)) for at in staged.values() for b in at if not b.written]
-        everything = in_order([*held, *(Run(r.body, r.count) for r in bundles)])
+        held = [
+            run
+            for at, bundles_at in staged.items()
+            for b in bundles_at
+            if not b.written
+            for run in _unwritten(
+                staged_source(at, b.item_id), "\n".join(b.lines), len(b.lines), done.get(staged_source(at, b.item_id))
+            )
+        ]
+        everything = in_order([*held, *(run for r in bundles for run in runs[r.message_id])])
         flushed_at = min([now, *staged, *(r.first_attempt for r in [*bundles, *clearing] if r.first_attempt)])
         write = Write(layout.objects(everything, whole=True)[0], bundles, flushed_at, staged, clearing)
-        return Plan([write], acknowledged, handed_back, retry, error)
+        return Plan([write] if write.objects or staged else [], acknowledged, handed_back, retry, error)
     if not bundles:
         return Plan([], acknowledged, handed_back, retry, error)
 
-    ordered = in_order([Run(r.body, r.count) for r in bundles])
+    ordered = in_order([run for r in bundles for run in runs[r.message_id]])
     full, rest = layout.objects(ordered, whole=False)
-    written, remainder = _settled(bundles, ordered, rest, layout)
+    in_rest = {source for run in rest for source, _, _ in run.segments}
+    written_now = [r for r in bundles if r.message_id not in in_rest]
+    remainder = [r for r in bundles if r.message_id in in_rest]
     flush_at = hold_until(remainder, settings.flushIntervalSeconds, now, lead) if remainder else None
     if flush_at is None or not rules.hold_back or any(r.receive_count > 1 for r in remainder):
         # Nothing to hold, or it cannot be held: every line now, in one write (one partitioning by type).
         write = Write(layout.objects(ordered, whole=True)[0], bundles, _first_tried(bundles, now))
         return Plan([write], acknowledged, handed_back, retry, error)
-    steps: list[Step] = [Write(full, written, _first_tried(written, now))] if full else []
+    steps: list[Step] = [Write(full, written_now, _first_tried(written_now, now))] if full else []
     held_lines = [line for run in rest for line in run.text.split("\n")]  # staging takes lines
     steps.append(Hold(flush_at, held_lines, remainder, trigger_at=flush_at - lead))
     return Plan(steps, acknowledged, handed_back, retry, error)
 
 
+def _unwritten(source: str, text: str, count: int, done: Collection[int] | None) -> list[Run]:
+    """The runs of `source`'s lines (`text`, `count` of them) that no earlier attempt wrote: all of them, as they
+    are, in the common case."""
+    if not done:
+        return [Run(text, count, ((source, 0, count),))] if count else []
+    return [run_of([(line, source, i)]) for i, line in enumerate(text.split("\n")) if i not in done]
+
+
 def objects_for(settings: StorageSettings, lines: list[str]) -> list[ObjectWrite]:
     """Every object the endpoint's settings make of `lines` (in acceptance order), as a flush writes them."""
-    return _Layout(settings).objects([Run("\n".join(lines), len(lines))] if lines else [], whole=True)[0]
+    runs = [Run("\n".join(lines), len(lines), (("lines", 0, len(lines)),))] if lines else []
+    return _Layout(settings).objects(runs, whole=True)[0]
 
 
 @dataclass(frozen=True)
@@ -421,57 +504,34 @@ class _Layout:
             objects: list[ObjectWrite] = []
             while head:
                 chunk, head = cut(head, size)
-                one = joined(chunk)
-                objects.extend(self._fitted(one.text, one.count, None))
+                objects.extend(self._fitted(joined(chunk), None))
             return objects, rest
-        lines = [line for run in runs for line in run.text.split("\n")]
-        groups: dict[str, list[str]] = {}
-        rest_lines: list[str] = []
-        for line, name in zip(lines, partition_names(lines), strict=True):
-            groups.setdefault(name, []).append(line)
+        tagged = [t for run in runs for t in run.tagged()]
+        groups: dict[str, list[tuple[str, str, int]]] = {}
+        for t, name in zip(tagged, partition_names([line for line, _, _ in tagged]), strict=True):
+            groups.setdefault(name, []).append(t)
         objects = []
+        rest_tagged: list[tuple[str, str, int]] = []
         for name, group in groups.items():
             keep = len(group) if whole else len(group) - len(group) % size
             for start in range(0, keep, size):
-                part = group[start : min(start + size, keep)]
-                objects.extend(self._fitted("\n".join(part), len(part), name))
-            rest_lines.extend(group[keep:])
+                objects.extend(self._fitted(run_of(group[start : min(start + size, keep)]), name))
+            rest_tagged.extend(group[keep:])
         # The rest stays in acceptance order across partitions (it is staged or written as it is).
-        rest_lines.sort(key=order_key)
-        return objects, ([Run("\n".join(rest_lines), len(rest_lines))] if rest_lines else [])
+        rest_tagged.sort(key=lambda t: order_key(t[0]))
+        return objects, ([run_of(rest_tagged)] if rest_tagged else [])
 
-    def _fitted(self, text: str, count: int, partition: str | None) -> list[ObjectWrite]:
-        """The object of one batch, split further under `maxObjectBytes`."""
+    def _fitted(self, run: Run, partition: str | None) -> list[ObjectWrite]:
+        """The object of one batch, split further under `maxObjectBytes` (each part with its lines' sources)."""
         if self.settings.maxObjectBytes is None:
-            return [ObjectWrite(text, count, partition)]
-        return [ObjectWrite(t, n, partition, obj) for t, n, obj in fit(self.settings, text, count)]
+            return [ObjectWrite(run.text, run.count, partition, segments=run.segments)]
+        parts: list[ObjectWrite] = []
+        segments = run.segments
+        for text, count, encoded in fit(self.settings, run.text, run.count):
+            mine, segments = _split_segments(segments, count)
+            parts.append(ObjectWrite(text, count, partition, encoded, mine))
+        return parts
 
 
 def _first_tried(records: list[InboundRecord], now: float) -> float:
     return min([now, *(r.first_attempt for r in records if r.first_attempt)])
-
-
-def _settled(
-    bundles: list[InboundRecord], ordered: list[Run], rest: list[Run], layout: _Layout
-) -> tuple[list[InboundRecord], list[InboundRecord]]:
-    """(bundles all of whose lines are in the full objects, the others). The rest is the last lines in acceptance
-    order (per partition with {eventType}); a bundle holding any of them belongs to the remainder."""
-    if not rest:
-        return list(bundles), []
-    if not layout.by_type and len(ordered) == len(bundles):
-        # No two bundles overlapped: the rest is the tail of the runs, bundles taken whole in their order.
-        left = sum(run.count for run in rest)
-        remainder_ids: set[str] = set()
-        for record in sorted(bundles, key=lambda r: Run(r.body, r.count).first, reverse=True):
-            if left <= 0:
-                break
-            remainder_ids.add(record.message_id)
-            left -= record.count
-    else:
-        rest_keys = {order_key(line) for run in rest for line in run.text.split("\n")}
-        remainder_ids = {
-            r.message_id for r in bundles if any(order_key(line) in rest_keys for line in r.body.split("\n"))
-        }
-    written = [r for r in bundles if r.message_id not in remainder_ids]
-    remainder = [r for r in bundles if r.message_id in remainder_ids]
-    return written, remainder
