@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from tests.fakes import FakeCipher, FakeQueue, FakeRepo, MemoryIdempotencyStore
+from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo, MemoryIdempotencyStore
 
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.sqs_queue import SqsQueue
@@ -208,6 +208,7 @@ def sink_services(endpoints: list[Endpoint], store: CountingStore) -> tuple[Any,
         staging=repo,
         triggers=queue,
         leases=repo,
+        ledger=FakeLedger(),
     )
     return SimpleNamespace(sink=sink), repo, queue
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +19,7 @@ from spool.domain import limits
 from spool.domain.errors import Conflict, DeadlineExceeded, InvalidInput, LimitExceeded, StoreError
 from spool.domain.health import Health
 from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
-from spool.domain.ports import ApiKeyRecord, OutgoingMessage, StagedBundle, Tenant
+from spool.domain.ports import ApiKeyRecord, LedgerEntry, OutgoingMessage, StagedBundle, Tenant, entry_time
 
 
 @dataclass
@@ -274,6 +275,35 @@ class FakeDynamoClient:
 
 
 @dataclass
+class FakeLedger:
+    """Ledger in a dict, per endpoint, in the order entries were recorded."""
+
+    entries: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
+
+    def record(self, endpoint_id: str, entry: LedgerEntry) -> None:
+        self.entries.setdefault(endpoint_id, {})[entry.entry_id] = entry
+
+    def confirm(self, endpoint_id: str, entry_id: str) -> None:
+        entries = self.entries[endpoint_id]
+        entries[entry_id] = replace(entries[entry_id], written=True)
+
+    def drop(self, endpoint_id: str, entry_id: str) -> None:
+        self.entries.get(endpoint_id, {}).pop(entry_id, None)
+
+    def since(self, endpoint_id: str, after: float) -> list[LedgerEntry]:
+        bound = entry_time(after)
+        return [e for i, e in sorted(self.entries.get(endpoint_id, {}).items()) if i >= bound]
+
+    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int) -> None:
+        entries = self.entries[endpoint_id]
+        for entry_id in entry_ids:
+            entries[entry_id] = replace(entries[entry_id], epoch=epoch)
+
+    def all(self, endpoint_id: str) -> list[LedgerEntry]:
+        return [e for _, e in sorted(self.entries.get(endpoint_id, {}).items())]
+
+
+@dataclass
 class FakeQueue:
     """Queue + Triggers + VisibilityPort."""
 
@@ -329,6 +359,10 @@ class MemoryStore:
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+
+    def holds(self, key: str, sha256: str) -> bool | None:
+        body = self.objects.get(key)
+        return body is not None and hashlib.sha256(body).hexdigest() == sha256
 
 
 @dataclass

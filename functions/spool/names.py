@@ -34,6 +34,8 @@ STATUS_ATTRIBUTES: Final = (
 KEY_LOOKUP_PREFIX: Final = "K#"
 # Claims on roles: which tenant's endpoints use a roleArn (R#{roleArn} / ROLE), written by the api.
 ROLE_CLAIM_PREFIX: Final = "R#"
+# The ledger of written objects (W#{endpointId} / {entry id}, adapters/ledger.py), written by the sink.
+LEDGER_KEY_PREFIX: Final = "W#"
 # The DLQ's scan lease (adapters/redrive.py), written by the api and the operator.
 REDRIVE_KEY_PREFIX: Final = "Q#"
 # Powertools Idempotency's records share the table under this partition key.

@@ -15,7 +15,7 @@ from spool.domain.models import Credentials, Endpoint, StorageSettings
 from spool.domain.planner import InboundRecord
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
-from tests.fakes import FakeCipher, FakeQueue, FakeRepo
+from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo
 from tests.integration.conftest import Seaweed, read_objects
 
 FROZEN = 1_776_162_600.25
@@ -50,6 +50,7 @@ def flush_twenty_in_one_second(
                 repo,
                 FakeQueue(),
                 repo,
+                ledger=FakeLedger(),
                 clock=lambda: FROZEN,
             )
             records = [

@@ -19,7 +19,7 @@ from spool.handlers import api
 from spool.handlers.wiring import ApiServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
-from tests.fakes import FakeCipher, FakeQueue, FakeRepo, FakeStores, MemoryIdempotencyStore
+from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo, FakeStores, MemoryIdempotencyStore
 
 PEPPER = b"unit-test-pepper"
 # The deployment's sink role, as the api is given it (SPOOL_SINK_ROLE_ARN).
@@ -141,12 +141,15 @@ class SinkHarness:
     stores: FakeStores
     sink: Sink
     clock: list[float]
+    ledger: FakeLedger
 
 
 @pytest.fixture
 def sink_harness() -> SinkHarness:
-    repo, queue, cipher, stores = FakeRepo(), FakeQueue(), FakeCipher(), FakeStores()
+    repo, queue, cipher, stores, ledger = FakeRepo(), FakeQueue(), FakeCipher(), FakeStores(), FakeLedger()
     clock = [1_776_162_600.0]
     directory = EndpointDirectory(repo, cipher, stores, ttl=30, clock=lambda: clock[0])
-    sink = Sink(directory, repo, queue, repo, queue, leases=repo, clock=lambda: clock[0], retry_base_seconds=10)
-    return SinkHarness(repo, queue, stores, sink, clock)
+    sink = Sink(
+        directory, repo, queue, repo, queue, leases=repo, ledger=ledger, clock=lambda: clock[0], retry_base_seconds=10
+    )
+    return SinkHarness(repo, queue, stores, sink, clock, ledger)

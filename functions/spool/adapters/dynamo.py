@@ -12,6 +12,8 @@ Layout (pk / sk):
   B#{endpointId}#{time} / #LEASE        the flush lease for that time             adapters/leases.py
   B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back; read and removed only
                                         (held lines are staged in S3 now)         adapters/staged_items.py
+  W#{endpointId} / {entry id}    an object written (or being written): its key,   adapters/ledger.py
+                                 sources, bytes, SHA-256; its manifest epoch
   Q#dlq        / LEASE           the DLQ's scan lease (one redrive at a time)     adapters/redrive.py
   IDEMPOTENCY / ...              Powertools Idempotency's records                 adapters/idempotency.py
 `expiresAt` is the TTL attribute.

@@ -3,6 +3,7 @@ published with a hard link, which fails when the name exists."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -43,6 +44,15 @@ class LocalStore:
             local_object_path(self._root, self._directory, key).unlink(missing_ok=True)
         except OSError as exc:
             raise StoreError(f"local store: {exc.strerror or type(exc).__name__}") from None
+
+    def holds(self, key: str, sha256: str) -> bool | None:
+        try:
+            body = local_object_path(self._root, self._directory, key).read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"local store: {exc.strerror or type(exc).__name__}") from None
+        return hashlib.sha256(body).hexdigest() == sha256
 
     def path(self, key: str) -> Path:
         return local_object_path(self._root, self._directory, key)

@@ -8,6 +8,7 @@ naming what to fix (`describe_store_error`), and no secret is ever part of it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -139,6 +140,23 @@ class S3Store:
         except (ClientError, BotoCoreError):
             return False
         return etag == hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+    def holds(self, key: str, sha256: str) -> bool | None:
+        """Whether `key` holds this body: the SHA-256 the store kept (ChecksumMode ENABLED), or for a single-part
+        put without SSE-KMS its ETag against the body's MD5 cannot be known here, so None then. None too when HEAD
+        is refused (a role that may only write)."""
+        try:
+            head = self._s3.head_object(Bucket=self._bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            return None
+        except BotoCoreError:
+            return None
+        kept = head.get("ChecksumSHA256")
+        if not kept:
+            return None
+        return bool(base64.b64decode(kept).hex() == sha256)
 
     def delete(self, key: str) -> None:
         try:

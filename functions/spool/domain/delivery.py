@@ -25,6 +25,7 @@ every line carries its id, so readers can drop the rare duplicate.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -50,11 +51,13 @@ from spool.domain.health import (
 from spool.domain.keys import object_key
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp
-from spool.domain.planner import FoundFlush, Hold, InboundRecord, Plan, Rules, Write
+from spool.domain.planner import FoundFlush, Hold, InboundRecord, ObjectWrite, Plan, Rules, Write
 from spool.domain.ports import (
     Cipher,
     EndpointRepository,
     Leases,
+    Ledger,
+    LedgerEntry,
     ObjectStore,
     StagedBundle,
     Staging,
@@ -62,6 +65,7 @@ from spool.domain.ports import (
     StoreFactory,
     Triggers,
     VisibilityPort,
+    entry_id,
 )
 
 Clock = Callable[[], float]
@@ -71,6 +75,8 @@ MAX_BATCH_COUNTER = 9_999
 MAX_PARALLEL_ENDPOINTS = 8
 # Time kept beyond a step's store calls for the calls around them (staging, leases, the status item).
 STEP_MARGIN_SECONDS = 3.0
+# Slack for clocks and the ledger's own calls when it is asked what an earlier attempt wrote.
+LEDGER_MARGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -89,6 +95,10 @@ class EndpointOutcome:
     parked: int = 0
     busy: int = 0
     deferred: int = 0
+
+
+class _LedgerFault(StoreError):
+    """Spool's own ledger could not record an object: a fault of Spool's, not the endpoint's store."""
 
 
 class _OutOfTime(Exception):
@@ -177,6 +187,7 @@ class Sink:
     staging: Staging
     triggers: Triggers
     leases: Leases
+    ledger: Ledger
     clock: Clock = time.time
     retry_base_seconds: int = limits.RETRY_BASE_SECONDS
     retry_max_seconds: int = limits.RETRY_MAX_SECONDS
@@ -311,7 +322,11 @@ class Sink:
         leased: list[int] = []
         try:
             flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
-            decided = planner.plan(settings, found, flushes, now, rules)
+            written = self._written_before(target, found, flushes, rules)
+            if written is None:  # another sink is putting some of these lines right now
+                outcome.busy = len(records)
+                return [(r, BUSY_RETRY_SECONDS) for r in records]
+            decided = planner.plan(settings, found, flushes, now, rules, written)
             stopped = self._perform(target, decided, outcome, remaining)
         finally:
             for flush_at in leased:
@@ -328,6 +343,41 @@ class Sink:
             else:
                 handed_back += self._fail(tenant_id, endpoint_id, records_stopped, error, outcome, decided)
         return handed_back
+
+    def _written_before(
+        self, target: _Target, found: planner.Triage, flushes: list[FoundFlush], rules: Rules
+    ) -> dict[str, set[int]] | None:
+        """The lines of this delivery that an earlier attempt already put into objects, by source, from the
+        ledger: asked only for retried bundles and for staged lines (a first try cannot have been written
+        before). An entry still being put by another sink (before its deadline): None, come back shortly. One
+        whose put outlived its deadline unconfirmed (a sink that died right after it) is looked up in the store."""
+        sources: dict[str, float] = {}  # source -> since when an earlier attempt could have written it
+        for record in found.bundles:
+            if record.receive_count > 1:
+                sources[record.message_id] = record.first_attempt or record.accepted_at
+        for flush in flushes:
+            for at, bundles in flush.staged.items():
+                for bundle in bundles:
+                    sources[planner.staged_source(at, bundle.item_id)] = at - rules.trigger_lead_seconds
+        if not sources:
+            return {}
+        endpoint_id = target.endpoint.id
+        written: dict[str, set[int]] = {}
+        now = self.clock()
+        for entry in self.ledger.since(endpoint_id, min(sources.values()) - LEDGER_MARGIN_SECONDS):
+            mine = [(s, start, count) for s, start, count in entry.segments if s in sources]
+            if not mine:
+                continue
+            if not entry.written:
+                if now <= entry.deadline + LEDGER_MARGIN_SECONDS:
+                    return None
+                if not target.store.holds(entry.key, entry.sha256):  # not there, or the store will not say
+                    with contextlib.suppress(Exception):
+                        self.ledger.drop(endpoint_id, entry.entry_id)
+                    continue
+            for source, start, count in mine:
+                written.setdefault(source, set()).update(range(start, start + count))
+        return written
 
     def _open_flushes(self, endpoint_id: str, due: list[int], owner: str, leased: list[int]) -> list[FoundFlush]:
         """For each due flush time: take its lease and read what is staged there and, when that holds lines, at
@@ -448,27 +498,61 @@ class Sink:
             if remaining is not None and remaining() < self.call_seconds(len(obj.body)) + STEP_MARGIN_SECONDS:
                 raise _OutOfTime
             try:
-                key = self._write(target, obj, write.flushed_at, planned.partition)
+                key = self._write(target, obj, write.flushed_at, planned)
             except Exception as exc:
-                outcome.store_failed = True
+                outcome.store_failed = outcome.store_failed or not isinstance(exc, _LedgerFault)
                 outcome.deadline = isinstance(exc, DeadlineExceeded)
                 raise
             outcome.keys.append(key)
             outcome.objects_written += 1
             outcome.events_written += obj.count
 
-    def _write(self, target: _Target, obj: EncodedObject, flushed_at: float, partition: str | None) -> str:
-        """One object, named for `flushed_at`, under the first name with a free batch counter."""
+    def _write(self, target: _Target, obj: EncodedObject, flushed_at: float, planned: ObjectWrite) -> str:
+        """One object, named for `flushed_at`, under the first name with a free batch counter. The ledger records
+        it before the put (with where its lines come from), confirms it after, and drops it if the put failed:
+        so a retry of these lines finds them written (docs/delivery.md, written once)."""
         settings = target.endpoint.storage
-        counter_key = (target.endpoint.id, int(flushed_at))
+        endpoint_id = target.endpoint.id
+        sha256 = hashlib.sha256(obj.body).hexdigest()
+        first, last = planner.Run(planned.text, planned.count).bounds()
+        counter_key = (endpoint_id, int(flushed_at))
         batch = self._counters.get(counter_key, 0) + 1
         while batch <= MAX_BATCH_COUNTER:
-            key = object_key(settings, flushed_at, batch, partition)
-            if target.store.put_new(
-                key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding
-            ):
+            key = object_key(settings, flushed_at, batch, planned.partition)
+            now = self.clock()
+            entry = LedgerEntry(
+                entry_id=entry_id(now, uuid.uuid4().hex[:8]),
+                key=key,
+                flushed_at=flushed_at,
+                deadline=now + self.call_seconds(len(obj.body)),
+                bytes=len(obj.body),
+                events=obj.count,
+                sha256=sha256,
+                first_created_at=first[0],
+                last_created_at=last[0],
+                first_id=first[1],
+                last_id=last[1],
+                segments=planned.segments,
+            )
+            try:
+                self.ledger.record(endpoint_id, entry)
+            except Exception as exc:
+                raise _LedgerFault(f"could not record the object in the ledger ({type(exc).__name__})") from None
+            try:
+                stored = target.store.put_new(
+                    key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding
+                )
+            except Exception:
+                with contextlib.suppress(Exception):  # not written: a retry must not count on it
+                    self.ledger.drop(endpoint_id, entry.entry_id)
+                raise
+            if stored:
+                with contextlib.suppress(Exception):  # unconfirmed, a retry looks the object up in the store
+                    self.ledger.confirm(endpoint_id, entry.entry_id)
                 self._remember_counter(counter_key, batch)
                 return key
+            with contextlib.suppress(Exception):
+                self.ledger.drop(endpoint_id, entry.entry_id)
             batch += 1
         raise StoreError(f"more than {MAX_BATCH_COUNTER} objects in one second for one endpoint")
 

@@ -29,7 +29,7 @@ from spool.domain.encoding import EncodedObject, fit
 from spool.domain.messages import is_event_bundle
 from spool.domain.models import StorageSettings
 from spool.domain.naming import line_event_type, order_key
-from spool.domain.ports import StagedBundle
+from spool.domain.ports import Segment, StagedBundle
 
 # SQS allows a message's visibility to reach 12 hours after it was received; DelaySeconds at most 15 min.
 MAX_VISIBILITY_SECONDS = 43_200
@@ -105,13 +105,9 @@ class Rules:
 # --- lines in acceptance order ----------------------------------------------------------------------------------
 
 
-# Where lines come from: (source, first line's index in it, how many). A source is a record's message id or a
-# staged bundle's `staged_source`; the ledger keeps each object's segments, so that a retry knows which of its
-# lines an earlier attempt wrote (docs/reliability.md, written once).
-Segment = tuple[str, int, int]
-
-
 def staged_source(flush_at: int, item_id: str) -> str:
+    """A staged bundle as a source of lines (a `Segment`'s first part; a record's is its message id). The ledger
+    keeps each object's segments, so that a retry knows which of its lines an earlier attempt wrote."""
     return f"staged:{flush_at}:{item_id}"
 
 
@@ -133,6 +129,10 @@ class Run:
     @property
     def last(self) -> tuple[str, str]:
         return order_key(self.text[self.text.rfind("\n") + 1 :])
+
+    def bounds(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(createdAt, id) of its first and of its last line."""
+        return self.first, self.last
 
     def tagged(self) -> list[tuple[str, str, int]]:
         """(line, source, index) of every line."""

@@ -101,6 +101,9 @@ class ObjectStore(Protocol):
         """Write `key` only if it does not exist yet; False when it already exists. Raises `StoreError`."""
 
     def delete(self, key: str) -> None: ...
+    def holds(self, key: str, sha256: str) -> bool | None:
+        """Whether `key` exists with this body (its SHA-256, hex); None when the store will not say (a role that
+        may not read what it writes)."""
 
 
 class StoreFactory(Protocol):
@@ -134,6 +137,55 @@ class Staging(Protocol):
         """Record durably that these staged items are in an object; returns the marker's own item id."""
 
     def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None: ...
+
+
+# Where an object's lines come from: (source, index of the first line in it, how many); planner.Segment.
+Segment = tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One object the sink wrote, or is writing, for an endpoint: where its lines come from (so that a retry does
+    not write them again), and what a manifest lists of it (bytes, events, SHA-256, first and last line)."""
+
+    entry_id: str  # sorts by when it was recorded
+    key: str
+    flushed_at: float  # the flush time the key is named for
+    deadline: float  # its put is over by then, one way or the other (epoch seconds)
+    bytes: int
+    events: int
+    sha256: str  # hex
+    first_created_at: str
+    last_created_at: str
+    first_id: str
+    last_id: str
+    segments: tuple[Segment, ...] = ()
+    written: bool = False
+    epoch: int = 0  # the manifest epoch that lists it (0: none yet)
+
+
+def entry_id(recorded_at: float, unique: str) -> str:
+    """A ledger entry's id: milliseconds since the epoch, zero-padded (ids sort by time), then `unique`."""
+    return f"{entry_time(recorded_at)}-{unique}"
+
+
+def entry_time(recorded_at: float) -> str:
+    """The part of an entry id that says when it was recorded: the bound of `Ledger.since`."""
+    return f"{int(recorded_at * 1000):013d}"
+
+
+class Ledger(Protocol):
+    """The objects written per endpoint (a DynamoDB item each, adapters/ledger.py): one record before the put,
+    confirmed after it, dropped when it failed."""
+
+    def record(self, endpoint_id: str, entry: LedgerEntry) -> None: ...
+    def confirm(self, endpoint_id: str, entry_id: str) -> None: ...
+    def drop(self, endpoint_id: str, entry_id: str) -> None: ...
+    def since(self, endpoint_id: str, after: float) -> list[LedgerEntry]:
+        """Every entry recorded at or after `after` (epoch seconds), oldest first."""
+
+    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int) -> None:
+        """These entries are listed in the manifest of `epoch`."""
 
 
 class Leases(Protocol):

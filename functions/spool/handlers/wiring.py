@@ -23,6 +23,7 @@ from spool.adapters.endpoint_table import DynamoEndpoints
 from spool.adapters.idempotency import IdempotentIngest, table_records
 from spool.adapters.kms import KmsCipher
 from spool.adapters.leases import DynamoLeases
+from spool.adapters.ledger import DynamoLedger
 from spool.adapters.pepper import pepper_loader
 from spool.adapters.redrive import ScanLease, SqsRedriver
 from spool.adapters.sqs_queue import SqsQueue
@@ -151,6 +152,7 @@ def build_sink(
             staging=S3Staging(clients.s3, settings.staging_bucket, StagedItems(clients.dynamodb, settings.table_name)),
             triggers=SqsTriggers(clients.sqs, settings.queue_url),
             leases=DynamoLeases(clients.dynamodb, settings.table_name),
+            ledger=DynamoLedger(clients.dynamodb, settings.table_name),
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
             trigger_lead_seconds=settings.batching_window_seconds,
