@@ -4,6 +4,7 @@ second time. Over fakes; the fault suite does the same through the local runtime
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from spool.domain.planner import InboundRecord
@@ -49,10 +50,8 @@ def test_only_the_lines_a_dead_sink_did_not_write_are_written_when_its_messages_
         return put(*args, **kwargs)  # type: ignore[arg-type]
 
     bucket.put_new = dies_after_one  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(SystemExit):
         deliver(sink_harness, records)
-    except SystemExit:
-        pass
     bucket.put_new = put  # type: ignore[method-assign]
     sink_harness.clock[0] += 61
 
@@ -104,10 +103,8 @@ def test_a_flush_that_runs_again_after_its_put_does_not_write_the_staged_lines_t
     repo = sink_harness.repo
     remove = repo.remove
     repo.remove = lambda *_: (_ for _ in ()).throw(SystemExit("died before the clean-up"))  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(SystemExit):
         deliver(sink_harness, [trigger("ep_a", flush_at)])
-    except SystemExit:
-        pass
     repo.remove = remove  # type: ignore[method-assign]
 
     report = deliver(sink_harness, [trigger("ep_a", flush_at, receive_count=2)])
