@@ -29,6 +29,15 @@ API_TIMEOUT = Duration.seconds(28)
 # More memory is more CPU: pydantic validation and the cold start (Powertools, boto3) both profit.
 API_MEMORY_MB = 512
 API_SPEC = FunctionSpec(shared.API_FUNCTION, "Spool api: endpoints and events over HTTPS", API_TIMEOUT, API_MEMORY_MB)
+# The table's partitions the api writes: tenants' items (endpoints, counters), role claims, Powertools
+# Idempotency's records (DeleteItem when an ingest fails), verify's rate items and the redrive lease.
+API_WRITE_PREFIXES = (
+    shared.TENANT_KEY_PREFIX,
+    shared.ROLE_CLAIM_KEY_PREFIX,
+    shared.IDEMPOTENCY_PARTITION,
+    shared.VERIFY_RATE_KEY_PREFIX,
+    shared.REDRIVE_LEASE_KEY_PREFIX,
+)
 # One line per request; no headers, so X-API-Key never reaches the log.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
@@ -90,17 +99,13 @@ class Api(Construct):
         )
         self.handler = SpoolFunction(self, "Handler", API_SPEC, settings=settings, code=code, environment=environment)
         fn = self.handler.function
-        # Endpoints and idempotency records (Powertools Idempotency: PutItem, GetItem, UpdateItem, and
-        # DeleteItem when an ingest fails). Tenants and keys are only read: the admin CLI manages them with
-        # the operator's credentials, so no transactions, no Scan and no table management here.
-        state.table.grant(
-            fn,
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:Query",
-        )
+        # Reads anything of the table by key (tenants, key lookups, endpoints, status, idempotency records); no
+        # Scan and no table management.
+        state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query")
+        # Writes only the partitions of API_WRITE_PREFIXES (PutItem, UpdateItem, DeleteItem, and the same per item
+        # of a TransactWriteItems): never a key lookup (K#, the admin CLI's, with the operator's credentials), a
+        # status item (S#, the sink's) or a flush lease (B#).
+        state.grant_items(fn, API_WRITE_PREFIXES, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         # `grant_send_messages`/`grant_consume_messages` would add GetQueueAttributes and GetQueueUrl, which
         # the code never calls (the grant check in tests/integration/test_grants.py lists what it calls).
         ingest.queue.grant(fn, "sqs:SendMessage")
