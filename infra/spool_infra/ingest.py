@@ -156,7 +156,8 @@ class IngestSink(Construct):
         are STS's caller-side keys for AssumeRole: every call must carry a Spool ExternalId and name a Spool
         session (`sts:ExternalId`, `sts:RoleSessionName`). The tenant's trust policy, which requires the
         endpoint's own ExternalId, is what lets a call through. Roles of this account are denied: a role here
-        that trusts the account (its root) would otherwise be assumable by naming it as a roleArn."""
+        that trusts the account (its root) would otherwise be assumable by naming it as a roleArn; and so are
+        roles of accounts in this account's AWS Organization."""
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sts:AssumeRole"],
@@ -176,10 +177,23 @@ class IngestSink(Construct):
                 resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"],
             )
         )
+        # Roles of the operator's other accounts: denied when the role's account is in the same AWS Organization
+        # as Spool's (STS supplies aws:ResourceOrgID for AssumeRole; aws:PrincipalOrgID is this role's). Outside
+        # an organization either key is missing, the condition is false and nothing is denied; roles in accounts
+        # of the operator outside the organization are the operator's to guard (docs/deploy.md).
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::*:role/*"],
+                conditions={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+            )
+        )
         acknowledge(
             self.sink.role,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/*]",
             "sts:AssumeRole of tenants' roles, in accounts not known at deploy time (each endpoint's roleArn). "
             "Limited by conditions to calls carrying a Spool ExternalId and a Spool session name; roles of "
-            "Spool's own account are denied; the tenant's trust policy requires the endpoint's own ExternalId.",
+            "Spool's own account and of its AWS Organization are denied; the tenant's trust policy requires the "
+            "endpoint's own ExternalId.",
         )

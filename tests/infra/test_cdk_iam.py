@@ -264,15 +264,35 @@ def test_functions_write_only_their_own_log_group(synth: Synth) -> None:
 
 def test_only_the_sink_assumes_roles_of_other_accounts_with_a_spool_external_id_and_session(synth: Synth) -> None:
     assert not _statements_with(api(synth), "sts:AssumeRole")
-    allow, deny = sorted(_statements_with(sink(synth), "sts:AssumeRole"), key=lambda s: s["Effect"])
+    allow, deny, deny_org = sorted(
+        _statements_with(sink(synth), "sts:AssumeRole"), key=lambda s: (s["Effect"], "Condition" in s)
+    )
     partition = {"Ref": "AWS::Partition"}
+    any_role = {"Fn::Join": ["", ["arn:", partition, ":iam::*:role/*"]]}
     assert (allow["Effect"], allow["Action"]) == ("Allow", "sts:AssumeRole")
-    assert allow["Resource"] == {"Fn::Join": ["", ["arn:", partition, ":iam::*:role/*"]]}
+    assert allow["Resource"] == any_role
     assert allow["Condition"] == {"StringLike": {"sts:ExternalId": "spool-*", "sts:RoleSessionName": "spool-ep_*"}}
     assert (deny["Effect"], deny["Action"]) == ("Deny", "sts:AssumeRole")
     own_account = ["arn:", partition, ":iam::", {"Ref": "AWS::AccountId"}, ":role/*"]
     assert deny["Resource"] == {"Fn::Join": ["", own_account]}
     assert "Condition" not in deny
+    assert (deny_org["Effect"], deny_org["Action"], deny_org["Resource"]) == ("Deny", "sts:AssumeRole", any_role)
+    assert deny_org["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+
+
+def test_the_sink_may_not_assume_roles_of_its_own_organization(synth: Synth) -> None:
+    sink_role, _ = _policy(synth, "sink")
+    tenant_role = "arn:aws:iam::111122223333:role/delivery"
+    sent = {"sts:ExternalId": ("spool-abc",), "sts:RoleSessionName": ("spool-ep_1",)}
+
+    def assume(**orgs: str) -> bool:
+        keys = {**sent, **{f"aws:{k}": (v,) for k, v in orgs.items()}}
+        return sink_role.allows(Request("sink", "sts:AssumeRole", tenant_role, tuple(sorted(keys.items()))))
+
+    assert not assume(PrincipalOrgID="o-operator", ResourceOrgID="o-operator")  # the operator's other account
+    assert assume(PrincipalOrgID="o-operator", ResourceOrgID="o-tenant")  # a tenant in an organization of its own
+    assert assume(PrincipalOrgID="o-operator")  # a tenant account in no organization
+    assert assume(ResourceOrgID="o-tenant")  # Spool's account in no organization: nothing to compare
 
 
 def test_the_sinks_assume_role_conditions_cover_every_session_name_and_external_id_it_sends() -> None:
