@@ -22,9 +22,11 @@ from spool_infra.lambdas import FunctionSpec, SpoolFunction
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
+from spool_infra.verify import Verify
 
 # HTTP APIs give up on an integration after 30 s. Ordinary requests take milliseconds; the endpoint
-# verification invokes the sink, which writes a probe object to the user's store, and gets the rest.
+# verification invokes the verify function, which writes a probe object to the user's store, and waits for it
+# (at most limits.VERIFY_TIMEOUT_SECONDS and a cold start's allowance, adapters/verifier.py).
 API_TIMEOUT = Duration.seconds(28)
 # More memory is more CPU: pydantic validation and the cold start (Powertools, boto3) both profit.
 API_MEMORY_MB = 512
@@ -79,6 +81,7 @@ class Api(Construct):
         settings: Settings,
         state: State,
         ingest: IngestSink,
+        verify: Verify,
         code: lambda_.Code,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -89,7 +92,7 @@ class Api(Construct):
             dlq_url=ingest.dlq.queue_url,
             kms_key_id=state.credentials_key.key_id,
             pepper_secret_id=state.pepper_secret.secret_arn,
-            sink_function_name=ingest.sink.function.function_name,
+            verify_function_name=verify.function.function.function_name,
             # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
             sink_role_arn=ingest.sink.role.role_arn,
             allow_insecure_endpoints=settings.allow_insecure_endpoints,
@@ -97,7 +100,15 @@ class Api(Construct):
             # does not, so it cannot find out by looking for the library.
             parquet=settings.parquet,
         )
-        self.handler = SpoolFunction(self, "Handler", API_SPEC, settings=settings, code=code, environment=environment)
+        self.handler = SpoolFunction(
+            self,
+            "Handler",
+            API_SPEC,
+            settings=settings,
+            code=code,
+            environment=environment,
+            reserved_concurrency=settings.api_reservation,
+        )
         fn = self.handler.function
         # Reads anything of the table by key (tenants, key lookups, endpoints, status, idempotency records); no
         # Scan and no table management.
@@ -114,10 +125,10 @@ class Api(Construct):
         ingest.dlq.grant(fn, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
         state.grant_encrypt_credentials(fn)
         state.grant_read_pepper(fn)
-        # `grant_invoke` would also allow every version and alias (`arn:...:function:name:*`); the api
+        # Verify: `grant_invoke` would also allow every version and alias (`arn:...:function:name:*`); the api
         # only ever invokes the unqualified function.
         fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[ingest.sink.function.function_arn])
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[verify.function.function.function_arn])
         )
 
         self.http_api = apigwv2.HttpApi(

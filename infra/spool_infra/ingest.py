@@ -86,7 +86,15 @@ class IngestSink(Construct):
             retry_max_seconds=limits.RETRY_MAX_SECONDS,
             batching_window_seconds=settings.max_batching_window_seconds,
         )
-        self.sink = SpoolFunction(self, "Sink", SINK_SPEC, settings=settings, code=code, environment=environment)
+        self.sink = SpoolFunction(
+            self,
+            "Sink",
+            SINK_SPEC,
+            settings=settings,
+            code=code,
+            environment=environment,
+            reserved_concurrency=settings.sink_reservation,
+        )
         fn = self.sink.function
         # Reads endpoints (T#), delivery status and health (S#), the flush lease and the lines an older sink
         # staged in the table (B#); not key lookups, idempotency records or anything else of the api's.

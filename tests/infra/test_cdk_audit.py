@@ -62,6 +62,10 @@ SERVERLESS_ACCEPTED: dict[tuple[str, str], str] = {
         "The function writes to its own log group (LoggingConfig.LogGroup) with retention from context "
         "logRetentionDays; the rule only recognises a group named /aws/lambda/<function name>."
     ),
+    ("Verify/Function/Function/Resource", "WS1004"): (
+        "The function writes to its own log group (LoggingConfig.LogGroup) with retention from context "
+        "logRetentionDays; the rule only recognises a group named /aws/lambda/<function name>."
+    ),
     ("Api/Handler/Function/Resource", "WS1004"): (
         "The function writes to its own log group (LoggingConfig.LogGroup) with retention from context "
         "logRetentionDays; the rule only recognises a group named /aws/lambda/<function name>."

@@ -238,7 +238,7 @@ def test_api_sends_to_ingest_and_consumes_only_the_dlq(synth: Synth) -> None:
     assert "RedrivePolicy" not in synth.json["Resources"][receive["Resource"]["Fn::GetAtt"][0]]["Properties"]
 
 
-def test_api_reads_the_pepper_and_invokes_only_the_sink(synth: Synth) -> None:
+def test_api_reads_the_pepper_and_invokes_only_the_verify_function(synth: Synth) -> None:
     statements = api(synth)
     (secret,) = _statements_with(statements, "secretsmanager:GetSecretValue")
     assert secret["Action"] == "secretsmanager:GetSecretValue"
@@ -246,20 +246,32 @@ def test_api_reads_the_pepper_and_invokes_only_the_sink(synth: Synth) -> None:
     (invoke,) = _statements_with(statements, "lambda:InvokeFunction")
     assert invoke["Action"] == "lambda:InvokeFunction"
     target = invoke["Resource"]["Fn::GetAtt"][0]
-    assert synth.json["Resources"][target]["Properties"]["Handler"] == "spool.handlers.sink.lambda_handler"
+    assert synth.json["Resources"][target]["Properties"]["Handler"] == shared.VERIFY_FUNCTION.handler
     assert not _statements_with(sink(synth), "secretsmanager:GetSecretValue")
 
 
-def test_functions_write_only_their_own_log_group(synth: Synth) -> None:
-    for handler in ("spool.handlers.api.lambda_handler", "spool.handlers.sink.lambda_handler"):
+def test_functions_write_only_their_own_log_groups(synth: Synth) -> None:
+    # The verify function runs with the sink's role, which so writes to both their groups.
+    groups: dict[str, set[str]] = {}
+    for entry in (shared.API_FUNCTION, shared.SINK_FUNCTION, shared.VERIFY_FUNCTION):
+        function = next(
+            f["Properties"]
+            for f in synth.resources("AWS::Lambda::Function").values()
+            if f["Properties"]["Handler"] == entry.handler
+        )
+        groups.setdefault(function["Role"]["Fn::GetAtt"][0], set()).add(function["LoggingConfig"]["LogGroup"]["Ref"])
+    for handler in (shared.API_FUNCTION.handler, shared.SINK_FUNCTION.handler):
         function = next(
             f["Properties"]
             for f in synth.resources("AWS::Lambda::Function").values()
             if f["Properties"]["Handler"] == handler
         )
-        own_group = function["LoggingConfig"]["LogGroup"]["Ref"]
-        (logs,) = _statements_with(_role_statements(synth, handler), "logs:PutLogEvents")
-        assert logs["Resource"] == {"Fn::GetAtt": [own_group, "Arn"]}
+        statements = _statements_with(_role_statements(synth, handler), "logs:PutLogEvents")
+        resources = [
+            r for st in statements for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+        ]
+        written = {r["Fn::GetAtt"][0] for r in resources}
+        assert written == groups[function["Role"]["Fn::GetAtt"][0]]
 
 
 def test_only_the_sink_assumes_roles_of_other_accounts_with_a_spool_external_id_and_session(synth: Synth) -> None:
