@@ -40,6 +40,7 @@ EXPECTED = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
         "dynamodb:Query",
         "sqs:SendMessage",
         "sqs:ReceiveMessage",

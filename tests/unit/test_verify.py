@@ -138,3 +138,52 @@ def test_the_verify_handler_answers_the_probe_of_the_endpoint_it_is_asked_about(
     event = {"spool": "verify", "tenantId": "ten_1", "endpointId": "ep_1"}
     assert handler(event, FakeContext("spool-verify")) == {"ok": True, "probeKey": "k"}
     assert asked == [("ten_1", "ep_1")]
+
+
+def test_a_tenant_has_at_most_two_verifications_at_once_and_a_third_endpoint_is_a_429(harness: ApiHarness) -> None:
+    endpoints = [create(harness)["id"] for _ in range(3)]
+    verification = harness.services.verification
+    inner: list[Any] = []
+
+    class Nested:
+        """Each verification starts the next endpoint's while it runs: three at once."""
+
+        def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+            following = endpoints.index(endpoint_id) + 1
+            if following < len(endpoints):
+                inner.append(harness.call("POST", f"{ENDPOINTS}/{endpoints[following]}/verify"))
+            return {"ok": True, "probeKey": "probe"}
+
+    verification.verifier = Nested()
+    ok(harness.call("POST", f"{ENDPOINTS}/{endpoints[0]}/verify"))
+
+    third, second = inner  # the innermost (third) answers first
+    assert second.status == 200
+    assert third.status == 429
+    assert third.json()["error"]["message"].startswith(
+        f"verifyTenantConcurrency: at most {limits.VERIFY_TENANT_CONCURRENCY} verifications of one tenant at once"
+    )
+    assert int(third.headers["Retry-After"]) > 0
+    # The third endpoint's interval was given back, and every slot is free again once the others ended.
+    assert set(gate(harness).until) == {f"{harness.tenant_id}#{endpoints[0]}", f"{harness.tenant_id}#{endpoints[1]}"}
+
+
+def test_another_tenants_verifications_do_not_count_against_a_tenants_slots(harness: ApiHarness) -> None:
+    mine = [create(harness)["id"] for _ in range(2)]
+    other_tenant, other_key = harness.new_tenant()
+    theirs = create(harness, key=other_key)["id"]
+    verification = harness.services.verification
+    answers: list[Any] = []
+
+    class Nested:
+        def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
+            if endpoint_id == mine[0]:
+                answers.append(harness.call("POST", f"{ENDPOINTS}/{mine[1]}/verify"))
+            elif endpoint_id == mine[1]:
+                answers.append(harness.call("POST", f"{ENDPOINTS}/{theirs}/verify", key=other_key))
+            return {"ok": True, "probeKey": "probe"}
+
+    verification.verifier = Nested()
+    ok(harness.call("POST", f"{ENDPOINTS}/{mine[0]}/verify"))
+    assert [a.status for a in answers] == [200, 200]
+    assert other_tenant != harness.tenant_id

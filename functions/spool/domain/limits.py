@@ -46,6 +46,9 @@ VERIFY_COLD_START_SECONDS = 3
 # One verification per endpoint per this many seconds (429 with Retry-After): at least the function's timeout, so
 # one endpoint never has two probes in flight.
 VERIFY_INTERVAL_SECONDS = 30
+# At most this many verifications of one tenant at once (each holds one of its slots until it ends), so one tenant
+# with many endpoints behind slow stores cannot hold every verify function.
+VERIFY_TENANT_CONCURRENCY = 2
 # Retry-After when every verify function is busy (its reserved concurrency is used up).
 VERIFY_BUSY_RETRY_SECONDS = 5
 # IAM allows role ARNs of up to 2048 characters (a name of at most 64, the rest its path).
