@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo, MemoryIdempotencyStore
+from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRateGate, FakeRepo, MemoryIdempotencyStore
 
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.sqs_queue import SqsQueue
@@ -28,6 +28,7 @@ from spool.domain.models import Credentials, Endpoint, StorageSettings
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
+from spool.domain.verification import Verification
 from spool.handlers.wiring import ApiServices
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/spool-ingest"
@@ -225,11 +226,12 @@ class ApiRig:
 def api_services(sqs: StubSqsClient, endpoints: int = 1) -> ApiRig:
     """The api's services as wiring.build_api makes them, over fakes and the stub SQS client."""
     repo, cipher = FakeRepo(), FakeCipher()
+    service = EndpointService(repo, cipher, UrlPolicy(allow_insecure=True))
     services = ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
-        endpoints=EndpointService(repo, cipher, UrlPolicy(allow_insecure=True)),
+        endpoints=service,
         ingest=IdempotentIngest(Ingest(repo, SqsQueue(sqs, QUEUE_URL)), MemoryIdempotencyStore()),
-        verifier=Unused(),
+        verification=Verification(service, FakeRateGate(), Unused()),
         redriver=Unused(),
     )
     tenant, api_key = services.tenants.create_tenant("bench")

@@ -401,3 +401,21 @@ class MemoryIdempotencyStore(BasePersistenceLayer):
 
     def _delete_record(self, data_record: DataRecord) -> None:
         self.records.pop(data_record.idempotency_key, None)
+
+
+@dataclass
+class FakeRateGate:
+    """`RateGate` in memory, on a clock the test sets (`now`)."""
+
+    now: float = 1_700_000_000.0
+    until: dict[str, float] = field(default_factory=dict)
+
+    def take(self, key: str, seconds: int) -> float | None:
+        held = self.until.get(key, 0.0)
+        if held > self.now:
+            return held - self.now
+        self.until[key] = self.now + seconds
+        return None
+
+    def give_back(self, key: str) -> None:
+        self.until.pop(key, None)

@@ -94,8 +94,7 @@ class Schedule:
 def amazon_s3_through(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     """The sink reaches Amazon S3 (endpoints without an `endpoint`) at `url` (a proxy) from now on: stores
     built later, for delivery and for verify, until the test ends."""
-    services = runtime.sink_services
-    for stores in (services.stores, services.verify_stores):
+    for stores in (runtime.sink_services.stores, runtime.verify_services.stores):
         monkeypatch.setattr(stores, "amazon_s3_url", url)
 
 
@@ -264,7 +263,10 @@ def runtime(
     local = LocalRuntime(LocalSettings.from_env(env))
     call_log.attach(local.sessions.api, "api")
     call_log.attach(local.sessions.sink, "sink")
-    trust_policies.attach(local.sessions.sink, caller=lambda: local.resources.sink_role_arn if local.resources else "")
+    call_log.attach(local.sessions.verify, "verify")
+    # The verify function runs with the sink's role: both assume tenants' roles as that role.
+    for session in (local.sessions.sink, local.sessions.verify):
+        trust_policies.attach(session, caller=lambda: local.resources.sink_role_arn if local.resources else "")
     local.start()
     trust_policies.emulator = local.client
     try:

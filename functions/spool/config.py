@@ -48,21 +48,26 @@ class EnvSettings(BaseModel):
         }
 
 
-class CommonSettings(EnvSettings):
+class VerifySettings(EnvSettings):
+    """The verify function's (handlers/verify.py), and what every function shares: the table and the stores' rules."""
+
     table_name: Annotated[str, Field(alias="SPOOL_TABLE_NAME", min_length=1)]
-    queue_url: Annotated[str, Field(alias="SPOOL_QUEUE_URL", min_length=1)]
     # Plain http, loopback and private store endpoints (the local runtime and self-hosted stores).
     allow_insecure_endpoints: Annotated[bool, Field(alias="SPOOL_ALLOW_INSECURE_ENDPOINTS")] = False
     # Root directory for provider `local`; unset means the provider is refused.
     local_root: Annotated[str | None, Field(alias="SPOOL_LOCAL_ROOT")] = None
 
 
+class CommonSettings(VerifySettings):
+    queue_url: Annotated[str, Field(alias="SPOOL_QUEUE_URL", min_length=1)]
+
+
 class ApiSettings(CommonSettings):
     kms_key_id: Annotated[str, Field(alias="SPOOL_KMS_KEY_ID", min_length=1)]
     pepper_secret_id: Annotated[str, Field(alias="SPOOL_PEPPER_SECRET_ID", min_length=1)]
     dlq_url: Annotated[str, Field(alias="SPOOL_DLQ_URL", min_length=1)]
-    # The sink function the API invokes for `verify`, so credentials are decrypted only in the sink.
-    sink_function_name: Annotated[str, Field(alias="SPOOL_SINK_FUNCTION_NAME", min_length=1)]
+    # The verify function the API invokes for `verify`, so credentials are decrypted only where the sink's role is.
+    verify_function_name: Annotated[str, Field(alias="SPOOL_VERIFY_FUNCTION_NAME", min_length=1)]
     # The sink's role: the principal a tenant's role must trust (GET /api/v1/endpoints/{id}/aws-role).
     sink_role_arn: Annotated[str, Field(alias="SPOOL_SINK_ROLE_ARN", min_length=1)]
     idempotency_seconds: Annotated[int, Field(alias="SPOOL_IDEMPOTENCY_SECONDS", ge=60)] = 3600

@@ -1,5 +1,5 @@
 """Names the Lambda code shares with the CDK app (which imports them as `shared`): the table's key attributes,
-the key prefix the sink may write, the two functions' handlers and services, the metrics the dashboards read,
+the key prefixes each function may write, the functions' handlers and services, the metrics the dashboards read,
 the stack's outputs the admin CLI reads. Plain constants, so the CDK app can import them without loading the
 functions' dependencies. Environment variable names are the aliases of the settings models in config.py."""
 
@@ -32,14 +32,19 @@ STATUS_ATTRIBUTES: Final = (
 # Partitions only the operator (the admin CLI) writes: API-key lookups by hash (K#{hash} / KEY). The api reads
 # them and may not write them.
 KEY_LOOKUP_PREFIX: Final = "K#"
-# Claims on roles: which tenant's endpoints use a roleArn (R#{roleArn} / ROLE), written by the api.
-ROLE_CLAIM_PREFIX: Final = "R#"
+# Powertools Idempotency's records share the table under this partition key (a spread partition keeps it as its
+# prefix: the stack lets the api write partitions that start with it).
+IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
+# Tenants and their endpoints and keys (T#{tenantId} / TENANT, EP#..., KEY#...), and role claims
+# (R#{roleArn} / ROLE): partitions the api writes, apart from key lookups.
+TENANT_KEY_PREFIX: Final = "T#"
+ROLE_CLAIM_KEY_PREFIX: Final = "R#"
+# Verify's rate per endpoint (V#{tenantId}#{endpointId} / RATE, adapters/verify_rate.py) and the redrive lease
+# (Q#...): short-lived conditional items the api writes.
+VERIFY_RATE_KEY_PREFIX: Final = "V#"
+REDRIVE_LEASE_KEY_PREFIX: Final = "Q#"
 # The ledger of written objects (W#{endpointId} / {entry id}, adapters/ledger.py), written by the sink.
 LEDGER_KEY_PREFIX: Final = "W#"
-# The DLQ's scan lease (adapters/redrive.py), written by the api and the operator.
-REDRIVE_KEY_PREFIX: Final = "Q#"
-# Powertools Idempotency's records share the table under this partition key.
-IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
 
 
 class Function(NamedTuple):
@@ -52,6 +57,8 @@ class Function(NamedTuple):
 
 API_FUNCTION: Final = Function("spool.handlers.api.lambda_handler", "spool-api")
 SINK_FUNCTION: Final = Function("spool.handlers.sink.lambda_handler", "spool-sink")
+# Endpoint verification: the api invokes it; its own function so a reserved concurrency bounds it.
+VERIFY_FUNCTION: Final = Function("spool.handlers.verify.lambda_handler", "spool-verify")
 
 # Powertools metrics (namespace METRICS_NAMESPACE unless POWERTOOLS_METRICS_NAMESPACE says otherwise).
 METRICS_NAMESPACE: Final = "Spool"
@@ -74,6 +81,7 @@ class StackOutput(StrEnum):
     PEPPER_SECRET_ARN = "PepperSecretArn"  # noqa: S105 (an output name)
     SINK_FUNCTION_NAME = "SinkFunctionName"
     SINK_ROLE_ARN = "SinkRoleArn"
+    VERIFY_FUNCTION_NAME = "VerifyFunctionName"
     API_FUNCTION_NAME = "ApiFunctionName"
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     DASHBOARD_NAME = "DashboardName"

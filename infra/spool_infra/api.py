@@ -22,13 +22,24 @@ from spool_infra.lambdas import FunctionSpec, SpoolFunction
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
+from spool_infra.verify import Verify
 
 # HTTP APIs give up on an integration after 30 s. Ordinary requests take milliseconds; the endpoint
-# verification invokes the sink, which writes a probe object to the user's store, and gets the rest.
+# verification invokes the verify function, which writes a probe object to the user's store, and waits for it
+# (at most limits.VERIFY_TIMEOUT_SECONDS and a cold start's allowance, adapters/verifier.py).
 API_TIMEOUT = Duration.seconds(28)
 # More memory is more CPU: pydantic validation and the cold start (Powertools, boto3) both profit.
 API_MEMORY_MB = 512
 API_SPEC = FunctionSpec(shared.API_FUNCTION, "Spool api: endpoints and events over HTTPS", API_TIMEOUT, API_MEMORY_MB)
+# The table's partitions the api writes: tenants' items (endpoints, counters), role claims, Powertools
+# Idempotency's records (DeleteItem when an ingest fails), verify's rate items and the redrive lease.
+API_WRITE_PREFIXES = (
+    shared.TENANT_KEY_PREFIX,
+    shared.ROLE_CLAIM_KEY_PREFIX,
+    shared.IDEMPOTENCY_PARTITION,
+    shared.VERIFY_RATE_KEY_PREFIX,
+    shared.REDRIVE_LEASE_KEY_PREFIX,
+)
 # One line per request; no headers, so X-API-Key never reaches the log.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
@@ -70,6 +81,7 @@ class Api(Construct):
         settings: Settings,
         state: State,
         ingest: IngestSink,
+        verify: Verify,
         code: lambda_.Code,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -80,7 +92,7 @@ class Api(Construct):
             dlq_url=ingest.dlq.queue_url,
             kms_key_id=state.credentials_key.key_id,
             pepper_secret_id=state.pepper_secret.secret_arn,
-            sink_function_name=ingest.sink.function.function_name,
+            verify_function_name=verify.function.function.function_name,
             # The principal tenants' roles trust (GET /api/v1/endpoints/{id}/aws-role hands it out).
             sink_role_arn=ingest.sink.role.role_arn,
             allow_insecure_endpoints=settings.allow_insecure_endpoints,
@@ -88,19 +100,23 @@ class Api(Construct):
             # does not, so it cannot find out by looking for the library.
             parquet=settings.parquet,
         )
-        self.handler = SpoolFunction(self, "Handler", API_SPEC, settings=settings, code=code, environment=environment)
-        fn = self.handler.function
-        # Endpoints and idempotency records (Powertools Idempotency: PutItem, GetItem, UpdateItem, and
-        # DeleteItem when an ingest fails). Tenants and keys are only read: the admin CLI manages them with
-        # the operator's credentials, so no transactions, no Scan and no table management here.
-        state.table.grant(
-            fn,
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:Query",
+        self.handler = SpoolFunction(
+            self,
+            "Handler",
+            API_SPEC,
+            settings=settings,
+            code=code,
+            environment=environment,
+            reserved_concurrency=settings.api_reservation,
         )
+        fn = self.handler.function
+        # Reads anything of the table by key (tenants, key lookups, endpoints, status, idempotency records); no
+        # Scan and no table management.
+        state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query")
+        # Writes only the partitions of API_WRITE_PREFIXES (PutItem, UpdateItem, DeleteItem, and the same per item
+        # of a TransactWriteItems): never a key lookup (K#, the admin CLI's, with the operator's credentials), a
+        # status item (S#, the sink's) or a flush lease (B#).
+        state.grant_items(fn, API_WRITE_PREFIXES, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         # `grant_send_messages`/`grant_consume_messages` would add GetQueueAttributes and GetQueueUrl, which
         # the code never calls (the grant check in tests/integration/test_grants.py lists what it calls).
         ingest.queue.grant(fn, "sqs:SendMessage")
@@ -109,10 +125,10 @@ class Api(Construct):
         ingest.dlq.grant(fn, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
         state.grant_encrypt_credentials(fn)
         state.grant_read_pepper(fn)
-        # `grant_invoke` would also allow every version and alias (`arn:...:function:name:*`); the api
+        # Verify: `grant_invoke` would also allow every version and alias (`arn:...:function:name:*`); the api
         # only ever invokes the unqualified function.
         fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[ingest.sink.function.function_arn])
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[verify.function.function.function_arn])
         )
 
         self.http_api = apigwv2.HttpApi(

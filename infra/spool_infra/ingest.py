@@ -30,6 +30,13 @@ SINK_MEMORY_MB = 512
 SINK_SPEC = FunctionSpec(
     shared.SINK_FUNCTION, "Spool sink: SQS batches to NDJSON objects in user storage", SINK_TIMEOUT, SINK_MEMORY_MB
 )
+# The partitions the sink reads: endpoints, their status items, flush leases and older staged lines.
+SINK_READ_PREFIXES = (
+    shared.TENANT_KEY_PREFIX,
+    shared.STATUS_KEY_PREFIX,
+    shared.STAGING_KEY_PREFIX,
+    shared.LEDGER_KEY_PREFIX,
+)
 # AWS's advice for SQS triggers: visibility at least six times the function timeout (plus the batching
 # window), so a batch that Lambda retries after throttling is not handed to a second invocation meanwhile.
 VISIBILITY_FACTOR = 6
@@ -84,15 +91,32 @@ class IngestSink(Construct):
             retry_max_seconds=limits.RETRY_MAX_SECONDS,
             batching_window_seconds=settings.max_batching_window_seconds,
         )
-        self.sink = SpoolFunction(self, "Sink", SINK_SPEC, settings=settings, code=code, environment=environment)
+        self.sink = SpoolFunction(
+            self,
+            "Sink",
+            SINK_SPEC,
+            settings=settings,
+            code=code,
+            environment=environment,
+            reserved_concurrency=settings.sink_reservation,
+        )
         fn = self.sink.function
-        # Reads endpoints and records delivery status on them (UpdateItem); reads the flush lease and the lines
-        # an older sink staged in the table (GetItem, Query). Held lines are staged in S3 now (the bucket).
-        state.table.grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+        # Reads endpoints (T#), delivery status and health (S#), the flush lease and the lines an older sink
+        # staged in the table (B#), the ledger of objects it wrote (W#); not key lookups, idempotency records or
+        # anything else of the api's.
+        state.grant_items(fn, SINK_READ_PREFIXES, "dynamodb:GetItem", "dynamodb:Query")
+        # Records delivery status and health: UpdateItem of status items and their status attributes only.
+        state.grant_status_updates(fn)
+        # The ledger of written objects (adapters/ledger.py): an item per object, recorded, confirmed, dropped.
+        state.grant_items(
+            fn, (shared.LEDGER_KEY_PREFIX,), "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
         # The flush lease is an item whose partition key starts with `B#` (adapters/leases.py), and so are the
         # lines an older sink staged in the table, which the flush still removes (BatchWriteItem,
         # adapters/staged_items.py): the condition keeps these writes off endpoints, tenants and keys.
-        state.grant_staging_writes(fn, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+        state.grant_items(
+            fn, (shared.STAGING_KEY_PREFIX,), "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"
+        )
         # Staged lines: put, read, delete objects and list a flush time's prefix. The bucket's `grant_put`,
         # `grant_read` and `grant_delete` would add the object ACL, tagging, retention and version actions,
         # which nothing calls.
@@ -146,7 +170,8 @@ class IngestSink(Construct):
         are STS's caller-side keys for AssumeRole: every call must carry a Spool ExternalId and name a Spool
         session (`sts:ExternalId`, `sts:RoleSessionName`). The tenant's trust policy, which requires the
         endpoint's own ExternalId, is what lets a call through. Roles of this account are denied: a role here
-        that trusts the account (its root) would otherwise be assumable by naming it as a roleArn."""
+        that trusts the account (its root) would otherwise be assumable by naming it as a roleArn; and so are
+        roles of accounts in this account's AWS Organization."""
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sts:AssumeRole"],
@@ -166,10 +191,23 @@ class IngestSink(Construct):
                 resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"],
             )
         )
+        # Roles of the operator's other accounts: denied when the role's account is in the same AWS Organization
+        # as Spool's (STS supplies aws:ResourceOrgID for AssumeRole; aws:PrincipalOrgID is this role's). Outside
+        # an organization either key is missing, the condition is false and nothing is denied; roles in accounts
+        # of the operator outside the organization are the operator's to guard (docs/deploy.md).
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::*:role/*"],
+                conditions={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+            )
+        )
         acknowledge(
             self.sink.role,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/*]",
             "sts:AssumeRole of tenants' roles, in accounts not known at deploy time (each endpoint's roleArn). "
             "Limited by conditions to calls carrying a Spool ExternalId and a Spool session name; roles of "
-            "Spool's own account are denied; the tenant's trust policy requires the endpoint's own ExternalId.",
+            "Spool's own account and of its AWS Organization are denied; the tenant's trust policy requires the "
+            "endpoint's own ExternalId.",
         )

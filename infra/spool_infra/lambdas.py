@@ -47,7 +47,11 @@ class SpoolFunction(Construct):
         settings: Settings,
         code: lambda_.Code,
         environment: Mapping[str, str],
+        role: iam.Role | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
+        """`role`: another function's role to run with (default: a role of its own); `reserved_concurrency`: the
+        function's reserved concurrency, both its guaranteed share and its cap (None: none)."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
             self,
@@ -56,7 +60,7 @@ class SpoolFunction(Construct):
             # Logs are operational data, not user data: they go with the stack.
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.role = iam.Role(
+        self.role = role or iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -74,6 +78,7 @@ class SpoolFunction(Construct):
             timeout=spec.timeout,
             memory_size=spec.memory_mb,
             role=self.role,
+            reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             # JSON logs let Lambda filter its own START/END/REPORT lines (about 400 B per invocation, most of
             # what a single-event request logged): only platform warnings and errors are kept. Duration,

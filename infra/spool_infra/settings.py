@@ -48,6 +48,13 @@ class Settings(BaseModel):
     # Most concurrent sink invocations the mapping starts; protects user stores and the account's
     # concurrency pool from a burst.
     max_concurrency: Annotated[int, Field(alias="maxConcurrency", ge=2, le=1000)] = 10
+    # Reserved concurrency (docs/infrastructure.md): each function's guaranteed share of the account's Lambda
+    # concurrency and its cap. The api's bounds what a flood of requests takes from the account (0: none); the
+    # sink's must hold the mapping's maxConcurrency (unset: equal to it; 0: none); verify's is its cap of probes at
+    # once. Lambda keeps 100 of the account's concurrency unreserved: the three together must leave that.
+    api_reserved_concurrency: Annotated[int, Field(alias="apiReservedConcurrency", ge=0, le=10_000)] = 50
+    sink_reserved_concurrency: Annotated[int | None, Field(alias="sinkReservedConcurrency", ge=0, le=10_000)] = None
+    verify_reserved_concurrency: Annotated[int, Field(alias="verifyReservedConcurrency", ge=1, le=1000)] = 5
     log_retention_days: Annotated[int, Field(alias="logRetentionDays")] = 30
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Field(alias="logLevel")] = "INFO"
     # Plain-http, loopback and private store endpoints: only for emulators and self-hosted stores.
@@ -85,7 +92,20 @@ class Settings(BaseModel):
             raise ValueError("domainName and certificateArn go together")
         if self.batch_size > 10 and self.max_batching_window_seconds < 1:
             raise ValueError("SQS batchSize above 10 needs maxBatchingWindowSeconds of at least 1")
+        if self.sink_reserved_concurrency and self.sink_reserved_concurrency < self.max_concurrency:
+            # Lambda would throttle the mapping's own invocations (AWS's advice for SQS event sources).
+            raise ValueError("sinkReservedConcurrency must be 0 (none) or at least maxConcurrency")
         return self
+
+    @property
+    def sink_reservation(self) -> int | None:
+        """The sink's reserved concurrency: maxConcurrency unless set; None for none."""
+        reserved = self.max_concurrency if self.sink_reserved_concurrency is None else self.sink_reserved_concurrency
+        return reserved or None
+
+    @property
+    def api_reservation(self) -> int | None:
+        return self.api_reserved_concurrency or None
 
     @property
     def log_retention(self) -> logs.RetentionDays:

@@ -1,4 +1,4 @@
-"""The Spool stack: state, ingest + sink, api and monitoring, wired together, and the outputs the admin CLI
+"""The Spool stack: state, ingest + sink, verify, api and monitoring, wired together, and the outputs the admin CLI
 and the deploy scripts read."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from spool_infra.monitoring import Monitoring
 from spool_infra.nag import acknowledge, add_checks
 from spool_infra.settings import Settings
 from spool_infra.state import State
+from spool_infra.verify import Verify
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,10 @@ class SpoolStack(Stack):
 
         self.state = State(self, "State", settings=settings)
         self.ingest = IngestSink(self, "Ingest", settings=settings, state=self.state, code=sink_code)
-        self.api = Api(self, "Api", settings=settings, state=self.state, ingest=self.ingest, code=code)
+        self.verify = Verify(self, "Verify", settings=settings, state=self.state, ingest=self.ingest, code=code)
+        self.api = Api(
+            self, "Api", settings=settings, state=self.state, ingest=self.ingest, verify=self.verify, code=code
+        )
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, api=self.api, ingest=self.ingest)
         Tags.of(self).add("app", "spool")
         Tags.of(self).add("stage", settings.stage)
@@ -76,6 +80,7 @@ class SpoolStack(Stack):
                 "Sink role: the principal tenants' delivery roles trust",
             ),
             StackOutput.API_FUNCTION_NAME: (self.api.handler.function.function_name, "Api function"),
+            StackOutput.VERIFY_FUNCTION_NAME: (self.verify.function.function.function_name, "Verify function"),
             StackOutput.ALARM_TOPIC_ARN: (self.monitoring.topic.topic_arn, "SNS topic the alarms notify"),
             StackOutput.DASHBOARD_NAME: (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
         }

@@ -19,6 +19,37 @@ from spool_infra import names
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 
+# What the sink's status updates may name: the table's key attributes (fine-grained access control needs them
+# listed) and the status attributes; and what an update may return (not the whole item).
+STATUS_UPDATE_ATTRIBUTES = (shared.TABLE_PARTITION_KEY, shared.TABLE_SORT_KEY, *shared.STATUS_ATTRIBUTES)
+STATUS_RETURN_VALUES = ("NONE", "UPDATED_OLD", "UPDATED_NEW")
+# The credentials key's administration, which its policy leaves to the account (to IAM, as with any key): everything
+# but the cryptographic actions (Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*) and grants (CreateGrant, another
+# way to Decrypt), so an IAM administrator policy alone does not read tenants' credentials. No lock-out: the account
+# keeps PutKeyPolicy (KMS's lock-out check needs the caller of CreateKey/PutKeyPolicy to keep it), so the policy can
+# always be changed, which CloudTrail records (docs/deploy.md, The credentials key).
+KEY_ADMIN_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:PutKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:ListResourceTags",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:UpdateKeyDescription",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:ListGrants",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+)
+
 
 class State(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
@@ -50,6 +81,18 @@ class State(Construct):
             # Only used when dataRemovalPolicy=destroy; the shortest window AWS allows.
             pending_window=Duration.days(7),
             removal_policy=removal,
+            # Instead of CDK's default (`kms:*` for the account, so any IAM administrator could decrypt): the
+            # account administers the key, and only the functions' roles use it (`grant_*_credentials` add them).
+            policy=iam.PolicyDocument(
+                statements=[
+                    iam.PolicyStatement(
+                        sid="AccountAdministersTheKey",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=list(KEY_ADMIN_ACTIONS),
+                        resources=["*"],
+                    )
+                ]
+            ),
         )
 
         self.pepper_secret = secretsmanager.Secret(
@@ -70,15 +113,36 @@ class State(Construct):
             "(docs/deploy.md, Rotating the pepper).",
         )
 
-    def grant_staging_writes(self, grantee: iam.IGrantable, *actions: str) -> None:
-        """Item writes on the table limited to flush leases and the lines older sinks staged there (partition
-        key `B#...`, adapters/leases.py and adapters/staged_items.py):
-        `dynamodb:LeadingKeys` is every partition key a request touches, BatchWriteItem's included."""
+    def grant_items(self, grantee: iam.IGrantable, prefixes: tuple[str, ...], *actions: str) -> None:
+        """Item calls on the table limited to partitions that start with one of `prefixes` (names.py):
+        `dynamodb:LeadingKeys` is every partition key a request touches, BatchWriteItem's and each item of a
+        TransactWriteItems included, so one item outside them refuses the whole request."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=list(actions),
                 resources=[self.table.table_arn],
-                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{shared.STAGING_KEY_PREFIX}*"]}},
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in prefixes]}},
+            )
+        )
+
+    def grant_status_updates(self, grantee: iam.IGrantable, prefix: str = shared.STATUS_KEY_PREFIX) -> None:
+        """UpdateItem of delivery-status items only (partition `S#...`), and of their status attributes only.
+
+        DynamoDB's fine-grained access control: `dynamodb:Attributes` lists every top-level attribute a request
+        names (key, update, condition and projection expressions), so the table's key attributes must be in the
+        list (AWS: otherwise DynamoDB cannot use them), and the update can write nothing but STATUS_ATTRIBUTES.
+        An UpdateItem also reads the item it updates: `dynamodb:ReturnValues` must be NONE, UPDATED_OLD or
+        UPDATED_NEW (what the update names), never ALL_OLD/ALL_NEW (the whole item). PutItem and DeleteItem are
+        not granted: they replace or remove whole items."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[self.table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*"]},
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(STATUS_UPDATE_ATTRIBUTES)},
+                    "StringEqualsIfExists": {"dynamodb:ReturnValues": list(STATUS_RETURN_VALUES)},
+                },
             )
         )
 
@@ -100,14 +164,18 @@ class State(Construct):
 
     def _grant_key(self, grantee: iam.IGrantable, action: str) -> None:
         # `Key.grant_encrypt/grant_decrypt` take no conditions (and add ReEncrypt*/GenerateDataKey*), so
-        # this is one tightly scoped statement: the context must carry exactly the two Spool keys.
+        # this is one tightly scoped statement: the context must carry exactly the two Spool keys. The key
+        # policy names the role for the same action and condition: the account's part of it (above) allows no
+        # cryptographic action, so without this the role's own policy would not be enough.
+        conditions = {
+            "Null": {f"kms:EncryptionContext:{key}": "false" for key in names.ENCRYPTION_CONTEXT_KEYS},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(names.ENCRYPTION_CONTEXT_KEYS)},
+        }
         grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=[action], resources=[self.credentials_key.key_arn], conditions=conditions)
+        )
+        self.credentials_key.add_to_resource_policy(
             iam.PolicyStatement(
-                actions=[action],
-                resources=[self.credentials_key.key_arn],
-                conditions={
-                    "Null": {f"kms:EncryptionContext:{key}": "false" for key in names.ENCRYPTION_CONTEXT_KEYS},
-                    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(names.ENCRYPTION_CONTEXT_KEYS)},
-                },
+                principals=[grantee.grant_principal], actions=[action], resources=["*"], conditions=conditions
             )
         )

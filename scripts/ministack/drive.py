@@ -184,10 +184,12 @@ def main(outputs_file: str, stack: str) -> None:
         raise Failed(f"endpoint answer leaks credentials or lacks an id: {endpoint}")
     path = f"/api/v1/endpoints/{endpoint['id']}"
     expect(*call(base, "GET", path, None, api_key), 200, "GET the endpoint")
-    # The api invokes the sink (SPOOL_SINK_FUNCTION_NAME), which decrypts the credentials and writes a probe.
+    # The api invokes the verify function (SPOOL_VERIFY_FUNCTION_NAME), which decrypts the credentials and writes
+    # a probe; the same endpoint again at once is refused by verify's rate (429, Retry-After).
     verified = expect(*call(base, "POST", f"{path}/verify", None, api_key), 200, "POST .../verify")
     if verified.get("ok") is not True:
-        raise Failed(f"verification through the sink failed: {verified}")
+        raise Failed(f"verification through the verify function failed: {verified}")
+    expect(*call(base, "POST", f"{path}/verify", None, api_key), 429, "POST .../verify again at once")
     # The api reads the DLQ (SPOOL_DLQ_URL); nothing is there yet.
     moved = expect(*call(base, "POST", f"{path}/redrive", None, api_key), 200, "POST .../redrive")
     if moved != {"moved": 0, "complete": True}:

@@ -4,7 +4,8 @@
 `spool.local.runtime.FunctionSessions`): each call made by a client of that session is recorded with the
 function's name. `requests()` turns a call into what IAM evaluates: an action (`dynamodb:PutItem`), the
 resource ARN it is on and the condition keys the service supplies (`kms:EncryptionContext:...`,
-`dynamodb:LeadingKeys`). One API call can be several requests (TransactWriteItems is authorized per item).
+`dynamodb:LeadingKeys`, `dynamodb:Attributes`, `dynamodb:ReturnValues`). One API call can be several requests
+(TransactWriteItems is authorized per item).
 
 Calls made with a tenant's own store credentials, or with the temporary credentials of a tenant's role the
 sink assumed, go through a session of their own (adapters/stores.py, role_session.py) and are never seen here:
@@ -192,17 +193,60 @@ class CallLog:
     def _item(self, function: str, operation: str, table: str, params: dict[str, Any]) -> Request:
         pk = self.partition_keys.get(table, "pk")
         item = params.get("Item") or params.get("Key")
+        extra = _item_keys(params)
         if item is not None:
-            return self._on_table(function, operation, table, [_scalar(item[pk])])
+            return self._on_table(function, operation, table, [_scalar(item[pk])], extra)
         if operation == "Query":
-            return self._on_table(function, operation, table, [_query_key(params, pk)])
-        return self._on_table(function, operation, table, None)  # Scan and table-level operations
+            return self._on_table(function, operation, table, [_query_key(params, pk)], extra)
+        return self._on_table(function, operation, table, None, extra)  # Scan and table-level operations
 
-    def _on_table(self, function: str, operation: str, table: str, leading: list[str] | None) -> Request:
+    def _on_table(
+        self,
+        function: str,
+        operation: str,
+        table: str,
+        leading: list[str] | None,
+        extra: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    ) -> Request:
         p = self.place
         arn = f"arn:{p.partition}:dynamodb:{p.region}:{p.account}:table/{table}"
         context = () if leading is None else (("dynamodb:LeadingKeys", tuple(sorted(set(leading)))),)
-        return Request(function, f"dynamodb:{operation}", arn, context)
+        return Request(function, f"dynamodb:{operation}", arn, tuple(sorted(context + extra)))
+
+
+# Words of DynamoDB's expression grammar that are not attribute names (function names are told by the `(` after).
+_EXPRESSION_WORDS = frozenset({"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN"})
+_EXPRESSIONS = (
+    "UpdateExpression",
+    "ConditionExpression",
+    "ProjectionExpression",
+    "FilterExpression",
+    "KeyConditionExpression",
+)
+_TOKEN = re.compile(r"(\.\s*)?([#:]?[A-Za-z_][A-Za-z0-9_]*)(\s*\()?")
+
+
+def _item_keys(params: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """DynamoDB's fine-grained access keys of one item request: `dynamodb:Attributes` (the top-level attribute
+    names it names: the key's or item's, and every name in its expressions), and `dynamodb:ReturnValues` and
+    `dynamodb:Select` when the request sets them."""
+    names = set(params.get("Item") or params.get("Key") or {})
+    names.update(params.get("AttributesToGet") or [])
+    names.update(params.get("AttributeUpdates") or {})
+    names.update(params.get("Expected") or {})
+    placeholders = dict(params.get("ExpressionAttributeNames") or {})
+    for field in _EXPRESSIONS:
+        for nested, token, call in _TOKEN.findall(params.get(field) or ""):
+            if nested or call or token.startswith(":") or token.upper() in _EXPRESSION_WORDS:
+                continue
+            names.add(placeholders.get(token, token))
+    found: list[tuple[str, tuple[str, ...]]] = []
+    if names:
+        found.append(("dynamodb:Attributes", tuple(sorted(names))))
+    for key in ("ReturnValues", "Select"):
+        if key in params:
+            found.append((f"dynamodb:{key}", (str(params[key]),)))
+    return tuple(found)
 
 
 def _scalar(value: dict[str, Any]) -> str:

@@ -5,8 +5,8 @@ partial and its condition handling is written for trust policies), and the templ
 CloudFormation intrinsics that only make sense once tied to the resources the local runtime created. The
 evaluation follows IAM's rules for what Spool's policies use: Allow/Deny, Action/NotAction and
 Resource/NotResource with `*` and `?` wildcards (`${*}`, `${?}`, `${$}` stand for the characters themselves;
-actions case-insensitive), and the condition operators
-listed in `_OPERATORS` with the `ForAllValues:`/`ForAnyValue:` set qualifiers. An operator it does not know
+actions case-insensitive), policy variables in condition values (`${aws:PrincipalOrgID}`), and the condition
+operators listed in `_OPERATORS` with the `ForAllValues:`/`ForAnyValue:` set qualifiers. An operator it does not know
 fails the check instead of being skipped.
 
 Logical ids become local resources through the template's own wiring: a function's environment variable that
@@ -56,6 +56,25 @@ _OPERATORS = {
 }
 
 
+_VARIABLE = re.compile(r"\$\{([^}*?$][^}]*)\}")
+
+
+def _substitute(wanted: str, keys: Mapping[str, tuple[str, ...]]) -> str | None:
+    """`wanted` with each policy variable replaced by the request's value of that key; None if one is missing."""
+    missing = False
+
+    def value(found: re.Match[str]) -> str:
+        nonlocal missing
+        values = keys.get(found.group(1))
+        if not values:
+            missing = True
+            return ""
+        return values[0]
+
+    result = _VARIABLE.sub(value, wanted)
+    return None if missing else result
+
+
 def _condition_holds(operator: str, key: str, wanted: Any, keys: Mapping[str, tuple[str, ...]]) -> bool:
     present = keys.get(key)
     if operator == "Null":
@@ -72,7 +91,8 @@ def _condition_holds(operator: str, key: str, wanted: Any, keys: Mapping[str, tu
     test = _OPERATORS.get(base)
     if test is None or qualifier not in ("", "ForAllValues", "ForAnyValue"):
         raise UnknownCondition(operator)
-    options = [str(w) for w in _as_list(wanted)]
+    # Policy variables (`${aws:PrincipalOrgID}`) take the request's value; one the request lacks matches nothing.
+    options = [o for o in (_substitute(str(w), keys) for w in _as_list(wanted)) if o is not None]
 
     def one(value: str) -> bool:
         hit = any(test(value, w) for w in options)

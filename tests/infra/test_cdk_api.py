@@ -60,7 +60,7 @@ def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
         "SPOOL_DLQ_URL",
         "SPOOL_KMS_KEY_ID",
         "SPOOL_PEPPER_SECRET_ID",
-        "SPOOL_SINK_FUNCTION_NAME",
+        "SPOOL_VERIFY_FUNCTION_NAME",
         "SPOOL_SINK_ROLE_ARN",
         "SPOOL_ALLOW_INSECURE_ENDPOINTS",
         "SPOOL_PARQUET",
@@ -87,7 +87,7 @@ def test_api_environment_points_at_the_stack_resources(synth: Synth) -> None:
         "SPOOL_DLQ_URL": "AWS::SQS::Queue",
         "SPOOL_KMS_KEY_ID": "AWS::KMS::Key",
         "SPOOL_PEPPER_SECRET_ID": "AWS::SecretsManager::Secret",
-        "SPOOL_SINK_FUNCTION_NAME": "AWS::Lambda::Function",
+        "SPOOL_VERIFY_FUNCTION_NAME": "AWS::Lambda::Function",
     }
     for name, cfn_type in types.items():
         assert synth.json["Resources"][env[name]["Ref"]]["Type"] == cfn_type, name

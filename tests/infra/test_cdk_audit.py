@@ -28,9 +28,9 @@ PARLIAMENT_ACCEPTED: dict[tuple[str, str, str], str] = {
         "In a key policy, Resource `*` means the key the policy is attached to; no other resource can be named."
     ),
     ("State/CredentialsKey/Resource", "KeyPolicy", "PERMISSIONS_MANAGEMENT_ACTIONS"): (
-        "CDK's default key policy: `kms:*` for the account root, which delegates the key to IAM so it can never "
-        "become unmanageable. No function's identity policy grants key management; the functions get only "
-        "kms:Encrypt (api) or kms:Decrypt (sink) under the Spool encryption-context condition."
+        "The account root keeps the key's administration (kms:PutKeyPolicy among it), delegated to IAM, so the key "
+        "can never become unmanageable (KMS's lock-out check); it gets no cryptographic action and no CreateGrant. "
+        "Only the api's role may kms:Encrypt and only the sink's kms:Decrypt, under the encryption-context condition."
     ),
     ("Ingest/Sink/Role/Resource", "AssumeRolePolicyDocument", "CREDENTIALS_EXPOSURE"): (
         "The trust policy lets lambda.amazonaws.com assume the sink's execution role, which is what an "
@@ -59,6 +59,10 @@ SERVERLESS_ACCEPTED: dict[tuple[str, str], str] = {
         "deadLetterTargetArn field inside the object CDK writes."
     ),
     ("Ingest/Sink/Function/Resource", "WS1004"): (
+        "The function writes to its own log group (LoggingConfig.LogGroup) with retention from context "
+        "logRetentionDays; the rule only recognises a group named /aws/lambda/<function name>."
+    ),
+    ("Verify/Function/Function/Resource", "WS1004"): (
         "The function writes to its own log group (LoggingConfig.LogGroup) with retention from context "
         "logRetentionDays; the rule only recognises a group named /aws/lambda/<function name>."
     ),

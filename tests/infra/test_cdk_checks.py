@@ -66,6 +66,7 @@ def test_outputs_name_what_the_admin_cli_needs(synth: Synth) -> None:
         "PepperSecretArn",
         "SinkFunctionName",
         "SinkRoleArn",
+        "VerifyFunctionName",
     } <= set(synth.json["Outputs"])
 
 
@@ -85,6 +86,9 @@ def test_cdk_json_context_is_valid_and_matches_the_defaults() -> None:
         {"domainName": "spool.example.com"},
         {"stage": "bad stage"},
         {"dataRemovalPolicy": "keep"},
+        {"maxConcurrency": 20, "sinkReservedConcurrency": 10},
+        {"verifyReservedConcurrency": 0},
+        {"apiReservedConcurrency": -1},
     ],
     ids=str,
 )

@@ -59,6 +59,6 @@ def test_data_removal_policy_destroy_deletes_state(synth_with: SynthFactory) -> 
 
 
 def test_log_groups_go_with_the_stack_and_expire(template: Template) -> None:
-    template.resource_count_is("AWS::Logs::LogGroup", 3)
+    template.resource_count_is("AWS::Logs::LogGroup", 4)  # three functions' and the API's access log
     template.all_resources("AWS::Logs::LogGroup", {"DeletionPolicy": "Delete"})
     template.all_resources_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})

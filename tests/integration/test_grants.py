@@ -1,4 +1,4 @@
-"""Least privilege, proven: every AWS call the api and the sink make is allowed by that function's role in the
+"""Least privilege, proven: every AWS call the api, the sink and verify make is allowed by that function's role in the
 synthesized template (tests/iam). No emulator here enforces IAM, so without this a call the deployed role does
 not allow passes every other test and fails on AWS with AccessDenied.
 
@@ -40,6 +40,7 @@ EXPECTED = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
         "dynamodb:Query",
         "sqs:SendMessage",
         "sqs:ReceiveMessage",
@@ -67,6 +68,8 @@ EXPECTED = {
         "sqs:SendMessage",
         "sts:AssumeRole",
     },
+    # Verify runs with the sink's role (infra/spool_infra/verify.py): its calls are held against that role.
+    "verify": {"dynamodb:GetItem", "kms:Decrypt", "sts:AssumeRole"},
 }
 
 
@@ -117,6 +120,10 @@ def drive_everything(api: Api, s3: Any, runtime: LocalRuntime, account: TenantAc
     verified = api.call("POST", f"/api/v1/endpoints/{held['id']}/verify")
     assert verified.status_code == 200
     assert verified.json()["ok"] is True, verified.text
+    # Verify's rate: the same endpoint again at once is a 429 (the api's conditional item in V#).
+    again = api.call("POST", f"/api/v1/endpoints/{held['id']}/verify")
+    assert again.status_code == 429, again.text
+    assert 0 < int(again.headers["Retry-After"]) <= 30
 
     # Full objects: 10 events at batchSize 5.
     full_ids = [
@@ -198,12 +205,19 @@ def roles(synth: Synth, runtime: LocalRuntime, call_log: CallLog) -> Callable[[S
 def stack(synth: Synth) -> StackPolicies:
     from spool import names
 
-    return StackPolicies(synth.json, {"api": names.API_FUNCTION.handler, "sink": names.SINK_FUNCTION.handler})
+    return StackPolicies(
+        synth.json,
+        {
+            "api": names.API_FUNCTION.handler,
+            "sink": names.SINK_FUNCTION.handler,
+            "verify": names.VERIFY_FUNCTION.handler,
+        },
+    )
 
 
 def report(verdict: Verdict, calls: dict[Request, int]) -> list[str]:
     lines = []
-    for function in ("api", "sink"):
+    for function in ("api", "sink", "verify"):
         counted: dict[str, int] = {}
         for request, n in calls.items():
             if request.function == function:

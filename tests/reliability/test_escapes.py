@@ -20,12 +20,13 @@ from spool.domain.ingest import Ingest
 from spool.domain.models import Credentials, StorageSettings
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
+from spool.domain.verification import Verification
 from spool.handlers import api as api_handler
 from spool.handlers.wiring import ApiServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
 from spool.local.runtime import LocalRuntime
-from tests.fakes import FakeCipher, FakeQueue, FakeRepo, MemoryIdempotencyStore
+from tests.fakes import FakeCipher, FakeQueue, FakeRateGate, FakeRepo, MemoryIdempotencyStore
 from tests.integration.conftest import Api, wait_until
 from tests.reliability.ledger import Books, LocalDirectory, Tracked, report
 from tests.unit.conftest import FakeRedriver, FakeVerifier
@@ -179,11 +180,12 @@ def strict_api() -> Any:
     """The real api handler with the rules a deployment on AWS has (https only, no loopback or private
     addresses) and the real resolver; in-memory fakes behind it."""
     repo = FakeRepo()
+    endpoints = EndpointService(repo, FakeCipher(), UrlPolicy(allow_insecure=False), local_root=None, status=repo)
     services = ApiServices(
         tenants=Tenants(repo, lambda: b"strict-pepper"),
-        endpoints=EndpointService(repo, FakeCipher(), UrlPolicy(allow_insecure=False), local_root=None, status=repo),
+        endpoints=endpoints,
         ingest=IdempotentIngest(Ingest(repo, FakeQueue()), MemoryIdempotencyStore()),
-        verifier=FakeVerifier(),
+        verification=Verification(endpoints, FakeRateGate(), FakeVerifier()),
         redriver=FakeRedriver(),
     )
     _, key = services.tenants.create_tenant("strict")

@@ -80,7 +80,8 @@ def fuzz_tenant(runtime: LocalRuntime) -> tuple[str, list[str]]:
     """A tenant of the fuzzer's own with three real endpoints (local, the emulator's S3, a dead store)."""
     import requests
 
-    _, key = runtime.api_services.tenants.create_tenant("fuzz")
+    # Tenants and keys are the operator's (the admin CLI's): the api's role may not write key lookups (K#).
+    _, key = runtime.admin.create_tenant("fuzz")
     s3 = {"region": "us-east-1", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "fuzz-secret-0123"}
     bodies = [
         endpoint("local", "local"),

@@ -15,11 +15,12 @@ from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
+from spool.domain.verification import Verification
 from spool.handlers import api
 from spool.handlers.wiring import ApiServices
 from spool.local.front import to_event
 from spool.local.lambda_context import FakeContext
-from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo, FakeStores, MemoryIdempotencyStore
+from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRateGate, FakeRepo, FakeStores, MemoryIdempotencyStore
 
 PEPPER = b"unit-test-pepper"
 # The deployment's sink role, as the api is given it (SPOOL_SINK_ROLE_ARN).
@@ -100,13 +101,14 @@ class ApiHarness:
 
 def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allow_insecure: bool) -> ApiServices:
     policy = UrlPolicy(allow_insecure=allow_insecure, resolver=public_resolver)
+    endpoints = EndpointService(
+        repo, cipher, policy, local_root="/tmp/spool-unit-root", sink_role_arn=SINK_ROLE_ARN, status=repo
+    )
     return ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
-        endpoints=EndpointService(
-            repo, cipher, policy, local_root="/tmp/spool-unit-root", sink_role_arn=SINK_ROLE_ARN, status=repo
-        ),
+        endpoints=endpoints,
         ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore()),
-        verifier=FakeVerifier(),
+        verification=Verification(endpoints, FakeRateGate(), FakeVerifier()),
         redriver=FakeRedriver(),
     )
 

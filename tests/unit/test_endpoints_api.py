@@ -760,8 +760,8 @@ def test_verify_asks_the_verifier_about_this_endpoint_and_returns_its_answer(har
         "elapsedMs": None,
         "error": None,
     }
-    assert isinstance(harness.services.verifier, FakeVerifier)
-    assert harness.services.verifier.calls == [(harness.tenant_id, endpoint_id)]
+    assert isinstance(harness.services.verification.verifier, FakeVerifier)
+    assert harness.services.verification.verifier.calls == [(harness.tenant_id, endpoint_id)]
 
 
 def test_redrive_asks_the_redriver_about_this_endpoint_only(harness: ApiHarness) -> None:
@@ -834,8 +834,8 @@ def test_another_tenants_endpoint_answers_404_and_is_untouched(
     assert reply.status == 404, reply.text
     assert reply.json()["error"]["code"] == "not_found"
     assert stored(harness, endpoint_id) == before
-    assert isinstance(harness.services.verifier, FakeVerifier)
-    assert harness.services.verifier.calls == []
+    assert isinstance(harness.services.verification.verifier, FakeVerifier)
+    assert harness.services.verification.verifier.calls == []
     assert isinstance(harness.services.redriver, FakeRedriver)
     assert harness.services.redriver.calls == []
 

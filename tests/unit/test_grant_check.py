@@ -153,7 +153,7 @@ def test_a_function_without_a_role_policy_is_refused_everything() -> None:
 def test_calls_become_the_requests_iam_authorizes() -> None:
     log = CallLog()
     (put,) = log.requests("sink", "dynamodb", "PutItem", {"TableName": "spool-t", "Item": {"pk": {"S": "B#1"}}}, {})
-    assert put == staged("B#1")
+    assert put.keys() == {"dynamodb:LeadingKeys": ("B#1",), "dynamodb:Attributes": ("pk",)}
     (batch,) = log.requests(
         "sink",
         "dynamodb",
@@ -188,7 +188,7 @@ def test_calls_become_the_requests_iam_authorizes() -> None:
         },
         {},
     )
-    assert query.keys() == {"dynamodb:LeadingKeys": ("B#3",)}
+    assert query.keys() == {"dynamodb:LeadingKeys": ("B#3",), "dynamodb:Attributes": ("pk",)}
     (send,) = log.requests("sink", "sqs", "SendMessageBatch", {"QueueUrl": QUEUE_URL, "Entries": []}, {})
     assert (send.action, send.resource) == ("sqs:SendMessage", QUEUE)
     (invoke,) = log.requests("api", "lambda", "Invoke", {"FunctionName": "spool-sink"}, {})
@@ -274,3 +274,29 @@ def test_only_the_composition_root_makes_clients_of_a_functions_role() -> None:
     offenders = [call for relative, calls in makers.items() if relative not in ALLOWED for call in calls]
     assert not offenders
     assert not ALLOWED - makers.keys()
+
+
+def test_an_item_request_names_its_attributes_and_return_values_as_dynamodb_authorizes_them() -> None:
+    params = {
+        "TableName": "spool-t",
+        "Key": {"pk": {"S": "S#t#e"}, "sk": {"S": "STATUS"}},
+        "UpdateExpression": "SET lastError = :m, #s.nested = :x ADD failures :one REMOVE probeUntil",
+        "ConditionExpression": "attribute_not_exists(probeUntil) OR probeUntil < :now",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ReturnValues": "UPDATED_NEW",
+    }
+    (request,) = CallLog().requests("sink", "dynamodb", "UpdateItem", params, {})
+    assert request.keys() == {
+        "dynamodb:Attributes": ("failures", "lastError", "pk", "probeUntil", "sk", "status"),
+        "dynamodb:LeadingKeys": ("S#t#e",),
+        "dynamodb:ReturnValues": ("UPDATED_NEW",),
+    }
+
+
+def test_a_policy_variable_takes_the_requests_value_and_a_missing_one_matches_nothing() -> None:
+    same_org = {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+    assert conditions_hold(same_org, {"aws:ResourceOrgID": ("o-1",), "aws:PrincipalOrgID": ("o-1",)})
+    assert not conditions_hold(same_org, {"aws:ResourceOrgID": ("o-2",), "aws:PrincipalOrgID": ("o-1",)})
+    assert not conditions_hold(same_org, {"aws:ResourceOrgID": ("o-1",)})  # the caller is in no organization
+    assert not conditions_hold(same_org, {"aws:PrincipalOrgID": ("o-1",)})  # the role's account is in none
+    assert conditions_hold({"StringLike": {"s3:prefix": "${*}x*"}}, {"s3:prefix": ("*xy",)})  # escapes stay

@@ -171,7 +171,7 @@ def test_the_api_reads_whether_parquet_is_available_from_spool_parquet(value: st
         "SPOOL_KMS_KEY_ID": "k",
         "SPOOL_PEPPER_SECRET_ID": "p",
         "SPOOL_DLQ_URL": "d",
-        "SPOOL_SINK_FUNCTION_NAME": "f",
+        "SPOOL_VERIFY_FUNCTION_NAME": "f",
         "SPOOL_SINK_ROLE_ARN": "arn:aws:iam::123456789012:role/sink",
     }
     if value is not None:

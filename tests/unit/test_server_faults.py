@@ -238,7 +238,7 @@ def test_a_malformed_verify_reply_answers_500(
     harness: ApiHarness, monkeypatch: pytest.MonkeyPatch, logs: Logs, answer: Any
 ) -> None:
     endpoint_id = stored_endpoint(harness)
-    monkeypatch.setattr(harness.services.verifier, "verify", lambda tenant_id, endpoint_id: answer)
+    monkeypatch.setattr(harness.services.verification.verifier, "verify", lambda tenant_id, endpoint_id: answer)
 
     assert_fault(harness.call("POST", f"{ENDPOINTS}/{endpoint_id}/verify"), *INTERNAL_STATUS)
     assert logs.line("service fault")["detail"]["errorType"] == "ValidationError"

@@ -9,6 +9,7 @@ Layout (pk / sk):
   S#{tenantId}#{endpointId} / STATUS  its delivery status and health (written by  adapters/status_table.py
                                  the sink only, names.STATUS_ATTRIBUTES)
   R#{roleArn}  / ROLE            which tenant's endpoints use a role              adapters/endpoint_table.py
+  V#{tenantId}#{endpointId} / RATE  verify's window for the endpoint (until)       adapters/verify_rate.py
   B#{endpointId}#{time} / #LEASE        the flush lease for that time             adapters/leases.py
   B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back; read and removed only
                                         (held lines are staged in S3 now)         adapters/staged_items.py

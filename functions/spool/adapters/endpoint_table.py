@@ -16,7 +16,7 @@ from spool.adapters.dynamo import string as _s
 from spool.domain import limits
 from spool.domain.errors import Conflict, InvalidInput, LimitExceeded
 from spool.domain.models import Endpoint
-from spool.names import ROLE_CLAIM_PREFIX
+from spool.names import ROLE_CLAIM_KEY_PREFIX
 
 
 class _Refused(Exception):
@@ -139,7 +139,7 @@ class DynamoEndpoints(TableAdapter):
         return {
             "Update": {
                 **self._at(),
-                "Key": item_key(f"{ROLE_CLAIM_PREFIX}{role_arn}", "ROLE"),
+                "Key": item_key(f"{ROLE_CLAIM_KEY_PREFIX}{role_arn}", "ROLE"),
                 "UpdateExpression": "SET tenantId = :me ADD endpoints :one",
                 "ConditionExpression": f"attribute_not_exists({PK}) OR tenantId = :me OR endpoints < :one",
                 "ExpressionAttributeValues": {":me": _s(tenant_id), ":one": {"N": "1"}},
@@ -150,7 +150,7 @@ class DynamoEndpoints(TableAdapter):
         return {
             "Update": {
                 **self._at(),
-                "Key": item_key(f"{ROLE_CLAIM_PREFIX}{role_arn}", "ROLE"),
+                "Key": item_key(f"{ROLE_CLAIM_KEY_PREFIX}{role_arn}", "ROLE"),
                 "UpdateExpression": "ADD endpoints :minus",
                 "ConditionExpression": f"attribute_exists({PK})",
                 "ExpressionAttributeValues": {":minus": {"N": "-1"}},

@@ -31,7 +31,7 @@ from spool.adapters.dynamo import string as _s
 from spool.adapters.sqs_batches import BATCH_LIMIT, send_entries
 from spool.adapters.sqs_visibility import SqsVisibility
 from spool.domain import messages as fmt
-from spool.names import REDRIVE_KEY_PREFIX
+from spool.names import REDRIVE_LEASE_KEY_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -53,7 +53,7 @@ CONFIRM_WAIT_SECONDS = 1
 class ScanLease(TableAdapter):
     """The DLQ's scan lease: one conditional item (layout: adapters/dynamo.py)."""
 
-    KEY = (f"{REDRIVE_KEY_PREFIX}dlq", "LEASE")
+    KEY = (f"{REDRIVE_LEASE_KEY_PREFIX}dlq", "LEASE")
 
     def acquire(self, owner: str, seconds: float) -> bool:
         now = time.time()

@@ -52,6 +52,15 @@ class PayloadTooLarge(SpoolError, code="payload_too_large"):
     """An event over its size limit as an NDJSON line."""
 
 
+class RateLimited(SpoolError, code="rate_limited"):
+    """A limit on how often or how many at once (429): `limit` names it, `retry_after` is when to try again (s)."""
+
+    def __init__(self, message: str, *, limit: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = max(1, retry_after)
+
+
 class StoreError(SpoolError, code="store_error"):
     """A write to a tenant's store failed. The message never contains credentials."""
 

@@ -41,6 +41,21 @@ RETRY_MAX_SECONDS = 900
 ENDPOINT_CACHE_SECONDS = 30
 # How long the API trusts a resolved API key (and so how long a revoked key can still work).
 API_KEY_CACHE_SECONDS = 30
+# Verify (POST /api/v1/endpoints/{id}/verify) runs in a function of its own with a reserved concurrency (the
+# stack's verifyReservedConcurrency). The probe (AssumeRole, write, delete) must end within its total deadline;
+# the function's timeout is that and a margin; the api waits for the function at most its timeout and a cold
+# start's allowance (adapters/verifier.py), well inside the api's own 28 s.
+VERIFY_PROBE_DEADLINE_SECONDS = 15
+VERIFY_TIMEOUT_SECONDS = VERIFY_PROBE_DEADLINE_SECONDS + 5
+VERIFY_COLD_START_SECONDS = 3
+# One verification per endpoint per this many seconds (429 with Retry-After): at least the function's timeout, so
+# one endpoint never has two probes in flight.
+VERIFY_INTERVAL_SECONDS = 30
+# At most this many verifications of one tenant at once (each holds one of its slots until it ends), so one tenant
+# with many endpoints behind slow stores cannot hold every verify function.
+VERIFY_TENANT_CONCURRENCY = 2
+# Retry-After when every verify function is busy (its reserved concurrency is used up).
+VERIFY_BUSY_RETRY_SECONDS = 5
 # IAM allows role ARNs of up to 2048 characters (a name of at most 64, the rest its path).
 ROLE_ARN_MAX_LEN = 2048
 # A key template is at most this long; with the prefix (512) and an event type (128) a key stays under S3's

@@ -214,6 +214,16 @@ class Verifier(Protocol):
         """Check that an endpoint's store takes a write (runs where its credentials may be decrypted)."""
 
 
+class RateGate(Protocol):
+    """At most one holder of a key per window (a conditional item with a TTL in the table)."""
+
+    def take(self, key: str, seconds: int) -> float | None:
+        """Hold `key` for `seconds`: None when taken; else the seconds until the current holder's window ends."""
+
+    def give_back(self, key: str) -> None:
+        """End this holder's window early (the call it guarded did not run)."""
+
+
 class Redriver(Protocol):
     def redrive(self, tenant_id: str | None, endpoint_id: str | None) -> tuple[int, bool]:
         """Move the DLQ's messages of this tenant (and endpoint) back; (moved, whether all matching went)."""

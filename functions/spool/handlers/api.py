@@ -36,6 +36,7 @@ from spool.domain.errors import (
     LimitExceeded,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     ServiceFault,
     SpoolError,
     Unauthorized,
@@ -70,6 +71,7 @@ _STATUS: dict[type[SpoolError], int] = {
     PayloadTooLarge: 413,
     InvalidInput: 422,
     LimitExceeded: 422,
+    RateLimited: 429,
 }
 _BODY_METHODS = {"POST", "PATCH", "PUT"}
 
@@ -111,12 +113,18 @@ _UNAVAILABLE = (503, "service_unavailable", "a service Spool depends on is busy 
 RETRY_AFTER_SECONDS = 1
 
 
-def error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response[Any]:
+def error(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=_body(app.current_event.raw_event, status, code, message, fields),
-        headers=_fault_headers(status),
+        headers=headers or _fault_headers(status),
     )
 
 
@@ -275,7 +283,9 @@ def handle_validation(exc: RequestValidationError) -> Response[Any]:
 def handle_domain_error(exc: SpoolError) -> Response[Any]:
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
     fields = [{"field": exc.field, "message": exc.message}] if exc.field else None
-    return error(status, exc.code, exc.message if not exc.field else f"{exc.field}: {exc.message}", fields)
+    # A limit's answer says when to come back (its message names the limit).
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error(status, exc.code, exc.message if not exc.field else f"{exc.field}: {exc.message}", fields, headers)
 
 
 @app.exception_handler(IdempotencyValidationError)

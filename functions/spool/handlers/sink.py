@@ -1,7 +1,6 @@
 """The sink Lambda: SQS batch (event source mapping) -> per-endpoint coalescing -> objects in storage.
 
-Also answers `{"spool": "verify", "tenantId", "endpointId"}` from the api, because only the sink may
-decrypt store credentials.
+Verification of an endpoint is the verify function's (handlers/verify.py).
 """
 
 from __future__ import annotations
@@ -111,10 +110,7 @@ def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, An
     @sink_logger.inject_lambda_context
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        built = services()
-        if event.get("spool") == "verify":
-            return built.endpoints.verify(event["tenantId"], event["endpointId"], built.verify_stores)
-        return handle_batch(event, context, built)
+        return handle_batch(event, context, services())
 
     return lambda_handler
 

@@ -34,15 +34,17 @@ from spool.adapters.staging import S3Staging
 from spool.adapters.status_table import DynamoStatus
 from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
 from spool.adapters.tenant_table import DynamoTenants
-from spool.adapters.verifier import LambdaVerifier
-from spool.config import ApiSettings, SinkSettings
+from spool.adapters.verifier import INVOKE_CONFIG, LambdaVerifier
+from spool.adapters.verify_rate import DynamoRateGate
+from spool.config import ApiSettings, SinkSettings, VerifySettings
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest
-from spool.domain.ports import Redriver, Verifier
+from spool.domain.ports import Redriver
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
-from spool.names import API_FUNCTION, SINK_FUNCTION
+from spool.domain.verification import Verification
+from spool.names import API_FUNCTION, SINK_FUNCTION, VERIFY_FUNCTION
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,21 @@ class SinkClients:
     sts: Any
 
 
+@dataclass(frozen=True)
+class VerifyClients:
+    """The verify function's AWS clients: read the endpoint, decrypt its credentials, assume a tenant's role."""
+
+    dynamodb: Any
+    kms: Any
+    sts: Any
+
+
 @dataclass
 class ApiServices:
     tenants: Tenants
     endpoints: EndpointService
     ingest: IdempotentIngest
-    verifier: Verifier
+    verification: Verification
     redriver: Redriver
     clients: ApiClients | None = None
 
@@ -81,11 +92,17 @@ class ApiServices:
 @dataclass
 class SinkServices:
     sink: Sink
-    endpoints: EndpointService
-    verify_stores: Stores
     # The delivery stores (the sink's store factory) and the sink's clients.
     stores: Stores | None = None
     clients: SinkClients | None = None
+
+
+@dataclass
+class VerifyServices:
+    endpoints: EndpointService
+    # Verify's stores: stricter than delivery's (adapters/stores.py, `verifying`).
+    stores: Stores
+    clients: VerifyClients | None = None
 
 
 def _clients[C](kind: type[C], session: boto3.session.Session, **configs: Config) -> C:
@@ -102,25 +119,30 @@ def build_tenants(dynamodb: Any, secretsmanager: Any, table_name: str, pepper_se
 def build_api(settings: ApiSettings, session: boto3.session.Session | None = None) -> ApiServices:
     """The api function's services; every client comes from `session` (default: a new one)."""
     session = session or boto3.session.Session()
-    clients = _clients(ApiClients, session)
+    clients = _clients(ApiClients, session, lambda_=INVOKE_CONFIG)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
+    service = EndpointService(
+        endpoints,
+        KmsCipher(clients.kms, settings.kms_key_id),
+        UrlPolicy(allow_insecure=settings.allow_insecure_endpoints),
+        settings.local_root,
+        sink_role_arn=settings.sink_role_arn,
+        parquet=settings.parquet,
+        status=DynamoStatus(clients.dynamodb, settings.table_name),
+    )
     return ApiServices(
         tenants=build_tenants(clients.dynamodb, clients.secretsmanager, settings.table_name, settings.pepper_secret_id),
-        endpoints=EndpointService(
-            endpoints,
-            KmsCipher(clients.kms, settings.kms_key_id),
-            UrlPolicy(allow_insecure=settings.allow_insecure_endpoints),
-            settings.local_root,
-            sink_role_arn=settings.sink_role_arn,
-            parquet=settings.parquet,
-            status=DynamoStatus(clients.dynamodb, settings.table_name),
-        ),
+        endpoints=service,
         ingest=IdempotentIngest(
             Ingest(endpoints, SqsQueue(clients.sqs, settings.queue_url)),
             table_records(clients.dynamodb, settings.table_name),
             settings.idempotency_seconds,
         ),
-        verifier=LambdaVerifier(clients.lambda_, settings.sink_function_name),
+        verification=Verification(
+            service,
+            DynamoRateGate(clients.dynamodb, settings.table_name),
+            LambdaVerifier(clients.lambda_, settings.verify_function_name),
+        ),
         redriver=SqsRedriver(
             clients.sqs, settings.dlq_url, settings.queue_url, ScanLease(clients.dynamodb, settings.table_name)
         ),
@@ -157,8 +179,24 @@ def build_sink(
             retry_max_seconds=settings.retry_max_seconds,
             trigger_lead_seconds=settings.batching_window_seconds,
         ),
-        endpoints=EndpointService(endpoints, cipher, policy, settings.local_root, status=status),
-        verify_stores=Stores(
+        stores=stores,
+        clients=clients,
+    )
+
+
+def build_verify(
+    settings: VerifySettings, session: boto3.session.Session | None = None, *, amazon_s3_url: str | None = None
+) -> VerifyServices:
+    """The verify function's services: the endpoint's item, its credentials decrypted, the probe through verify's
+    stores (a tenant's role assumed with the session's STS client, as the sink does)."""
+    session = session or boto3.session.Session()
+    clients = _clients(VerifyClients, session, sts=STS_CLIENT_CONFIG)
+    policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
+    return VerifyServices(
+        endpoints=EndpointService(
+            DynamoEndpoints(clients.dynamodb, settings.table_name), KmsCipher(clients.kms), policy, settings.local_root
+        ),
+        stores=Stores(
             policy,
             settings.local_root,
             VERIFY_CLIENT_CONFIG,
@@ -166,18 +204,18 @@ def build_sink(
             verifying=True,
             amazon_s3_url=amazon_s3_url,
         ),
-        stores=stores,
         clients=clients,
     )
 
 
-_SETTINGS_OF_HANDLER: dict[str, type[ApiSettings] | type[SinkSettings]] = {
+_SETTINGS_OF_HANDLER: dict[str, type[ApiSettings] | type[SinkSettings] | type[VerifySettings]] = {
     API_FUNCTION.handler: ApiSettings,
     SINK_FUNCTION.handler: SinkSettings,
+    VERIFY_FUNCTION.handler: VerifySettings,
 }
 
 
-def lambda_settings(environ: Mapping[str, str]) -> ApiSettings | SinkSettings | None:
+def lambda_settings(environ: Mapping[str, str]) -> ApiSettings | SinkSettings | VerifySettings | None:
     """In a Lambda function running one of Spool's handlers (Lambda names it in `_HANDLER`), that function's
     settings, parsed now (a missing or invalid variable raises); None anywhere else (tests, bench, the local
     runtime, which pass settings of their own)."""
@@ -200,3 +238,10 @@ def api_services() -> ApiServices:
 def sink_services() -> SinkServices:
     settings = COLD_START_SETTINGS if isinstance(COLD_START_SETTINGS, SinkSettings) else SinkSettings.from_env()
     return build_sink(settings)
+
+
+@cache
+def verify_services() -> VerifyServices:
+    # Exactly VerifySettings: the api's and the sink's settings are subclasses of it.
+    settings = COLD_START_SETTINGS if type(COLD_START_SETTINGS) is VerifySettings else VerifySettings.from_env()
+    return build_verify(settings)

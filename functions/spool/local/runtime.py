@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 import boto3
 from pydantic import BaseModel, Field
 
-from spool.config import ApiSettings, EnvSettings, SinkSettings
+from spool.config import ApiSettings, EnvSettings, SinkSettings, VerifySettings
 from spool.domain import limits
 from spool.domain.errors import Unauthorized
 from spool.local.invoke import serve_invoke
@@ -23,6 +23,7 @@ from spool.local.provision import Names, Resources, ensure_bucket, provision
 # The README's example bucket, created in the embedded S3 so the example works as written.
 EXAMPLE_BUCKET = "my-webhook-archive"
 SINK_FUNCTION_NAME = "spool-local-sink"
+VERIFY_FUNCTION_NAME = "spool-local-verify"
 DEV_TENANT_ENDPOINTS = 1_000
 # The embedded emulator (moto server) and LocalStack accept any credentials; these are the conventional ones.
 EMULATOR_ACCESS_KEY_ID = "test"
@@ -63,6 +64,8 @@ class LocalSettings(EnvSettings):
     endpoint_cache_seconds: Annotated[float, Field(alias=SinkSettings.env_name("endpoint_cache_seconds"), ge=0)] = (
         limits.ENDPOINT_CACHE_SECONDS
     )
+    # Verify functions at once, as the stack's verifyReservedConcurrency: one more Invoke is refused (429).
+    verify_concurrency: Annotated[int, Field(alias="SPOOL_DEV_VERIFY_CONCURRENCY", ge=1, le=100)] = 5
 
 
 def free_port() -> int:
@@ -106,16 +109,22 @@ class EmulatorSession(boto3.session.Session):
 
 @dataclass
 class FunctionSessions:
-    """One boto3 session per function, as each Lambda function has its own role: every call the api or the
-    sink makes (the sink's SQS polling included, which Lambda's event source mapping does with the sink's
-    role) goes through its function's session. Tests hook these (before `start`) to attribute calls to a role."""
+    """One boto3 session per function, as each Lambda function has its role: every call the api, the sink or
+    the verify function makes (the sink's SQS polling included, which Lambda's event source mapping does with the
+    sink's role) goes through its function's session. Tests hook these (before `start`) to attribute calls to a
+    function and its role (verify runs with the sink's role on AWS)."""
 
     api: boto3.session.Session
     sink: boto3.session.Session
+    verify: boto3.session.Session
 
     @classmethod
     def for_emulator(cls, endpoint_url: str, region: str) -> FunctionSessions:
-        return cls(api=EmulatorSession(endpoint_url, region), sink=EmulatorSession(endpoint_url, region))
+        return cls(
+            api=EmulatorSession(endpoint_url, region),
+            sink=EmulatorSession(endpoint_url, region),
+            verify=EmulatorSession(endpoint_url, region),
+        )
 
 
 @dataclass
@@ -132,6 +141,7 @@ class LocalRuntime:
     resources: Resources | None = None
     api_settings: ApiSettings | None = None
     sink_settings: SinkSettings | None = None
+    verify_settings: VerifySettings | None = None
     api_key: str = ""
     tenant_id: str = ""
     api_url: str = ""
@@ -139,8 +149,10 @@ class LocalRuntime:
     # services' clients and call the handlers as Lambda would.
     api_services: Any = None
     sink_services: Any = None
+    verify_services: Any = None
     api_handler: Handler | None = None
     sink_handler: Handler | None = None
+    verify_handler: Handler | None = None
     # Tenants and keys as the operator manages them (the admin CLI's part, with the operator's session,
     # not the api function's: the api never creates tenants or keys).
     admin: Any = None
@@ -171,7 +183,7 @@ class LocalRuntime:
             self._start_moto()
         self.resources = provision(Names(max_receive_count=s.max_receive_count), self.operator)
         ensure_bucket(self.client("s3"), EXAMPLE_BUCKET)
-        self.api_settings, self.sink_settings = self._function_settings(self.resources)
+        self.api_settings, self.sink_settings, self.verify_settings = self._function_settings(self.resources)
         self._wire_handlers()
         self.tenant_id, self.api_key = self._dev_tenant()
         self._start_front()
@@ -180,10 +192,15 @@ class LocalRuntime:
         return self
 
     def environment(self) -> dict[str, str]:
-        """Both functions' environment variables as the stack would set them, with this runtime's values."""
+        """The functions' environment variables as the stack would set them, with this runtime's values."""
         assert self.api_settings is not None
         assert self.sink_settings is not None
-        return self.api_settings.as_environment() | self.sink_settings.as_environment()
+        assert self.verify_settings is not None
+        return (
+            self.api_settings.as_environment()
+            | self.sink_settings.as_environment()
+            | self.verify_settings.as_environment()
+        )
 
     def restart_pollers(self, handler: Handler | None = None) -> SqsPoller:
         """Stop the SQS pollers (if running) and start new ones calling `handler` (default: the sink's), as
@@ -247,7 +264,7 @@ class LocalRuntime:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
 
-    def _function_settings(self, resources: Resources) -> tuple[ApiSettings, SinkSettings]:
+    def _function_settings(self, resources: Resources) -> tuple[ApiSettings, SinkSettings, VerifySettings]:
         """The functions' settings as the stack gives them, with the resources just provisioned."""
         s = self.settings
         common: dict[str, Any] = {
@@ -262,7 +279,7 @@ class LocalRuntime:
                 "dlq_url": resources.dlq_url,
                 "kms_key_id": resources.kms_key_id,
                 "pepper_secret_id": resources.pepper_secret_id,
-                "sink_function_name": SINK_FUNCTION_NAME,
+                "verify_function_name": VERIFY_FUNCTION_NAME,
                 "sink_role_arn": resources.sink_role_arn,
             }
         )
@@ -276,12 +293,15 @@ class LocalRuntime:
                 "batching_window_seconds": s.window_seconds,
             }
         )
-        return api, sink
+        verify = VerifySettings.model_validate(
+            {k: common[k] for k in ("table_name", "allow_insecure_endpoints", "local_root")}
+        )
+        return api, sink, verify
 
     def _wire_handlers(self) -> None:
         # Imported only now: importing the handler modules configures Powertools' logging.
-        from spool.handlers import api, sink
-        from spool.handlers.wiring import build_api, build_sink, build_tenants
+        from spool.handlers import api, sink, verify
+        from spool.handlers.wiring import build_api, build_sink, build_tenants, build_verify
         from spool.observability import metrics
 
         def discarding_metrics(handler: Any) -> Any:
@@ -297,12 +317,19 @@ class LocalRuntime:
 
         assert self.api_settings is not None
         assert self.sink_settings is not None
+        assert self.verify_settings is not None
         assert self.resources is not None
         self.sink_services = build_sink(self.sink_settings, session=self.sessions.sink, amazon_s3_url=self.aws_url)
         self.sink_handler = discarding_metrics(sink.make_handler(lambda: self.sink_services))
-        # The api invokes the sink for `verify` through a real Lambda client; the local stand-in answers
-        # that Invoke by calling the sink handler in this process.
-        serve_invoke(self.sessions.api, SINK_FUNCTION_NAME, self.sink_handler)
+        self.verify_services = build_verify(
+            self.verify_settings, session=self.sessions.verify, amazon_s3_url=self.aws_url
+        )
+        self.verify_handler = verify.make_handler(lambda: self.verify_services)
+        # The api invokes the verify function through a real Lambda client; the local stand-in answers that
+        # Invoke by calling the verify handler in this process, as many at once as its reserved concurrency.
+        serve_invoke(
+            self.sessions.api, VERIFY_FUNCTION_NAME, self.verify_handler, concurrency=self.settings.verify_concurrency
+        )
         self.api_services = build_api(self.api_settings, session=self.sessions.api)
         self.api_handler = discarding_metrics(api.make_handler(lambda: self.api_services))
         self.admin = build_tenants(

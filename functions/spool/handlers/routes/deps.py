@@ -55,6 +55,7 @@ ERRORS: dict[int, OpenAPIResponse] = {
     413: _error("Body or event too large"),
     415: _error("Body is not application/json"),
     422: _error("Validation failed; `fields` names each offending field"),
+    429: _error("A limit was reached (its name opens the message); retry after `Retry-After` seconds"),
     500: _error("A fault of the service (never the client's input); carries `requestId`"),
     503: _error("A dependency is throttled or unavailable; retry after `Retry-After` seconds"),
 }

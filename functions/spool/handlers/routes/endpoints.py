@@ -74,11 +74,10 @@ def delete_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) ->
 @tenant_route(router.post, "/endpoints/<endpoint_id>/verify", answer=(200, "What the store answered"))
 def verify_endpoint(endpoint_id: EndpointId, svc: Services, tenant: TenantId) -> VerifyResult:
     """Write and remove a probe object with the stored credentials"""
-    svc.endpoints.get(tenant, endpoint_id)
-    reply = svc.verifier.verify(tenant, endpoint_id)
+    reply = svc.verification.verify(tenant, endpoint_id)
     try:
         return VerifyResult.model_validate(reply)
-    except ValidationError as exc:  # the sink answered something else: its fault, not the client's
+    except ValidationError as exc:  # the verify function answered something else: its fault, not the client's
         raise ServiceFault("the verification answer was malformed", detail=describe(exc)) from None
 
 
