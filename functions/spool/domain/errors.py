@@ -52,6 +52,16 @@ class StoreError(SpoolError, code="store_error"):
     """A write to a tenant's store failed. The message never contains credentials."""
 
 
+class DeadlineExceeded(StoreError):
+    """A store call, or AWS STS's AssumeRole for a role endpoint, did not finish within its total deadline
+    (domain/limits.py: store_call_seconds): the store is too slow, or drips its answer. `seconds` is the deadline
+    that was exceeded. The message names only what did not answer and the deadline."""
+
+    def __init__(self, seconds: float, what: str = "store") -> None:
+        super().__init__(f"{what} did not answer within {seconds:g} s (deadline exceeded)")
+        self.seconds = seconds
+
+
 class ServiceFault(SpoolError, code="internal_error"):
     """A fault of the service, not of the request: a stored item that does not parse, a reply of another part
     of Spool that is not what it should be. The API answers 500 with a generic message; `detail` is for the
