@@ -168,6 +168,38 @@ def test_a_trust_policy_that_does_not_require_the_endpoints_external_id_fails_ve
     assert tenant_account.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # no probe was written
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [None, {"StringLike": {"sts:ExternalId": "spool-*"}}],
+    ids=["no external id condition", "a wildcard external id"],
+)
+def test_delivery_refuses_a_role_whose_trust_policy_accepts_another_external_id(
+    api: Api, runtime: LocalRuntime, tenant_account: TenantAccount, run: str, condition: dict[str, Any] | None
+) -> None:
+    # What a role in another of the operator's accounts trusting Spool's account looks like to the sink: any
+    # tenant naming it could deliver with it, were delivery not to probe it as verify does.
+    assert runtime.resources is not None
+    bucket, prefix = new_bucket(tenant_account, run), f"lax{run}/"
+    name = f"spool-laxtrust-{run}"
+    tenant_account.iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=trust(runtime.resources.sink_role_arn, condition)
+    )
+    created = api.create_endpoint(
+        role_endpoint_body(bucket, prefix, role_arn(tenant_account, name), [f"lax{run}.*"], batch_size=1)
+    )
+
+    send(api, f"lax{run}.created", 1)
+
+    def last_error() -> str | None:
+        delivery = api.call("GET", f"/api/v1/endpoints/{created['id']}").json().get("delivery") or {}
+        return delivery.get("lastError")
+
+    error = wait_until(last_error, timeout=20, what="the refused delivery's lastError")
+    assert "its trust policy does not require sts:ExternalId" in error
+    assert f"GET /api/v1/endpoints/{created['id']}/aws-role" in error
+    assert tenant_account.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
 def test_a_trust_policy_naming_another_principal_fails_verify_with_the_trust_message(
     api: Api, runtime: LocalRuntime, tenant_account: TenantAccount, run: str
 ) -> None:

@@ -97,7 +97,10 @@ def test_verifys_probe_to_a_dripping_store_ends_at_the_verify_deadline(drip_stor
     assert_deadline(error, elapsed, limits.VERIFY_CALL_SECONDS)
 
 
-def test_an_assume_role_against_a_dripping_sts_ends_at_the_sts_deadline(drip_store: DripServer) -> None:
+@pytest.mark.parametrize("verifying", [False, True], ids=["delivery", "verify"])
+def test_an_assume_role_against_a_dripping_sts_ends_at_the_sts_deadline(
+    drip_store: DripServer, verifying: bool
+) -> None:
     sts = boto3.client(
         "sts",
         region_name="us-east-1",
@@ -105,9 +108,9 @@ def test_an_assume_role_against_a_dripping_sts_ends_at_the_sts_deadline(drip_sto
         aws_access_key_id="AKIASINK",
         aws_secret_access_key="sink-secret",
     )
-    stores = Stores(UrlPolicy(), None, sts=sts, verifying=True)
+    stores = Stores(UrlPolicy(), None, sts=sts, verifying=verifying)
 
-    # Verify's role store probes the role's trust policy first: an AssumeRole with a wrong ExternalId.
+    # Building a role store probes the role's trust policy first: an AssumeRole with a wrong ExternalId.
     error, elapsed = timed(lambda: stores(settings(None, "tenant-bucket"), Credentials(role=ROLE)))
 
     assert_deadline(error, elapsed, limits.STS_CALL_SECONDS, "AWS STS")

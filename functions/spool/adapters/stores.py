@@ -20,7 +20,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 
 from spool.adapters.local_store import LocalStore
-from spool.adapters.role_session import RoleSession
+from spool.adapters.role_session import RoleSession, TrustChecks
 from spool.adapters.s3_store import S3Store, Where, put_options
 from spool.adapters.store_http import CallSeconds, body_seconds, fixed_seconds, with_deadlines
 from spool.domain import limits
@@ -65,8 +65,9 @@ class Stores:
     client given is equipped here). A store at a custom `endpoint` connects only to addresses `url_policy`
     checked, resolved again for every new connection.
 
-    `verifying` (verify's stores) checks more than delivery needs: a region S3 redirects from is an error
-    rather than followed, and a role's trust policy must refuse an ExternalId other than the endpoint's."""
+    A role's trust policy must refuse an ExternalId other than the endpoint's: delivery probes it on the first
+    assume of each role and ExternalId in the process and remembers the verdict (`TrustChecks`); verify probes
+    every time. `verifying` (verify's stores) also names a region S3 redirects from rather than follow it."""
 
     def __init__(
         self,
@@ -89,6 +90,7 @@ class Stores:
         self._config = config
         self._sts = sts if sts is None else with_deadlines(sts, fixed_seconds(limits.STS_CALL_SECONDS), what="AWS STS")
         self._verifying = verifying
+        self._trust = TrustChecks()
         self._call_seconds: CallSeconds = (
             fixed_seconds(limits.VERIFY_CALL_SECONDS) if verifying else body_seconds(limits.store_call_seconds)
         )
@@ -150,6 +152,8 @@ class Stores:
         assumed = RoleSession(self._sts, role)
         if self._verifying:
             assumed.check_external_id_required()
+        else:
+            self._trust.check(role, assumed.external_id_required)
         session = assumed.botocore_session(self._botocore.get_component("data_loader"))
         client = cast(
             "S3Client",
