@@ -244,7 +244,11 @@ class _DeadlineConnection:
             except OSError as exc:
                 failure = exc
                 continue
-            attempt.watch(sock)
+            try:
+                attempt.watch(sock)
+            except OSError:
+                sock.close()  # no descriptor left to watch it with: never use a socket the deadline cannot cut
+                raise
             return sock
         if isinstance(failure, TimeoutError):
             raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={timeout})")
