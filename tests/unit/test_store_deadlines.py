@@ -51,13 +51,20 @@ def test_the_reserve_figure_is_the_deadline_of_a_put_of_one_invocations_payload(
 
 
 def test_deadline_exceeded_is_a_store_error_naming_the_deadline() -> None:
-    error = DeadlineExceeded(13.0)
+    error = DeadlineExceeded.after(13.0)
 
     assert isinstance(error, StoreError)
     assert error.code == "store_error"
     assert error.message == "store did not answer within 13 s (deadline exceeded)"
     assert error.seconds == 13.0
-    assert DeadlineExceeded(5.0, "AWS STS").message == "AWS STS did not answer within 5 s (deadline exceeded)"
+    assert DeadlineExceeded.after(5.0, "AWS STS").message == "AWS STS did not answer within 5 s (deadline exceeded)"
+
+
+def test_deadline_exceeded_can_be_raised_with_a_message_alone() -> None:
+    error = DeadlineExceeded("store did not answer within 10 s (deadline exceeded)")
+
+    assert error.message == "store did not answer within 10 s (deadline exceeded)"
+    assert error.seconds is None
 
 
 # --- every call carries its deadline -----------------------------------------------------------------------

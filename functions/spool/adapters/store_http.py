@@ -326,7 +326,7 @@ class DeadlineSession(URLLib3Session):
         deadline = context.get(_CONTEXT_KEY) or Deadline.start(self._fallback_seconds)
         left = deadline.left()
         if left <= 0:
-            raise DeadlineExceeded(deadline.seconds, self._what)
+            raise DeadlineExceeded.after(deadline.seconds, self._what)
         context["read_timeout"] = min(self._read_timeout, left)  # botocore's per-request read timeout
         request.context = context
         attempt = _Attempt(deadline, self._addresses)
@@ -337,7 +337,7 @@ class DeadlineSession(URLLib3Session):
         except Exception:
             # A timeout cut to the time left may fire a moment before the watchdog does: the deadline it is.
             if attempt.cut or deadline.left() <= 0:
-                raise DeadlineExceeded(deadline.seconds, self._what) from None
+                raise DeadlineExceeded.after(deadline.seconds, self._what) from None
             if attempt.refused is not None:
                 raise StoreError(f"endpoint refused: {attempt.refused}") from None
             raise
@@ -346,7 +346,7 @@ class DeadlineSession(URLLib3Session):
             self._watchdog.cancel(ticket)
             attempt.end()
         if attempt.cut:
-            raise DeadlineExceeded(deadline.seconds, self._what)
+            raise DeadlineExceeded.after(deadline.seconds, self._what)
         return response
 
 

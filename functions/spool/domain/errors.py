@@ -54,12 +54,17 @@ class StoreError(SpoolError, code="store_error"):
 
 class DeadlineExceeded(StoreError):
     """A store call, or AWS STS's AssumeRole for a role endpoint, did not finish within its total deadline
-    (domain/limits.py: store_call_seconds): the store is too slow, or drips its answer. `seconds` is the deadline
-    that was exceeded. The message names only what did not answer and the deadline."""
+    (domain/limits.py: store_call_seconds): the store is down, too slow, or drips its answer. `seconds` is the
+    deadline that was exceeded, when known; `after` builds the error with the message the store clients use."""
 
-    def __init__(self, seconds: float, what: str = "store") -> None:
-        super().__init__(f"{what} did not answer within {seconds:g} s (deadline exceeded)")
+    def __init__(self, message: str, *, seconds: float | None = None) -> None:
+        super().__init__(message)
         self.seconds = seconds
+
+    @classmethod
+    def after(cls, seconds: float, what: str = "store") -> DeadlineExceeded:
+        """The error of a call to `what` that did not finish within `seconds`: it names nothing else."""
+        return cls(f"{what} did not answer within {seconds:g} s (deadline exceeded)", seconds=seconds)
 
 
 class ServiceFault(SpoolError, code="internal_error"):
