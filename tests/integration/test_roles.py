@@ -20,6 +20,10 @@ from typing import Any
 import pytest
 from moto.sts.models import sts_backends
 
+from spool.adapters.stores import Stores
+from spool.domain.errors import StoreError
+from spool.domain.models import Credentials, RoleToAssume, StorageSettings
+from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.iam.calls import CallLog
 from tests.iam.trust import TrustPolicies
@@ -174,29 +178,33 @@ def test_a_trust_policy_that_does_not_require_the_endpoints_external_id_fails_ve
     ids=["no external id condition", "a wildcard external id"],
 )
 def test_delivery_refuses_a_role_whose_trust_policy_accepts_another_external_id(
-    api: Api, runtime: LocalRuntime, tenant_account: TenantAccount, run: str, condition: dict[str, Any] | None
+    runtime: LocalRuntime, tenant_account: TenantAccount, trust_policies: TrustPolicies, run: str, condition: Any
 ) -> None:
-    # What a role in another of the operator's accounts trusting Spool's account looks like to the sink: any
-    # tenant naming it could deliver with it, were delivery not to probe it as verify does.
-    assert runtime.resources is not None
-    bucket, prefix = new_bucket(tenant_account, run), f"lax{run}/"
-    name = f"spool-laxtrust-{run}"
+    # What a role in another of the operator's accounts trusting Spool's sink looks like: any tenant naming it
+    # could deliver with it, were delivery not to probe it as verify does. The delivery store factory with the
+    # sink's own STS client (its AssumeRole calls held against the role's trust policy, tests/iam/trust.py); a
+    # delivery through the pollers would leave its refused messages in the shared DLQ for later tests.
+    assert runtime.resources is not None and runtime.sink_services.clients is not None
+    bucket, name = new_bucket(tenant_account, run), f"spool-laxtrust-{run}"
     tenant_account.iam.create_role(
         RoleName=name, AssumeRolePolicyDocument=trust(runtime.resources.sink_role_arn, condition)
     )
-    created = api.create_endpoint(
-        role_endpoint_body(bucket, prefix, role_arn(tenant_account, name), [f"lax{run}.*"], batch_size=1)
+    endpoint_id = f"ep_{uuid.uuid4().hex[:28]}"
+    role = RoleToAssume(
+        endpointId=endpoint_id,
+        roleArn=role_arn(tenant_account, name),
+        externalId=f"spool-{uuid.uuid4().hex}",
+        sessionName=f"spool-{endpoint_id}",
     )
+    stores = Stores(UrlPolicy(), None, sts=runtime.sink_services.clients.sts, amazon_s3_url=runtime.aws_url)
+    storage = StorageSettings(provider="s3", bucket=bucket, prefix="x/", region="us-east-1")
 
-    send(api, f"lax{run}.created", 1)
+    with pytest.raises(StoreError) as raised:
+        stores(storage, Credentials(role=role))
 
-    def last_error() -> str | None:
-        delivery = api.call("GET", f"/api/v1/endpoints/{created['id']}").json().get("delivery") or {}
-        return delivery.get("lastError")
-
-    error = wait_until(last_error, timeout=20, what="the refused delivery's lastError")
-    assert "its trust policy does not require sts:ExternalId" in error
-    assert f"GET /api/v1/endpoints/{created['id']}/aws-role" in error
+    assert raised.value.message.startswith(f"role {role.roleArn}: its trust policy does not require sts:ExternalId")
+    assert f"GET /api/v1/endpoints/{endpoint_id}/aws-role" in raised.value.message
+    assert not [r for r in trust_policies.refused if r[0] == role.roleArn]  # STS let the wrong ExternalId in
     assert tenant_account.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
