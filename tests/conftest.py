@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.drip import drip_store
 from tests.servers import api, call_log, emulator_s3, runtime, seaweed, tenant_account, trust_policies
 
 if TYPE_CHECKING:
     from tests.infra.infra_synth import Synth, SynthFactory
 
-# The servers' session fixtures, shared by the integration and reliability tiers.
-__all__ = ["api", "call_log", "emulator_s3", "runtime", "seaweed", "tenant_account", "trust_policies"]
+# The servers' session fixtures, shared by the integration and reliability tiers; `drip_store` (tests/drip.py) is
+# a store that drips its answers, one per test.
+__all__ = ["api", "call_log", "drip_store", "emulator_s3", "runtime", "seaweed", "tenant_account", "trust_policies"]
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 

@@ -21,9 +21,9 @@ from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 from spool_infra.state import State
 
-# One store write takes at most limits.STORE_WRITE_MAX_SECONDS (the store client's timeouts and attempts), and
-# the sink starts no other endpoint with less than Sink.reserve_seconds left: 120 s lets a whole batch finish
-# even when one endpoint's store answers slowly (tests/infra/test_cdk_ingest.py holds the two together).
+# Every store call has a total deadline (limits.store_call_seconds, at most STORE_CALL_MAX_SECONDS), and the sink
+# starts none without its whole deadline left: 120 s lets a batch finish even when one endpoint's store takes its
+# longest (tests/infra/test_cdk_ingest.py holds the two together).
 SINK_TIMEOUT_SECONDS = 120
 SINK_TIMEOUT = Duration.seconds(SINK_TIMEOUT_SECONDS)
 SINK_MEMORY_MB = 512

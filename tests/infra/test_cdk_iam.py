@@ -101,7 +101,7 @@ def test_only_the_sink_gets_s3_and_only_on_its_staging_bucket(synth: Synth) -> N
                 assert _actions([statement]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
-def test_sink_reads_and_updates_the_table_and_writes_only_flush_leases_and_older_staging_items(synth: Synth) -> None:
+def test_sink_writes_only_flush_leases_older_staging_items_its_ledger_and_status_attributes(synth: Synth) -> None:
     dynamo = {a for a in _actions(sink(synth)) if a.startswith("dynamodb:")}
     assert dynamo == {
         "dynamodb:GetItem",
@@ -111,12 +111,17 @@ def test_sink_reads_and_updates_the_table_and_writes_only_flush_leases_and_older
         "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem",
     }
+    leading = {"B#*": {"PutItem", "DeleteItem", "BatchWriteItem"}, "W#*": {"PutItem", "UpdateItem", "DeleteItem"}}
     for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
-        (statement,) = _statements_with(sink(synth), action)
-        assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["B#*"]}}
-        assert _resource_type(synth, statement["Resource"]) == "AWS::DynamoDB::Table"
+        for statement in _statements_with(sink(synth), action):
+            [prefix] = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            assert action.split(":")[1] in leading[prefix]
+            assert _resource_type(synth, statement["Resource"]) == "AWS::DynamoDB::Table"
     for statement in _statements_with(sink(synth), "dynamodb:UpdateItem"):
-        assert statement["Action"] == "dynamodb:UpdateItem"
+        [prefix] = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        if prefix == "W#*":  # the ledger: whole items of its own
+            continue
+        assert prefix == "S#*"
         assert set(statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
             "pk",
             "sk",

@@ -20,6 +20,10 @@ from typing import Any
 import pytest
 from moto.sts.models import sts_backends
 
+from spool.adapters.stores import Stores
+from spool.domain.errors import StoreError
+from spool.domain.models import Credentials, RoleToAssume, StorageSettings
+from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.iam.calls import CallLog
 from tests.iam.trust import TrustPolicies
@@ -166,6 +170,42 @@ def test_a_trust_policy_that_does_not_require_the_endpoints_external_id_fails_ve
     assert f"sts:ExternalId = {external_id}" in result["error"]
     assert (role_arn(tenant_account, name), external_id) in trust_policies.refused or not refused
     assert tenant_account.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # no probe was written
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [None, {"StringLike": {"sts:ExternalId": "spool-*"}}],
+    ids=["no external id condition", "a wildcard external id"],
+)
+def test_delivery_refuses_a_role_whose_trust_policy_accepts_another_external_id(
+    runtime: LocalRuntime, tenant_account: TenantAccount, trust_policies: TrustPolicies, run: str, condition: Any
+) -> None:
+    # What a role in another of the operator's accounts trusting Spool's sink looks like: any tenant naming it
+    # could deliver with it, were delivery not to probe it as verify does. The delivery store factory with the
+    # sink's own STS client (its AssumeRole calls held against the role's trust policy, tests/iam/trust.py); a
+    # delivery through the pollers would leave its refused messages in the shared DLQ for later tests.
+    assert runtime.resources is not None and runtime.sink_services.clients is not None
+    bucket, name = new_bucket(tenant_account, run), f"spool-laxtrust-{run}"
+    tenant_account.iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=trust(runtime.resources.sink_role_arn, condition)
+    )
+    endpoint_id = f"ep_{uuid.uuid4().hex[:28]}"
+    role = RoleToAssume(
+        endpointId=endpoint_id,
+        roleArn=role_arn(tenant_account, name),
+        externalId=f"spool-{uuid.uuid4().hex}",
+        sessionName=f"spool-{endpoint_id}",
+    )
+    stores = Stores(UrlPolicy(), None, sts=runtime.sink_services.clients.sts, amazon_s3_url=runtime.aws_url)
+    storage = StorageSettings(provider="s3", bucket=bucket, prefix="x/", region="us-east-1")
+
+    with pytest.raises(StoreError) as raised:
+        stores(storage, Credentials(role=role))
+
+    assert raised.value.message.startswith(f"role {role.roleArn}: its trust policy does not require sts:ExternalId")
+    assert f"GET /api/v1/endpoints/{endpoint_id}/aws-role" in raised.value.message
+    assert not [r for r in trust_policies.refused if r[0] == role.roleArn]  # STS let the wrong ExternalId in
+    assert tenant_account.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
 def test_a_trust_policy_naming_another_principal_fails_verify_with_the_trust_message(

@@ -19,7 +19,7 @@ from spool.domain.errors import StoreError
 from spool.domain.ingest import Ingest
 from spool.domain.models import Credentials, StorageSettings
 from spool.domain.tenants import Tenants
-from spool.domain.urlpolicy import UrlPolicy
+from spool.domain.urlpolicy import UrlPolicy, resolve
 from spool.domain.verification import Verification
 from spool.handlers import api as api_handler
 from spool.handlers.wiring import ApiServices
@@ -175,12 +175,22 @@ REFUSED_OUTSIDE_LOCAL = [
 ]
 
 
+PUBLIC_NAME = "s3.us-east-1.amazonaws.com"
+
+
+def resolver(host: str) -> list[str]:
+    """The real resolver (numeric forms such as 2852039166 included), except for the one public name the
+    tests accept: this machine may have no DNS, and a name that does not resolve is refused."""
+    return ["52.216.0.1"] if host == PUBLIC_NAME else resolve(host)
+
+
 @pytest.fixture
 def strict_api() -> Any:
     """The real api handler with the rules a deployment on AWS has (https only, no loopback or private
     addresses) and the real resolver; in-memory fakes behind it."""
     repo = FakeRepo()
-    endpoints = EndpointService(repo, FakeCipher(), UrlPolicy(allow_insecure=False), local_root=None, status=repo)
+    policy = UrlPolicy(allow_insecure=False, resolver=resolver)
+    endpoints = EndpointService(repo, FakeCipher(), policy, local_root=None, status=repo)
     services = ApiServices(
         tenants=Tenants(repo, lambda: b"strict-pepper"),
         endpoints=endpoints,
@@ -231,12 +241,12 @@ def test_an_endpoint_url_aimed_inward_is_refused_outside_the_local_runtime(stric
 
 
 def test_a_public_https_endpoint_url_is_accepted_outside_the_local_runtime(strict_api: Any) -> None:
-    reply = strict_api("POST", "/api/v1/endpoints", s3_body("https://s3.us-east-1.amazonaws.com"))
+    reply = strict_api("POST", "/api/v1/endpoints", s3_body(f"https://{PUBLIC_NAME}"))
     assert reply.status_code == 201, reply.text
 
 
 def test_patching_an_endpoint_url_inward_is_refused_outside_the_local_runtime(strict_api: Any) -> None:
-    created = strict_api("POST", "/api/v1/endpoints", s3_body("https://s3.us-east-1.amazonaws.com")).json()
+    created = strict_api("POST", "/api/v1/endpoints", s3_body(f"https://{PUBLIC_NAME}")).json()
     patch = {"storageConfig": {"endpoint": "https://169.254.169.254"}}
 
     refused_naming(strict_api("PATCH", f"/api/v1/endpoints/{created['id']}", patch), "storageConfig.endpoint")
@@ -248,10 +258,12 @@ def test_metadata_and_link_local_urls_are_refused_in_the_local_runtime_too(tenan
 
 
 def test_the_sink_checks_the_url_again_when_the_name_now_resolves_to_metadata() -> None:
-    # DNS rebinding: accepted while the name did not resolve (or resolved elsewhere); refused at write time.
+    # DNS rebinding: accepted while the name resolved elsewhere; refused when the sink connects (every new
+    # connection resolves and checks again: tests/integration/test_store_http.py).
     stores = Stores(UrlPolicy(allow_insecure=False, resolver=lambda _: ["169.254.169.254"]), local_root=None)
     settings = StorageSettings(provider="s3", bucket="archive", region="us-east-1", endpoint="https://store.example")
     credentials = Credentials(accessKeyId="AKIAIOSFODNN7EXAMPLE", secretAccessKey="wJalrXUtnFEMI/K7MDENG")
+    store = stores(settings, credentials)
 
-    with pytest.raises(StoreError, match="endpoint refused"):
-        stores(settings, credentials)
+    with pytest.raises(StoreError, match="endpoint refused: points at a link-local or cloud metadata address"):
+        store.put_new("x.ndjson", b"{}\n", content_type="application/x-ndjson", content_encoding=None)

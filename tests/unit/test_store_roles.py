@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.stub import Stubber
 
-from spool.adapters.role_session import RoleSession
+from spool.adapters.role_session import RoleSession, TrustChecks
 from spool.adapters.s3_store import S3Store, Where
 from spool.adapters.stores import Stores
 from spool.domain.errors import StoreError
@@ -135,11 +135,125 @@ def test_a_role_store_signs_only_with_the_role_never_with_other_credentials(monk
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # never reached: signing fails first
     sts = sts_client()
     with Stubber(sts) as stub:
+        stub.add_client_error("assume_role", **DENIED)  # the probe with a wrong ExternalId: refused
         stub.add_client_error("assume_role", **DENIED, expected_params=expected())
         store = Stores(UrlPolicy(allow_insecure=False), None, sts=sts)(SETTINGS, Credentials(role=ROLE))
 
         with pytest.raises(StoreError, match="Spool cannot assume it"):
             store.put_new("events/x.ndjson", b"{}\n", content_type="application/x-ndjson", content_encoding=None)
+
+
+def wrong_external_id(params: dict[str, Any]) -> bool:
+    return bool(params["ExternalId"] != ROLE.externalId and params["ExternalId"].startswith("spool-not-"))
+
+
+def test_delivery_probes_the_trust_policy_on_the_first_build_of_a_role_store_and_remembers_it() -> None:
+    sts = sts_client()
+    probes: list[dict[str, Any]] = []
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", lambda params, **_: probes.append(params))
+    with Stubber(sts) as stub:
+        stub.add_client_error("assume_role", **DENIED)  # another ExternalId is refused: the condition is there
+        stores = Stores(UrlPolicy(allow_insecure=False), None, sts=sts)
+
+        stores(SETTINGS, Credentials(role=ROLE))
+        stores(SETTINGS, Credentials(role=ROLE))  # the verdict is remembered: no second probe
+
+        stub.assert_no_pending_responses()
+    assert len(probes) == 1 and wrong_external_id(probes[0])
+
+
+def test_delivery_refuses_a_role_whose_trust_policy_accepts_another_external_id() -> None:
+    sts = sts_client()
+    with Stubber(sts) as stub:
+        stub.add_response("assume_role", issued(900))  # the wrong ExternalId is accepted
+        stores = Stores(UrlPolicy(allow_insecure=False), None, sts=sts)
+
+        with pytest.raises(StoreError) as first:
+            stores(SETTINGS, Credentials(role=ROLE))
+        with pytest.raises(StoreError) as again:  # remembered: refused without asking STS again
+            stores(SETTINGS, Credentials(role=ROLE))
+
+        stub.assert_no_pending_responses()
+    message = first.value.message
+    assert message.startswith(f"role {ROLE.roleArn}: its trust policy does not require sts:ExternalId = ")
+    assert "does not deliver with it" in message
+    assert f"GET /api/v1/endpoints/{ROLE.endpointId}/aws-role" in message
+    assert again.value.message == message
+    assert not [v for v in TEMPORARY.values() if v in message]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ProbeAnswers:
+    """A stand-in for RoleSession.external_id_required: answers in turn (True: the condition is there), counted."""
+
+    def __init__(self, *answers: bool | StoreError) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, StoreError):
+            raise answer
+        return answer
+
+
+def test_a_trusted_verdict_is_kept_for_its_ttl_then_probed_again() -> None:
+    clock = Clock()
+    checks = TrustChecks(checked_seconds=900, refused_seconds=60, clock=clock)
+    probe = ProbeAnswers(True, True)
+
+    checks.check(ROLE, probe)
+    clock.now += 899
+    checks.check(ROLE, probe)
+    assert probe.asked == 1
+    clock.now += 1
+    checks.check(ROLE, probe)
+    assert probe.asked == 2
+
+
+def test_a_refused_verdict_is_kept_for_its_shorter_ttl_so_a_fixed_policy_is_seen_soon() -> None:
+    clock = Clock()
+    checks = TrustChecks(checked_seconds=900, refused_seconds=60, clock=clock)
+    probe = ProbeAnswers(False, True)
+
+    with pytest.raises(StoreError, match="does not require sts:ExternalId"):
+        checks.check(ROLE, probe)
+    clock.now += 59
+    with pytest.raises(StoreError, match="does not require sts:ExternalId"):
+        checks.check(ROLE, probe)
+    clock.now += 1
+    checks.check(ROLE, probe)  # fixed: probed again, now trusted
+    assert probe.asked == 2
+
+
+def test_a_probe_that_cannot_tell_is_not_remembered() -> None:
+    checks = TrustChecks(clock=Clock())
+    probe = ProbeAnswers(StoreError("AWS STS unreachable"), True)
+
+    with pytest.raises(StoreError, match="unreachable"):
+        checks.check(ROLE, probe)
+    checks.check(ROLE, probe)
+    assert probe.asked == 2
+
+
+def test_each_role_and_external_id_is_probed_on_its_own() -> None:
+    checks = TrustChecks(clock=Clock())
+    probe = ProbeAnswers(True, True, True)
+    other_id = ROLE.model_copy(update={"externalId": "spool-" + "1" * 32})
+    other_role = ROLE.model_copy(update={"roleArn": "arn:aws:iam::111122223333:role/other"})
+
+    for role in (ROLE, other_id, other_role, ROLE):
+        checks.check(role, probe)
+
+    assert probe.asked == 3
 
 
 def test_a_role_is_for_amazon_s3_only() -> None:

@@ -1,7 +1,8 @@
-"""Which `storageConfig.endpoint` URLs are accepted (SPEC: Guarantees; issue 3: endpoint rules).
+"""Which `storageConfig.endpoint` URLs are accepted (SPEC: Guarantees; issues 3 and 20: endpoint rules).
 
 The policy is tested directly with a table resolver (no DNS); the API-level tests in test_validation.py
-check that create and patch apply it.
+check that create and patch apply it, tests/integration/test_store_http.py that the sink's store connections
+apply it before every connection.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ NAMES = {
     "loopback.example": ["127.0.0.1"],
     "mixed.example": ["93.184.216.34", "169.254.169.254"],
     "mixedprivate.example": ["93.184.216.34", "192.168.1.10"],
+    "cgnat.example": ["100.64.0.1"],
+    "v6first.example": ["2606:4700::1111", "93.184.216.34"],
 }
 
 
@@ -53,8 +56,12 @@ def test_path_and_port_are_kept() -> None:
     assert STRICT.check("https://s3.example.com:8443/store") == "https://s3.example.com:8443/store"
 
 
-def test_name_that_does_not_resolve_yet_is_accepted_for_a_later_check_in_the_sink() -> None:
-    assert STRICT.check("https://not-yet.example.com") == "https://not-yet.example.com"
+@BOTH
+def test_name_that_does_not_resolve_is_refused_naming_the_endpoint(policy: UrlPolicy) -> None:
+    error = refused(policy, "https://not-yet.example.com")
+
+    assert error.field == "storageConfig.endpoint"
+    assert "does not resolve" in error.message
 
 
 def test_refusal_names_the_endpoint_field_by_default() -> None:
@@ -176,6 +183,14 @@ def test_plain_http_is_refused_under_strict_rules() -> None:
         "https://private.example",
         "https://loopback.example",
         "https://mixedprivate.example",
+        "https://100.64.0.1",
+        "https://100.127.255.254",
+        "https://cgnat.example",
+        "https://[::ffff:100.64.0.1]",
+        "https://192.0.2.1",
+        "https://198.18.0.1",
+        "https://[2001:db8::1]",
+        "https://[fc00::1]",
     ],
 )
 def test_loopback_and_private_addresses_are_refused_under_strict_rules(url: str) -> None:
@@ -189,7 +204,9 @@ def test_loopback_and_private_addresses_are_refused_under_strict_rules(url: str)
         "http://127.0.0.1:9000",
         "http://10.0.0.1:8333",
         "http://private.example",
-        "http://localhost.localdomain",
+        "http://loopback.example",
+        "http://100.64.0.1:9000",
+        "http://cgnat.example",
     ],
 )
 def test_plain_http_loopback_and_private_are_allowed_when_the_operator_allows_them(url: str) -> None:
@@ -227,3 +244,49 @@ def test_literal_ip_is_not_sent_to_the_resolver() -> None:
         raise AssertionError(f"resolver asked about {host}")
 
     assert UrlPolicy(resolver=failing).check("https://93.184.216.34") == "https://93.184.216.34"
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[2002:a9fe:a9fe::1]",  # 6to4 carrying 169.254.169.254
+        "https://[2001:0:4136:e378:8000:63bf:5601:5601]",  # Teredo whose client is 169.254.169.254 (obfuscated)
+    ],
+)
+def test_ipv6_addresses_carrying_a_metadata_address_are_refused_always(policy: UrlPolicy, url: str) -> None:
+    assert "link-local or cloud metadata" in refused(policy, url).message
+
+
+def test_addresses_are_every_checked_address_in_the_resolvers_order() -> None:
+    assert STRICT.addresses("v6first.example") == ["2606:4700::1111", "93.184.216.34"]
+    assert STRICT.addresses("S3.Example.COM.") == ["93.184.216.34"]
+
+
+def test_addresses_of_a_literal_are_the_literal_without_asking_the_resolver() -> None:
+    def failing(host: str) -> list[str]:
+        raise AssertionError(f"resolver asked about {host}")
+
+    assert UrlPolicy(allow_insecure=True, resolver=failing).addresses("[::1]") == ["::1"]
+    assert UrlPolicy(resolver=failing).addresses("93.184.216.34") == ["93.184.216.34"]
+
+
+@pytest.mark.parametrize("host", ["cgnat.example", "mixed.example", "not-yet.example.com", "metadata"])
+def test_addresses_refuses_what_check_refuses(host: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        STRICT.addresses(host)
+
+    assert caught.value.field == "storageConfig.endpoint"
+
+
+def test_check_without_resolving_leaves_the_names_addresses_to_the_connection() -> None:
+    def failing(host: str) -> list[str]:
+        raise AssertionError(f"resolver asked about {host}")
+
+    policy = UrlPolicy(resolver=failing)
+
+    assert policy.check("https://not-yet.example.com/", resolve=False) == "https://not-yet.example.com"
+    with pytest.raises(InvalidInput, match="link-local"):
+        policy.check("https://169.254.169.254", resolve=False)
+    with pytest.raises(InvalidInput, match="metadata"):
+        policy.check("https://metadata.google.internal", resolve=False)

@@ -4,7 +4,10 @@ STS answers said in words naming what to fix (`describe_assume_error`)."""
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import botocore.session
@@ -12,6 +15,7 @@ from botocore.credentials import CredentialProvider, CredentialResolver, Deferre
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spool.adapters.store_errors import DENIED
+from spool.domain import limits
 from spool.domain.errors import StoreError
 from spool.domain.models import RoleToAssume
 from spool.domain.roles import EXTERNAL_ID_PREFIX, ROLE_SESSION_SECONDS
@@ -63,10 +67,11 @@ class RoleSession:
         session.register_component("credential_provider", CredentialResolver([_Given(self.credentials)]))
         return session
 
-    def check_external_id_required(self) -> None:
-        """Verify's check that the trust policy requires the endpoint's ExternalId: AssumeRole with another
-        one must be refused. A trust policy without the condition lets any ExternalId through, and with it
-        any Spool tenant that names the role. What STS answers a wrongly allowed call is thrown away."""
+    def external_id_required(self) -> bool:
+        """Does the trust policy require the endpoint's ExternalId? AssumeRole with another one must be refused:
+        a trust policy without the condition lets any ExternalId through, and with it any Spool tenant that names
+        the role. What STS answers a wrongly allowed call is thrown away. A probe that cannot tell (STS down, too
+        slow, another error) raises `StoreError`."""
         role = self._role
         try:
             self._sts.assume_role(
@@ -77,15 +82,16 @@ class RoleSession:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in DENIED:
-                return
+                return True
             raise StoreError(describe_assume_error(role, exc)) from None
         except BotoCoreError as exc:
             raise StoreError(f"AWS STS unreachable while assuming role {role.roleArn}: {type(exc).__name__}") from None
-        raise StoreError(
-            f"role {role.roleArn}: its trust policy does not require sts:ExternalId = {role.externalId}. Spool "
-            "assumed it with another ExternalId, so any Spool tenant naming this role could. Add the condition: "
-            f"GET /api/v1/endpoints/{role.endpointId}/aws-role gives a trust policy that has it"
-        )
+        return False
+
+    def check_external_id_required(self) -> None:
+        """`external_id_required`, or a `StoreError` that says how to fix the trust policy."""
+        if not self.external_id_required():
+            raise StoreError(external_id_not_required(self._role))
 
     def _assume(self) -> dict[str, str]:
         role = self._role
@@ -108,6 +114,48 @@ class RoleSession:
             "token": issued["SessionToken"],
             "expiry_time": issued["Expiration"].isoformat(),
         }
+
+
+def external_id_not_required(role: RoleToAssume) -> str:
+    """What verify says, and delivery's refusal, about a trust policy that accepts another ExternalId."""
+    return (
+        f"role {role.roleArn}: its trust policy does not require sts:ExternalId = {role.externalId}. Spool "
+        "assumed it with another ExternalId, so any Spool tenant naming this role could; Spool does not deliver "
+        f"with it until it does. Add the condition: GET /api/v1/endpoints/{role.endpointId}/aws-role gives a "
+        "trust policy that has it"
+    )
+
+
+class TrustChecks:
+    """Delivery's probe of each role's trust policy (`RoleSession.external_id_required`), made on the first
+    assume of each role ARN and ExternalId in this process and remembered: a policy that refused the wrong
+    ExternalId for `checked_seconds`, one that accepted it for `refused_seconds` (domain/limits.py). A probe
+    that could not tell is not remembered: the next store build probes again. Thread-safe."""
+
+    def __init__(
+        self,
+        checked_seconds: float = limits.ROLE_TRUST_CHECKED_SECONDS,
+        refused_seconds: float = limits.ROLE_TRUST_REFUSED_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = {True: checked_seconds, False: refused_seconds}
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._verdicts: dict[tuple[str, str], tuple[bool, float]] = {}  # (role ARN, ExternalId) -> (ok, until)
+
+    def check(self, role: RoleToAssume, probe: Callable[[], bool]) -> None:
+        """Return if the role's trust policy requires its ExternalId, else raise `StoreError` naming the fix.
+        `probe` (the role's `RoleSession.external_id_required`) runs when no verdict is remembered."""
+        key = (role.roleArn, role.externalId)
+        with self._lock:
+            known = self._verdicts.get(key)
+        if known is None or known[1] <= self._clock():
+            ok = probe()
+            known = (ok, self._clock() + self._ttl[ok])
+            with self._lock:
+                self._verdicts[key] = known
+        if not known[0]:
+            raise StoreError(external_id_not_required(role))
 
 
 def describe_assume_error(role: RoleToAssume, exc: ClientError) -> str:

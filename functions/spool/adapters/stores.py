@@ -3,6 +3,9 @@
 The stores: s3_store.py (S3 and S3-compatible, through boto3), local_store.py (a directory); an S3 endpoint
 signs with the tenant's access keys, or, on Amazon S3, with a role of the tenant's that the sink assumes
 (role_session.py). The clients' botocore configs are here, with the one place that builds store clients.
+Every store client, and the sink's STS client, has a total deadline on each call and, for a store at a custom
+`endpoint`, connections pinned to addresses the endpoint policy checked (store_http.py); the figures are
+domain/limits.py's.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from botocore import UNSIGNED
 from botocore.config import Config
 
 from spool.adapters.local_store import LocalStore
-from spool.adapters.role_session import RoleSession
+from spool.adapters.role_session import RoleSession, TrustChecks
 from spool.adapters.s3_store import S3Store, Where, put_options
+from spool.adapters.store_http import CallSeconds, body_seconds, fixed_seconds, with_deadlines
 from spool.domain import limits
 from spool.domain.errors import InvalidInput, StoreError
 from spool.domain.models import Credentials, RoleToAssume, StorageSettings
@@ -28,22 +32,23 @@ from spool.domain.urlpolicy import UrlPolicy
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# A dead or slow store must not eat the sink's invocation: the write budget is domain/limits.py's.
+# Delivery's store clients: each call has a total deadline (limits.store_call_seconds) that covers these
+# attempts; the connect and read timeouts bound one attempt's silences within it.
 SINK_CLIENT_CONFIG = Config(
     connect_timeout=limits.STORE_CONNECT_SECONDS,
     read_timeout=limits.STORE_READ_SECONDS,
     retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
 )
-# Verification answers an API call (API Gateway waits 30 s at most): one attempt, a store write's connect
-# timeout and a short read.
+# Verification answers an API call (API Gateway waits 30 s at most): one attempt, limits.VERIFY_CALL_SECONDS.
 VERIFY_CLIENT_CONFIG = Config(
-    connect_timeout=limits.STORE_CONNECT_SECONDS, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"}
+    connect_timeout=limits.STORE_CONNECT_SECONDS,
+    read_timeout=limits.STORE_READ_SECONDS,
+    retries={"max_attempts": 1, "mode": "standard"},
 )
-# The sink's AssumeRole calls: a store write's connect timeout and attempts with a shorter read (STS answers
-# small), so at most 26 s against a write's STORE_WRITE_MAX_SECONDS; a slow STS cannot eat the invocation.
+# The sink's AssumeRole calls: a store's attempts and timeouts, within limits.STS_CALL_SECONDS per call.
 STS_CLIENT_CONFIG = Config(
     connect_timeout=limits.STORE_CONNECT_SECONDS,
-    read_timeout=10,
+    read_timeout=limits.STORE_READ_SECONDS,
     retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
 )
 
@@ -55,8 +60,14 @@ class Stores:
     credentials are the role's (assumed through `sts`, the sink's own STS client, so the call is the sink
     role's). Both share one loader, so the service models are read once per process.
 
-    `verifying` (verify's stores) checks more than delivery needs: a region S3 redirects from is an error
-    rather than followed, and a role's trust policy must refuse an ExternalId other than the endpoint's."""
+    Every call of a store client has a total deadline (delivery: `limits.store_call_seconds` of its body;
+    verify: `limits.VERIFY_CALL_SECONDS`), and so has every call of `sts` (`limits.STS_CALL_SECONDS`: the
+    client given is equipped here). A store at a custom `endpoint` connects only to addresses `url_policy`
+    checked, resolved again for every new connection.
+
+    A role's trust policy must refuse an ExternalId other than the endpoint's: delivery probes it on the first
+    assume of each role and ExternalId in the process and remembers the verdict (`TrustChecks`); verify probes
+    every time. `verifying` (verify's stores) also names a region S3 redirects from rather than follow it."""
 
     def __init__(
         self,
@@ -77,8 +88,12 @@ class Stores:
         self.build: Callable[[StorageSettings, Credentials | None], ObjectStore] = self.make
         self._local_root = local_root
         self._config = config
-        self._sts = sts
+        self._sts = sts if sts is None else with_deadlines(sts, fixed_seconds(limits.STS_CALL_SECONDS), what="AWS STS")
         self._verifying = verifying
+        self._trust = TrustChecks()
+        self._call_seconds: CallSeconds = (
+            fixed_seconds(limits.VERIFY_CALL_SECONDS) if verifying else body_seconds(limits.store_call_seconds)
+        )
         self._botocore = botocore.session.get_session()
         self._session = boto3.session.Session(botocore_session=self._botocore)
         # The first S3 client of a botocore session loads and builds the S3 model, endpoint rules and client
@@ -101,7 +116,8 @@ class Stores:
         endpoint_url = None
         if settings.endpoint:
             try:
-                endpoint_url = self._policy.check(settings.endpoint)
+                # The name's addresses are checked by the client's connections, each time one is opened.
+                endpoint_url = self._policy.check(settings.endpoint, resolve=False)
             except InvalidInput as exc:
                 raise StoreError(f"endpoint refused: {exc.message}") from None
         config = self._config.merge(Config(s3={"addressing_style": "path" if endpoint_url else "auto"}))
@@ -118,8 +134,9 @@ class Stores:
             aws_secret_access_key=credentials.secretAccessKey.get_secret_value(),
             config=config,
         )
+        pinned = self._policy.addresses if endpoint_url else None
         return S3Store(
-            client,
+            with_deadlines(client, self._call_seconds, what="store", addresses=pinned),
             settings.bucket,
             credentials,
             where=where,
@@ -135,13 +152,15 @@ class Stores:
         assumed = RoleSession(self._sts, role)
         if self._verifying:
             assumed.check_external_id_required()
+        else:
+            self._trust.check(role, assumed.external_id_required)
         session = assumed.botocore_session(self._botocore.get_component("data_loader"))
         client = cast(
             "S3Client",
             session.create_client("s3", region_name=settings.region, endpoint_url=self.amazon_s3_url, config=config),
         )
         return S3Store(
-            client,
+            with_deadlines(client, self._call_seconds, what="store"),
             settings.bucket,
             where=replace(where, role_arn=role.roleArn),
             hidden=assumed.issued,

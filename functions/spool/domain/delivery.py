@@ -501,7 +501,7 @@ class Sink:
                 key = self._write(target, obj, write.flushed_at, planned)
             except Exception as exc:
                 outcome.store_failed = outcome.store_failed or not isinstance(exc, _LedgerFault)
-                outcome.deadline = isinstance(exc, DeadlineExceeded)
+                outcome.deadline = isinstance(exc, DeadlineExceeded) and exc.by_store
                 raise
             outcome.keys.append(key)
             outcome.objects_written += 1

@@ -66,7 +66,22 @@ class StoreError(SpoolError, code="store_error"):
 
 
 class DeadlineExceeded(StoreError):
-    """A store call did not finish within its total deadline (a store that is down, slow or drips its answer)."""
+    """A store call, or AWS STS's AssumeRole for a role endpoint, did not finish within its total deadline
+    (domain/limits.py: store_call_seconds): the store is down, too slow, or drips its answer. `seconds` is the
+    deadline that was exceeded, when known; `after` builds the error with the message the store clients use."""
+
+    def __init__(self, message: str, *, seconds: float | None = None, by_store: bool = True) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        # False when AWS STS, not the tenant's store, ran out of time: not the endpoint's doing, so the sink
+        # counts it as a failure but does not park the endpoint for it at once (domain/health.py).
+        self.by_store = by_store
+
+    @classmethod
+    def after(cls, seconds: float, what: str = "store") -> DeadlineExceeded:
+        """The error of a call to `what` that did not finish within `seconds`: it names nothing else."""
+        message = f"{what} did not answer within {seconds:g} s (deadline exceeded)"
+        return cls(message, seconds=seconds, by_store=what == "store")
 
 
 class ServiceFault(SpoolError, code="internal_error"):

@@ -69,16 +69,45 @@ MAX_OBJECT_BYTES_MAX = 5 * 1024**3
 # A KMS key id, key ARN, alias name or alias ARN.
 KMS_KEY_ID_MAX_LEN = 2048
 
-# The time budget of one store write (adapters/stores.py builds the store clients' botocore config from these):
-# each attempt may take the connect and the read timeout, so a write takes at most STORE_WRITE_MAX_SECONDS.
-# The sink keeps more than that in reserve before it starts another endpoint (domain/delivery.py,
-# Sink.reserve_seconds), and the sink function's timeout leaves room for it (infra/spool_infra/ingest.py).
+# --- Store calls: a total deadline per call ----------------------------------------------------------------
+# botocore's connect and read timeouts bound one socket operation, not a call: a store that answers one byte a
+# second keeps a PutObject open for ever. Every call of a store client (PutObject, HeadObject, DeleteObject,
+# verify's probe) and of the sink's STS client (AssumeRole, the ExternalId probe) therefore has a total deadline
+# that covers all of botocore's attempts: the connect, TLS, sending the body, reading the whole answer
+# (adapters/store_http.py enforces it; a call that reaches it raises domain/errors.py's DeadlineExceeded).
+# A healthy store answers a small write in well under a second; the figures leave room for one failed attempt
+# and a second one, and keep what a dripping store costs the sink to seconds. The sink parks an endpoint on its
+# first deadline hit and checks its remaining time against `store_call_seconds` before every object.
+#
+# Inside the deadline each attempt still has a connect timeout (one SYN retransmission) and a read timeout (the
+# longest silence on a socket), both cut to the time left, so a dead connection leaves time for a second attempt.
 STORE_CONNECT_SECONDS = 3
-STORE_READ_SECONDS = 20
+STORE_READ_SECONDS = 5
 STORE_ATTEMPTS = 2
-STORE_WRITE_MAX_SECONDS = STORE_ATTEMPTS * (STORE_CONNECT_SECONDS + STORE_READ_SECONDS)
+# A call without a body to speak of (a small put, head, delete), every attempt included.
+STORE_CALL_SECONDS = 10.0
+# A put's allowance for its body: the store must take it at 2 MiB/s at least.
+STORE_PUT_SECONDS_PER_MIB = 0.5
+# No call may take longer, whatever its body (reached at 100 MiB; an object that large needs a faster store).
+STORE_CALL_MAX_SECONDS = 60.0
+# AWS STS's AssumeRole for a role endpoint (and the ExternalId probe before it): STS answers in well under a
+# second. An AssumeRole made while a put signs (the first put, or a renewal) runs inside the put's deadline.
+STS_CALL_SECONDS = 5.0
+# Verify answers an API call (API Gateway waits 30 s at most): one attempt per call, and at most three calls
+# (the ExternalId probe of a role, the probe's put with its AssumeRole, the delete): 17 s at most.
+VERIFY_CALL_SECONDS = 6.0
+# How long the sink trusts its probe of a role's trust policy (AssumeRole with a wrong ExternalId, made on the
+# first assume of each role ARN and ExternalId in a process): a policy that refused the wrong ExternalId is
+# trusted for 15 minutes (one role session); one that accepted it is refused for 1 minute, so a fixed policy is
+# seen soon after the tenant fixes it.
+ROLE_TRUST_CHECKED_SECONDS = 900.0
+ROLE_TRUST_REFUSED_SECONDS = 60.0
+
+_MIB = 1024 * 1024
 
 
-def store_call_seconds(nbytes: int) -> float:
-    """The total deadline of one store call that sends `nbytes` (every attempt included)."""
-    return STORE_WRITE_MAX_SECONDS
+def store_call_seconds(nbytes: int = 0) -> float:
+    """The total deadline of one store call that sends `nbytes` of body (0 for a head or a delete): every attempt,
+    from the call's start to the end of the store's answer. STORE_CALL_SECONDS plus STORE_PUT_SECONDS_PER_MIB per
+    MiB, at most STORE_CALL_MAX_SECONDS: 10 s for a small object, 13 s for 6 MiB, 60 s from 100 MiB."""
+    return min(STORE_CALL_SECONDS + STORE_PUT_SECONDS_PER_MIB * max(nbytes, 0) / _MIB, STORE_CALL_MAX_SECONDS)
