@@ -48,7 +48,9 @@ class CountingStore:
     puts: int = 0
     bytes_written: int = 0
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
         self.puts += 1
         if key in self.keys:
             return False

@@ -346,8 +346,12 @@ class MemoryStore:
     past_deadline: bool = False
     puts: int = 0
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
         self.puts += 1
+        if sha256 is not None:
+            assert sha256 == hashlib.sha256(body).hexdigest(), "the checksum sent is the body's"
         if self.past_deadline:
             raise DeadlineExceeded("store did not answer within 10 s (deadline exceeded)")
         if self.fail_with:

@@ -315,8 +315,12 @@ class _TrackedStore:
         self._bucket = bucket
         self._tracker = tracker
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
-        written = bool(self._inner.put_new(key, body, content_type=content_type, content_encoding=content_encoding))
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
+        written = bool(
+            self._inner.put_new(key, body, content_type=content_type, content_encoding=content_encoding, sha256=sha256)
+        )
         if written:
             self._tracker.record(Put(self._bucket, key, body.count(b"\n")))
         return written

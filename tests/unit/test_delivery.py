@@ -865,9 +865,11 @@ class RecordingStore(MemoryStore):
         super().__init__()
         self.headers: list[tuple[str, str | None]] = []
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
         self.headers.append((content_type, content_encoding))
-        return super().put_new(key, body, content_type=content_type, content_encoding=content_encoding)
+        return super().put_new(key, body, content_type=content_type, content_encoding=content_encoding, sha256=sha256)
 
 
 def test_gzip_output_is_deterministic_for_the_same_lines(sink_harness: SinkHarness) -> None:

@@ -20,7 +20,9 @@ class LocalStore:
         self._root = root
         self._directory = directory
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
         path = local_object_path(self._root, self._directory, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,11 @@ def describe_store_error(
             partition = where.role_arn.split(":")[1]
             needs = f"; it needs {action} on arn:{partition}:s3:::{bucket}/{where.prefix}{keys}"
         return f"{who} may not {verb} under {target}{needs} {tag}: {message}".rstrip(": ")
+    if "checksum" in message.lower() or "content-md5" in message.lower() or code in ("BadDigest", "InvalidDigest"):
+        return (
+            f"bucket {bucket}: the store refused the write's checksum ({code}, HTTP {status}): {message}. A store "
+            "that does not take SHA-256 checksums needs storageConfig.checksum md5"
+        )
     return f"bucket {bucket}: {code} (HTTP {status}): {message}".strip()
 
 
@@ -100,9 +105,11 @@ class S3Store:
         hidden: Callable[[], Iterable[str]] | None = None,
         verifying: bool = False,
         put_options: dict[str, str] | None = None,
+        checksum: str = "sha256",
     ) -> None:
         self._s3 = client
         self._bucket = bucket
+        self._checksum = checksum
         # Sent with every PutObject, verify's probe included: server-side encryption and storage class.
         self._put_options = put_options or {}
         self._where = where or Where(bucket)
@@ -113,33 +120,49 @@ class S3Store:
             # would only cost a round trip per client; verify names it instead of writing through it.
             client.meta.events.register("needs-retry.s3", self._refuse_redirect)
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
+        """A conditional PutObject with the body's checksum, which the store checks (a body changed on the way is
+        refused) and, for SHA-256, keeps and answers with (HeadObject with ChecksumMode ENABLED): so Object Lock
+        buckets, which refuse a put without Content-MD5 or a checksum header, take Spool's writes, and a reader can
+        verify any object (docs/delivery.md, Checksums)."""
         extra: dict[str, Any] = dict(self._put_options)
         if content_encoding:
             extra["ContentEncoding"] = content_encoding
+        digest = bytes.fromhex(sha256) if sha256 else hashlib.sha256(body).digest()
+        if self._checksum == "md5":
+            extra["ContentMD5"] = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+        else:
+            # The algorithm named as well as the value (x-amz-sdk-checksum-algorithm): the store then keeps it.
+            extra["ChecksumAlgorithm"] = "SHA256"
+            extra["ChecksumSHA256"] = base64.b64encode(digest).decode()
         try:
             self._s3.put_object(
                 Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*", **extra
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _TAKEN:
-                return self._is_ours(key, body)
+                return self._is_ours(key, body, digest)
             raise self._error(exc) from None
         except BotoCoreError as exc:
             raise self._error(exc) from None
         return True
 
-    def _is_ours(self, key: str, body: bytes) -> bool:
+    def _is_ours(self, key: str, body: bytes, digest: bytes) -> bool:
         """After a 412: is the object there the one we just wrote (our first attempt's answer got lost and
-        botocore retried)? Its ETag is the body's MD5 for single-part puts without SSE-KMS; anything else
-        counts as someone else's object and the caller moves on to the next name. (A role with PutObject only
-        may not HeadObject: then the name counts as taken too; so does our own SSE-KMS object, whose ETag is no
-        MD5: a duplicate at worst, never a loss.)"""
+        botocore retried)? The SHA-256 the store kept says so, or, where the store keeps none, the ETag, which is
+        the body's MD5 for single-part puts without SSE-KMS; anything else counts as someone else's object and the
+        caller moves on to the next name. (A role with PutObject only may not HeadObject: then the name counts as
+        taken too: a duplicate at worst, never a loss; the ledger keeps it from a retry's.)"""
         try:
-            etag = self._s3.head_object(Bucket=self._bucket, Key=key)["ETag"].strip('"')
+            head = self._s3.head_object(Bucket=self._bucket, Key=key, ChecksumMode="ENABLED")
         except (ClientError, BotoCoreError):
             return False
-        return etag == hashlib.md5(body, usedforsecurity=False).hexdigest()
+        kept = head.get("ChecksumSHA256")
+        if kept:
+            return bool(base64.b64decode(kept) == digest)
+        return bool(head["ETag"].strip('"') == hashlib.md5(body, usedforsecurity=False).hexdigest())
 
     def holds(self, key: str, sha256: str) -> bool | None:
         """Whether `key` holds this body: the SHA-256 the store kept (ChecksumMode ENABLED), or for a single-part

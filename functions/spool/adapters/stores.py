@@ -33,23 +33,24 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 # Delivery's store clients: each call has a total deadline (limits.store_call_seconds) that covers these
-# attempts; the connect and read timeouts bound one attempt's silences within it.
+# attempts; the connect and read timeouts bound one attempt's silences within it. `total_max_attempts` counts the
+# first attempt (botocore's `max_attempts` counts retries only). Checksums only when S3 requires one or Spool sends
+# its own: every put carries the endpoint's (SHA-256 or Content-MD5, s3_store.py), and boto3's default would add a
+# CRC32 that some S3-compatible stores refuse.
 SINK_CLIENT_CONFIG = Config(
     connect_timeout=limits.STORE_CONNECT_SECONDS,
     read_timeout=limits.STORE_READ_SECONDS,
-    retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
+    retries={"total_max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
 )
 # Verification answers an API call (API Gateway waits 30 s at most): one attempt, limits.VERIFY_CALL_SECONDS.
-VERIFY_CLIENT_CONFIG = Config(
-    connect_timeout=limits.STORE_CONNECT_SECONDS,
-    read_timeout=limits.STORE_READ_SECONDS,
-    retries={"max_attempts": 1, "mode": "standard"},
-)
+VERIFY_CLIENT_CONFIG = SINK_CLIENT_CONFIG.merge(Config(retries={"total_max_attempts": 1, "mode": "standard"}))
 # The sink's AssumeRole calls: a store's attempts and timeouts, within limits.STS_CALL_SECONDS per call.
 STS_CLIENT_CONFIG = Config(
     connect_timeout=limits.STORE_CONNECT_SECONDS,
     read_timeout=limits.STORE_READ_SECONDS,
-    retries={"max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
+    retries={"total_max_attempts": limits.STORE_ATTEMPTS, "mode": "standard"},
 )
 
 
@@ -142,6 +143,7 @@ class Stores:
             where=where,
             verifying=self._verifying,
             put_options=put_options(settings),
+            checksum=settings.checksum,
         )
 
     def _role_store(self, settings: StorageSettings, role: RoleToAssume, config: Config, where: Where) -> S3Store:
@@ -166,4 +168,5 @@ class Stores:
             hidden=assumed.issued,
             verifying=self._verifying,
             put_options=put_options(settings),
+            checksum=settings.checksum,
         )

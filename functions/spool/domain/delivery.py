@@ -540,7 +540,7 @@ class Sink:
                 raise _LedgerFault(f"could not record the object in the ledger ({type(exc).__name__})") from None
             try:
                 stored = target.store.put_new(
-                    key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding
+                    key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding, sha256=sha256
                 )
             except Exception:
                 with contextlib.suppress(Exception):  # not written: a retry must not count on it

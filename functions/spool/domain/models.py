@@ -146,6 +146,9 @@ Format = Annotated[
 ]
 ParquetCodec = Literal["snappy", "zstd", "gzip"]
 ServerSideEncryption = Literal["AES256", "aws:kms"]
+# How every write is checksummed (the store checks the body against it): SHA-256, which S3 keeps and answers
+# with (and which Object Lock buckets take), or Content-MD5 for S3-compatible stores without flexible checksums.
+Checksum = Literal["sha256", "md5"]
 # The storage classes a PutObject to a general purpose bucket accepts (not Outposts, directory buckets, FSx or
 # Snow, which Spool's buckets are not).
 StorageClass = Literal[
@@ -211,6 +214,11 @@ class StorageFields(BaseModel):
     )
     kmsKeyId: KmsKeyId | None = Field(default=None, description="The KMS key of serverSideEncryption aws:kms")
     storageClass: StorageClass | None = Field(default=None, description="Sent with every write; null: STANDARD")
+    checksum: Checksum = Field(
+        default="sha256",
+        description="Every write's checksum, which the store checks and keeps: sha256 (x-amz-checksum-sha256), or "
+        "md5 (Content-MD5) for S3-compatible stores that refuse flexible checksums",
+    )
 
 
 class StorageConfigIn(StorageFields):
@@ -248,6 +256,7 @@ class StorageConfigPatch(BaseModel):
     serverSideEncryption: ServerSideEncryption | None = None
     kmsKeyId: KmsKeyId | None = None
     storageClass: StorageClass | None = None
+    checksum: Checksum | None = None
     accessKeyId: AccessKeyId | None = None
     secretAccessKey: SecretAccessKey | None = None
 

@@ -97,8 +97,11 @@ class Cipher(Protocol):
 
 
 class ObjectStore(Protocol):
-    def put_new(self, key: str, body: bytes, *, content_type: str, content_encoding: str | None) -> bool:
-        """Write `key` only if it does not exist yet; False when it already exists. Raises `StoreError`."""
+    def put_new(
+        self, key: str, body: bytes, *, content_type: str, content_encoding: str | None, sha256: str | None = None
+    ) -> bool:
+        """Write `key` only if it does not exist yet, checksummed (`sha256`: the body's, hex, when the caller has
+        it already); False when it already exists. Raises `StoreError`."""
 
     def delete(self, key: str) -> None: ...
     def holds(self, key: str, sha256: str) -> bool | None:
