@@ -353,7 +353,7 @@ class MemoryStore:
         if sha256 is not None:
             assert sha256 == hashlib.sha256(body).hexdigest(), "the checksum sent is the body's"
         if self.past_deadline:
-            raise DeadlineExceeded("store did not answer within 10 s (deadline exceeded)")
+            raise DeadlineExceeded.after(1.0)
         if self.fail_with:
             raise StoreError(self.fail_with)
         if key in self.objects:

@@ -12,6 +12,7 @@ from spool.adapters.stores import Stores
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import seal
 from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.naming import ndjson_line
 from spool.domain.planner import InboundRecord
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
@@ -19,6 +20,10 @@ from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo
 from tests.integration.conftest import Seaweed, read_objects
 
 FROZEN = 1_776_162_600.25
+
+
+def event_line(event_id: str) -> str:
+    return ndjson_line(event_id, "order.created", {}, "2026-04-14T10:30:00.250Z")
 
 
 def flush_twenty_in_one_second(
@@ -54,7 +59,7 @@ def flush_twenty_in_one_second(
                 clock=lambda: FROZEN,
             )
             records = [
-                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", f'{{"id":"evt_{n}_{i}"}}', FROZEN)
+                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", event_line(f"evt_{n}_{i}"), FROZEN)
                 for i in range(settings.batchSize)
             ]
             report = sink.deliver(records)

@@ -13,6 +13,7 @@ import pytest
 
 from spool.adapters.redrive import ScanLease, belonging_to, redrive
 from spool.domain import messages as fmt
+from spool.domain.naming import ndjson_line
 from spool.local.runtime import LocalRuntime
 
 
@@ -33,7 +34,8 @@ def lease(runtime: LocalRuntime) -> ScanLease:
 
 def dead_letters(sqs: Any, dlq: str, tenant: str, endpoint: str, count: int) -> None:
     for n in range(count):
-        bundle = fmt.bundles(tenant, endpoint, [f'{{"id":"evt_{tenant}_{n}"}}'])[0]
+        line = ndjson_line(f"evt_{tenant}_{n}", "order.created", {}, "2026-04-14T10:30:00.000Z")
+        bundle = fmt.bundles(tenant, endpoint, [line])[0]
         sqs.send_message(QueueUrl=dlq, MessageBody=bundle.body, MessageAttributes=fmt.sqs_attributes(bundle))
 
 

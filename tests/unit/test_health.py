@@ -51,24 +51,29 @@ def test_while_one_sink_probes_the_others_wait_for_the_probe() -> None:
 
 
 def test_a_deadline_hit_parks_at_once() -> None:
-    assert after_failure(Health(), NOW, deadline=True).parked_until == NOW + PARK_BASE_SECONDS
+    assert after_failure(Health(), NOW, deadline=2.0).parked_until == NOW + PARK_BASE_SECONDS
 
 
 def test_other_failures_park_after_several_in_a_row() -> None:
     health = Health()
     for _ in range(PARK_AFTER_FAILURES - 1):
-        health = after_failure(health, NOW, deadline=False)
+        health = after_failure(health, NOW, deadline=None)
         assert health.parked_until == 0
 
-    assert after_failure(health, NOW, deadline=False).parked_until == NOW + PARK_BASE_SECONDS
+    assert after_failure(health, NOW, deadline=None).parked_until == NOW + PARK_BASE_SECONDS
 
 
 def test_a_failed_probe_parks_twice_as_long_as_the_park_before() -> None:
-    parked = after_failure(Health(), NOW, deadline=True)
+    parked = after_failure(Health(), NOW, deadline=2.0)
 
-    again = after_failure(parked, NOW + PARK_BASE_SECONDS, deadline=True)
+    again = after_failure(parked, NOW + PARK_BASE_SECONDS, deadline=2.0)
 
     assert again.parked_until == NOW + PARK_BASE_SECONDS + 2 * PARK_BASE_SECONDS
+
+
+def test_a_store_that_kept_a_call_open_to_its_deadline_is_parked_for_three_deadlines_at_least() -> None:
+    """Its probe costs a sink the whole deadline: at most a quarter of one sink's time goes to it."""
+    assert after_failure(Health(), NOW, deadline=10.0, base=1, maximum=2).parked_until == NOW + 30
 
 
 def test_each_park_is_twice_the_one_before_up_to_the_maximum() -> None:
@@ -89,9 +94,27 @@ class Clock:
         return self.now
 
 
+def test_a_new_endpoint_has_one_delivery_in_flight_until_one_wrote() -> None:
+    board = HealthBoard(clock=Clock())
+    first = board.enter("t#a", wait=0)
+
+    assert first is not None
+    assert board.enter("t#a", wait=0) is None
+    board.leave("t#a", first, wrote=False, failed=False)  # it only held: still unproven
+    second = board.enter("t#a", wait=0)
+    assert second is not None
+    assert board.enter("t#a", wait=0) is None
+    board.leave("t#a", second, wrote=True, failed=False)
+    assert board.enter("t#a", wait=0) is not None
+    assert board.enter("t#a", wait=0) is not None
+
+
 def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
     clock = Clock()
     board = HealthBoard(clock=clock)
+    proven = board.enter("t#a", wait=0)
+    assert proven is not None
+    board.leave("t#a", proven, wrote=True, failed=False)
     slow = board.enter("t#a", wait=0)
     assert board.enter("t#a", wait=0) is not None
     clock.now += SLOW_DELIVERY_SECONDS + 1
@@ -103,6 +126,9 @@ def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
 
 def test_after_its_store_failed_an_endpoint_has_one_delivery_in_flight_until_a_write() -> None:
     board = HealthBoard(clock=Clock())
+    proven = board.enter("t#a", wait=0)
+    assert proven is not None
+    board.leave("t#a", proven, wrote=True, failed=False)
     failed = board.enter("t#a", wait=0)
     assert failed is not None
     board.leave("t#a", failed, wrote=False, failed=True)

@@ -87,9 +87,10 @@ class EndpointOutcome:
     failed: int = 0
     keys: list[str] = field(default_factory=list)
     error: str | None = None
-    # The endpoint's own store failed (not a fault of Spool's services), and whether by its deadline.
+    # The endpoint's own store failed (not a fault of Spool's services), and the deadline it kept a call open
+    # to (seconds), if that was how.
     store_failed: bool = False
-    deadline: bool = False
+    deadline: float | None = None
     # Records handed back untouched: the endpoint is parked (or its probe undecided), busy here, or the
     # invocation had no time left for them.
     parked: int = 0
@@ -349,8 +350,8 @@ class Sink:
     ) -> dict[str, set[int]] | None:
         """The lines of this delivery that an earlier attempt already put into objects, by source, from the
         ledger: asked only for retried bundles and for staged lines (a first try cannot have been written
-        before). An entry still being put by another sink (before its deadline): None, come back shortly. One
-        whose put outlived its deadline unconfirmed (a sink that died right after it) is looked up in the store."""
+        before). An entry not confirmed (a sink that died right after its put, or a put under way) is looked up in
+        the store: there, it is written; not there before its deadline, None: come back shortly."""
         sources: dict[str, float] = {}  # source -> since when an earlier attempt could have written it
         for record in found.bundles:
             if record.receive_count > 1:
@@ -368,13 +369,12 @@ class Sink:
             mine = [(s, start, count) for s, start, count in entry.segments if s in sources]
             if not mine:
                 continue
-            if not entry.written:
+            if not entry.written and not target.store.holds(entry.key, entry.sha256):
                 if now <= entry.deadline + LEDGER_MARGIN_SECONDS:
-                    return None
-                if not target.store.holds(entry.key, entry.sha256):  # not there, or the store will not say
-                    with contextlib.suppress(Exception):
-                        self.ledger.drop(endpoint_id, entry.entry_id)
-                    continue
+                    return None  # its put may still be under way
+                with contextlib.suppress(Exception):  # never written (or the store will not say)
+                    self.ledger.drop(endpoint_id, entry.entry_id)
+                continue
             for source, start, count in mine:
                 written.setdefault(source, set()).update(range(start, start + count))
         return written
@@ -501,7 +501,8 @@ class Sink:
                 key = self._write(target, obj, write.flushed_at, planned)
             except Exception as exc:
                 outcome.store_failed = outcome.store_failed or not isinstance(exc, _LedgerFault)
-                outcome.deadline = isinstance(exc, DeadlineExceeded) and exc.by_store
+                if isinstance(exc, DeadlineExceeded) and exc.by_store:
+                    outcome.deadline = exc.seconds or self.call_seconds(len(obj.body))
                 raise
             outcome.keys.append(key)
             outcome.objects_written += 1

@@ -8,16 +8,17 @@ health through the `StatusBook` port (the endpoint's status item, shared by ever
 
 - A failure of the endpoint's own store (an error it answered, a refused connection, a deadline) counts; a fault
   of Spool's own services (staging, the queue, KMS) does not: that is not the tenant's doing.
-- A deadline hit parks the endpoint at once: a store that drips its answer costs a sink the whole deadline per
-  write. Other failures park it after PARK_AFTER_FAILURES in a row.
+- A deadline hit parks the endpoint at once, for at least DEADLINE_PARK_FACTOR times the deadline: a store that
+  drips its answer costs a sink the whole deadline per write, so its probes may take at most a quarter of one
+  sink's time. Other failures park it after PARK_AFTER_FAILURES in a row.
 - While parked, its records are handed back untouched (no store, no KMS, no staging call) until the park ends.
   Each park is twice the one before (PARK_BASE_SECONDS up to PARK_MAX_SECONDS, the retry back-off's numbers).
 - When a park has ended, one sink takes the *probe* (a conditional write on the status item) and delivers; the
   others hand their records back until the probe is decided. The probe's first write decides: written, the
   endpoint is healthy again; failed, it is parked for longer.
-- In one process, deliveries of an endpoint run side by side until one of them is slow (SLOW_DELIVERY_SECONDS)
-  or the endpoint's store failed here: then at most one is in flight, and the others hand their records back for
-  a moment (the local runtime's pollers share a process; in Lambda one invocation runs per process and the
+- In one process, deliveries of an endpoint run side by side once one of them wrote, until one is slow
+  (SLOW_DELIVERY_SECONDS) or the endpoint's store failed here; before that (a new endpoint) and after, at most one
+  is in flight, and the others wait a moment for it (BUSY_WAIT_SECONDS) or hand their records back (the local runtime's pollers share a process; in Lambda one invocation runs per process and the
   endpoints of an invocation are one delivery each). So a store that starts to drip holds at most the deliveries
   that began before it was slow, and only until its deadline parks it.
 """
@@ -35,6 +36,8 @@ from enum import Enum
 from spool.domain import limits
 
 PARK_AFTER_FAILURES = 3
+# A park after a deadline hit lasts at least this many times the deadline.
+DEADLINE_PARK_FACTOR = 3
 # Parks follow the sink's retry back-off (its settings; these are the defaults): the first is the base, each
 # next one twice the one before, up to the maximum.
 PARK_BASE_SECONDS = limits.RETRY_BASE_SECONDS
@@ -83,15 +86,22 @@ def park_seconds(failures: int, base: int = PARK_BASE_SECONDS, maximum: int = PA
 
 
 def after_failure(
-    health: Health, now: float, *, deadline: bool, base: int = PARK_BASE_SECONDS, maximum: int = PARK_MAX_SECONDS
+    health: Health,
+    now: float,
+    *,
+    deadline: float | None,
+    base: int = PARK_BASE_SECONDS,
+    maximum: int = PARK_MAX_SECONDS,
 ) -> Health:
-    """The health after one more failed delivery of the endpoint's store; `deadline` when the store kept a call
-    open until its deadline, which weighs as much as PARK_AFTER_FAILURES failures (it cost a sink the whole
-    deadline). A probe's failure parks for twice as long as the park before."""
-    failures = max(health.failures + 1, PARK_AFTER_FAILURES if deadline else 0)
+    """The health after one more failed delivery of the endpoint's store; `deadline` (seconds) when the store kept
+    a call open until its deadline, which weighs as much as PARK_AFTER_FAILURES failures and parks for at least
+    DEADLINE_PARK_FACTOR deadlines (it cost a sink the whole deadline). A probe's failure parks for twice as long
+    as the park before."""
+    failures = max(health.failures + 1, PARK_AFTER_FAILURES if deadline is not None else 0)
     if failures < PARK_AFTER_FAILURES:
         return Health(failures=failures)
-    return Health(failures=failures, parked_until=now + park_seconds(failures, base, maximum))
+    seconds = max(park_seconds(failures, base, maximum), DEADLINE_PARK_FACTOR * (deadline or 0))
+    return Health(failures=failures, parked_until=now + seconds)
 
 
 def wait_seconds(health: Health, now: float) -> int:
@@ -107,7 +117,7 @@ Clock = Callable[[], float]
 class _Entry:
     health: Health | None = None
     read_at: float = -math.inf
-    suspect: bool = False  # its store failed in this process, and nothing was written since
+    suspect: bool = True  # nothing written here yet, or its store failed here since the last write
     started: dict[int, float] = field(default_factory=dict)  # deliveries in flight: ticket -> start (clock)
 
 

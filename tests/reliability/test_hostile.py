@@ -1,0 +1,163 @@
+"""Hostile tenants (issue 20): a tenant whose store drips its answer one byte a second and never finishes, and a
+tenant whose store refuses every connection, beside healthy tenants, all sending through the local runtime with
+its pollers. The healthy endpoints' events land within `flushIntervalSeconds` + 3 s (p99), none lost or
+duplicated; the hostile endpoints' events are written once their store recovers or are in the DLQ, and their
+`lastError` says why. The same mix at the soak's rate is `make soak-hostile` (tests/reliability/soak.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from spool.domain import messages as fmt
+from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime
+from tests.drip import DripServer
+from tests.reliability.faults import StoreProxy
+from tests.reliability.ledger import Books, Tracked, line_id, read_lines
+from tests.servers import Api, Schedule, Seaweed, poll, wait_until
+
+SECONDS = 30  # of traffic
+EVERY = 0.5  # one event per tenant this often
+HEALTHY = 3
+BATCH, INTERVAL = 5, 2
+
+
+def tenant(runtime: LocalRuntime, name: str) -> Api:
+    _, key = runtime.admin.create_tenant(f"{name}-{uuid.uuid4().hex[:6]}")
+    return Api(runtime.api_url, key)
+
+
+def endpoint(api: Api, event_type: str, bucket: str, prefix: str, **store: str) -> str:
+    body = {
+        "url": f"s3://{bucket}/{prefix}",
+        "deliveryMode": "storage",
+        "eventTypes": [event_type],
+        "storageConfig": {
+            "provider": "s3",
+            "bucket": bucket,
+            "prefix": prefix,
+            "region": "us-east-1",
+            "accessKeyId": store.pop("accessKeyId", "AKIAHOSTILEHOSTILE01"),
+            "secretAccessKey": store.pop("secretAccessKey", "hostile-secret-access-key-01"),
+            "batchSize": BATCH,
+            "flushIntervalSeconds": INTERVAL,
+            **store,
+        },
+    }
+    return str(api.create_endpoint(body)["id"])
+
+
+def epoch(created_at: str) -> float:
+    return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_dripping_and_a_refusing_store_never_delay_or_fail_other_tenants(
+    runtime: LocalRuntime, books: Books, emulator_s3: Any, seaweed: Seaweed
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    drip = DripServer()
+    proxy = StoreProxy(seaweed.url)
+    hostile: list[str] = []
+    try:
+        seaweed.client().create_bucket(Bucket=f"refused-{run}")
+        dripping, refusing = tenant(runtime, "dripping"), tenant(runtime, "refusing")
+        drip_id = endpoint(dripping, "hostile.drip", f"drip-{run}", "d/", endpoint=drip.url)
+        refused_id = endpoint(
+            refusing,
+            "hostile.refused",
+            f"refused-{run}",
+            "r/",
+            endpoint=proxy.url,
+            accessKeyId=seaweed.access_key,
+            secretAccessKey=seaweed.secret_key,
+        )
+        hostile += [drip_id, refused_id]
+        proxy.down()
+        healthy = [tenant(runtime, f"healthy{n}") for n in range(HEALTHY)]
+        for n, api in enumerate(healthy):
+            endpoint(api, f"healthy.h{n}", EXAMPLE_BUCKET, f"hostile-{run}/h{n}/")
+
+        # Every tenant sends one event every half second, side by side.
+        accepted: dict[str, dict[str, float]] = {name: {} for name in ["drip", "refused", *map(str, range(HEALTHY))]}
+        senders = [("drip", dripping, "hostile.drip"), ("refused", refusing, "hostile.refused")]
+        senders += [(str(n), api, f"healthy.h{n}") for n, api in enumerate(healthy)]
+        schedule = Schedule()
+        seen: dict[str, float] = {}  # healthy event id -> when it was first seen in storage
+        stop_watching = threading.Event()
+
+        def send(name: str, api: Api, event_type: str) -> None:
+            for n in schedule.spread(int(SECONDS / EVERY), SECONDS):
+                reply = api.send(event_type, {"n": n})
+                accepted[name][reply["id"]] = epoch(reply["createdAt"])
+
+        def watch() -> None:
+            while not stop_watching.is_set():
+                for lines in read_lines(emulator_s3, EXAMPLE_BUCKET, f"hostile-{run}/").values():
+                    for line in lines:
+                        seen.setdefault(line_id(line), time.time())
+                stop_watching.wait(0.25)
+
+        threads = [threading.Thread(target=schedule.sender(send), args=s, daemon=True) for s in senders]
+        watcher = threading.Thread(target=watch, daemon=True)
+        for thread in [*threads, watcher]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        proxy.heal()  # the refusing store comes back; the dripping one never does
+
+        healthy_ids = {i: at for n in range(HEALTHY) for i, at in accepted[str(n)].items()}
+        wait_until(lambda: set(healthy_ids) <= set(seen), timeout=INTERVAL + 30, what="every healthy event")
+        stop_watching.set()
+        watcher.join()
+
+        # Healthy: on time, every event once.
+        latencies = sorted(seen[i] - at for i, at in healthy_ids.items())
+        p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+        copies = Counter(
+            line_id(line)
+            for lines in read_lines(emulator_s3, EXAMPLE_BUCKET, f"hostile-{run}/").values()
+            for line in lines
+        )
+        import sys
+
+        t0 = min(healthy_ids.values())
+        for i, at in sorted(healthy_ids.items(), key=lambda kv: kv[1]):
+            print(f"DBG {at - t0:6.1f} {seen[i] - at:5.1f}", file=sys.stderr)
+        assert p99 <= INTERVAL + 3, f"healthy p99 {p99:.1f} s, max {latencies[-1]:.1f} s"
+        assert set(copies) == set(healthy_ids)
+        assert max(copies.values()) == 1
+
+        # Hostile: written once the store is back, or in the DLQ; the status says why.
+        drip_books = Tracked(dripping, books, None, f"drip-{run}", "d/", drip_id, INTERVAL, "hostile.drip")
+        drip_books.accepted = list(accepted["drip"])
+        refused_books = Tracked(
+            refusing, books, seaweed.client(), f"refused-{run}", "r/", refused_id, INTERVAL, "hostile.refused"
+        )
+        refused_books.accepted = list(accepted["refused"])
+
+        def drip_accounted() -> bool:
+            dead = books.ledger(drip_books.accepted, emulator_s3, EXAMPLE_BUCKET, "nothing/", drip_id, INTERVAL).dead
+            return set(drip_books.accepted) <= dead
+
+        def refused_accounted() -> bool:
+            ledger = refused_books.ledger()
+            return not ledger.lost and ledger.duplicates == 0
+
+        wait_until(drip_accounted, timeout=120, interval=1.0, what="the dripping store's events in the DLQ")
+        wait_until(
+            refused_accounted, timeout=120, interval=1.0, what="the refusing store's events written or in the DLQ"
+        )
+        drip_status = dripping.call("GET", f"/api/v1/endpoints/{drip_id}").json()["delivery"]
+        assert "deadline exceeded" in drip_status["lastError"]
+        refused_status = refusing.call("GET", f"/api/v1/endpoints/{refused_id}").json()["delivery"]
+        assert refused_status["lastError"]
+        assert poll(lambda: not books.in_queue(drip_id), timeout=30)
+    finally:
+        drip.stop()
+        proxy.stop()
+        # Other tests count the shared DLQ: leave nothing of these endpoints there.
+        books.remove_from_dlq(lambda m: fmt.owner(fmt.api_attributes(m))[1] in hostile)
