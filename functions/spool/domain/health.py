@@ -18,9 +18,10 @@ health through the `StatusBook` port (the endpoint's status item, shared by ever
   endpoint is healthy again; failed, it is parked for longer.
 - In one process, deliveries of an endpoint run side by side once one of them wrote, until one is slow
   (SLOW_DELIVERY_SECONDS) or the endpoint's store failed here; before that (a new endpoint) and after, at most one
-  is in flight, and the others wait a moment for it (BUSY_WAIT_SECONDS) or hand their records back (the local runtime's pollers share a process; in Lambda one invocation runs per process and the
-  endpoints of an invocation are one delivery each). So a store that starts to drip holds at most the deliveries
-  that began before it was slow, and only until its deadline parks it.
+  is in flight, and the others wait a moment for it (BUSY_WAIT_SECONDS) or hand their records back. (The local
+  runtime's pollers share a process; in Lambda one invocation runs per process and the endpoints of an
+  invocation are one delivery each.) So a store that starts to drip holds at most the deliveries that began
+  before it was slow, and only until its deadline parks it.
 """
 
 from __future__ import annotations
