@@ -9,13 +9,50 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.servers import api, call_log, emulator_s3, runtime, seaweed, tenant_account, trust_policies
+from tests.servers import (
+    EMULATORS,
+    api,
+    call_log,
+    emulator,
+    emulator_s3,
+    runtime,
+    seaweed,
+    tenant_account,
+    trust_policies,
+)
 
 if TYPE_CHECKING:
     from tests.infra.infra_synth import Synth, SynthFactory
 
 # The servers' session fixtures, shared by the integration and reliability tiers.
-__all__ = ["api", "call_log", "emulator_s3", "runtime", "seaweed", "tenant_account", "trust_policies"]
+__all__ = ["api", "call_log", "emulator", "emulator_s3", "runtime", "seaweed", "tenant_account", "trust_policies"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--emulator",
+        choices=tuple(EMULATORS),
+        default="moto",
+        help="the local runtime's AWS emulator: its embedded moto server (default) or LocalStack on the host "
+        "(make test-localstack)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "moto_only(reason): depends on moto's own behaviour; skipped, with the reason, on another emulator"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `moto_only(reason)` are skipped, with that reason, on any other emulator."""
+    name = config.getoption("emulator")
+    if name == "moto":
+        return
+    for item in items:
+        if (mark := item.get_closest_marker("moto_only")) is not None:
+            item.add_marker(pytest.mark.skip(reason=f"moto only, not on {name}: {mark.args[0]}"))
+
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
