@@ -38,22 +38,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "moto_only(reason): depends on moto's own behaviour; skipped, with the reason, on another emulator"
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `moto_only(reason)` are skipped, with that reason, on any other emulator."""
-    name = config.getoption("emulator")
-    if name == "moto":
-        return
-    for item in items:
-        if (mark := item.get_closest_marker("moto_only")) is not None:
-            item.add_marker(pytest.mark.skip(reason=f"moto only, not on {name}: {mark.args[0]}"))
-
-
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
 

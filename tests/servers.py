@@ -3,7 +3,7 @@ front, pollers, and its AWS emulator), one of each per pytest session, and the h
 
 The emulator is pytest's `--emulator` option: `moto` (default) is the runtime's embedded moto server, as `make
 dev` runs it; `localstack` is LocalStack on the host, started for the session by localstack/serve.sh (`make
-test-localstack`). Tests that depend on moto's own behaviour are marked `moto_only` with the reason.
+test-localstack`).
 
 The fixtures are registered in tests/conftest.py, so both tiers share the same instances.
 """
