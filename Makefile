@@ -14,8 +14,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.stamp-$(shell cat package.json package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: help bootstrap lock lint fmt typecheck test test-unit test-integration test-infra test-deployed \
-        dev synth bench soak fuzz openapi clean
+.PHONY: help bootstrap lock lock-localstack lint fmt typecheck test test-unit test-integration test-infra \
+        test-deployed test-localstack dev dev-localstack synth bench soak fuzz openapi clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ lock: ## re-resolve dependencies and rewrite requirements.lock and functions/req
 	uv export -q --format requirements-txt --no-emit-project --all-groups -o requirements.lock
 	uv export -q --format requirements-txt --no-emit-project --no-default-groups --no-hashes -o functions/requirements.txt
 	uv export -q --format requirements-txt --no-emit-project --no-default-groups --only-group parquet --no-hashes -o functions/requirements-parquet.txt
+
+lock-localstack: ## re-resolve LocalStack's venv (localstack/requirements.txt) into localstack/requirements.lock
+	uv pip compile -q --python-version 3.13 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
+	  --custom-compile-command "make lock-localstack" localstack/requirements.txt -o localstack/requirements.lock
 
 lint: $(STAMP) ## ruff lint + format check, mypy on functions/ and infra/
 	$(VENV)/bin/ruff check .
@@ -65,8 +69,15 @@ test-infra: bootstrap ## CDK assertions, cfn-lint, cdk-nag
 test-deployed: bootstrap ## deploy the real stack into MiniStack, drive it, tear it down
 	bash scripts/test-deployed.sh
 
+test-localstack: $(STAMP) ## the integration tier on LocalStack (host mode, no Docker), started per session
+	bash localstack/serve.sh install
+	$(PY) -m pytest -q -rs --emulator=localstack tests/integration
+
 dev: $(STAMP) ## run Spool locally: embedded AWS, API on 127.0.0.1:3000, SQS pollers
 	$(PY) -m spool.local
+
+dev-localstack: $(STAMP) ## run Spool locally against LocalStack on 127.0.0.1:4566 (host mode, no Docker)
+	bash localstack/dev.sh
 
 synth: bootstrap ## synthesize the CDK app offline into cdk.out/
 	cdk synth --quiet

@@ -3,8 +3,9 @@
 #
 #   bash scripts/test-deployed.sh            # MiniStack (pinned, own venv, started and stopped here)
 #   SPOOL_EMULATOR=localstack bash scripts/test-deployed.sh
-#                                            # LocalStack from localstack/compose.yaml (Docker and
-#                                            # LOCALSTACK_AUTH_TOKEN needed; not run where this was written)
+#                                            # LocalStack from localstack/compose.yaml (Docker, and the
+#                                            # LOCALSTACK_AUTH_TOKEN of a plan with HTTP APIs; not run where
+#                                            # this was written), on SPOOL_EMULATOR_PORT like MiniStack
 #   SPOOL_EMULATOR=external bash scripts/test-deployed.sh
 #                                            # an emulator already listening on AWS_ENDPOINT_URL
 #
@@ -140,7 +141,7 @@ start_localstack() {
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then fail "port $PORT is taken"; fi
   log "starting LocalStack (localstack/compose.yaml)"
   LOCALSTACK_UP=1
-  docker compose -f localstack/compose.yaml up -d --wait >"$WORK/compose.log" 2>&1 \
+  LOCALSTACK_PORT="$PORT" docker compose -f localstack/compose.yaml up -d --wait >"$WORK/compose.log" 2>&1 \
     || { cat "$WORK/compose.log"; fail "docker compose up"; }
   # The sink runs in a Lambda container, where 127.0.0.1 is not LocalStack: leave the store endpoint out
   # so the S3 client uses the AWS_ENDPOINT_URL that LocalStack gives every function.

@@ -11,14 +11,45 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.drip import drip_store
-from tests.servers import api, call_log, emulator_s3, runtime, seaweed, tenant_account, trust_policies
+from tests.servers import (
+    EMULATORS,
+    api,
+    call_log,
+    emulator,
+    emulator_s3,
+    runtime,
+    seaweed,
+    tenant_account,
+    trust_policies,
+)
 
 if TYPE_CHECKING:
     from tests.infra.infra_synth import Synth, SynthFactory
 
 # The servers' session fixtures, shared by the integration and reliability tiers; `drip_store` (tests/drip.py) is
 # a store that drips its answers, one per test.
-__all__ = ["api", "call_log", "drip_store", "emulator_s3", "runtime", "seaweed", "tenant_account", "trust_policies"]
+__all__ = [
+    "api",
+    "call_log",
+    "drip_store",
+    "emulator",
+    "emulator_s3",
+    "runtime",
+    "seaweed",
+    "tenant_account",
+    "trust_policies",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--emulator",
+        choices=tuple(EMULATORS),
+        default="moto",
+        help="the local runtime's AWS emulator: its embedded moto server (default) or LocalStack on the host "
+        "(make test-localstack)",
+    )
+
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 

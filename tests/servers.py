@@ -1,11 +1,16 @@
-"""Servers for the integration and reliability tiers: a real SeaweedFS S3 server and the local runtime (moto
-server, HTTP front, pollers), one of each per pytest session, and the helpers that talk to them.
+"""Servers for the integration and reliability tiers: a real SeaweedFS S3 server and the local runtime (HTTP
+front, pollers, and its AWS emulator), one of each per pytest session, and the helpers that talk to them.
+
+The emulator is pytest's `--emulator` option: `moto` (default) is the runtime's embedded moto server, as `make
+dev` runs it; `localstack` is LocalStack on the host, started for the session by localstack/serve.sh (`make
+test-localstack`).
 
 The fixtures are registered in tests/conftest.py, so both tiers share the same instances.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,13 +29,17 @@ import requests
 from botocore.config import Config
 
 from spool.local.runtime import LocalRuntime, LocalSettings, free_port
-from tests.iam.calls import CallLog
-from tests.iam.trust import TrustPolicies, in_account
+from tests.iam.calls import CallLog, Place
+from tests.iam.trust import TrustPolicies, account_client
 
 SEAWEED_ACCESS_KEY = "spoolseaweedaccess"
 SEAWEED_SECRET_KEY = "spool-seaweed-secret-value-123"
-# A tenant's own AWS account in the emulator (moto keeps accounts apart): its roles, its buckets.
+# A tenant's own AWS account in the emulator (both emulators keep accounts apart): its roles, its buckets.
 TENANT_ACCOUNT = "111122223333"
+# The emulators the local runtime runs on in the tests (pytest's --emulator option, tests/conftest.py), each with
+# the account it puts the caller in when the access key id names none (the test credentials, "test").
+EMULATORS = {"moto": "123456789012", "localstack": "000000000000"}
+LOCALSTACK_SERVE = Path(__file__).resolve().parent.parent / "localstack" / "serve.sh"
 
 
 def poll(check: Callable[[], Any], *, timeout: float, interval: float = 0.2) -> Any:
@@ -189,11 +198,76 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
         wait_until(ready, timeout=30, what="SeaweedFS S3 to answer")
         yield server
     finally:
+        stop_group(process, grace=10)
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """Stop a server started with `start_new_session=True` and everything it started: TERM to its process group,
+    KILL after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def localstack(base: Path) -> Iterator[str]:
+    """LocalStack on the host (localstack/serve.sh, which installs its venv on first use) on a free port, with
+    its files under `base`; yields its URL once /_localstack/health answers, and stops it by process group."""
+    url = f"http://127.0.0.1:{free_port()}"
+    log = base / "localstack.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["bash", str(LOCALSTACK_SERVE), url.rsplit(":", 1)[1], str(base / "root")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"LocalStack exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            return "version" in requests.get(url + "/_localstack/health", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return False
+
+    try:
+        # Up to two minutes: the first run on a machine installs LocalStack's venv before starting it.
+        wait_until(healthy, timeout=120, interval=0.5, what=f"LocalStack at {url} (its log: {log})")
+        yield url
+    finally:
+        stop_group(process)
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """The AWS emulator of the session's local runtime: its name in EMULATORS, its URL (None: the runtime
+    starts its embedded moto server itself), and the account the runtime's resources are in."""
+
+    name: str
+    url: str | None
+
+    @property
+    def account(self) -> str:
+        return EMULATORS[self.name]
+
+
+@pytest.fixture(scope="session")
+def emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The emulator pytest's `--emulator` option names: moto (embedded in the runtime) or LocalStack (started
+    here, stopped at the end of the session)."""
+    name = request.config.getoption("emulator")
+    if name == "localstack":
+        with localstack(tmp_path_factory.mktemp("localstack")) as url:
+            yield Emulator(name, url)
+    else:
+        yield Emulator(name, None)
 
 
 @dataclass
@@ -224,13 +298,13 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def call_log() -> Iterator[CallLog]:
+def call_log(emulator: Emulator) -> Iterator[CallLog]:
     """Every AWS call the local runtime's api and sink make, with their roles' names (tests/iam).
 
     When the grant check ran in this session (tests/integration/test_grants.py), the calls of every later test
     are held against the synthesized roles too, at the end of the session.
     """
-    log = CallLog()
+    log = CallLog(Place(account=emulator.account))
     yield log
     if log.verify_at_end is not None:
         log.verify_at_end()
@@ -244,15 +318,17 @@ def trust_policies() -> TrustPolicies:
 
 @pytest.fixture(scope="session")
 def runtime(
-    tmp_path_factory: pytest.TempPathFactory, call_log: CallLog, trust_policies: TrustPolicies
+    tmp_path_factory: pytest.TempPathFactory, emulator: Emulator, call_log: CallLog, trust_policies: TrustPolicies
 ) -> Iterator[LocalRuntime]:
-    """The local runtime, as `make dev` runs it, on free ports; retries are quick so failure tests are short.
-    Each function's boto3 session is recorded in `call_log`; the sink's AssumeRole calls are held against the
-    role's trust policy, with the runtime's stand-in sink role as the caller."""
+    """The local runtime, as `make dev` runs it (or `make dev-localstack`, with `--emulator=localstack`), on free
+    ports; retries are quick so failure tests are short. Each function's boto3 session is recorded in
+    `call_log`; the sink's AssumeRole calls are held against the role's trust policy, with the runtime's
+    stand-in sink role as the caller."""
     state = tmp_path_factory.mktemp("spool-state")
+    emulator_url = {"aws_endpoint_url": emulator.url} if emulator.url else {"aws_port": free_port()}
     env = LocalSettings.environment(  # by field name: a misspelt one raises
         port=free_port(),
-        aws_port=free_port(),
+        **emulator_url,
         state_dir=str(state),
         window_seconds=0.5,
         max_receive_count=4,
@@ -317,23 +393,24 @@ def role_endpoint_body(
 
 
 def deploy_tenant_role(api: Api, account: TenantAccount, endpoint_id: str) -> dict[str, Any]:
-    """What the tenant does: GET .../aws-role and deploy its template (moto's CloudFormation, in the tenant's
-    account), as `aws cloudformation deploy` would. Returns the aws-role answer."""
+    """What the tenant does: GET .../aws-role and deploy its template (the emulator's CloudFormation, in the
+    tenant's account), as `aws cloudformation deploy` would, which waits for the stack (moto creates it in the
+    call, LocalStack after it). Returns the aws-role answer."""
     reply = api.call("GET", f"/api/v1/endpoints/{endpoint_id}/aws-role")
     assert reply.status_code == 200, reply.text
     answer: dict[str, Any] = reply.json()
     stack = answer["templateFile"].removesuffix(".json")
     template = json.dumps(answer["cloudFormationTemplate"])
     account.cloudformation.create_stack(StackName=stack, TemplateBody=template, Capabilities=["CAPABILITY_NAMED_IAM"])
-    status = account.cloudformation.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
-    assert status == "CREATE_COMPLETE", status
+    waiter = account.cloudformation.get_waiter("stack_create_complete")
+    waiter.wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return answer
 
 
 @pytest.fixture(scope="session")
 def tenant_account(runtime: LocalRuntime) -> TenantAccount:
     def client(service: str) -> Any:
-        return in_account(runtime.client(service), TENANT_ACCOUNT)
+        return account_client(runtime.client, service, TENANT_ACCOUNT)
 
     return TenantAccount(TENANT_ACCOUNT, client("iam"), client("s3"), client("cloudformation"))
 

@@ -27,7 +27,8 @@ import boto3
 
 @dataclass(frozen=True)
 class Place:
-    """Partition, region and account the ARNs are built in (moto's defaults in the local runtime)."""
+    """Partition, region and account the ARNs are built in (the emulator's defaults in the local runtime; moto's
+    account unless told)."""
 
     partition: str = "aws"
     region: str = "us-east-1"

@@ -1,14 +1,15 @@
-"""STS's side of AssumeRole, which moto leaves out: the assumed role's trust policy.
+"""STS's side of AssumeRole, which the emulators leave out: the assumed role's trust policy.
 
 moto's STS issues credentials for any role ARN (its IAM enforcement covers identity policies, never trust
-policies). `TrustPolicies.attach(session, caller)` hooks a function's boto3 session before its clients are
-made: before an AssumeRole is sent, the role's trust policy is read from the emulator's IAM, in the role's
-account, and evaluated as STS does for the caller (the function's role, whose calls that session makes):
-statements whose Principal names the caller, its account (`arn:...:root` or the bare id) or `*`, whose Action
-covers sts:AssumeRole, and whose Condition holds for the request's keys (`sts:ExternalId`,
-`sts:RoleSessionName`, `aws:PrincipalArn`, `aws:PrincipalAccount`; evaluated by tests/iam/policy.py); an
-explicit Deny wins. When the policy does not allow the call, or the role does not exist, the hook answers as
-STS does (HTTP 403, an `ErrorResponse` with code AccessDenied and STS's message), so moto never sees the call.
+policies), and so does LocalStack's without IAM enforcement (a paid feature). `TrustPolicies.attach(session,
+caller)` hooks a function's boto3 session before its clients are made: before an AssumeRole is sent, the role's
+trust policy is read from the emulator's IAM, in the role's account, and evaluated as STS does for the caller
+(the function's role, whose calls that session makes): statements whose Principal names the caller, its account
+(`arn:...:root` or the bare id) or `*`, whose Action covers sts:AssumeRole, and whose Condition holds for the
+request's keys (`sts:ExternalId`, `sts:RoleSessionName`, `aws:PrincipalArn`, `aws:PrincipalAccount`; evaluated
+by tests/iam/policy.py); an explicit Deny wins. When the policy does not allow the call, or the role does not
+exist, the hook answers as STS does (HTTP 403, an `ErrorResponse` with code AccessDenied and STS's message), so
+the emulator never sees the call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,6 +25,7 @@ import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.exceptions import ClientError
 
+from spool.local.runtime import EMULATOR_SECRET_ACCESS_KEY
 from tests.iam.calls import Request
 from tests.iam.policy import Statement
 
@@ -38,8 +41,15 @@ ACCESS_DENIED = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-1
 """
 
 
-def in_account(client: Any, account: str) -> Any:
-    """Make `client`'s calls in another moto account (moto's `x-moto-account-id` header)."""
+# Where an AssumeRole's parameters wait, in botocore's request context, for the answer.
+_ASKED = "spool-assume-role-request"
+
+
+def account_client(emulator: Callable[..., Any], service: str, account: str) -> Any:
+    """A client of the emulator (`emulator` makes clients, as the local runtime's `client`) whose calls are made
+    in another of its accounts: LocalStack takes the account from a 12-digit access key id, moto from its
+    `x-moto-account-id` header; the client sends both."""
+    client = emulator(service, aws_access_key_id=account, aws_secret_access_key=EMULATOR_SECRET_ACCESS_KEY)
 
     def mark(request: Any, **_: Any) -> None:
         request.headers["x-moto-account-id"] = account
@@ -74,17 +84,43 @@ def trust_allows(document: dict[str, Any], caller: str, keys: dict[str, tuple[st
     return "Allow" in verdicts and "Deny" not in verdicts
 
 
+@dataclass(frozen=True)
+class Issued:
+    """What an AssumeRole that STS answered with credentials asked for."""
+
+    role_arn: str
+    external_id: str  # "" without one
+    session_name: str
+
+
 class TrustPolicies:
-    """Answers AssumeRole calls the role's trust policy refuses (see the module docstring)."""
+    """Answers AssumeRole calls the role's trust policy refuses (see the module docstring), and records the
+    credentials STS issued for the others, so a test can tell which AssumeRole an access key id came from on
+    any emulator."""
 
     def __init__(self) -> None:
         # Makes a client of the emulator (the local runtime's `client`), set once the runtime is up.
-        self.emulator: Callable[[str], Any] | None = None
+        self.emulator: Callable[..., Any] | None = None
         self.refused: list[tuple[str, str]] = []  # (role ARN, ExternalId or "") of each refused call
+        self.issued: dict[str, Issued] = {}  # access key id -> the AssumeRole that issued it
         self._lock = threading.Lock()
 
     def attach(self, session: boto3.session.Session, caller: Callable[[], str]) -> None:
-        """Check every AssumeRole of clients `session` creates from now on, made as the role `caller()`."""
+        """Check every AssumeRole of clients `session` creates from now on, made as the role `caller()`, and
+        record what the allowed ones were issued."""
+
+        def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            context[_ASKED] = dict(params["body"])  # the Query protocol's parameters, before encoding
+
+        def record(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            asked, credentials = context.get(_ASKED), parsed.get("Credentials")
+            if asked and credentials:
+                issued = Issued(asked["RoleArn"], asked.get("ExternalId", ""), asked["RoleSessionName"])
+                with self._lock:
+                    self.issued[credentials["AccessKeyId"]] = issued
+
+        session.events.register("before-call.sts.AssumeRole", remember)
+        session.events.register("after-call.sts.AssumeRole", record)
 
         def check(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
             params = {k: v[0] for k, v in parse_qs(_text(request.body)).items()}
@@ -108,7 +144,7 @@ class TrustPolicies:
         """The role's trust policy in the emulator, read in the role's account; None if there is no such role."""
         account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
         assert self.emulator is not None, "the emulator is not up yet"
-        iam = in_account(self.emulator("iam"), account)
+        iam = account_client(self.emulator, "iam", account)
         try:
             document: dict[str, Any] = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
         except ClientError as exc:

@@ -1,5 +1,6 @@
 """Names never collide: 20 flushes for one endpoint in the same second, from 20 concurrent sinks (as 20 Lambda
-containers would), give 20 distinct keys and overwrite nothing, on moto's S3 and on SeaweedFS."""
+containers would), give 20 distinct keys and overwrite nothing, on the emulator's S3 (moto's or LocalStack's,
+--emulator) and on SeaweedFS."""
 
 from __future__ import annotations
 
@@ -87,12 +88,12 @@ def check(keys: list[str], objects: dict[str, list[dict[str, Any]]]) -> None:
 
 
 @pytest.mark.usefixtures("runtime")
-def test_twenty_flushes_in_one_second_on_moto_s3(runtime: LocalRuntime, emulator_s3: Any) -> None:
-    emulator_s3.create_bucket(Bucket="names-moto")
-    settings = StorageSettings(provider="s3", bucket="names-moto", prefix="n/", region="us-east-1", batchSize=5)
+def test_twenty_flushes_in_one_second_on_the_emulators_s3(runtime: LocalRuntime, emulator_s3: Any) -> None:
+    emulator_s3.create_bucket(Bucket="names-emulator")
+    settings = StorageSettings(provider="s3", bucket="names-emulator", prefix="n/", region="us-east-1", batchSize=5)
     credentials = Credentials(accessKeyId="test", secretAccessKey="testtesttest")
     keys = flush_twenty_in_one_second(settings, credentials, amazon_s3_url=runtime.aws_url)
-    check(keys, read_objects(emulator_s3, "names-moto", "n/"))
+    check(keys, read_objects(emulator_s3, "names-emulator", "n/"))
 
 
 def test_twenty_flushes_in_one_second_on_seaweedfs(seaweed: Seaweed) -> None:

@@ -1,24 +1,24 @@
 """Delivery into the tenant's own AWS account by assuming its role (issue 13), through the local runtime.
 
-The tenant's account is a second moto account (its IAM, S3 and CloudFormation); the tenant creates its role by
-deploying the template GET .../aws-role hands out. A recording proxy in front of the emulator's S3 (the
+The tenant's account is a second account of the emulator (its IAM, S3 and CloudFormation); the tenant creates its
+role by deploying the template GET .../aws-role hands out. A recording proxy in front of the emulator's S3 (the
 reliability suite's `StoreProxy`, reached through `AWS_ENDPOINT_URL_S3`) shows the access key id of every
-request the store received, and moto's STS tells which AssumeRole issued it and with which ExternalId.
+request the store received, and the record of what STS issued (tests/iam/trust.py) tells which AssumeRole
+issued it and with which ExternalId.
 
-moto's STS does not evaluate trust policies; tests/iam/trust.py does, on the sink's session, and answers a
+Neither emulator's STS evaluates trust policies; tests/iam/trust.py does, on the sink's session, and answers a
 refused AssumeRole with STS's AccessDenied response (HTTP 403, STS's XML error shape and message). That is what
-the trust-policy tests below run against.
+the trust-policy tests below run against. The tests run on moto and on LocalStack (--emulator).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from moto.sts.models import sts_backends
 
 from spool.adapters.stores import Stores
 from spool.domain.errors import StoreError
@@ -26,7 +26,7 @@ from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.iam.calls import CallLog
-from tests.iam.trust import TrustPolicies
+from tests.iam.trust import Issued, TrustPolicies
 from tests.reliability.faults import StoreProxy
 from tests.servers import (
     Api,
@@ -76,9 +76,9 @@ def verify(api: Api, endpoint_id: str) -> dict[str, Any]:
     return result
 
 
-def issued_by(access_key_id: str, account: str) -> Any:
-    """moto's record of the AssumeRole that issued `access_key_id` (None: not an assumed role's key)."""
-    return sts_backends[account]["aws"].get_assumed_role_from_access_key(access_key_id)
+def issued_by(trust_policies: TrustPolicies, access_key_id: str) -> Issued | None:
+    """The AssumeRole of the sink that `access_key_id` was issued to (None: not an assumed role's key)."""
+    return trust_policies.issued.get(access_key_id)
 
 
 def writes(proxy: StoreProxy, bucket: str, prefix: str) -> dict[str, str]:
@@ -106,7 +106,12 @@ def trust(principal: str, condition: dict[str, Any] | None) -> str:
 
 
 def test_a_role_endpoint_writes_with_the_assumed_sessions_credentials_and_its_external_id(
-    api: Api, runtime: LocalRuntime, tenant_account: TenantAccount, recorded_s3: StoreProxy, call_log: CallLog, run: str
+    api: Api,
+    tenant_account: TenantAccount,
+    recorded_s3: StoreProxy,
+    call_log: CallLog,
+    trust_policies: TrustPolicies,
+    run: str,
 ) -> None:
     bucket, prefix = new_bucket(tenant_account, run), f"role{run}/"
     arn = role_arn(tenant_account, f"spool-delivery-{run}")
@@ -127,7 +132,7 @@ def test_a_role_endpoint_writes_with_the_assumed_sessions_credentials_and_its_ex
     assert set(keys) == set(written)  # every object went through the proxy, with the key it recorded
     assert SINK_ACCESS_KEY not in keys.values()
     for access_key in set(keys.values()):
-        session = issued_by(access_key, tenant_account.id)
+        session = issued_by(trust_policies, access_key)
         assert session is not None, f"{access_key} is not an assumed role's key"
         assert (session.role_arn, session.external_id) == (arn, external_id)
         assert session.session_name == f"spool-{created['id']}"
@@ -247,7 +252,12 @@ def stored_item(runtime: LocalRuntime, endpoint_id: str) -> dict[str, Any]:
 
 
 def test_patch_from_keys_to_a_role_and_back_delivers_each_way_and_the_table_never_holds_both(
-    api: Api, runtime: LocalRuntime, tenant_account: TenantAccount, recorded_s3: StoreProxy, run: str
+    api: Api,
+    runtime: LocalRuntime,
+    tenant_account: TenantAccount,
+    recorded_s3: StoreProxy,
+    trust_policies: TrustPolicies,
+    run: str,
 ) -> None:
     bucket, prefix, event_type = new_bucket(tenant_account, run), f"sw{run}/", f"sw{run}.x"
     user = f"spool-writer-{run}"
@@ -259,9 +269,16 @@ def test_patch_from_keys_to_a_role_and_back_delivers_each_way_and_the_table_neve
     created = api.create_endpoint(body | {"storageConfig": body["storageConfig"] | keys})
     endpoint_id, arn = created["id"], role_arn(tenant_account, f"spool-switch-{run}")
 
-    def written_with(expected: str) -> None:
-        """Events sent now end up in objects the store received with the `expected` access key kind (the sink
-        sees a PATCH within its 1 s endpoint cache, so the first events may still go the old way)."""
+    def with_keys(access_key: str) -> bool:
+        return access_key == key["AccessKeyId"]
+
+    def with_role(access_key: str) -> bool:
+        issued = issued_by(trust_policies, access_key)
+        return issued is not None and issued.role_arn == arn
+
+    def written_with(credentials: Callable[[str], bool]) -> None:
+        """Events sent now end up in objects the store received with `credentials` (the sink sees a PATCH
+        within its 1 s endpoint cache, so the first events may still go the old way)."""
 
         def one() -> bool:
             (event_id,) = send(api, event_type, 1)
@@ -270,28 +287,28 @@ def test_patch_from_keys_to_a_role_and_back_delivers_each_way_and_the_table_neve
                 timeout=10,
                 what="the object",
             )
-            return writes(recorded_s3, bucket, prefix)[found[0]].startswith(expected)
+            return credentials(writes(recorded_s3, bucket, prefix)[found[0]])
 
-        wait_until(one, timeout=20, interval=0, what=f"a write with {expected} credentials")
+        wait_until(one, timeout=20, interval=0, what=f"a write {credentials.__name__.replace('_', ' ')}")
 
     def holds(kind: str) -> None:
         item = stored_item(runtime, endpoint_id)
         storage = json.loads(item["doc"]["S"])["storage"]
         assert ("credentials" in item, storage["roleArn"] is not None) == (kind == "keys", kind == "role")
 
-    written_with(key["AccessKeyId"])
+    written_with(with_keys)
     holds("keys")
 
     to_role = api.call("PATCH", f"/api/v1/endpoints/{endpoint_id}", {"storageConfig": {"roleArn": arn}})
     assert to_role.status_code == 200, to_role.text
     holds("role")
     deploy_tenant_role(api, tenant_account, endpoint_id)
-    written_with("ASIA")
+    written_with(with_role)
 
     back = api.call("PATCH", f"/api/v1/endpoints/{endpoint_id}", {"storageConfig": keys})
     assert back.status_code == 200, back.text
     holds("keys")
-    written_with(key["AccessKeyId"])
+    written_with(with_keys)
     assert {to_role.json()["storageConfig"]["externalId"], back.json()["storageConfig"]["externalId"]} == {
         created["storageConfig"]["externalId"]
     }
