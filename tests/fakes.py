@@ -309,6 +309,7 @@ class FakeQueue:
 
     sent: list[OutgoingMessage] = field(default_factory=list)
     flushes: list[tuple[str, str, int, int]] = field(default_factory=list)
+    seals: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     visibility: list[tuple[str, int]] = field(default_factory=list)
 
     def send(self, messages: list[OutgoingMessage]) -> None:
@@ -316,6 +317,9 @@ class FakeQueue:
 
     def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
         self.flushes.append((tenant_id, endpoint_id, boundary, delay_seconds))
+
+    def send_seal(self, tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> None:
+        self.seals.append((tenant_id, endpoint_id, window, seal_at, delay_seconds))
 
     def change_visibility(self, changes: list[tuple[str, int]]) -> None:
         self.visibility.extend(changes)

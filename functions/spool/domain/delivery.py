@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from spool.domain import limits, planner
+from spool.domain import keys, limits, manifests, planner
 from spool.domain.encoding import EncodedObject, encode
 from spool.domain.endpoints import unseal
 from spool.domain.errors import DeadlineExceeded, SpoolError, StoreError
@@ -96,6 +96,9 @@ class EndpointOutcome:
     parked: int = 0
     busy: int = 0
     deferred: int = 0
+    # The flush times objects were named for (an endpoint with manifests schedules its windows' seals).
+    flushed_at: set[float] = field(default_factory=set)
+    manifests: list[str] = field(default_factory=list)  # manifest keys written
 
 
 class _LedgerFault(StoreError):
@@ -203,6 +206,7 @@ class Sink:
     # This process's view of its endpoints' health and deliveries in flight (domain/health.py).
     board: HealthBoard = field(default_factory=HealthBoard)
     _counters: dict[tuple[str, int], int] = field(default_factory=dict)
+    _seals_sent: dict[tuple[str, int, int | bool], float] = field(default_factory=dict)
 
     @property
     def rules(self) -> Rules:
@@ -319,8 +323,11 @@ class Sink:
         if probing:
             rules = replace(rules, hold_back=False)
         found = planner.triage(records, now, rules.trigger_lead_seconds)
-        owner = uuid.uuid4().hex if found.due else ""  # the leases' holder; no lease without a due flush time
+        # The leases' holder; no lease without a due flush time or seal.
+        owner = uuid.uuid4().hex if found.due or found.seals else ""
         leased: list[int] = []
+        leased_seals: list[int] = []
+        unsealed: list[tuple[InboundRecord, int]] = []
         try:
             flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
             written = self._written_before(target, found, flushes, rules)
@@ -329,11 +336,14 @@ class Sink:
                 return [(r, BUSY_RETRY_SECONDS) for r in records]
             decided = planner.plan(settings, found, flushes, now, rules, written)
             stopped = self._perform(target, decided, outcome, remaining)
+            unsealed = self._seal(target, found.seals, owner, leased_seals, outcome, remaining)
+            if settings.manifests:
+                self._schedule_seals(target, outcome)
         finally:
-            for flush_at in leased:
+            for flush_at in [*leased, *(seal_lease(w) for w in leased_seals)]:
                 with contextlib.suppress(Exception):  # an unreleased lease expires after LEASE_SECONDS
                     self.leases.release(endpoint_id, flush_at, owner)
-        handed_back = [(h.record, h.seconds) for h in decided.handed_back]
+        handed_back = [(h.record, h.seconds) for h in decided.handed_back] + unsealed
         outcome.failed += decided.failed
         outcome.error = decided.error
         if stopped is not None:
@@ -344,6 +354,94 @@ class Sink:
             else:
                 handed_back += self._fail(tenant_id, endpoint_id, records_stopped, error, outcome, decided)
         return handed_back
+
+    def _seal(
+        self,
+        target: _Target,
+        seals: dict[int, list[InboundRecord]],
+        owner: str,
+        leased: list[int],
+        outcome: EndpointOutcome,
+        remaining: Remaining | None,
+    ) -> list[tuple[InboundRecord, int]]:
+        """Seal the folders of each due window (domain/manifests.py): under the window's seal lease, list what the
+        ledger holds of it and write the manifests. The seal triggers to hand back (the others are done)."""
+        back: list[tuple[InboundRecord, int]] = []
+        endpoint = target.endpoint
+        for window_start, records in seals.items():
+            settings = endpoint.storage
+            window = keys.time_window(settings.keyTemplate, window_start) if settings.manifests else None
+            if window is None:  # manifests were switched off, or the template changed: nothing to seal
+                continue
+            if not self.leases.acquire(endpoint.id, seal_lease(window_start), owner, planner.LEASE_SECONDS):
+                back += [(r, planner.LEASE_RETRY_SECONDS) for r in records]
+                continue
+            leased.append(window_start)
+            try:
+                outcome.manifests += self._write_manifests(target, window, max(r.flush_at for r in records), remaining)
+            except Exception as exc:
+                _log.warning("could not seal %s: %s", endpoint.id, _as_spool_error(exc).message)
+                rules = self.rules
+                back += [(r, planner.back_off(r.receive_count, rules)) for r in records]
+        return back
+
+    def _write_manifests(
+        self, target: _Target, window: tuple[float, float], sealed_at: float, remaining: Remaining | None
+    ) -> list[str]:
+        """The window's manifests, written; their keys."""
+        endpoint = target.endpoint
+        written: list[str] = []
+        entries = []
+        for entry in self.ledger.since(endpoint.id, window[0] - LEDGER_MARGIN_SECONDS):
+            if not entry.written and window[0] <= entry.flushed_at < window[1]:
+                if not target.store.holds(entry.key, entry.sha256):
+                    continue  # never written (its put failed and the sink died before it said so)
+                entry = replace(entry, written=True)
+            entries.append(entry)
+        for manifest in manifests.seal(endpoint.id, endpoint.storage.keyTemplate, window, entries, sealed_at):
+            if remaining is not None and remaining() < self.call_seconds(len(manifest.body)) + STEP_MARGIN_SECONDS:
+                raise StoreError("no time left to write the manifest")
+            fresh = [e.entry_id for e in manifest.entries if e.epoch != manifest.epoch]
+            if fresh:  # marked first: a sealer that runs again finishes this epoch
+                self.ledger.listed(endpoint.id, fresh, manifest.epoch)
+            sha256 = hashlib.sha256(manifest.body).hexdigest()
+            stored = target.store.put_new(
+                manifest.key,
+                manifest.body,
+                content_type=manifests.MANIFEST_CONTENT_TYPE,
+                content_encoding=None,
+                sha256=sha256,
+            )
+            if not stored and not target.store.holds(manifest.key, sha256):
+                raise StoreError(f"{manifest.key} exists with other content; it is never overwritten")
+            written.append(manifest.key)
+        return written
+
+    def _schedule_seals(self, target: _Target, outcome: EndpointOutcome) -> None:
+        """Send a seal trigger for each window an object was just named in, once per window and process; at once
+        for a window whose seal time has passed (a late object: the next epoch)."""
+        endpoint = target.endpoint
+        settings = endpoint.storage
+        now = self.clock()
+        for flushed_at in outcome.flushed_at:
+            window = keys.time_window(settings.keyTemplate, flushed_at)
+            if window is None:
+                continue
+            due = manifests.seal_at(window[1], settings.flushIntervalSeconds, self.trigger_lead_seconds)
+            late = due <= now
+            cache_key = (endpoint.id, int(window[0]), late and int(now))
+            if cache_key in self._seals_sent:
+                continue
+            try:
+                self.triggers.send_seal(
+                    endpoint.tenantId, endpoint.id, int(window[0]), max(due, int(now)), planner.trigger_delay(due - now)
+                )
+            except Exception as exc:  # the window's next write schedules it again
+                _log.warning("could not schedule the seal of %s: %s", endpoint.id, type(exc).__name__)
+                continue
+            if len(self._seals_sent) > 4096:
+                self._seals_sent.clear()
+            self._seals_sent[cache_key] = now
 
     def _written_before(
         self, target: _Target, found: planner.Triage, flushes: list[FoundFlush], rules: Rules
@@ -507,6 +605,7 @@ class Sink:
             outcome.keys.append(key)
             outcome.objects_written += 1
             outcome.events_written += obj.count
+            outcome.flushed_at.add(write.flushed_at)
 
     def _write(self, target: _Target, obj: EncodedObject, flushed_at: float, planned: ObjectWrite) -> str:
         """One object, named for `flushed_at`, under the first name with a free batch counter. The ledger records
@@ -619,6 +718,12 @@ class Sink:
                     )
         except Exception as exc:  # status is informational; the objects are written and acknowledged
             _log.warning("could not record delivery status for %s: %s", endpoint_id, type(exc).__name__)
+
+
+def seal_lease(window_start: int) -> int:
+    """The lease of a window's seal: the flush leases' items (one per endpoint and time), under the negated window
+    start, which no flush time can be."""
+    return -window_start
 
 
 def _settled_by(step: planner.Step) -> list[InboundRecord]:

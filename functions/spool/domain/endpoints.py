@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from spool.domain import roles
+from spool.domain import keys, roles
 from spool.domain.encoding import FORMATS
 from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError, location
 from spool.domain.ids import new_id
@@ -329,6 +329,12 @@ class EndpointService:
         available = self.parquet if config.format == "parquet" and self.parquet is not None else entry.available()
         if not available:
             raise InvalidInput(f"{config.format} is not available in this deployment", field="storageConfig.format")
+        if config.manifests and keys.folder_part(config.keyTemplate) is None:
+            raise InvalidInput(
+                "must name a time part ({date}, {hour}, {minute}, ...) in its folder (before the last '/') for "
+                "manifests: a folder is sealed when its time window has ended, and one without a time part never ends",
+                field="storageConfig.keyTemplate",
+            )
         if config.kmsKeyId is not None and config.serverSideEncryption != "aws:kms":
             raise InvalidInput("is used only with serverSideEncryption aws:kms", field="storageConfig.kmsKeyId")
 

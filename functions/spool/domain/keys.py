@@ -66,6 +66,52 @@ def check_template(template: str) -> str:
     return template
 
 
+# The time parts a folder can be cut by, finest first, and how long each one's window is (None: a calendar month
+# or year, whose length varies).
+_WINDOWS: tuple[tuple[str, int | None], ...] = (
+    ("timestamp", 1),
+    ("minute", 60),
+    ("hour", 3600),
+    ("date", 86400),
+    ("day", 86400),
+    ("month", None),
+    ("year", None),
+)
+
+
+def folder_part(template: str) -> str | None:
+    """The finest time part in the folder of a template's keys (the key up to its last '/'): what a folder's time
+    window is cut by; None when the folder names no time part (its folders cannot be sealed)."""
+    folder = template.rsplit("/", 1)[0] if "/" in template else ""
+    names = {name for _, name, _, _ in string.Formatter().parse(folder) if name}
+    return next((part for part, _ in _WINDOWS if part in names), None)
+
+
+def time_window(template: str, at: float) -> tuple[float, float] | None:
+    """The window [start, end) of the folder an object flushed at `at` lands in: the finest time part of the
+    template's folder, in UTC (docs/delivery.md, sealed partitions); None when the folder names no time part."""
+    part = folder_part(template)
+    if part is None:
+        return None
+    seconds = dict(_WINDOWS)[part]
+    if seconds is not None:
+        start = at - at % seconds
+        return start, start + seconds
+    when = datetime.fromtimestamp(at, UTC)
+    if part == "month":
+        start_at = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end_at = start_at.replace(year=start_at.year + start_at.month // 12, month=start_at.month % 12 + 1)
+    else:
+        start_at = when.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        end_at = start_at.replace(year=start_at.year + 1)
+    return start_at.timestamp(), end_at.timestamp()
+
+
+def folder(key: str) -> str:
+    """An object's partition: its key up to the last '/' (the empty string at the top of the bucket)."""
+    return key.rsplit("/", 1)[0] if "/" in key else ""
+
+
 def render(
     template: str,
     *,

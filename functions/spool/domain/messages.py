@@ -11,6 +11,8 @@ Two kinds of message travel on the ingest queue (and, after maxReceiveCount rece
   held exactly one line: it is a bundle of one and reads the same way.
 - **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `boundary` = the flush time
   (Unix seconds); the body only describes it for a person reading the queue.
+- **A seal trigger** (endpoints with manifests): `kind` = `seal`, `boundary` = when the folders of one time
+  window may be sealed, `window` = the window's start (Unix seconds).
 
 No other module knows the attribute names: `sqs_attributes` writes them, `decode`, `decode_lambda_record` and
 `owner` read them.
@@ -34,6 +36,9 @@ TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "bou
 # Set by a redrive: when the message was first sent (Unix seconds), so its lines keep the flush they belong to.
 FIRST_ATTEMPT = "firstAttempt"
 FLUSH: Final = "flush"
+SEAL: Final = "seal"
+WINDOW = "window"
+Kind = Literal["event", "flush", "seal"]
 # SQS's limit for one message, body and attributes together (and for one SendMessageBatch call in total).
 MESSAGE_MAX_BYTES = 256 * 1024
 # Room kept for the attributes: names, data types and values (ids are short) with a wide margin.
@@ -45,15 +50,16 @@ BATCH_MAX_ENTRIES = 10
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One message for the ingest queue: an event bundle (`kind` event) or a flush trigger."""
+    """One message for the ingest queue: an event bundle (`kind` event), a flush trigger or a seal trigger."""
 
     tenant_id: str
     endpoint_id: str
     body: str
-    kind: Literal["event", "flush"] = "event"
-    flush_at: int = 0
+    kind: Kind = "event"
+    flush_at: int = 0  # a trigger's time
     delay_seconds: int = 0
     line_count: int = 0  # a bundle's lines (attribute `lines`)
+    window: int = 0  # a seal trigger's window start
 
     @property
     def lines(self) -> list[str]:
@@ -73,11 +79,12 @@ class Decoded:
 
     tenant_id: str
     endpoint_id: str
-    kind: Literal["event", "flush"]
+    kind: Kind
     body: str = ""
     flush_at: int = 0
     line_count: int | None = None  # a bundle's `lines` attribute, when it has one
     first_attempt: float | None = None  # a redriven message's `firstAttempt`
+    window: int = 0  # a seal trigger's window start
 
     @property
     def lines(self) -> list[str]:
@@ -116,6 +123,18 @@ def flush_trigger(tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds
     )
 
 
+def seal_trigger(tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> OutgoingMessage:
+    return OutgoingMessage(
+        tenant_id,
+        endpoint_id,
+        f"seal {endpoint_id} window {window} at {seal_at}",
+        kind=SEAL,
+        flush_at=seal_at,
+        delay_seconds=delay_seconds,
+        window=window,
+    )
+
+
 def send_batches[M](messages: list[M], size: Callable[[M], int]) -> Iterator[list[M]]:
     """Messages grouped for SendMessageBatch: at most 10 entries and 256 KiB in all per call. `size` gives a
     message's bytes (an OutgoingMessage's `size`; for messages redrive received, their body and attributes)."""
@@ -134,9 +153,11 @@ def send_batches[M](messages: list[M], size: Callable[[M], int]) -> Iterator[lis
 
 def _attributes(message: OutgoingMessage) -> dict[str, tuple[str, str]]:
     found = {TENANT: ("String", message.tenant_id), ENDPOINT: ("String", message.endpoint_id)}
-    if message.kind == FLUSH:
-        found[KIND] = ("String", FLUSH)
+    if message.kind in (FLUSH, SEAL):
+        found[KIND] = ("String", message.kind)
         found[FLUSH_AT] = ("Number", str(message.flush_at))
+        if message.kind == SEAL:
+            found[WINDOW] = ("Number", str(message.window))
     elif message.line_count:
         found[LINES] = ("Number", str(message.line_count))
     return found
@@ -157,7 +178,9 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
     """A received message from its body and its attributes' string values. A message without Spool's
     attributes decodes with empty ids: it cannot be routed and fails until it reaches the DLQ."""
     get = attributes.get
-    return _decoded(body, get(TENANT), get(ENDPOINT), get(KIND), get(FLUSH_AT), get(LINES), get(FIRST_ATTEMPT))
+    return _decoded(
+        body, get(TENANT), get(ENDPOINT), get(KIND), get(FLUSH_AT), get(LINES), get(FIRST_ATTEMPT), get(WINDOW)
+    )
 
 
 def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
@@ -170,7 +193,14 @@ def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
         return (raw.get(name) or _NO_ATTRIBUTES).get("stringValue")
 
     return _decoded(
-        record["body"], value(TENANT), value(ENDPOINT), value(KIND), value(FLUSH_AT), value(LINES), value(FIRST_ATTEMPT)
+        record["body"],
+        value(TENANT),
+        value(ENDPOINT),
+        value(KIND),
+        value(FLUSH_AT),
+        value(LINES),
+        value(FIRST_ATTEMPT),
+        value(WINDOW),
     )
 
 
@@ -185,11 +215,14 @@ def _decoded(
     flush_at: str | None,
     lines: str | None,
     first_attempt: str | None = None,
+    window: str | None = None,
 ) -> Decoded:
     first = float(first_attempt) if first_attempt and first_attempt.replace(".", "", 1).isdigit() else None
-    if kind == FLUSH:
+    if kind in (FLUSH, SEAL):
         at = int(flush_at) if flush_at and flush_at.isdigit() else 0
-        return Decoded(tenant_id or "", endpoint_id or "", FLUSH, flush_at=at, first_attempt=first)
+        start = int(window) if window and window.isdigit() else 0
+        which: Kind = FLUSH if kind == FLUSH else SEAL
+        return Decoded(tenant_id or "", endpoint_id or "", which, flush_at=at, first_attempt=first, window=start)
     count = int(lines) if lines and lines.isdigit() else None
     return Decoded(tenant_id or "", endpoint_id or "", "event", body, line_count=count, first_attempt=first)
 

@@ -146,6 +146,8 @@ Format = Annotated[
 ]
 ParquetCodec = Literal["snappy", "zstd", "gzip"]
 ServerSideEncryption = Literal["AES256", "aws:kms"]
+# Seal folders with a manifest (a JSON true or false, nothing that merely reads as one).
+Manifests = Annotated[bool, Field(strict=True)]
 # How every write is checksummed (the store checks the body against it): SHA-256, which S3 keeps and answers
 # with (and which Object Lock buckets take), or Content-MD5 for S3-compatible stores without flexible checksums.
 Checksum = Literal["sha256", "md5"]
@@ -214,6 +216,10 @@ class StorageFields(BaseModel):
     )
     kmsKeyId: KmsKeyId | None = Field(default=None, description="The KMS key of serverSideEncryption aws:kms")
     storageClass: StorageClass | None = Field(default=None, description="Sent with every write; null: STANDARD")
+    manifests: Manifests = Field(
+        default=False,
+        description="Seal each folder with _manifest.json once no more lines can reach it (its time window ended)",
+    )
     checksum: Checksum = Field(
         default="sha256",
         description="Every write's checksum, which the store checks and keeps: sha256 (x-amz-checksum-sha256), or "
@@ -256,6 +262,7 @@ class StorageConfigPatch(BaseModel):
     serverSideEncryption: ServerSideEncryption | None = None
     kmsKeyId: KmsKeyId | None = None
     storageClass: StorageClass | None = None
+    manifests: Manifests | None = None
     checksum: Checksum | None = None
     accessKeyId: AccessKeyId | None = None
     secretAccessKey: SecretAccessKey | None = None

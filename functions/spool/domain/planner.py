@@ -22,11 +22,10 @@ import heapq
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from spool.domain import limits
 from spool.domain.encoding import EncodedObject, fit
-from spool.domain.messages import is_event_bundle
+from spool.domain.messages import Kind, is_event_bundle
 from spool.domain.models import StorageSettings
 from spool.domain.naming import line_event_type, order_key
 from spool.domain.ports import Segment, StagedBundle
@@ -57,14 +56,15 @@ class InboundRecord:
     body: str  # a bundle's lines joined by "\n", in acceptance order (domain/messages.py); a trigger's note
     accepted_at: float
     receive_count: int = 1
-    kind: Literal["event", "flush"] = "event"
-    flush_at: int = 0  # a trigger's flush time
+    kind: Kind = "event"
+    flush_at: int = 0  # a trigger's flush time (a seal trigger's: when its window may be sealed)
     # The bundle's line count as the api sent it (attribute `lines`); None for a message without it, whose
     # body is then checked line by line.
     line_count: int | None = None
     # When Spool first tried to deliver it (SQS's ApproximateFirstReceiveTimestamp, or the one a redrive carried
     # over); None: this is the first try.
     first_attempt: float | None = None
+    window: int = 0  # a seal trigger's window start
 
     # Plain properties rather than cached ones: with the api's line count both are a few comparisons, cheaper
     # than functools' cached_property's lookup (docs/benchmarks.md, B1).
@@ -342,8 +342,9 @@ def lease_wait(receive_count: int, lease_until: float | None, now: float) -> int
 class Triage:
     bundles: list[InboundRecord]  # in the order they were accepted
     odd: list[InboundRecord]  # not event bundles: never written into a tenant's object
-    early: list[InboundRecord]  # triggers before their flush time (intervals over SQS's 15-minute delay)
+    early: list[InboundRecord]  # triggers before their time (intervals over SQS's 15-minute delay)
     due: dict[int, list[InboundRecord]]  # due flush time -> its triggers, earliest time first
+    seals: dict[int, list[InboundRecord]] = field(default_factory=dict)  # due window start -> its seal triggers
 
 
 def triage(records: list[InboundRecord], now: float, lead: float = 0.0) -> Triage:
@@ -354,8 +355,14 @@ def triage(records: list[InboundRecord], now: float, lead: float = 0.0) -> Triag
     odd: list[InboundRecord] = []
     early: list[InboundRecord] = []
     due: dict[int, list[InboundRecord]] = {}
+    seals: dict[int, list[InboundRecord]] = {}
     for record in records:
-        if record.kind == "flush":
+        if record.kind == "seal":
+            if record.flush_at > now + DUE_SLACK_SECONDS:
+                early.append(record)
+            else:
+                seals.setdefault(record.window, []).append(record)
+        elif record.kind == "flush":
             if record.flush_at > now + lead + DUE_SLACK_SECONDS:
                 early.append(record)
             else:
@@ -365,7 +372,7 @@ def triage(records: list[InboundRecord], now: float, lead: float = 0.0) -> Triag
         else:
             odd.append(record)
     bundles.sort(key=lambda r: r.accepted_at)
-    return Triage(bundles, odd, early, dict(sorted(due.items())))
+    return Triage(bundles, odd, early, dict(sorted(due.items())), dict(sorted(seals.items())))
 
 
 @dataclass(frozen=True)

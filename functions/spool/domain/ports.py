@@ -211,6 +211,10 @@ class Triggers(Protocol):
     def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
         """Enqueue a flush trigger that becomes visible after `delay_seconds` (at most 900)."""
 
+    def send_seal(self, tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> None:
+        """Enqueue a seal trigger for the folders of the window starting at `window`, due at `seal_at`, visible
+        after `delay_seconds` (at most 900; a later `seal_at` is waited out like an early flush trigger)."""
+
 
 class Verifier(Protocol):
     def verify(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:

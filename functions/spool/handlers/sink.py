@@ -45,6 +45,7 @@ def to_inbound(record: dict[str, Any]) -> InboundRecord:
         flush_at=message.flush_at,
         line_count=message.line_count,
         first_attempt=first_attempt,
+        window=message.window,
     )
 
 
