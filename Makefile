@@ -85,6 +85,9 @@ synth: bootstrap ## synthesize the CDK app offline into cdk.out/
 bench: $(STAMP) ## benchmarks; figures to .bench/results.json
 	$(PY) -m bench
 
+test-manifests: $(STAMP) ## the sealed-partitions test at the issue's length: two minutes of events, every folder sealed
+	SPOOL_MANIFEST_SECONDS=120 $(PY) -m pytest -q tests/reliability/test_manifests.py
+
 soak: $(STAMP) ## sustained ingest through the local runtime (300 events/s for 60 s, 20 endpoints)
 	$(PY) -m tests.reliability.soak
 

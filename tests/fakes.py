@@ -294,10 +294,10 @@ class FakeLedger:
         bound = entry_time(after)
         return [e for i, e in sorted(self.entries.get(endpoint_id, {}).items()) if i >= bound]
 
-    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int) -> None:
+    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int, sealed_at: float) -> None:
         entries = self.entries[endpoint_id]
         for entry_id in entry_ids:
-            entries[entry_id] = replace(entries[entry_id], epoch=epoch)
+            entries[entry_id] = replace(entries[entry_id], epoch=epoch, sealed_at=sealed_at)
 
     def all(self, endpoint_id: str) -> list[LedgerEntry]:
         return [e for _, e in sorted(self.entries.get(endpoint_id, {}).items())]

@@ -62,6 +62,7 @@ class DynamoLedger(TableAdapter):
                 "segments": {"B": pack(entry.segments)},
                 "written": {"BOOL": entry.written},
                 "epoch": {"N": str(entry.epoch)},
+                "sealedAt": _number(entry.sealed_at),
                 TTL: {"N": str(int(time.time()) + ENTRY_RETENTION_SECONDS)},
             },
         )
@@ -93,13 +94,13 @@ class DynamoLedger(TableAdapter):
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int) -> None:
+    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int, sealed_at: float) -> None:
         for entry_id in entry_ids:
             self._db.update_item(
                 TableName=self._table,
                 Key=item_key(_pk(endpoint_id), entry_id),
-                UpdateExpression="SET epoch = :epoch",
-                ExpressionAttributeValues={":epoch": {"N": str(epoch)}},
+                UpdateExpression="SET epoch = :epoch, sealedAt = :at",
+                ExpressionAttributeValues={":epoch": {"N": str(epoch)}, ":at": _number(sealed_at)},
             )
 
 
@@ -119,4 +120,5 @@ def _entry(item: dict[str, Any]) -> LedgerEntry:
         segments=unpack(item["segments"]["B"]),
         written=item["written"]["BOOL"],
         epoch=int(item["epoch"]["N"]),
+        sealed_at=float(item.get("sealedAt", {}).get("N", "0")),
     )

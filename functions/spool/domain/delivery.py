@@ -378,7 +378,7 @@ class Sink:
                 continue
             leased.append(window_start)
             try:
-                outcome.manifests += self._write_manifests(target, window, max(r.flush_at for r in records), remaining)
+                outcome.manifests += self._write_manifests(target, window, remaining)
             except Exception as exc:
                 _log.warning("could not seal %s: %s", endpoint.id, _as_spool_error(exc).message)
                 rules = self.rules
@@ -386,9 +386,9 @@ class Sink:
         return back
 
     def _write_manifests(
-        self, target: _Target, window: tuple[float, float], sealed_at: float, remaining: Remaining | None
+        self, target: _Target, window: tuple[float, float], remaining: Remaining | None
     ) -> list[str]:
-        """The window's manifests, written; their keys."""
+        """The window's manifests, written (domain/manifests.py); their keys."""
         endpoint = target.endpoint
         written: list[str] = []
         entries = []
@@ -398,12 +398,13 @@ class Sink:
                     continue  # never written (its put failed and the sink died before it said so)
                 entry = replace(entry, written=True)
             entries.append(entry)
-        for manifest in manifests.seal(endpoint.id, endpoint.storage.keyTemplate, window, entries, sealed_at):
+        now = self.clock()
+        for manifest in manifests.seal(endpoint.id, window, entries, now):
             if remaining is not None and remaining() < self.call_seconds(len(manifest.body)) + STEP_MARGIN_SECONDS:
                 raise StoreError("no time left to write the manifest")
             fresh = [e.entry_id for e in manifest.entries if e.epoch != manifest.epoch]
             if fresh:  # marked first: a sealer that runs again finishes this epoch
-                self.ledger.listed(endpoint.id, fresh, manifest.epoch)
+                self.ledger.listed(endpoint.id, fresh, manifest.epoch, manifest.sealed_at)
             sha256 = hashlib.sha256(manifest.body).hexdigest()
             stored = target.store.put_new(
                 manifest.key,
@@ -414,6 +415,25 @@ class Sink:
             )
             if not stored and not target.store.holds(manifest.key, sha256):
                 raise StoreError(f"{manifest.key} exists with other content; it is never overwritten")
+            self.ledger.record(
+                endpoint.id,
+                LedgerEntry(
+                    entry_id=entry_id(self.clock(), uuid.uuid4().hex[:8]),
+                    key=manifest.key,
+                    flushed_at=window[0],
+                    deadline=now,
+                    bytes=len(manifest.body),
+                    events=0,
+                    sha256=sha256,
+                    first_created_at="",
+                    last_created_at="",
+                    first_id="",
+                    last_id="",
+                    written=True,
+                    epoch=manifest.epoch,
+                    sealed_at=manifest.sealed_at,
+                ),
+            )
             written.append(manifest.key)
         return written
 

@@ -9,10 +9,10 @@ store call's deadline after that time. The sink seals a window at its end plus t
 `flushIntervalSeconds`, the batching window and SEAL_GRACE_SECONDS: a seal trigger message, delayed until then,
 is sent when an object of the window is written.
 
-Exactly once: the manifest of an epoch is written with a conditional put and its body depends only on the ledger
-(the entries it lists and the time they were sealed for), so a sealer that runs again writes the same bytes, which
-the store finds are its own; the ledger marks each entry with its epoch before the manifest is put, so a sealer
-that died in between finishes that epoch rather than starting another.
+Exactly once: the ledger marks each entry with its epoch (and when it was sealed) before the manifest is put, so a
+sealer that died in between finishes that epoch rather than starting another; the manifest's body depends only on
+those marked entries, so that sealer writes the same bytes, which the store finds are its own; a manifest put is
+recorded in the ledger as an entry of its own, and an epoch with one is not written again.
 """
 
 from __future__ import annotations
@@ -45,31 +45,42 @@ def manifest_key(folder: str, epoch: int) -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """One manifest to write: its key, its body, and the ledger entries it lists (to mark with its epoch first)."""
+    """One manifest to write: its key, its body, the ledger entries it lists (to mark with its epoch first) and
+    when it was sealed."""
 
     key: str
     body: bytes
     epoch: int
     entries: list[LedgerEntry]
+    sealed_at: float
+
+
+def is_manifest(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith("_manifest")
 
 
 def seal(
-    endpoint_id: str, template: str, window: tuple[float, float], entries: Iterable[LedgerEntry], sealed_at: float
+    endpoint_id: str, window: tuple[float, float], entries: Iterable[LedgerEntry], sealed_at: float
 ) -> list[Manifest]:
-    """The manifests to write for the folders of `window`: for each folder, the latest epoch again (when its entries
-    are marked, its manifest may not be written yet) and, if written objects are listed in no epoch, the next
-    one with them. `entries` are the endpoint's written objects (unconfirmed ones resolved by the caller);
-    `sealed_at` is when this window is sealed (an epoch after the first says when its last object was recorded)."""
+    """The manifests to write for the folders of `window`: for each folder, the latest epoch again if its entries
+    are marked but its manifest is not recorded as written, and, if written objects are listed in no epoch, the
+    next one with them, sealed at `sealed_at`. `entries` are the endpoint's ledger entries (unconfirmed ones
+    resolved by the caller), its manifests' among them."""
     start, end = window
     folders: dict[str, list[LedgerEntry]] = defaultdict(list)
+    done: set[str] = set()  # manifests written
     for entry in entries:
         if start <= entry.flushed_at < end and entry.written:
-            folders[keys.folder(entry.key)].append(entry)
+            if is_manifest(entry.key):
+                done.add(entry.key)
+            else:
+                folders[keys.folder(entry.key)].append(entry)
     found: list[Manifest] = []
     for folder, listed in sorted(folders.items()):
         latest = max(entry.epoch for entry in listed)
-        if latest:
-            found.append(_manifest(endpoint_id, folder, latest, [e for e in listed if e.epoch == latest], sealed_at))
+        if latest and manifest_key(folder, latest) not in done:
+            marked = [e for e in listed if e.epoch == latest]
+            found.append(_manifest(endpoint_id, folder, latest, marked, max(e.sealed_at for e in marked)))
         fresh = [e for e in listed if not e.epoch]
         if fresh:
             found.append(_manifest(endpoint_id, folder, latest + 1, fresh, sealed_at))
@@ -78,11 +89,10 @@ def seal(
 
 def _manifest(endpoint_id: str, folder: str, epoch: int, entries: list[LedgerEntry], sealed_at: float) -> Manifest:
     entries = sorted(entries, key=lambda e: e.key)
-    at = sealed_at if epoch == 1 else max(sealed_at, max(_recorded(e) for e in entries))
     document = {
         "partition": folder,
         "endpointId": endpoint_id,
-        "sealedAt": iso_timestamp(at),
+        "sealedAt": iso_timestamp(sealed_at),
         "epoch": epoch,
         "events": sum(e.events for e in entries),
         "objects": [
@@ -100,9 +110,4 @@ def _manifest(endpoint_id: str, folder: str, epoch: int, entries: list[LedgerEnt
         ],
     }
     body = (json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-    return Manifest(manifest_key(folder, epoch), body, epoch, entries)
-
-
-def _recorded(entry: LedgerEntry) -> float:
-    """When the entry was recorded: its id starts with the milliseconds (ports.entry_id)."""
-    return int(entry.entry_id.split("-", 1)[0]) / 1000
+    return Manifest(manifest_key(folder, epoch), body, epoch, entries, sealed_at)

@@ -164,7 +164,8 @@ class LedgerEntry:
     last_id: str
     segments: tuple[Segment, ...] = ()
     written: bool = False
-    epoch: int = 0  # the manifest epoch that lists it (0: none yet)
+    epoch: int = 0  # the manifest epoch that lists it (0: none yet), or a manifest's own epoch
+    sealed_at: float = 0.0  # when it was marked with its epoch
 
 
 def entry_id(recorded_at: float, unique: str) -> str:
@@ -187,8 +188,8 @@ class Ledger(Protocol):
     def since(self, endpoint_id: str, after: float) -> list[LedgerEntry]:
         """Every entry recorded at or after `after` (epoch seconds), oldest first."""
 
-    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int) -> None:
-        """These entries are listed in the manifest of `epoch`."""
+    def listed(self, endpoint_id: str, entry_ids: list[str], epoch: int, sealed_at: float) -> None:
+        """These entries are listed in the manifest of `epoch`, sealed at `sealed_at`."""
 
 
 class Leases(Protocol):
