@@ -15,7 +15,7 @@ STAMP := $(VENV)/.stamp-$(shell cat requirements.lock pyproject.toml | sha1sum |
 NODE_STAMP := node_modules/.stamp-$(shell cat package.json package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: help bootstrap lock lock-localstack lint fmt typecheck test test-unit test-integration test-infra \
-        test-deployed test-localstack dev dev-localstack synth bench soak fuzz openapi clean
+        test-deployed test-localstack test-manifests dev dev-localstack synth bench soak fuzz soak-hostile openapi clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
