@@ -91,6 +91,9 @@ test-manifests: $(STAMP) ## the sealed-partitions test at the issue's length: tw
 soak: $(STAMP) ## sustained ingest through the local runtime (300 events/s for 60 s, 20 endpoints)
 	$(PY) -m tests.reliability.soak
 
+soak-hostile: $(STAMP) ## the soak beside a tenant whose store drips its answer and one whose store refuses (issue 20)
+	$(PY) -m tests.reliability.soak_hostile
+
 fuzz: $(STAMP) ## long schemathesis run against the served OpenAPI document
 	SPOOL_FUZZ_EXAMPLES=500 $(PY) -m pytest -q tests/reliability/test_fuzz.py
 

@@ -123,7 +123,8 @@ def start_emulator(state: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
-def start(state: Path, aws_url: str) -> Runtime:
+def start(state: Path, aws_url: str, **settings: str | int | float) -> Runtime:
+    """The local runtime in a process of its own; `settings` are more LocalSettings fields by name."""
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": aws_url,
@@ -136,6 +137,7 @@ def start(state: Path, aws_url: str) -> Runtime:
             window_seconds=os.environ.get("SPOOL_SOAK_WINDOW_SECONDS", "5"),
             retry_base_seconds=2,
             retry_max_seconds=30,
+            **settings,
         ),
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "PYTHONWARNINGS": "ignore",

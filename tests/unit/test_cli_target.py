@@ -16,6 +16,7 @@ DESCRIBED = RuntimeDescription(
     tableName="spool-local",
     queueUrl="http://127.0.0.1:5000/123456789012/spool-local-ingest",
     dlqUrl="http://127.0.0.1:5000/123456789012/spool-local-dlq",
+    stagingBucket="spool-local-staging",
     pepperSecretId="spool-local/api-key-pepper",
     sinkRoleArn="arn:aws:iam::123456789012:role/spool-local-sink",
 )

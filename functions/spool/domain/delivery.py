@@ -385,9 +385,7 @@ class Sink:
                 back += [(r, planner.back_off(r.receive_count, rules)) for r in records]
         return back
 
-    def _write_manifests(
-        self, target: _Target, window: tuple[float, float], remaining: Remaining | None
-    ) -> list[str]:
+    def _write_manifests(self, target: _Target, window: tuple[float, float], remaining: Remaining | None) -> list[str]:
         """The window's manifests, written (domain/manifests.py); their keys."""
         endpoint = target.endpoint
         written: list[str] = []

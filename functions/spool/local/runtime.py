@@ -86,6 +86,7 @@ class RuntimeDescription(BaseModel):
     tableName: str
     queueUrl: str
     dlqUrl: str
+    stagingBucket: str
     pepperSecretId: str
     sinkRoleArn: str
 
@@ -235,6 +236,7 @@ class LocalRuntime:
             tableName=self.resources.table_name,
             queueUrl=self.resources.queue_url,
             dlqUrl=self.resources.dlq_url,
+            stagingBucket=self.resources.staging_bucket,
             pepperSecretId=self.resources.pepper_secret_id,
             sinkRoleArn=self.resources.sink_role_arn,
         )
