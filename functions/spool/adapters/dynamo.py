@@ -25,7 +25,11 @@ attribute mapping is small.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from spool.domain.errors import CorruptRecord, describe
 from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
@@ -60,3 +64,54 @@ def corrupt(record: str, item: dict[str, Any], exc: Exception) -> CorruptRecord:
     the item and what failed where, not the values (a stored document can hold anything a client sent)."""
     found = {name: item[name].get("S") for name in (PK, SK) if isinstance(item.get(name), dict)}
     return CorruptRecord(f"a stored {record} could not be read", detail={"record": record, **found, **describe(exc)})
+
+
+def applied(write: Callable[[], object]) -> bool:
+    """Make a conditional write; False when its condition refused it (the item is someone else's or changed)."""
+    try:
+        write()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+class Lease(TableAdapter):
+    """A lease on one item (`pk`, `sk`): taken by one owner until it expires, given back by that owner only. The
+    flush leases (adapters/leases.py) and the DLQ's scan lease (adapters/redrive.py) are such items."""
+
+    def take(self, pk: str, sk: str, owner: str, seconds: float, *, keep_seconds: float) -> bool:
+        """Take the lease for `seconds` unless another owner holds an unexpired one; the item itself is kept
+        `keep_seconds` (the table's TTL removes it then)."""
+        now = time.time()
+        return applied(
+            lambda: self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **item_key(pk, sk),
+                    "owner": string(owner),
+                    "leaseUntil": {"N": str(round(now + seconds, 3))},
+                    TTL: {"N": str(int(now + keep_seconds))},
+                },
+                ConditionExpression=f"attribute_not_exists({PK}) OR leaseUntil < :now",
+                ExpressionAttributeValues={":now": {"N": str(round(now, 3))}},
+            )
+        )
+
+    def give_back(self, pk: str, sk: str, owner: str) -> None:
+        """Give the lease back; nothing happens if it is not `owner`'s any more (it expired, another took it)."""
+        applied(
+            lambda: self._db.delete_item(
+                TableName=self._table,
+                Key=item_key(pk, sk),
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": string(owner)},
+            )
+        )
+
+    def until(self, pk: str, sk: str) -> float | None:
+        """When the lease expires (epoch seconds), if one is held."""
+        item = self._db.get_item(TableName=self._table, Key=item_key(pk, sk), ConsistentRead=True).get("Item")
+        return float(item["leaseUntil"]["N"]) if item else None

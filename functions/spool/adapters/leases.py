@@ -3,12 +3,7 @@ The held lines themselves are in S3 (adapters/staging.py)."""
 
 from __future__ import annotations
 
-import time
-
-from botocore.exceptions import ClientError
-
-from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
-from spool.adapters.dynamo import string as _s
+from spool.adapters.dynamo import Lease
 from spool.names import STAGING_KEY_PREFIX
 
 LEASE_SK = "#LEASE"
@@ -22,47 +17,16 @@ def lease_pk(endpoint_id: str, boundary: int) -> str:
     return f"{STAGING_KEY_PREFIX}{endpoint_id}#{boundary}"
 
 
-class DynamoLeases(TableAdapter):
-    """Implements `Leases`."""
+class DynamoLeases(Lease):
+    """Implements `Leases`: a `Lease` per (endpoint, flush time)."""
 
     def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
-        now = int(time.time())
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    PK: _s(lease_pk(endpoint_id, boundary)),
-                    SK: _s(LEASE_SK),
-                    "owner": _s(owner),
-                    "leaseUntil": {"N": str(now + seconds)},
-                    TTL: {"N": str(now + LEASE_ITEM_RETENTION_SECONDS)},
-                },
-                ConditionExpression=f"attribute_not_exists({PK}) OR leaseUntil < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.take(
+            lease_pk(endpoint_id, boundary), LEASE_SK, owner, seconds, keep_seconds=LEASE_ITEM_RETENTION_SECONDS
+        )
 
     def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
-        item = self._db.get_item(
-            TableName=self._table,
-            Key=item_key(lease_pk(endpoint_id, boundary), LEASE_SK),
-            ConsistentRead=True,
-        ).get("Item")
-        return float(item["leaseUntil"]["N"]) if item else None
+        return self.until(lease_pk(endpoint_id, boundary), LEASE_SK)
 
     def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
-        try:
-            self._db.delete_item(
-                TableName=self._table,
-                Key=item_key(lease_pk(endpoint_id, boundary), LEASE_SK),
-                ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": _s(owner)},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self.give_back(lease_pk(endpoint_id, boundary), LEASE_SK, owner)

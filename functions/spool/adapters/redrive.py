@@ -18,16 +18,12 @@ would be received again and again, and the scan would never see the rest). Two r
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
-from spool.adapters.dynamo import string as _s
+from spool.adapters.dynamo import Lease
 from spool.adapters.sqs_batches import BATCH_LIMIT, send_entries
 from spool.adapters.sqs_visibility import SqsVisibility
 from spool.domain import messages as fmt
@@ -50,41 +46,16 @@ LEASE_POLL_SECONDS = 0.5
 CONFIRM_WAIT_SECONDS = 1
 
 
-class ScanLease(TableAdapter):
-    """The DLQ's scan lease: one conditional item (layout: adapters/dynamo.py)."""
+class ScanLease(Lease):
+    """The DLQ's scan lease: one `Lease` item (layout: adapters/dynamo.py)."""
 
     KEY = (f"{REDRIVE_LEASE_KEY_PREFIX}dlq", "LEASE")
 
     def acquire(self, owner: str, seconds: float) -> bool:
-        now = time.time()
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    PK: _s(self.KEY[0]),
-                    SK: _s(self.KEY[1]),
-                    "owner": _s(owner),
-                    "leaseUntil": {"N": str(round(now + seconds, 3))},
-                    TTL: {"N": str(int(now + seconds) + 3600)},
-                },
-                ConditionExpression=f"attribute_not_exists({PK}) OR leaseUntil < :now",
-                ExpressionAttributeValues={":now": {"N": str(round(now, 3))}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.take(*self.KEY, owner, seconds, keep_seconds=seconds + 3600)
 
     def release(self, owner: str) -> None:
-        with contextlib.suppress(ClientError):  # not ours any more: it expired and another scan took it
-            self._db.delete_item(
-                TableName=self._table,
-                Key=item_key(*self.KEY),
-                ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": _s(owner)},
-            )
+        self.give_back(*self.KEY, owner)
 
 
 class SqsRedriver:
