@@ -227,7 +227,7 @@ def api_services(sqs: StubSqsClient, endpoints: int = 1) -> ApiRig:
     services = ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
         endpoints=EndpointService(repo, cipher, UrlPolicy(allow_insecure=True)),
-        ingest=IdempotentIngest(Ingest(repo, SqsQueue(sqs, QUEUE_URL)), MemoryIdempotencyStore()),
+        ingest=IdempotentIngest(Ingest(repo, SqsQueue(sqs, QUEUE_URL)), MemoryIdempotencyStore),
         verifier=Unused(),
         redriver=Unused(),
     )

@@ -15,8 +15,10 @@ TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
 # Partition keys of flush leases (and of the lines older sinks staged as items) start with this; the sink may
 # write only those.
 STAGING_KEY_PREFIX: Final = "B#"
-# Powertools Idempotency's records share the table under this partition key.
-IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
+# Powertools Idempotency's records: each in a partition of its own, `{prefix}{idempotency key}` (the key is the
+# function's name and a hash of the request), under one sort key (adapters/idempotency_records.py).
+IDEMPOTENCY_KEY_PREFIX: Final = "IDEMPOTENCY#"
+IDEMPOTENCY_SORT_KEY: Final = "IDEMPOTENCY"
 
 
 class Function(NamedTuple):

@@ -182,7 +182,7 @@ def strict_api() -> Any:
     services = ApiServices(
         tenants=Tenants(repo, lambda: b"strict-pepper"),
         endpoints=EndpointService(repo, FakeCipher(), UrlPolicy(allow_insecure=False), local_root=None),
-        ingest=IdempotentIngest(Ingest(repo, FakeQueue()), MemoryIdempotencyStore()),
+        ingest=IdempotentIngest(Ingest(repo, FakeQueue()), MemoryIdempotencyStore),
         verifier=FakeVerifier(),
         redriver=FakeRedriver(),
     )

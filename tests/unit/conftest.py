@@ -103,7 +103,7 @@ def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allo
     return ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
         endpoints=EndpointService(repo, cipher, policy, local_root="/tmp/spool-unit-root", sink_role_arn=SINK_ROLE_ARN),
-        ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore()),
+        ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore),
         verifier=FakeVerifier(),
         redriver=FakeRedriver(),
     )

@@ -10,7 +10,10 @@ Layout (pk / sk):
   B#{endpointId}#{time} / #LEASE        the flush lease for that time             adapters/leases.py
   B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back; read and removed only
                                         (held lines are staged in S3 now)         adapters/staged_items.py
-  IDEMPOTENCY / ...              Powertools Idempotency's records                 adapters/idempotency.py
+  IDEMPOTENCY#{function}#{hash} / IDEMPOTENCY
+                                 a Powertools Idempotency record, each in a       adapters/idempotency_records.py
+                                 partition of its own (before 2026-12: all under
+                                 pk IDEMPOTENCY; those expired within the hour)
 `expiresAt` is the TTL attribute.
 
 The low-level client is used instead of the boto3 resource: it imports faster (cold starts) and the

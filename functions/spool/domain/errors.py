@@ -44,6 +44,14 @@ class InvalidInput(SpoolError, code="validation_error"):
     """A value is well-formed JSON but breaks a rule; `field` names it (e.g. `storageConfig.bucket`)."""
 
 
+class KeyReused(InvalidInput, code="idempotency_key_reused"):
+    """An Idempotency-Key (or a client-supplied event id) sent again within its window with a different body."""
+
+
+class InProgress(Conflict, code="request_in_progress"):
+    """The first request with the same Idempotency-Key (or event id) is still being processed."""
+
+
 class PayloadTooLarge(SpoolError, code="payload_too_large"):
     """An event over its size limit as an NDJSON line."""
 
