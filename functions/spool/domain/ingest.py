@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spool.domain import limits
+from spool.domain.cache import TtlCache
 from spool.domain.errors import InvalidInput, PayloadTooLarge
 from spool.domain.ids import new_id
 from spool.domain.matching import matches_any
 from spool.domain.messages import bundles
-from spool.domain.models import Accepted, AcceptedEvent, EventIn
+from spool.domain.models import Accepted, AcceptedEvent, DeliveryStatus, Endpoint, EventIn
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.ports import EndpointRepository, OutgoingMessage, Queue
 
@@ -74,3 +75,45 @@ class Ingest:
             messages.extend(bundles(tenant_id, endpoint.id, lines))
         if messages:
             self.queue.send(messages)
+
+
+class RoutingCache:
+    """An `EndpointRepository` over another whose `active_endpoints` (what ingest routes to) is cached per tenant
+    for `ttl` seconds: a single-event request would otherwise read every endpoint of its tenant, a table read per
+    event (make bench, B6). Every other call goes through, and this process's own endpoint writes (create,
+    replace, delete) forget the tenant's entry at once. Another process (api execution environment) sees a new,
+    changed or deleted endpoint within `ttl` (docs/api.md)."""
+
+    def __init__(self, repo: EndpointRepository, cache: TtlCache[str, list[Endpoint]]) -> None:
+        self._repo = repo
+        self._cache = cache
+
+    def active_endpoints(self, tenant_id: str) -> list[Endpoint]:
+        return self._cache.get_or_load(tenant_id, lambda: self._repo.active_endpoints(tenant_id))
+
+    def create_endpoint(self, endpoint: Endpoint) -> None:
+        self._cache.forget(endpoint.tenantId)
+        self._repo.create_endpoint(endpoint)
+
+    def replace_endpoint(self, endpoint: Endpoint, expected_updated_at: str) -> None:
+        self._cache.forget(endpoint.tenantId)
+        self._repo.replace_endpoint(endpoint, expected_updated_at)
+
+    def mark_deleted(self, tenant_id: str, endpoint_id: str, at: str) -> None:
+        self._cache.forget(tenant_id)
+        self._repo.mark_deleted(tenant_id, endpoint_id, at)
+
+    def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
+        return self._repo.get_endpoint(tenant_id, endpoint_id)
+
+    def list_endpoints(self, tenant_id: str, limit: int, after: str | None) -> tuple[list[Endpoint], str | None]:
+        return self._repo.list_endpoints(tenant_id, limit, after)
+
+    def get_status(self, tenant_id: str, endpoint_id: str) -> DeliveryStatus | None:
+        return self._repo.get_status(tenant_id, endpoint_id)
+
+    def record_flush(self, tenant_id: str, endpoint_id: str, *, key: str, events: int, objects: int, at: str) -> None:
+        self._repo.record_flush(tenant_id, endpoint_id, key=key, events=events, objects=objects, at=at)
+
+    def record_failure(self, tenant_id: str, endpoint_id: str, *, message: str, at: str) -> None:
+        self._repo.record_failure(tenant_id, endpoint_id, message=message, at=at)
