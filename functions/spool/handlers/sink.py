@@ -19,7 +19,7 @@ from spool.domain.delivery import DeliveryReport, EndpointOutcome
 from spool.domain.planner import InboundRecord
 from spool.handlers.wiring import SinkServices, sink_services
 from spool.names import SINK_METRICS
-from spool.observability import NAMESPACE, SERVICE, share_log_config, sink_logger, tracer
+from spool.observability import NAMESPACE, SERVICE, share_log_config, sink_logger, traced
 
 share_log_config()
 
@@ -104,7 +104,7 @@ def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, An
     """The sink entry point over the services `services()` returns (built on first use)."""
 
     @sink_logger.inject_lambda_context
-    @tracer.capture_lambda_handler
+    @traced
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         built = services()
         if event.get("spool") == "verify":
