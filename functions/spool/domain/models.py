@@ -151,6 +151,16 @@ KmsKeyId = Annotated[
 ]
 
 
+def build_validators() -> None:
+    """Build every model's validator now (before a SnapStart snapshot, handlers/snapstart.py)."""
+    pending: list[type[BaseModel]] = [_Model]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if model is not _Model:
+            model.model_rebuild(force=True)
+
+
 class _Model(BaseModel):
     """Every model here builds its validator on first use rather than when this module loads: a request builds
     only the models it validates or answers with (an event's never builds the endpoint models), and building
