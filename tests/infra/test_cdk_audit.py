@@ -49,7 +49,7 @@ PARLIAMENT_ACCEPTED: dict[tuple[str, str, str], str] = {
 
 # (resource's construct path below the stack, rule id) -> reason
 SERVERLESS_ACCEPTED: dict[tuple[str, str], str] = {
-    ("Ingest/Sink/Function/SqsEventSource:SpooltestIngestQueue232BBD6C/Resource", "ES1001"): (
+    ("Ingest/Sink/Live/SqsEventSource:SpooltestIngestQueue232BBD6C/Resource", "ES1001"): (
         "Lambda supports OnFailure destinations on stream and Kafka mappings only, not on SQS ones: for SQS the "
         "failure destination is the queue's redrive policy (the DLQ after 8 receives), which Spool has."
     ),
