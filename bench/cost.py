@@ -15,12 +15,13 @@ from bench.prices import FIREHOSE_RECORD_STEP_BYTES, GB, PRICES, usd
 # every log event. One Powertools EMF metrics document per invocation (api: 1 metric, 206 B measured by
 # tests/unit/test_api_logging.py, + 26; sink: one document per endpoint, 4 metrics under the `service`
 # and `service` + `endpointId` dimension sets, ~460 B with a 31-character endpoint id, + 26), the api's
-# sampled debug line (1 % of ~412 B), and one API Gateway access log line (~400 B). Lambda's START/END/REPORT
-# lines (~400 B) are no longer logged: the functions use JSON logs with the system log level WARN
-# (infra/spool_infra/lambdas.py).
+# sampled debug line (1 % of ~412 B), and one API Gateway access log line (ACCESS_LOG_BYTES, held against the
+# synthesized format by tests/infra/test_cdk_api.py). Lambda's START/END/REPORT lines (~400 B) are not logged:
+# the functions use JSON logs with the system log level WARN (infra/spool_infra/lambdas.py).
 # Before 2026-12-02: api 400 + 450 + 400, sink 400 + 650; until the one-document metrics: sink 650 (two
-# documents, per endpoint and totals).
-LOG_BYTES = {"api": 232 + 4 + 400, "sink": 460 + 26}
+# documents, per endpoint and totals); until 2026-12-07 the access log line was ~400 B (13 fields).
+ACCESS_LOG_BYTES = 190
+LOG_BYTES = {"api": 232 + 4 + ACCESS_LOG_BYTES, "sink": 460 + 26}
 
 SQS_LABELS = {
     "SendMessageBatch": "SQS SendMessageBatch (api: events in)",

@@ -48,6 +48,29 @@ def test_stage_writes_json_access_logs_without_headers(synth: Synth) -> None:
     assert not any("header" in value.lower() for value in fields.values())
 
 
+def test_an_access_log_line_costs_what_the_cost_model_counts(synth: Synth) -> None:
+    """A single-event request's line, with values as API Gateway writes them, is no larger than bench/cost.py's
+    figure for it (CloudWatch adds 26 bytes per log event)."""
+    from bench.cost import ACCESS_LOG_BYTES
+
+    (stage,) = synth.resources("AWS::ApiGatewayV2::Stage").values()
+    typical = {
+        "$context.requestId": "Q3kxVg6OIAMEbpw=",
+        "$context.identity.sourceIp": "203.0.113.24",
+        "$context.httpMethod": "POST",
+        "$context.path": "/api/v1/events",
+        "$context.status": "202",
+        "$context.responseLatency": "25",
+        "$context.integrationErrorMessage": "-",
+        "$context.error.message": "-",
+    }
+    line = stage["Properties"]["AccessLogSettings"]["Format"]
+    for variable, value in typical.items():
+        line = line.replace(variable, value)
+    assert "$context" not in line, "a field without a typical value here"
+    assert len(line.encode()) + 26 <= ACCESS_LOG_BYTES
+
+
 def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
     fn = _api_function(synth)
     assert fn["Runtime"] == "python3.13"
