@@ -83,16 +83,20 @@ def _unique(values: list[str]) -> list[str]:
 
 def _depth(value: Any, limit: int = limits.PAYLOAD_MAX_DEPTH) -> Any:
     """Refuse payloads nested deeper than `limit` containers (scalars are not walked: they cannot nest)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    raise ValueError(f"must not nest deeper than {limit} levels")
-                stack.append((child, depth + 1))
+    _descend(value, 1, limit)
     return value
+
+
+def _descend(node: dict[str, Any] | list[Any], depth: int, limit: int) -> None:
+    # Parsed JSON holds plain dicts and lists only, so `type(...) is` (cheaper than isinstance) is exact; every
+    # event of every request passes here (make bench, B2).
+    children: Any = node.values() if type(node) is dict else node
+    for child in children:
+        kind = type(child)
+        if kind is dict or kind is list:
+            if depth >= limit:
+                raise ValueError(f"must not nest deeper than {limit} levels")
+            _descend(child, depth + 1, limit)
 
 
 Bucket = Annotated[str, AfterValidator(_bucket)]
@@ -405,11 +409,20 @@ class EventIn(_Model):
     eventType: EventType
     payload: Annotated[dict[str, Any], AfterValidator(_depth)]
 
+    def __repr__(self) -> str:  # short, for the same reason as EventBatchIn's
+        return f"EventIn(id={self.id!r}, eventType={self.eventType!r})"
+
 
 class EventBatchIn(_Model):
     model_config = _STRICT
 
     events: Annotated[list[EventIn], Field(min_length=1, max_length=limits.BATCH_MAX_EVENTS)]
+
+    def __repr__(self) -> str:
+        # Powertools formats every route's validated arguments into a debug f-string on every request, whatever
+        # the log level (event_handler/api_gateway.py: "Calling API Route Handler"): pydantic's repr of 100
+        # events was a sixth of the api's CPU for a batch (make bench, B2).
+        return f"EventBatchIn(<{len(self.events)} events>)"
 
 
 class Accepted(_Model):
