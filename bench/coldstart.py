@@ -13,19 +13,28 @@ bundling.py) while Lambda's /var/task is read-only, so every module is compiled 
 `sink_parquet` is the cold start of a sink whose first flush is for a Parquet endpoint: the handler module
 and then pyarrow (imported only then, domain/encoding.py). Its ratio to `sink` is in more_figures
 (B3_sink_parquet_vs_sink); B3 itself stays the worst of api and sink.
+
+The first request after a cold start (`api_first`, `sink_first`, bench/first_request.py): a fresh process
+imports the handler and serves one recorded request (a single event; the sink's invocation writing it) with
+every AWS reply played back, so all that the module import leaves to the first request (boto3 and the
+clients, the Tracer, validators) is in it. Beside it, the CPU of that first invocation alone after the
+handler's SnapStart `prime()` ran: a restored environment's first request, less the restore.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import REPO
+from bench.first_request import record
 
 CASES = {
     "python": "pass",
@@ -39,6 +48,10 @@ HANDLERS = ("api", "sink")
 
 def lambda_environment() -> dict[str, str]:
     env = dict(os.environ)
+    # The warm cases must find compiled bytecode, as a deployed bundle would (the warm-up writes it): a shell
+    # that sets PYTHONDONTWRITEBYTECODE would otherwise make every case compile its libraries again on every
+    # run, boto3's most of all, and the ratios meaningless. The no-bytecode case sets it on purpose.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         {
             "AWS_REGION": "us-east-1",
@@ -95,9 +108,40 @@ def measure(cases: dict[str, str], env: dict[str, str], runs: int, *, warm_up: b
     }
 
 
+FIRST = ("api", "sink")
+
+
+def first_request_code(role: str, recording: str, *, primed: bool = False) -> str:
+    extra = ", '--primed'" if primed else ""
+    return f"import sys; from bench.first_request import main; sys.exit(main([{role!r}, {recording!r}{extra}]))"
+
+
+def primed_invocation_ms(role: str, recording: str, env: dict[str, str], runs: int) -> float:
+    """Median CPU ms of the first invocation after `prime()`, as the child measures it."""
+    spent = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", first_request_code(role, recording, primed=True)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        spent.append(json.loads(done.stdout.strip().splitlines()[-1])["invocation_cpu_ms"])
+    return round(statistics.median(spent), 1)
+
+
 def run_b3(*, runs: int) -> tuple[float, dict[str, Any]]:
     env = lambda_environment()
-    detail = measure(CASES, env, runs, warm_up=True)
+    with tempfile.TemporaryDirectory(prefix="spool-bench-b3-") as folder:
+        recording = str(Path(folder) / "recording.json")
+        record(Path(recording))
+        cases = CASES | {f"{role}_first": first_request_code(role, recording) for role in FIRST}
+        detail = measure(cases, env, runs, warm_up=True)
+        detail["primed_invocation_cpu_ms"] = {role: primed_invocation_ms(role, recording, env, runs) for role in FIRST}
+    boto3_ms = detail["cpu_ms"]["boto3"]
+    detail["first_request_vs_boto3"] = {role: round(detail["cpu_ms"][f"{role}_first"] / boto3_ms, 3) for role in FIRST}
     with tempfile.TemporaryDirectory(prefix="spool-bench-nopyc-") as empty:
         uncached = env | {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty}
         cases = {name: code for name, code in CASES.items() if name != "python"}
@@ -108,5 +152,11 @@ def run_b3(*, runs: int) -> tuple[float, dict[str, Any]]:
         "B3_sink_parquet_vs_sink_wall": detail["parquet_vs_sink_wall"],
         "B3_sink_parquet_import_cpu_ms": detail["cpu_ms"]["sink_parquet"],
         "B3_sink_parquet_vs_sink_without_bytecode_cache": detail["without_bytecode_cache"]["parquet_vs_sink_cpu"],
+        "B3_api_first_request_vs_boto3": detail["first_request_vs_boto3"]["api"],
+        "B3_sink_first_request_vs_boto3": detail["first_request_vs_boto3"]["sink"],
+        "B3_api_first_request_cpu_ms": detail["cpu_ms"]["api_first"],
+        "B3_sink_first_request_cpu_ms": detail["cpu_ms"]["sink_first"],
+        "B3_api_primed_invocation_cpu_ms": detail["primed_invocation_cpu_ms"]["api"],
+        "B3_sink_primed_invocation_cpu_ms": detail["primed_invocation_cpu_ms"]["sink"],
     }
     return max(detail["ratio_cpu"].values()), detail

@@ -15,13 +15,14 @@ from bench.prices import FIREHOSE_RECORD_STEP_BYTES, GB, PRICES, usd
 # every log event. One Powertools EMF metrics document per invocation (api: 1 metric, 206 B measured by
 # tests/unit/test_api_logging.py, + 26; sink: one document per endpoint, 4 metrics under the one dimension
 # set `service` with the endpoint's id as a property, 432 B with a 31-character endpoint id, + 26; 457 B while
-# `endpointId` was a dimension too, until 2026-12-07), the api's
-# sampled debug line (1 % of ~412 B), and one API Gateway access log line (~400 B). Lambda's START/END/REPORT
-# lines (~400 B) are no longer logged: the functions use JSON logs with the system log level WARN
-# (infra/spool_infra/lambdas.py).
+# `endpointId` was a dimension too, until 2026-12-07), the api's sampled debug line (1 % of ~412 B), and one
+# API Gateway access log line (ACCESS_LOG_BYTES, held against the synthesized format by
+# tests/infra/test_cdk_api.py). Lambda's START/END/REPORT lines (~400 B) are not logged: the functions use
+# JSON logs with the system log level WARN (infra/spool_infra/lambdas.py).
 # Before 2026-12-02: api 400 + 450 + 400, sink 400 + 650; until the one-document metrics: sink 650 (two
-# documents, per endpoint and totals).
-LOG_BYTES = {"api": 232 + 4 + 400, "sink": 432 + 26}
+# documents, per endpoint and totals); until 2026-12-07 the access log line was ~400 B (13 fields).
+ACCESS_LOG_BYTES = 190
+LOG_BYTES = {"api": 232 + 4 + ACCESS_LOG_BYTES, "sink": 432 + 26}
 # Custom metrics are billed per metric and month, not per event, so they are not in the per-million figures:
 # the sink's four under `service` and the api's one (CUSTOM_METRICS). Until 2026-12-07 every endpoint with
 # traffic added four more (dimension `endpointId`), about $1.20 a month per endpoint.

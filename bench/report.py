@@ -79,6 +79,18 @@ def _b3(d: dict[str, Any]) -> list[str]:
         f"   spool.handlers.api {cpu['api']:.0f}/{wall['api']:.0f} ({d['ratio_cpu']['api']:.2f}x boto3), "
         f"spool.handlers.sink {cpu['sink']:.0f}/{wall['sink']:.0f} ({d['ratio_cpu']['sink']:.2f}x)",
     ]
+    if "api_first" in cpu:
+        first = d["first_request_vs_boto3"]
+        primed = d["primed_invocation_cpu_ms"]
+        rows.append(
+            f"   first request after a cold start (import + first invocation): api {cpu['api_first']:.0f}/"
+            f"{wall['api_first']:.0f} ({first['api']:.2f}x boto3), sink {cpu['sink_first']:.0f}/"
+            f"{wall['sink_first']:.0f} ({first['sink']:.2f}x)"
+        )
+        rows.append(
+            f"   first invocation after SnapStart's prime() (a restored environment, less the restore): "
+            f"api {primed['api']:.0f}, sink {primed['sink']:.0f} CPU ms"
+        )
     nc = d.get("without_bytecode_cache")
     if nc:
         rows.append(

@@ -18,9 +18,11 @@ from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRateGate, FakeRep
 
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.sqs_queue import SqsQueue
+from spool.domain import limits
+from spool.domain.cache import TtlCache
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
-from spool.domain.ingest import Ingest
+from spool.domain.ingest import Ingest, RoutingCache
 from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
 from spool.domain.messages import LINES as LINES_ATTR
 from spool.domain.messages import TENANT as TENANT_ATTR
@@ -228,11 +230,12 @@ class ApiRig:
 def api_services(sqs: StubSqsClient, endpoints: int = 1) -> ApiRig:
     """The api's services as wiring.build_api makes them, over fakes and the stub SQS client."""
     repo, cipher = FakeRepo(), FakeCipher()
-    service = EndpointService(repo, cipher, UrlPolicy(allow_insecure=True))
+    routed = RoutingCache(repo, TtlCache(limits.ROUTING_CACHE_TENANTS, limits.ROUTING_CACHE_SECONDS))
+    service = EndpointService(routed, cipher, UrlPolicy(allow_insecure=True))
     services = ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
         endpoints=service,
-        ingest=IdempotentIngest(Ingest(repo, SqsQueue(sqs, QUEUE_URL)), MemoryIdempotencyStore()),
+        ingest=IdempotentIngest(Ingest(routed, SqsQueue(sqs, QUEUE_URL)), MemoryIdempotencyStore),
         verification=Verification(service, FakeRateGate(), Unused()),
         redriver=Unused(),
     )

@@ -20,6 +20,9 @@ cd "$ROOT"
 MINISTACK_VERSION="1.5.33"
 # MiniStack pins botocore; boto3 must be the release made for that botocore.
 MINISTACK_BOTO3="1.43.106"
+# Lambda's Python 3.12+ runtimes include snapshot-restore-py; with it MiniStack runs the handlers' SnapStart
+# hooks (before-snapshot at publish, after-restore before the first invocation) as they run on AWS.
+SNAPSHOT_RESTORE_PY="1.0.0"
 EMULATOR="${SPOOL_EMULATOR:-ministack}"
 PORT="${SPOOL_EMULATOR_PORT:-4566}"
 STAGE="deployedtest"
@@ -98,7 +101,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ministack_venv() {
-  local stamp="$VENV/.stamp-$MINISTACK_VERSION-$MINISTACK_BOTO3"
+  local stamp="$VENV/.stamp-$MINISTACK_VERSION-$MINISTACK_BOTO3-$SNAPSHOT_RESTORE_PY"
   [[ -f "$stamp" ]] && return
   local py=""
   for candidate in "${PY313:-}" "$(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.13*/bin/python3.13 2>/dev/null | tail -1)" \
@@ -110,7 +113,8 @@ ministack_venv() {
   rm -rf "$VENV"
   "$py" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "ministack==$MINISTACK_VERSION" "boto3==$MINISTACK_BOTO3" >"$WORK/pip.log" 2>&1 \
+    "ministack==$MINISTACK_VERSION" "boto3==$MINISTACK_BOTO3" "snapshot-restore-py==$SNAPSHOT_RESTORE_PY" \
+    >"$WORK/pip.log" 2>&1 \
     || { tail -n 30 "$WORK/pip.log"; fail "installing MiniStack"; }
   touch "$stamp"
 }

@@ -71,6 +71,10 @@ class ApiSettings(CommonSettings):
     # The sink's role: the principal a tenant's role must trust (GET /api/v1/endpoints/{id}/aws-role).
     sink_role_arn: Annotated[str, Field(alias="SPOOL_SINK_ROLE_ARN", min_length=1)]
     idempotency_seconds: Annotated[int, Field(alias="SPOOL_IDEMPOTENCY_SECONDS", ge=60)] = 3600
+    # How long the endpoints ingest routes to are trusted (domain/ingest.py: RoutingCache); 0 reads them per request.
+    routing_cache_seconds: Annotated[float, Field(alias="SPOOL_ROUTING_CACHE_SECONDS", ge=0, le=60)] = (
+        limits.ROUTING_CACHE_SECONDS
+    )
     # Whether the sink writes Parquet (the stack's `parquet` setting puts pyarrow into the sink's asset
     # only). Unset: whether pyarrow is installed in this process (the local runtime).
     parquet: Annotated[bool | None, Field(alias="SPOOL_PARQUET")] = None

@@ -32,9 +32,10 @@ STATUS_ATTRIBUTES: Final = (
 # Partitions only the operator (the admin CLI) writes: API-key lookups by hash (K#{hash} / KEY). The api reads
 # them and may not write them.
 KEY_LOOKUP_PREFIX: Final = "K#"
-# Powertools Idempotency's records share the table under this partition key (a spread partition keeps it as its
-# prefix: the stack lets the api write partitions that start with it).
-IDEMPOTENCY_PARTITION: Final = "IDEMPOTENCY"
+# Powertools Idempotency's records: each in a partition of its own, `{prefix}{idempotency key}` (the key is the
+# function's name and a hash of the request), under one sort key (adapters/idempotency_records.py).
+IDEMPOTENCY_KEY_PREFIX: Final = "IDEMPOTENCY#"
+IDEMPOTENCY_SORT_KEY: Final = "IDEMPOTENCY"
 # Tenants and their endpoints and keys (T#{tenantId} / TENANT, EP#..., KEY#...), and role claims
 # (R#{roleArn} / ROLE): partitions the api writes, apart from key lookups.
 TENANT_KEY_PREFIX: Final = "T#"

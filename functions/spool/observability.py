@@ -8,12 +8,21 @@ What is logged is what an operator needs: warnings and errors (faults, failed de
 lines (the api's one line per request) only in the invocations Powertools' sampling picks, DEBUG_SAMPLE_RATE of
 them unless POWERTOOLS_LOGGER_SAMPLE_RATE says otherwise. CloudWatch Logs bills every byte; a line per request
 would cost more than the request's SQS share.
+
+Tracing: Powertools' Tracer loads the X-Ray SDK when it is created, even with tracing off, and by default
+patches every library it knows (importing `requests` to do so): about a third of a handler's import time
+(make bench, B3). Here it is created only where tracing is on (`TRACING`), patches botocore alone (the only
+client Spool's functions use), and is created on the first traced invocation or by `prime()`, which the
+SnapStart hook calls before the snapshot (handlers/snapstart.py). With tracing off the SDK is never imported.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -36,7 +45,49 @@ logger = Logger(
 # registers about a hundred). Powertools reuses the service's logger configured above: same handler, same JSON.
 sink_logger = Logger(service=SERVICE, sampling_rate=0)
 metrics = Metrics(namespace=NAMESPACE)
-tracer = Tracer()
+
+# What the X-Ray SDK instruments: the AWS calls. Everything else Spool's functions do is in-process.
+TRACED_MODULES = ("botocore",)
+
+
+def tracing_enabled(environ: Mapping[str, str]) -> bool:
+    """Powertools' rule: tracing is on in a Lambda function (LAMBDA_TASK_ROOT set) unless POWERTOOLS_TRACE_DISABLED
+    is true; the local runtime, tests and SAM/Chalice emulators run untraced."""
+    if environ.get("AWS_SAM_LOCAL") or environ.get("AWS_CHALICE_CLI_MODE"):
+        return False
+    disabled = environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(environ.get("LAMBDA_TASK_ROOT")) and not disabled
+
+
+TRACING = tracing_enabled(os.environ)
+
+
+@functools.cache
+def tracer() -> Tracer:
+    """The process's Tracer (importing the X-Ray SDK and patching botocore); call it only where TRACING is on."""
+    return Tracer(patch_modules=TRACED_MODULES)
+
+
+def traced[Handler: Callable[..., Any]](handler: Handler) -> Handler:
+    """`handler` under Powertools' `capture_lambda_handler` when tracing is on, the Tracer made on the first call
+    (or earlier by `prime()`); `handler` itself when tracing is off."""
+    if not TRACING:
+        return handler
+    wrapped: list[Callable[..., Any]] = []
+
+    @functools.wraps(handler)
+    def call(event: Any, context: Any) -> Any:
+        if not wrapped:
+            wrapped.append(tracer().capture_lambda_handler(handler))
+        return wrapped[0](event, context)
+
+    return call  # type: ignore[return-value]
+
+
+def prime() -> None:
+    """Do now what the first invocation would otherwise do: create the Tracer (when tracing is on)."""
+    if TRACING:
+        tracer()
 
 
 def share_log_config() -> None:

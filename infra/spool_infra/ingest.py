@@ -141,7 +141,8 @@ class IngestSink(Construct):
         # The event source mapping grants Receive/Delete/ChangeMessageVisibility/GetQueueAttributes (and
         # GetQueueUrl, which CDK's SqsEventSource adds and Lambda's poller does not need; left as the L2
         # construct writes it); the handler's own ChangeMessageVisibility calls (hold-back, back-off) use it.
-        fn.add_event_source(
+        # On the `live` alias: the published version, resumed from its SnapStart snapshot (lambdas.py).
+        self.sink.alias.add_event_source(
             sources.SqsEventSource(
                 self.queue,
                 batch_size=settings.batch_size,

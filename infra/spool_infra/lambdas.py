@@ -16,6 +16,8 @@ from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+# What the event source mapping and the HTTP API invoke: the version published with this deployment.
+LIVE_ALIAS = "live"
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
@@ -31,11 +33,18 @@ class FunctionSpec:
 
 
 class SpoolFunction(Construct):
-    """A Python 3.13 function (arm64 by default) with its own role and its own log group.
+    """A Python 3.13 function (arm64 by default) with its own role and its own log group, a version published
+    with every change of its code or configuration and the `live` alias pointing at it (`live`, what its
+    triggers invoke).
 
     The role is created here rather than by `lambda_.Function` so it carries no AWS managed policy: the
     only logging permission is writing to this function's log group, and every other permission is added
     by the construct that owns the resource (`grant_*`).
+
+    With context `snapStart` (default) the version is published with SnapStart: Lambda runs the init (and
+    the handlers' before-snapshot hooks, functions/spool/handlers/snapstart.py) when it publishes, and new
+    execution environments of the alias resume from that snapshot. A replaced version is deleted, not kept:
+    SnapStart bills the snapshot cache of every published version for as long as it exists.
     """
 
     def __init__(
@@ -89,6 +98,8 @@ class SpoolFunction(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             application_log_level_v2=lambda_.ApplicationLogLevel.DEBUG,
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
             environment={
                 "POWERTOOLS_SERVICE_NAME": spec.entry.service,
                 "POWERTOOLS_METRICS_NAMESPACE": shared.METRICS_NAMESPACE,
@@ -97,6 +108,7 @@ class SpoolFunction(Construct):
                 **environment,
             },
         )
+        self.alias = lambda_.Alias(self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version)
         if settings.tracing:
             acknowledge(
                 self.role,

@@ -69,6 +69,10 @@ class Settings(BaseModel):
     # Alarm when the oldest ingest message is older than this: deliveries are stuck or retrying a lot.
     oldest_message_alarm_seconds: Annotated[int, Field(alias="oldestMessageAlarmSeconds", ge=300)] = 3600
     tracing: bool = True
+    # Lambda SnapStart for both functions (published versions; the event source mapping and the HTTP API call
+    # the `live` alias): a new execution environment resumes from a snapshot taken after init instead of
+    # importing and building everything (docs/infrastructure.md, SnapStart). False: no snapshot, the same alias.
+    snap_start: Annotated[bool, Field(alias="snapStart")] = True
     # arm64 (Graviton) costs less per GB-second. x86_64 exists for emulators that run the handlers with
     # the host's interpreter (scripts/test-deployed.sh on an x86_64 machine): the wheels must match it.
     architecture: Annotated[Literal["arm64", "x86_64"], Field(alias="lambdaArchitecture")] = "arm64"

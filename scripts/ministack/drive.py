@@ -46,6 +46,10 @@ class Failed(Exception):
     """The deployed stack did not behave as the SPEC says."""
 
 
+# The alias the stack's triggers invoke (infra/spool_infra/lambdas.py: LIVE_ALIAS).
+LIVE_ALIAS = "live"
+
+
 def log(message: str) -> None:
     print(f"[drive] {message}", flush=True)
 
@@ -142,6 +146,24 @@ def wait_for_objects(
     raise Failed(f"not every event was written within {OBJECT_DEADLINE_SECONDS}s: {objects}")
 
 
+def check_live_aliases(outputs: dict[str, str]) -> None:
+    """Both functions run as their `live` alias (a published version; SnapStart's, with the stack's default
+    context), and the event source mapping invokes the sink's alias."""
+    lambda_ = boto3.client("lambda")
+    for output in (StackOutput.API_FUNCTION_NAME, StackOutput.SINK_FUNCTION_NAME):
+        name = outputs[output]
+        config = lambda_.get_function_configuration(FunctionName=name, Qualifier=LIVE_ALIAS)
+        snap = config.get("SnapStart", {})
+        log(
+            f"{name}:{LIVE_ALIAS} is version {config.get('Version')}, state {config.get('State')}, "
+            f"SnapStart {snap.get('ApplyOn')}/{snap.get('OptimizationStatus')}"
+        )
+    mappings = lambda_.list_event_source_mappings(FunctionName=outputs[StackOutput.SINK_FUNCTION_NAME])
+    targets = [m["FunctionArn"] for m in mappings.get("EventSourceMappings", [])]
+    if not targets or not all(arn.endswith(f":{LIVE_ALIAS}") for arn in targets):
+        raise SystemExit(f"the event source mapping should invoke the sink's {LIVE_ALIAS} alias: {targets}")
+
+
 def main(outputs_file: str, stack: str) -> None:
     outputs: dict[str, str] = json.loads(Path(outputs_file).read_text())[stack]
     gateway = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
@@ -150,6 +172,7 @@ def main(outputs_file: str, stack: str) -> None:
     store_endpoint = os.environ.get("SPOOL_STORE_ENDPOINT", gateway)
     started = time.monotonic()
 
+    check_live_aliases(outputs)
     expect(*call(base, "GET", "/health"), 200, "GET /health")
     expect(*call(base, "GET", "/api/v1/endpoints"), 401, "GET /api/v1/endpoints without X-API-Key")
     api_key = create_tenant(stack)

@@ -16,6 +16,7 @@ is `{"Ref": X}` in the template holds X's physical value in the local runtime, u
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -194,8 +195,12 @@ class Resolver:
             return None
         if logical in pseudo:
             return pseudo[logical]
-        # A resource the local runtime has no counterpart for: a name that matches nothing.
-        return self._physical.get(logical, f"unresolved:{logical}")
+        if logical not in self._physical:
+            # A resource the local runtime has no counterpart for: a name that matches nothing.
+            return f"unresolved:{logical}"
+        if self._resources[logical]["Type"] == "AWS::Lambda::Alias":  # Ref is the ARN; locally `{name}:{alias}`
+            return f"arn:{p.partition}:lambda:{p.region}:{p.account}:function:{self._physical[logical]}"
+        return self._physical[logical]
 
     def arn(self, logical: str) -> str:
         p = self._place
@@ -237,13 +242,22 @@ class StackPolicies:
         return str(role["Fn::GetAtt"][0])
 
     def physical_ids(self, environment: Mapping[str, str]) -> dict[str, str]:
-        """Logical id -> local value, read off every function's `{"Ref": X}` environment variables."""
+        """Logical id -> local value, read off every function's `{"Ref": X}` environment variables, and off
+        those naming an alias (`{function name}:{alias}`, joined from a Ref to the alias's ARN)."""
         found: dict[str, str] = {}
+        resources = self.template["Resources"]
         for function in self.functions:
-            variables = self.template["Resources"][self.function_id(function)]["Properties"]["Environment"]
+            variables = resources[self.function_id(function)]["Properties"]["Environment"]
             for name, value in variables["Variables"].items():
-                if isinstance(value, dict) and "Ref" in value and name in environment:
+                if name not in environment or not isinstance(value, dict):
+                    continue
+                if "Ref" in value:
                     found[value["Ref"]] = environment[name]
+                elif "Fn::Join" in value:
+                    refs = re.findall(r'\{"Ref": "([^"]+)"\}', json.dumps(value))
+                    for ref in refs:
+                        if resources[ref]["Type"] == "AWS::Lambda::Alias":
+                            found[ref] = environment[name]
         return found
 
     def policy_documents(self, function: str) -> list[dict[str, Any]]:

@@ -48,6 +48,29 @@ def test_stage_writes_json_access_logs_without_headers(synth: Synth) -> None:
     assert not any("header" in value.lower() for value in fields.values())
 
 
+def test_an_access_log_line_costs_what_the_cost_model_counts(synth: Synth) -> None:
+    """A single-event request's line, with values as API Gateway writes them, is no larger than bench/cost.py's
+    figure for it (CloudWatch adds 26 bytes per log event)."""
+    from bench.cost import ACCESS_LOG_BYTES
+
+    (stage,) = synth.resources("AWS::ApiGatewayV2::Stage").values()
+    typical = {
+        "$context.requestId": "Q3kxVg6OIAMEbpw=",
+        "$context.identity.sourceIp": "203.0.113.24",
+        "$context.httpMethod": "POST",
+        "$context.path": "/api/v1/events",
+        "$context.status": "202",
+        "$context.responseLatency": "25",
+        "$context.integrationErrorMessage": "-",
+        "$context.error.message": "-",
+    }
+    line = stage["Properties"]["AccessLogSettings"]["Format"]
+    for variable, value in typical.items():
+        line = line.replace(variable, value)
+    assert "$context" not in line, "a field without a typical value here"
+    assert len(line.encode()) + 26 <= ACCESS_LOG_BYTES
+
+
 def test_api_function_runtime_timeout_and_environment(synth: Synth) -> None:
     fn = _api_function(synth)
     assert fn["Runtime"] == "python3.13"
@@ -87,10 +110,12 @@ def test_api_environment_points_at_the_stack_resources(synth: Synth) -> None:
         "SPOOL_DLQ_URL": "AWS::SQS::Queue",
         "SPOOL_KMS_KEY_ID": "AWS::KMS::Key",
         "SPOOL_PEPPER_SECRET_ID": "AWS::SecretsManager::Secret",
-        "SPOOL_VERIFY_FUNCTION_NAME": "AWS::Lambda::Function",
     }
     for name, cfn_type in types.items():
         assert synth.json["Resources"][env[name]["Ref"]]["Type"] == cfn_type, name
+    # `{name}:live`, joined from the alias's ARN (tests/infra/test_cdk_verify.py)
+    refs = _refs(env["SPOOL_VERIFY_FUNCTION_NAME"])
+    assert [synth.json["Resources"][ref]["Type"] for ref in refs] == ["AWS::Lambda::Alias"]
     assert env["SPOOL_QUEUE_URL"] != env["SPOOL_DLQ_URL"]
 
 
@@ -135,3 +160,12 @@ def test_lambda_architecture_context_switches_both_functions(synth_with: SynthFa
     synth_with({"lambdaArchitecture": "x86_64"}).template.all_resources_properties(
         "AWS::Lambda::Function", {"Architectures": ["x86_64"]}
     )
+
+
+def _refs(value: Any) -> list[str]:
+    """The logical ids `value` refers to with Ref, at any depth."""
+    if isinstance(value, dict):
+        return [value["Ref"]] if "Ref" in value else [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []

@@ -49,7 +49,7 @@ PARLIAMENT_ACCEPTED: dict[tuple[str, str, str], str] = {
 
 # (resource's construct path below the stack, rule id) -> reason
 SERVERLESS_ACCEPTED: dict[tuple[str, str], str] = {
-    ("Ingest/Sink/Function/SqsEventSource:SpooltestIngestQueue232BBD6C/Resource", "ES1001"): (
+    ("Ingest/Sink/Live/SqsEventSource:SpooltestIngestQueue232BBD6C/Resource", "ES1001"): (
         "Lambda supports OnFailure destinations on stream and Kafka mappings only, not on SQS ones: for SQS the "
         "failure destination is the queue's redrive policy (the DLQ after 8 receives), which Spool has."
     ),
@@ -90,6 +90,8 @@ ARN_FORMATS: dict[tuple[str, str], str] = {
     ("AWS::IAM::Role", "Arn"): "arn:aws:iam::{account}:role/{name}",
     ("AWS::KMS::Key", "Arn"): "arn:aws:kms:{region}:{account}:key/{key_id}",
     ("AWS::Lambda::Function", "Arn"): "arn:aws:lambda:{region}:{account}:function:{name}",
+    # An alias's Ref is its ARN: the function's, qualified by the alias's name.
+    ("AWS::Lambda::Alias", "Ref"): "arn:aws:lambda:{region}:{account}:function:{name}:live",
     # A log group's Arn attribute ends in `:*` (all of its streams).
     ("AWS::Logs::LogGroup", "Arn"): "arn:aws:logs:{region}:{account}:log-group:{name}:*",
     # Bucket names are global: an S3 ARN names neither region nor account.

@@ -202,7 +202,7 @@ def test_the_sink_reads_only_endpoints_status_and_flush_leases(synth: Synth) -> 
 def test_the_api_cannot_write_key_lookups_status_items_or_flush_leases(synth: Synth) -> None:
     api_role, table = _policy(synth, "api")
     writes = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-    allowed = ("T#ten_1", "R#arn:aws:iam::111122223333:role/r", "IDEMPOTENCY", "V#ten_1#ep_1", "Q#dlq")
+    allowed = ("T#ten_1", "R#arn:aws:iam::111122223333:role/r", "IDEMPOTENCY#spool-api#ab12", "V#ten_1#ep_1", "Q#dlq")
     for action in writes:
         for pk in allowed:
             assert api_role.allows(_item("api", action, table, pk, "doc")), (action, pk)
@@ -249,7 +249,10 @@ def test_api_reads_the_pepper_and_invokes_only_the_verify_function(synth: Synth)
     assert _resource_type(synth, secret["Resource"]) == "AWS::SecretsManager::Secret"
     (invoke,) = _statements_with(statements, "lambda:InvokeFunction")
     assert invoke["Action"] == "lambda:InvokeFunction"
-    target = invoke["Resource"]["Fn::GetAtt"][0]
+    # Its `live` alias (Ref: the alias's ARN), nothing wider
+    alias = synth.json["Resources"][invoke["Resource"]["Ref"]]
+    assert alias["Type"] == "AWS::Lambda::Alias"
+    target = alias["Properties"]["FunctionName"]["Ref"]
     assert synth.json["Resources"][target]["Properties"]["Handler"] == shared.VERIFY_FUNCTION.handler
     assert not _statements_with(sink(synth), "secretsmanager:GetSecretValue")
 

@@ -92,7 +92,12 @@ def test_event_source_mapping_defaults_and_target(synth: Synth, template: Templa
     assert props["BatchSize"] == 1000
     assert props["MaximumBatchingWindowInSeconds"] == 5
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    function_id = props["FunctionName"]["Ref"]
+    # `{function name}:live`, the name cut out of the alias's ARN (test_cdk_snapstart.py checks the alias).
+    _, (split, suffix) = props["FunctionName"]["Fn::Join"]
+    assert suffix == ":live"
+    alias = synth.json["Resources"][split["Fn::Select"][1]["Fn::Split"][1]["Ref"]]
+    assert alias["Type"] == "AWS::Lambda::Alias"
+    function_id = alias["Properties"]["FunctionName"]["Ref"]
     assert synth.json["Resources"][function_id]["Properties"]["Handler"] == "spool.handlers.sink.lambda_handler"
     queue_id = props["EventSourceArn"]["Fn::GetAtt"][0]
     assert "RedrivePolicy" in synth.json["Resources"][queue_id]["Properties"]

@@ -3,6 +3,7 @@ probe's deadline, run with the sink's role, invoked only by the api; reserved co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from infra_synth import Synth
@@ -58,7 +59,7 @@ def test_verify_runs_with_the_sinks_role_the_one_tenants_roles_trust(synth: Synt
     assert verify["Role"] == _function(synth, shared.SINK_FUNCTION.handler)["Role"]
 
 
-def test_the_api_invokes_only_the_verify_function(synth: Synth) -> None:
+def test_the_api_invokes_only_the_verify_functions_live_alias(synth: Synth) -> None:
     api = _function(synth, shared.API_FUNCTION.handler)
     role = api["Role"]["Fn::GetAtt"][0]
     invokes = [
@@ -69,6 +70,13 @@ def test_the_api_invokes_only_the_verify_function(synth: Synth) -> None:
         if statement["Action"] == "lambda:InvokeFunction"
     ]
     (invoke,) = invokes
-    target = invoke["Resource"]["Fn::GetAtt"][0]
-    assert synth.json["Resources"][target]["Properties"]["Handler"] == shared.VERIFY_FUNCTION.handler
-    assert api["Environment"]["Variables"]["SPOOL_VERIFY_FUNCTION_NAME"] == {"Ref": target}
+    alias_id = invoke["Resource"]["Ref"]
+    alias = synth.json["Resources"][alias_id]["Properties"]
+    assert alias["Name"] == "live"
+    assert (
+        synth.json["Resources"][alias["FunctionName"]["Ref"]]["Properties"]["Handler"] == shared.VERIFY_FUNCTION.handler
+    )
+    # `{function name}:live`, cut out of the alias's ARN: the SnapStart version, not $LATEST
+    name = api["Environment"]["Variables"]["SPOOL_VERIFY_FUNCTION_NAME"]
+    assert json.dumps({"Ref": alias_id}) in json.dumps(name)
+    assert name["Fn::Join"][1][-1] == ":live"

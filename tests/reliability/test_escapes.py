@@ -194,7 +194,7 @@ def strict_api() -> Any:
     services = ApiServices(
         tenants=Tenants(repo, lambda: b"strict-pepper"),
         endpoints=endpoints,
-        ingest=IdempotentIngest(Ingest(repo, FakeQueue()), MemoryIdempotencyStore()),
+        ingest=IdempotentIngest(Ingest(repo, FakeQueue()), MemoryIdempotencyStore),
         verification=Verification(endpoints, FakeRateGate(), FakeVerifier()),
         redriver=FakeRedriver(),
     )

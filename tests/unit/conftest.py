@@ -107,7 +107,7 @@ def build_services(repo: FakeRepo, queue: FakeQueue, cipher: FakeCipher, *, allo
     return ApiServices(
         tenants=Tenants(repo, lambda: PEPPER),
         endpoints=endpoints,
-        ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore()),
+        ingest=IdempotentIngest(Ingest(repo, queue), MemoryIdempotencyStore),
         verification=Verification(endpoints, FakeRateGate(), FakeVerifier()),
         redriver=FakeRedriver(),
     )

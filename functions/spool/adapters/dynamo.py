@@ -16,7 +16,10 @@ Layout (pk / sk):
   W#{endpointId} / {entry id}    an object written (or being written): its key,   adapters/ledger.py
                                  sources, bytes, SHA-256; its manifest epoch
   Q#dlq        / LEASE           the DLQ's scan lease (one redrive at a time)     adapters/redrive.py
-  IDEMPOTENCY / ...              Powertools Idempotency's records                 adapters/idempotency.py
+  IDEMPOTENCY#{function}#{hash} / IDEMPOTENCY
+                                 a Powertools Idempotency record, each in a       adapters/idempotency_records.py
+                                 partition of its own (before 2026-12: all under
+                                 pk IDEMPOTENCY; those expired within the hour)
 `expiresAt` is the TTL attribute.
 
 The low-level client is used instead of the boto3 resource: it imports faster (cold starts) and the

@@ -6,88 +6,68 @@ Two ways for a client to make a retry safe:
 - a client-supplied event `id`: each such event is accepted once per tenant within the window; a retry gets
   the original `createdAt`.
 Records expire after `expires_after_seconds` (default 1 hour).
+
+A request that asks for neither goes straight to `Ingest.accept`, and Powertools Idempotency (with the
+DynamoDB persistence layer, which imports boto3 and jmespath) is imported only by the first request that does
+ask (adapters/idempotency_records.py): most requests never need it, and its import was about a fifth of the
+api's cold start (make bench, B3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from typing import TYPE_CHECKING, Any
 
 from spool.domain.ingest import Ingest
-from spool.domain.models import Accepted, AcceptedEvent, EventIn
-from spool.names import IDEMPOTENCY_PARTITION, TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
+from spool.domain.models import Accepted, EventIn
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+    from spool.adapters.idempotency_records import OnceIngest
+
+Records = Callable[[], "BasePersistenceLayer"]
 
 
-def table_records(client: Any, table_name: str) -> DynamoDBPersistenceLayer:
-    """Idempotency records in the Spool table, under their own partition (adapters/dynamo.py)."""
-    return DynamoDBPersistenceLayer(
-        table_name=table_name,
-        key_attr=TABLE_PARTITION_KEY,
-        sort_key_attr=TABLE_SORT_KEY,
-        static_pk_value=IDEMPOTENCY_PARTITION,
-        expiry_attr=TABLE_TTL_ATTRIBUTE,
-        boto3_client=client,
-    )
+def table_records(client: Any, table_name: str) -> Records:
+    """The records in the Spool table, each in its own partition (adapters/dynamo.py); built on first use."""
+
+    def build() -> BasePersistenceLayer:
+        from spool.adapters.idempotency_records import SpreadRecords  # Powertools Idempotency: only when needed
+
+        return SpreadRecords(client, table_name)
+
+    return build
 
 
 class IdempotentIngest:
-    """Wraps `Ingest` with the two idempotency rules above; which events are accepted once and which always,
-    and that a bad event rejects the request before anything is queued, is `Ingest.accept_each_once`'s."""
+    """`Ingest` with the two idempotency rules above. `records` makes the persistence layer (a class such as
+    tests' `MemoryIdempotencyStore` will do); it is called by the first request that asks for idempotency."""
 
-    def __init__(self, ingest: Ingest, store: BasePersistenceLayer, expires_after_seconds: int = 3600) -> None:
+    def __init__(self, ingest: Ingest, records: Records, expires_after_seconds: int = 3600) -> None:
         self._ingest = ingest
-
-        self._configs: list[IdempotencyConfig] = []
-
-        def once_per(key_path: str, payload_path: str, function: Callable[..., Any]) -> Callable[..., Any]:
-            config = IdempotencyConfig(
-                event_key_jmespath=key_path,
-                payload_validation_jmespath=payload_path,
-                expires_after_seconds=expires_after_seconds,
-                raise_on_no_idempotency_key=True,
-            )
-            self._configs.append(config)
-            return idempotent_function(data_keyword_argument="request", persistence_store=store, config=config)(
-                function
-            )
-
-        self._by_request = once_per("[tenantId, key]", "events", self._accept_request)
-        self._by_event = once_per("[tenantId, event.id]", "event", self._accept_event)
+        self._records = records
+        self._expires_after_seconds = expires_after_seconds
+        self._once: OnceIngest | None = None
+        self._context: Any = None
 
     def bind(self, context: Any) -> None:
         """Tell Powertools the invocation's deadline: a request that dies midway then stays "in progress" only
         until its Lambda timeout, not for the whole hour, and a retry after that goes through."""
-        if context is not None:
-            for config in self._configs:
-                config.register_lambda_context(context)
+        self._context = context
+        if self._once is not None and context is not None:
+            self._once.bind(context)
 
     def accept(self, tenant_id: str, events: list[EventIn], idempotency_key: str | None = None) -> list[Accepted]:
-        if idempotency_key:
-            request: dict[str, Any] = {
-                "tenantId": tenant_id,
-                "key": idempotency_key,
-                "events": [e.model_dump(mode="json") for e in events],
-            }
-            return [Accepted.model_validate(a) for a in self._by_request(request=request)]
+        if not idempotency_key and not any(event.id for event in events):
+            return self._ingest.accept(tenant_id, events)
+        return self._idempotent().accept(tenant_id, events, idempotency_key)
 
-        def once(event: EventIn, rendered: AcceptedEvent) -> Accepted:
-            one = {"tenantId": tenant_id, "event": event.model_dump(mode="json")}
-            return Accepted.model_validate(self._by_event(request=one, rendered=rendered))
+    def _idempotent(self) -> OnceIngest:
+        if self._once is None:
+            from spool.adapters.idempotency_records import OnceIngest  # Powertools Idempotency: only when needed
 
-        return self._ingest.accept_each_once(tenant_id, events, once)
-
-    def _accept_request(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        events = [EventIn.model_validate(e) for e in request["events"]]
-        return [a.model_dump() for a in self.accept(request["tenantId"], events)]
-
-    def _accept_event(self, request: dict[str, Any], rendered: AcceptedEvent) -> dict[str, Any]:
-        """The first time an event id is seen (within the window): route the event rendered for this request."""
-        self._ingest.route(request["tenantId"], [rendered])
-        return Accepted(id=rendered.id, createdAt=rendered.createdAt).model_dump()
+            self._once = OnceIngest(self._ingest, self._records(), self._expires_after_seconds)
+            if self._context is not None:
+                self._once.bind(self._context)
+        return self._once

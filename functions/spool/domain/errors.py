@@ -48,6 +48,14 @@ class LimitExceeded(SpoolError, code="limit_exceeded"):
     """A per-tenant limit is reached (docs/api.md, Limits); the message names the limit and its value."""
 
 
+class KeyReused(InvalidInput, code="idempotency_key_reused"):
+    """An Idempotency-Key (or a client-supplied event id) sent again within its window with a different body."""
+
+
+class InProgress(Conflict, code="request_in_progress"):
+    """The first request with the same Idempotency-Key (or event id) is still being processed."""
+
+
 class PayloadTooLarge(SpoolError, code="payload_too_large"):
     """An event over its size limit as an NDJSON line."""
 

@@ -56,6 +56,12 @@ VERIFY_INTERVAL_SECONDS = 30
 VERIFY_TENANT_CONCURRENCY = 2
 # Retry-After when every verify function is busy (its reserved concurrency is used up).
 VERIFY_BUSY_RETRY_SECONDS = 5
+# How long an api execution environment routes a tenant's events by the endpoints it read (domain/ingest.py:
+# RoutingCache): a new, changed or deleted endpoint is routed to by every environment within this, by the one
+# that made the change at once. Without it every single-event request reads the tenant's endpoints.
+ROUTING_CACHE_SECONDS = 5
+# Tenants whose endpoints one api execution environment keeps (a few KB each).
+ROUTING_CACHE_TENANTS = 1000
 # IAM allows role ARNs of up to 2048 characters (a name of at most 64, the rest its path).
 ROLE_ARN_MAX_LEN = 2048
 # A key template is at most this long; with the prefix (512) and an event type (128) a key stays under S3's

@@ -15,10 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spool.domain import messages
 from spool.domain.delivery import DeliveryReport, EndpointOutcome
+from spool.domain.models import build_validators
 from spool.domain.planner import InboundRecord
+from spool.handlers import snapstart
 from spool.handlers.wiring import SinkServices, sink_services
 from spool.names import SINK_METRICS
-from spool.observability import NAMESPACE, SERVICE, share_log_config, sink_logger, tracer
+from spool.observability import NAMESPACE, SERVICE, share_log_config, sink_logger, traced
+from spool.observability import prime as prime_observability
 
 share_log_config()
 
@@ -109,7 +112,7 @@ def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, An
     """The sink entry point over the services `services()` returns (built on first use)."""
 
     @sink_logger.inject_lambda_context
-    @tracer.capture_lambda_handler
+    @traced
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return handle_batch(event, context, services())
 
@@ -117,3 +120,14 @@ def make_handler(services: Callable[[], SinkServices]) -> Callable[[dict[str, An
 
 
 lambda_handler = make_handler(sink_services)
+
+
+def prime(services: Callable[[], SinkServices] = sink_services) -> None:
+    """Before a SnapStart snapshot (handlers/snapstart.py): the services and their clients, the Tracer and
+    every model's validator. No AWS call: endpoints and credentials are read by invocations, after the restore."""
+    services()
+    prime_observability()
+    build_validators()
+
+
+snapstart.install(prime)

@@ -14,8 +14,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from spool.handlers import snapstart
 from spool.handlers.wiring import VerifyServices, verify_services
-from spool.observability import share_log_config, sink_logger, tracer
+from spool.observability import prime as prime_observability
+from spool.observability import share_log_config, sink_logger, traced
 
 share_log_config()
 
@@ -24,7 +26,7 @@ def make_handler(services: Callable[[], VerifyServices]) -> Callable[[dict[str, 
     """The verify entry point over the services `services()` returns (built on first use)."""
 
     @sink_logger.inject_lambda_context
-    @tracer.capture_lambda_handler
+    @traced
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         built = services()
         return built.endpoints.verify(event["tenantId"], event["endpointId"], built.stores)
@@ -33,3 +35,13 @@ def make_handler(services: Callable[[], VerifyServices]) -> Callable[[dict[str, 
 
 
 lambda_handler = make_handler(verify_services)
+
+
+def prime(services: Callable[[], VerifyServices] = verify_services) -> None:
+    """Before a SnapStart snapshot (handlers/snapstart.py): the services and their clients and the Tracer. No
+    AWS call: the endpoint and its credentials are read by the invocation, after the restore."""
+    services()
+    prime_observability()
+
+
+snapstart.install(prime)

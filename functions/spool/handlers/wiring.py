@@ -6,6 +6,10 @@ inject faults. The Lambda entry points build once per process, on first use, so 
 creates no clients and tests can pass services of their own (`make_handler`). In Lambda the settings are
 parsed when this module loads (`COLD_START_SETTINGS`): a missing or bad variable fails the init phase, not
 the first request.
+
+Each builder imports its own function's adapters and domain services when it runs, so loading the api does
+not load the sink's delivery code and store clients, nor loading the sink the api's ingest and key checks
+(make bench, B3).
 """
 
 from __future__ import annotations
@@ -14,37 +18,22 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
-from spool.adapters.endpoint_table import DynamoEndpoints
-from spool.adapters.idempotency import IdempotentIngest, table_records
-from spool.adapters.kms import KmsCipher
-from spool.adapters.leases import DynamoLeases
-from spool.adapters.ledger import DynamoLedger
-from spool.adapters.pepper import pepper_loader
-from spool.adapters.redrive import ScanLease, SqsRedriver
-from spool.adapters.sqs_queue import SqsQueue
-from spool.adapters.sqs_triggers import SqsTriggers
-from spool.adapters.sqs_visibility import SqsVisibility
-from spool.adapters.staged_items import StagedItems
-from spool.adapters.staging import S3Staging
-from spool.adapters.status_table import DynamoStatus
-from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
-from spool.adapters.tenant_table import DynamoTenants
-from spool.adapters.verifier import INVOKE_CONFIG, LambdaVerifier
-from spool.adapters.verify_rate import DynamoRateGate
 from spool.config import ApiSettings, SinkSettings, VerifySettings
-from spool.domain.delivery import EndpointDirectory, Sink
-from spool.domain.endpoints import EndpointService
-from spool.domain.ingest import Ingest
-from spool.domain.ports import Redriver
-from spool.domain.tenants import Tenants
-from spool.domain.urlpolicy import UrlPolicy
-from spool.domain.verification import Verification
 from spool.names import API_FUNCTION, SINK_FUNCTION, VERIFY_FUNCTION
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+
+    from spool.adapters.idempotency import IdempotentIngest
+    from spool.adapters.stores import Stores
+    from spool.domain.delivery import Sink
+    from spool.domain.endpoints import EndpointService
+    from spool.domain.ports import Redriver
+    from spool.domain.tenants import Tenants
+    from spool.domain.verification import Verification
 
 
 @dataclass(frozen=True)
@@ -110,17 +99,48 @@ def _clients[C](kind: type[C], session: boto3.session.Session, **configs: Config
     return kind(**{f.name: session.client(f.name.rstrip("_"), config=configs.get(f.name)) for f in fields(kind)})  # type: ignore[arg-type,call-overload]
 
 
+def _new_session() -> boto3.session.Session:
+    """A session of the function's own credentials and region. boto3 is imported here, when a builder first
+    runs (the first request, or before a SnapStart snapshot: handlers/snapstart.py), not when a handler module
+    loads."""
+    import boto3
+
+    return boto3.session.Session()
+
+
 def build_tenants(dynamodb: Any, secretsmanager: Any, table_name: str, pepper_secret_id: str) -> Tenants:
     """Tenants and their API keys over the Spool table and the pepper: the api's, the admin CLI's and the local
     runtime's (which creates the dev tenant)."""
+    from spool.adapters.pepper import pepper_loader
+    from spool.adapters.tenant_table import DynamoTenants
+    from spool.domain.tenants import Tenants
+
     return Tenants(DynamoTenants(dynamodb, table_name), pepper_loader(pepper_secret_id, secretsmanager))
 
 
 def build_api(settings: ApiSettings, session: boto3.session.Session | None = None) -> ApiServices:
     """The api function's services; every client comes from `session` (default: a new one)."""
-    session = session or boto3.session.Session()
+    from spool.adapters.endpoint_table import DynamoEndpoints
+    from spool.adapters.idempotency import IdempotentIngest, table_records
+    from spool.adapters.kms import KmsCipher
+    from spool.adapters.redrive import ScanLease, SqsRedriver
+    from spool.adapters.sqs_queue import SqsQueue
+    from spool.adapters.status_table import DynamoStatus
+    from spool.adapters.verifier import INVOKE_CONFIG, LambdaVerifier
+    from spool.adapters.verify_rate import DynamoRateGate
+    from spool.domain import limits
+    from spool.domain.cache import TtlCache
+    from spool.domain.endpoints import EndpointService
+    from spool.domain.ingest import Ingest, RoutingCache
+    from spool.domain.urlpolicy import UrlPolicy
+    from spool.domain.verification import Verification
+
+    session = session or _new_session()
     clients = _clients(ApiClients, session, lambda_=INVOKE_CONFIG)
-    endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
+    endpoints = RoutingCache(
+        DynamoEndpoints(clients.dynamodb, settings.table_name),
+        TtlCache(limits.ROUTING_CACHE_TENANTS, settings.routing_cache_seconds),
+    )
     service = EndpointService(
         endpoints,
         KmsCipher(clients.kms, settings.kms_key_id),
@@ -158,7 +178,20 @@ def build_sink(
     role is assumed with the session's STS client (adapters/role_session.py), so AssumeRole is the sink role's
     call. `amazon_s3_url`: where endpoints without an `endpoint` are written (None: Amazon S3; the local
     runtime's emulator)."""
-    session = session or boto3.session.Session()
+    from spool.adapters.endpoint_table import DynamoEndpoints
+    from spool.adapters.kms import KmsCipher
+    from spool.adapters.leases import DynamoLeases
+    from spool.adapters.ledger import DynamoLedger
+    from spool.adapters.sqs_triggers import SqsTriggers
+    from spool.adapters.sqs_visibility import SqsVisibility
+    from spool.adapters.staged_items import StagedItems
+    from spool.adapters.staging import S3Staging
+    from spool.adapters.status_table import DynamoStatus
+    from spool.adapters.stores import STS_CLIENT_CONFIG, Stores
+    from spool.domain.delivery import EndpointDirectory, Sink
+    from spool.domain.urlpolicy import UrlPolicy
+
+    session = session or _new_session()
     clients = _clients(SinkClients, session, sts=STS_CLIENT_CONFIG)
     endpoints = DynamoEndpoints(clients.dynamodb, settings.table_name)
     status = DynamoStatus(clients.dynamodb, settings.table_name)
@@ -189,7 +222,13 @@ def build_verify(
 ) -> VerifyServices:
     """The verify function's services: the endpoint's item, its credentials decrypted, the probe through verify's
     stores (a tenant's role assumed with the session's STS client, as the sink does)."""
-    session = session or boto3.session.Session()
+    from spool.adapters.endpoint_table import DynamoEndpoints
+    from spool.adapters.kms import KmsCipher
+    from spool.adapters.stores import STS_CLIENT_CONFIG, VERIFY_CLIENT_CONFIG, Stores
+    from spool.domain.endpoints import EndpointService
+    from spool.domain.urlpolicy import UrlPolicy
+
+    session = session or _new_session()
     clients = _clients(VerifyClients, session, sts=STS_CLIENT_CONFIG)
     policy = UrlPolicy(allow_insecure=settings.allow_insecure_endpoints)
     return VerifyServices(

@@ -51,7 +51,7 @@ def serve_invoke(
     def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         # .../2015-03-31/functions/{name or ARN}/invocations
         target = unquote(request.url.split("/functions/", 1)[1].split("/", 1)[0])
-        if target.rsplit(":", 1)[-1] != function_name and target != function_name:
+        if target != function_name and not target.endswith(f":function:{function_name}"):
             return None
         if slots is not None and not slots.acquire(blocking=False):
             refused = json.dumps(THROTTLED).encode()

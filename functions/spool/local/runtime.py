@@ -23,7 +23,8 @@ from spool.local.provision import Names, Resources, ensure_bucket, provision
 # The README's example bucket, created in the embedded S3 so the example works as written.
 EXAMPLE_BUCKET = "my-webhook-archive"
 SINK_FUNCTION_NAME = "spool-local-sink"
-VERIFY_FUNCTION_NAME = "spool-local-verify"
+# Qualified by the alias, as the stack names it to the api (`{name}:live`, infra/spool_infra/api.py).
+VERIFY_FUNCTION_NAME = "spool-local-verify:live"
 DEV_TENANT_ENDPOINTS = 1_000
 # The embedded emulator (moto server) and LocalStack accept any credentials; these are the conventional ones.
 EMULATOR_ACCESS_KEY_ID = "test"

@@ -1,7 +1,5 @@
 """/api/v1/endpoints: create, list, get, patch, delete, verify, redrive, and the AWS role to create."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types

@@ -1,7 +1,5 @@
 """/api/v1/events: accept one event or a batch."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
