@@ -11,8 +11,6 @@ Layout (pk / sk):
   R#{roleArn}  / ROLE            which tenant's endpoints use a role              adapters/endpoint_table.py
   V#{tenantId}#{endpointId} / RATE  verify's window for the endpoint (until)       adapters/verify_rate.py
   B#{endpointId}#{time} / #LEASE        the flush lease for that time             adapters/leases.py
-  B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back; read and removed only
-                                        (held lines are staged in S3 now)         adapters/staged_items.py
   W#{endpointId} / {entry id}    an object written (or being written): its key,   adapters/ledger.py
                                  sources, bytes, SHA-256; its manifest epoch
   Q#dlq        / LEASE           the DLQ's scan lease (one redrive at a time)     adapters/redrive.py

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
 from spool.adapters.dynamo import string as _s
-from spool.names import STAGING_KEY_PREFIX
+from spool.names import LEASE_KEY_PREFIX
 
 LEASE_SK = "#LEASE"
 # A flush lease item outlives its flush by far; the table TTL removes it after this (the queue's and the
@@ -18,8 +18,8 @@ LEASE_ITEM_RETENTION_SECONDS = 15 * 24 * 3600
 
 
 def lease_pk(endpoint_id: str, boundary: int) -> str:
-    """The partition of one flush time: its lease (and the lines an older sink staged as items)."""
-    return f"{STAGING_KEY_PREFIX}{endpoint_id}#{boundary}"
+    """The partition of one flush time's lease."""
+    return f"{LEASE_KEY_PREFIX}{endpoint_id}#{boundary}"
 
 
 class DynamoLeases(TableAdapter):

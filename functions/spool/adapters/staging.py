@@ -9,7 +9,6 @@ S3 is strongly consistent for PUT, LIST and GET, so a flush sees every object st
 A flush that wrote staged objects but could not delete them leaves a marker object naming them
 (`{endpoint}/{flush time}/#written-{id}`); the next flush of that time deletes them without writing them again.
 The bucket's lifecycle rule expires what is left after the queue's retention (infra/spool_infra/ingest.py).
-Lines an older sink staged as DynamoDB items are read and removed beside these (adapters/staged_items.py).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import json
 import uuid
 from typing import TYPE_CHECKING
 
-from spool.adapters.staged_items import StagedItems
 from spool.domain.ports import StagedBundle
 
 if TYPE_CHECKING:
@@ -35,10 +33,9 @@ def staging_prefix(endpoint_id: str, boundary: int) -> str:
 class S3Staging:
     """Implements `Staging` over a bucket only Spool writes (the sink's role, not a tenant's credentials)."""
 
-    def __init__(self, client: S3Client, bucket: str, earlier: StagedItems | None = None) -> None:
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self._s3 = client
         self._bucket = bucket
-        self._earlier = earlier
 
     def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
         key = f"{staging_prefix(endpoint_id, boundary)}{holder_id}.ndjson"
@@ -73,8 +70,6 @@ class S3Staging:
                 found.append(StagedBundle(item_id=key, lines=[], written=True))
             else:
                 found.append(StagedBundle(item_id=key, lines=body.split("\n")))
-        if self._earlier is not None:
-            found.extend(self._earlier.bundles(endpoint_id, boundary))
         return [StagedBundle(b.item_id, b.lines, b.written or b.item_id in written) for b in found]
 
     def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
@@ -88,6 +83,3 @@ class S3Staging:
         for key in item_ids:
             if key.startswith(prefix):
                 self._s3.delete_object(Bucket=self._bucket, Key=key)
-        items = [item_id for item_id in item_ids if not item_id.startswith(prefix)]
-        if items and self._earlier is not None:
-            self._earlier.remove(endpoint_id, boundary, items)
