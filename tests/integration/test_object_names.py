@@ -60,7 +60,9 @@ def flush_twenty_in_one_second(
                 clock=lambda: FROZEN,
             )
             records = [
-                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", event_line(f"evt_{n}_{i}"), FROZEN)
+                InboundRecord(
+                    f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", event_line(f"evt_{n}_{i}"), FROZEN, line_count=1
+                )
                 for i in range(settings.batchSize)
             ]
             report = sink.deliver(records)

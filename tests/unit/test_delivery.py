@@ -87,6 +87,7 @@ def events(
                 body=ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),
                 accepted_at=accepted,
                 receive_count=receive_count,
+                line_count=1,
             )
         )
     return records
@@ -1020,14 +1021,16 @@ def test_sample_sqs_events_are_written_as_one_object(sink_harness: SinkHarness) 
 def bundled(records: list[InboundRecord], name: str = "bundle") -> InboundRecord:
     """The records' lines as one bundle (what the api sends for one request)."""
     first = records[0]
+    lines = [line for r in records for line in r.lines]
     return InboundRecord(
         message_id=f"msg-{name}",
         receipt_handle=f"rh-{name}",
         tenant_id=first.tenant_id,
         endpoint_id=first.endpoint_id,
-        body="\n".join(line for r in records for line in r.lines),
+        body="\n".join(lines),
         accepted_at=first.accepted_at,
         receive_count=first.receive_count,
+        line_count=len(lines),
     )
 
 

@@ -4,11 +4,9 @@ Two kinds of message travel on the ingest queue (and, after maxReceiveCount rece
 
 - **An event bundle**: the lines of one request's events for one endpoint, in order, joined by `\\n` (a line is
   compact JSON, so it never holds a newline). Attributes `tenantId`, `endpointId` and `lines` (how many lines
-  the body holds, so the sink cuts objects without scanning it; a message without it, enqueued before the
-  attribute existed, is counted and checked line by line). One request that matches
-  an endpoint is one message for it (split only where a message would pass SQS's 256 KiB limit), so a request
-  of 100 events costs one SendMessage entry per matching endpoint, not 100. A message enqueued before bundling
-  held exactly one line: it is a bundle of one and reads the same way.
+  the body holds, so the sink cuts objects without scanning it; a message without it is odd and goes to the
+  DLQ). One request that matches an endpoint is one message for it (split only where a message would pass
+  SQS's 256 KiB limit), so a request of 100 events costs one SendMessage entry per matching endpoint, not 100.
 - **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `boundary` = the flush time
   (Unix seconds); the body only describes it for a person reading the queue.
 - **A seal trigger** (endpoints with manifests): `kind` = `seal`, `boundary` = when the folders of one time
@@ -82,7 +80,7 @@ class Decoded:
     kind: Kind
     body: str = ""
     flush_at: int = 0
-    line_count: int | None = None  # a bundle's `lines` attribute, when it has one
+    line_count: int = 0  # a bundle's `lines` attribute (0 without one: not a bundle)
     first_attempt: float | None = None  # a redriven message's `firstAttempt`
     window: int = 0  # a seal trigger's window start
 
@@ -223,15 +221,8 @@ def _decoded(
         start = int(window) if window and window.isdigit() else 0
         which: Kind = FLUSH if kind == FLUSH else SEAL
         return Decoded(tenant_id or "", endpoint_id or "", which, flush_at=at, first_attempt=first, window=start)
-    count = int(lines) if lines and lines.isdigit() else None
+    count = int(lines) if lines and lines.isdigit() else 0
     return Decoded(tenant_id or "", endpoint_id or "", "event", body, line_count=count, first_attempt=first)
-
-
-def is_event_bundle(body: str) -> bool:
-    """Whether `body` is what the api enqueues: one or more event lines, each one compact JSON object that
-    starts with its id. Checked on the whole body at once (every line break must sit between `}` and the
-    next line's `{"id":"`), so the sink need not split a bundle it writes whole."""
-    return body.startswith('{"id":"') and body.endswith("}") and body.count("\n") == body.count('}\n{"id":"')
 
 
 def redriven(attributes: Mapping[str, Any], sent_ms: str | None) -> dict[str, Any]:
