@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from spool.domain import keys, roles
 from spool.domain.encoding import FORMATS
-from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError, location
+from spool.domain.errors import Conflict, InvalidInput, NotFound, ServiceFault, StoreError, location
 from spool.domain.ids import new_id
 from spool.domain.models import (
     AwsRole,
@@ -67,8 +67,7 @@ def unseal(cipher: Cipher, endpoint: Endpoint) -> Credentials | None:
     access keys, decrypted."""
     storage = endpoint.storage
     if storage.roleArn is not None:
-        if storage.externalId is None:
-            raise CorruptRecord("a stored endpoint has a roleArn but no externalId", detail={"endpointId": endpoint.id})
+        assert storage.externalId is not None  # StorageSettings holds none without the other
         role = RoleToAssume(
             endpointId=endpoint.id,
             roleArn=storage.roleArn,
@@ -259,11 +258,6 @@ class EndpointService:
         if not is_amazon_s3(endpoint.storage):
             raise Conflict(
                 "roles are for Amazon S3 endpoints (provider s3 without endpoint); this one uses access keys"
-            )
-        if endpoint.storage.externalId is None:
-            raise Conflict(
-                "this endpoint has no externalId yet (it was created before Spool assumed roles): PATCH it once, "
-                "even with an empty body, and ask again"
             )
         return roles.aws_role(endpoint, self.sink_role_arn, kms_key_arn)
 

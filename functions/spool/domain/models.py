@@ -322,6 +322,14 @@ class StorageSettings(StorageFields):
         "must require (GET /api/v1/endpoints/{id}/aws-role). Never chosen by the tenant.",
     )
 
+    @model_validator(mode="after")
+    def _role_with_external_id(self) -> StorageSettings:
+        # A role is assumed only with the endpoint's ExternalId (domain/roles.py): a stored item with one and not
+        # the other is corrupt, and refused when it is read.
+        if self.roleArn is not None and self.externalId is None:
+            raise ValueError("a roleArn needs the endpoint's externalId")
+        return self
+
 
 class Endpoint(BaseModel):
     """An endpoint as stored. `credentials` is KMS ciphertext (never plaintext)."""

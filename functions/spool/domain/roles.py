@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from spool.domain.errors import InvalidInput
+from spool.domain.errors import CorruptRecord, InvalidInput
 from spool.domain.ids import new_id
 from spool.domain.models import ROLE_ARN_RE, AwsRole, Endpoint
 
@@ -115,7 +115,7 @@ def aws_role(endpoint: Endpoint, sink_role_arn: str, kms_key_arn: str | None = N
     endpoint still on access keys, `spool-{endpoint id}` in whatever account it is deployed to."""
     storage = endpoint.storage
     if storage.externalId is None:
-        raise ValueError("only endpoints with an externalId have a role")
+        raise CorruptRecord("a stored Amazon S3 endpoint has no externalId", detail={"endpointId": endpoint.id})
     found = ROLE_ARN_RE.match(storage.roleArn) if storage.roleArn else None
     sink = ROLE_ARN_RE.match(sink_role_arn)
     partition = found.group(1) if found else (sink.group(1) if sink else "aws")
