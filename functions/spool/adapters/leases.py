@@ -17,21 +17,21 @@ LEASE_SK = "#LEASE"
 LEASE_ITEM_RETENTION_SECONDS = 15 * 24 * 3600
 
 
-def lease_pk(endpoint_id: str, boundary: int) -> str:
+def lease_pk(endpoint_id: str, flush_at: int) -> str:
     """The partition of one flush time's lease."""
-    return f"{LEASE_KEY_PREFIX}{endpoint_id}#{boundary}"
+    return f"{LEASE_KEY_PREFIX}{endpoint_id}#{flush_at}"
 
 
 class DynamoLeases(TableAdapter):
     """Implements `Leases`."""
 
-    def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
+    def acquire(self, endpoint_id: str, flush_at: int, owner: str, seconds: int) -> bool:
         now = int(time.time())
         try:
             self._db.put_item(
                 TableName=self._table,
                 Item={
-                    PK: _s(lease_pk(endpoint_id, boundary)),
+                    PK: _s(lease_pk(endpoint_id, flush_at)),
                     SK: _s(LEASE_SK),
                     "owner": _s(owner),
                     "leaseUntil": {"N": str(now + seconds)},
@@ -46,19 +46,19 @@ class DynamoLeases(TableAdapter):
             raise
         return True
 
-    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
+    def lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
         item = self._db.get_item(
             TableName=self._table,
-            Key=item_key(lease_pk(endpoint_id, boundary), LEASE_SK),
+            Key=item_key(lease_pk(endpoint_id, flush_at), LEASE_SK),
             ConsistentRead=True,
         ).get("Item")
         return float(item["leaseUntil"]["N"]) if item else None
 
-    def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
+    def release(self, endpoint_id: str, flush_at: int, owner: str) -> None:
         try:
             self._db.delete_item(
                 TableName=self._table,
-                Key=item_key(lease_pk(endpoint_id, boundary), LEASE_SK),
+                Key=item_key(lease_pk(endpoint_id, flush_at), LEASE_SK),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": _s(owner)},

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 WRITTEN_PREFIX = "#written-"
 
 
-def staging_prefix(endpoint_id: str, boundary: int) -> str:
+def staging_prefix(endpoint_id: str, flush_at: int) -> str:
     """Where one flush time's staged objects live."""
-    return f"{endpoint_id}/{boundary}/"
+    return f"{endpoint_id}/{flush_at}/"
 
 
 class S3Staging:
@@ -37,8 +37,8 @@ class S3Staging:
         self._s3 = client
         self._bucket = bucket
 
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
-        key = f"{staging_prefix(endpoint_id, boundary)}{holder_id}.ndjson"
+    def stage(self, tenant_id: str, endpoint_id: str, flush_at: int, holder_id: str, lines: list[str]) -> list[str]:
+        key = f"{staging_prefix(endpoint_id, flush_at)}{holder_id}.ndjson"
         self._s3.put_object(
             Bucket=self._bucket,
             Key=key,
@@ -60,7 +60,7 @@ class S3Staging:
                     found.setdefault(int(flush_at), []).append(item["Key"])
         return found
 
-    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
+    def bundles(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> list[StagedBundle]:
         written: set[str] = set()
         found: list[StagedBundle] = []
         for key in item_ids:
@@ -72,14 +72,14 @@ class S3Staging:
                 found.append(StagedBundle(item_id=key, lines=body.split("\n")))
         return [StagedBundle(b.item_id, b.lines, b.written or b.item_id in written) for b in found]
 
-    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
-        key = f"{staging_prefix(endpoint_id, boundary)}{WRITTEN_PREFIX}{uuid.uuid4().hex}"
+    def mark_written(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> str:
+        key = f"{staging_prefix(endpoint_id, flush_at)}{WRITTEN_PREFIX}{uuid.uuid4().hex}"
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=json.dumps(sorted(item_ids)).encode())
         return key
 
-    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
+    def remove(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> None:
         # One DeleteObject per object: DELETE requests are free, a multi-object delete (a POST) is not.
-        prefix = staging_prefix(endpoint_id, boundary)
+        prefix = staging_prefix(endpoint_id, flush_at)
         for key in item_ids:
             if key.startswith(prefix):
                 self._s3.delete_object(Bucket=self._bucket, Key=key)

@@ -7,9 +7,9 @@ Two kinds of message travel on the ingest queue (and, after maxReceiveCount rece
   the body holds, so the sink cuts objects without scanning it; a message without it is odd and goes to the
   DLQ). One request that matches an endpoint is one message for it (split only where a message would pass
   SQS's 256 KiB limit), so a request of 100 events costs one SendMessage entry per matching endpoint, not 100.
-- **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `boundary` = the flush time
+- **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `flushAt` = the flush time
   (Unix seconds); the body only describes it for a person reading the queue.
-- **A seal trigger** (endpoints with manifests): `kind` = `seal`, `boundary` = when the folders of one time
+- **A seal trigger** (endpoints with manifests): `kind` = `seal`, `flushAt` = when the folders of one time
   window may be sealed, `window` = the window's start (Unix seconds).
 
 No other module knows the attribute names: `sqs_attributes` writes them, `decode`, `decode_lambda_record` and
@@ -29,8 +29,7 @@ from typing import Any, Final, Literal
 
 from spool.domain.naming import order_key
 
-# "boundary" is the flush time's attribute name on the wire (triggers already queued carry it).
-TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "boundary", "lines"
+TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "flushAt", "lines"
 # Set by a redrive: when the message was first sent (Unix seconds), so its lines keep the flush they belong to.
 FIRST_ATTEMPT = "firstAttempt"
 FLUSH: Final = "flush"
