@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spool.domain.errors import CorruptRecord, describe
-from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
+from spool.names import KEY_LOOKUP_PREFIX, TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE, TENANT_KEY_PREFIX
 
 # The key and TTL attributes' names, short for the adapters' items and expressions.
 PK, SK, TTL = TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
@@ -46,6 +46,16 @@ class TableAdapter:
 def string(value: str) -> dict[str, Any]:
     """A DynamoDB string attribute value."""
     return {"S": value}
+
+
+def tenant_pk(tenant_id: str) -> str:
+    """The partition of a tenant: its item, endpoints and API keys."""
+    return f"{TENANT_KEY_PREFIX}{tenant_id}"
+
+
+def key_lookup_pk(key_hash: str) -> str:
+    """The partition of an API key's lookup by its hash."""
+    return f"{KEY_LOOKUP_PREFIX}{key_hash}"
 
 
 def item_key(pk: str, sk: str) -> dict[str, Any]:

@@ -121,11 +121,6 @@ class DeliveryReport:
     def retry(self) -> set[str]:
         return {record.message_id for record, _ in self.handed_back}
 
-    @property
-    def handed_back_seconds(self) -> list[tuple[str, int]]:
-        """(message id, visibility seconds) of every record handed back."""
-        return [(record.message_id, seconds) for record, seconds in self.handed_back]
-
 
 class _TenantStoreError(Exception):
     """The endpoint's own store (its settings, credentials or answers) failed, as `error` says: counts against

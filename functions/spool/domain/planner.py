@@ -480,12 +480,6 @@ def _unwritten(source: str, text: str, count: int, done: Collection[int] | None)
     return [run_of([(line, source, i)]) for i, line in enumerate(text.split("\n")) if i not in done]
 
 
-def objects_for(settings: StorageSettings, lines: list[str]) -> list[ObjectWrite]:
-    """Every object the endpoint's settings make of `lines` (in acceptance order), as a flush writes them."""
-    runs = [Run("\n".join(lines), len(lines), (("lines", 0, len(lines)),))] if lines else []
-    return _Layout(settings).objects(runs, whole=True)[0]
-
-
 @dataclass(frozen=True)
 class _Layout:
     """How an endpoint's lines become objects: `batchSize` lines each, per event type with {eventType}, under
