@@ -16,10 +16,13 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from spool.domain import limits
+from spool.domain.credentials import Credentials
 from spool.domain.errors import Conflict, DeadlineExceeded, InvalidInput, LimitExceeded, StoreError
 from spool.domain.health import Health
-from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.ports import ApiKeyRecord, LedgerEntry, OutgoingMessage, StagedBundle, Tenant, entry_time
+from spool.domain.status import DeliveryStatus
+from spool.domain.storage import StorageSettings
 
 
 @dataclass

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from spool.adapters.stores import Stores
+from spool.domain.credentials import Credentials
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import seal
-from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.naming import ndjson_line
 from spool.domain.planner import InboundRecord
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from spool.domain.credentials import Credentials
 from spool.domain.delivery import DeliveryReport
 from spool.domain.endpoints import encryption_context, seal
-from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.planner import (
     DUE_SLACK_SECONDS,
@@ -23,6 +24,7 @@ from spool.domain.planner import (
     InboundRecord,
     trigger_delay,
 )
+from spool.domain.storage import StorageSettings
 from spool.handlers.sink import to_inbound
 from tests.conftest import load_event
 from tests.conftest import seed_key as object_key

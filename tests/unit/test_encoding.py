@@ -16,9 +16,9 @@ import zstandard
 
 from spool.domain import limits
 from spool.domain.encoding import EncodedObject, encode
-from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
 from spool.domain.planner import InboundRecord, ObjectWrite, Rules, Write, plan, triage
+from spool.domain.storage import StorageSettings
 from tests.conftest import ndjson_body
 
 HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"

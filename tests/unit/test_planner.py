@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from spool.domain import planner
-from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
 from spool.domain.planner import (
     FoundFlush,
@@ -21,6 +20,7 @@ from spool.domain.planner import (
     triage,
 )
 from spool.domain.ports import StagedBundle
+from spool.domain.storage import StorageSettings
 
 NOW = 1_776_162_600.0
 EP = "ep_a"

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from spool.domain import roles
 from spool.domain.endpoints import unseal
-from spool.domain.models import Endpoint, StorageSettings
+from spool.domain.models import Endpoint
+from spool.domain.storage import StorageSettings
 from tests.conftest import SPEC_BODY
 from tests.iam.calls import Request
 from tests.iam.policy import RolePolicy, Statement

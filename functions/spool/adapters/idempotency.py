@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+from spool.domain.events import Accepted, AcceptedEvent, EventIn
 from spool.domain.ingest import Ingest
-from spool.domain.models import Accepted, AcceptedEvent, EventIn
 from spool.names import IDEMPOTENCY_PARTITION, TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
 
 

@@ -24,9 +24,10 @@ from spool.adapters.role_session import RoleSession, TrustChecks
 from spool.adapters.s3_store import S3Store, Where, put_options
 from spool.adapters.store_http import CallSeconds, body_seconds, fixed_seconds, with_deadlines
 from spool.domain import limits
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.errors import InvalidInput, StoreError
-from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.ports import ObjectStore
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 if TYPE_CHECKING:

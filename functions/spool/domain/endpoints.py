@@ -15,25 +15,16 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError
 
 from spool.domain import keys, roles
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.encoding import FORMATS
 from spool.domain.errors import Conflict, InvalidInput, NotFound, ServiceFault, StoreError, location
 from spool.domain.ids import new_id
-from spool.domain.models import (
-    AwsRole,
-    Credentials,
-    Endpoint,
-    EndpointCreate,
-    EndpointOut,
-    EndpointPage,
-    EndpointPatch,
-    RoleToAssume,
-    StorageConfigIn,
-    StorageConfigOut,
-    StorageSettings,
-)
+from spool.domain.models import Endpoint, EndpointCreate, EndpointOut, EndpointPage, EndpointPatch
 from spool.domain.naming import iso_timestamp
 from spool.domain.paths import check_local_target
 from spool.domain.ports import Cipher, EndpointRepository, StatusBook, StoreFactory
+from spool.domain.roles import AwsRole
+from spool.domain.storage import StorageConfigIn, StorageConfigOut, StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 Clock = Callable[[], float]

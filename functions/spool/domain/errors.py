@@ -1,10 +1,11 @@
-"""Domain exceptions. The API maps them to HTTP in one place (handlers/api.py)."""
+"""Domain exceptions, and the body every error is answered with (`ErrorBody`). The API maps the exceptions to
+HTTP in one place (handlers/api.py)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 
@@ -113,3 +114,23 @@ def describe(exc: BaseException) -> dict[str, object]:
     elif isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
         detail["missing"] = exc.args[0]
     return detail
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[ErrorField] | None = None
+    requestId: str | None = Field(
+        default=None, description="On 5xx answers: the request's id (API Gateway's), to quote when reporting it"
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: `{"error": {"code", "message", "fields"?, "requestId"?}}`."""
+
+    error: ErrorDetail

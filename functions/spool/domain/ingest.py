@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from spool.domain import limits
 from spool.domain.errors import InvalidInput, PayloadTooLarge
+from spool.domain.events import Accepted, AcceptedEvent, EventIn
 from spool.domain.ids import new_id
 from spool.domain.matching import matches_any
 from spool.domain.messages import bundles
-from spool.domain.models import Accepted, AcceptedEvent, EventIn
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.ports import EndpointRepository, OutgoingMessage, Queue
 

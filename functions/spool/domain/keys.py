@@ -16,12 +16,9 @@ from __future__ import annotations
 import re
 import string
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from spool.domain.encoding import extension
-
-if TYPE_CHECKING:
-    from spool.domain.models import StorageSettings
 
 DEFAULT_TEMPLATE = "{prefix}{date}/{timestamp}-{batch}"
 PARTS = frozenset({"prefix", "date", "year", "month", "day", "hour", "minute", "timestamp", "batch", "eventType"})
@@ -146,7 +143,21 @@ def render(
     return key + suffix
 
 
-def object_key(settings: StorageSettings, flushed_at: float, batch: int, event_type: str | None = None) -> str:
+class KeySettings(Protocol):
+    """What an object's name depends on, of an endpoint's storage settings (domain/storage.py's
+    `StorageSettings` has them)."""
+
+    @property
+    def keyTemplate(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def compression(self) -> str: ...
+
+
+def object_key(settings: KeySettings, flushed_at: float, batch: int, event_type: str | None = None) -> str:
     """An endpoint's object key for a flush at `flushed_at` (epoch seconds) with counter `batch`."""
     return render(
         settings.keyTemplate,

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from spool.domain import limits
 from spool.domain.encoding import EncodedObject, fit
 from spool.domain.messages import Kind
-from spool.domain.models import StorageSettings
 from spool.domain.naming import line_event_type, order_key
 from spool.domain.ports import Segment, StagedBundle
+from spool.domain.storage import StorageSettings
 
 # SQS allows a message's visibility to reach 12 hours after it was received; DelaySeconds at most 15 min.
 MAX_VISIBILITY_SECONDS = 43_200

@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spool.domain.credentials import Credentials
 from spool.domain.health import Health
 from spool.domain.messages import OutgoingMessage
-from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
+from spool.domain.status import DeliveryStatus
+from spool.domain.storage import StorageSettings
 
 __all__ = ["OutgoingMessage"]  # the queue's message, defined with its format in domain/messages.py
 
