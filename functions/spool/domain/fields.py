@@ -14,6 +14,7 @@ from pydantic import AfterValidator, ConfigDict, Field, SecretStr, StringConstra
 from spool.domain import keys, limits
 from spool.domain.encoding import CODECS, FORMATS
 from spool.domain.matching import EVENT_TYPE_RE, PATTERN_RE
+from spool.domain.providers import PROVIDERS
 
 # The request bodies' models: a field the API does not know is refused (422 naming it), strings taken as sent.
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
@@ -131,8 +132,11 @@ def _one_of(names: tuple[str, ...], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Provider = Literal["s3", "local"]
-# The formats and codecs are encoding.py's tables: a new entry there is a new accepted value here.
+# The providers, formats and codecs are tables (providers.py, encoding.py): a new entry there is a new accepted
+# value here.
+Provider = Annotated[
+    str, _one_of(tuple(PROVIDERS), "a provider"), WithJsonSchema({"type": "string", "enum": list(PROVIDERS)})
+]
 Compression = Annotated[
     str, _one_of(tuple(CODECS), "a codec"), WithJsonSchema({"type": "string", "enum": list(CODECS)})
 ]
