@@ -192,7 +192,7 @@ class LocalPythonBundler:
 
 def precompile(staging: Path) -> None:
     """Ship byte code: /var/task is read-only, so without it every cold start compiles boto3, pydantic,
-    Powertools and Spool again (about 450 ms of CPU, make bench B3). Hash-based .pyc files with file names
+    Powertools and Spool again (docs/benchmarks.md, B3's "no bytecode cache"). Hash-based .pyc files with file names
     as Lambda sees them keep the asset deterministic. Only when this Python matches the Lambda runtime."""
     if f"{sys.version_info.major}{sys.version_info.minor}" != PYTHON_VERSION.replace(".", ""):
         return

@@ -1,5 +1,5 @@
 """The ingest queue's message format (domain/messages.py): bundles, flush triggers, size limits, and messages
-from before bundling."""
+without Spool's attributes."""
 
 from __future__ import annotations
 

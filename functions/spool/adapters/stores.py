@@ -101,9 +101,9 @@ class Stores:
         self._botocore = botocore.session.get_session()
         self._session = boto3.session.Session(botocore_session=self._botocore)
         # The first S3 client of a botocore session loads and builds the S3 model, endpoint rules and client
-        # class (about 0.2 s alone, near a second when a few invocations do it at once in the local runtime);
-        # the later ones take milliseconds. Made here, at cold start (Lambda's init phase), so an invocation
-        # never pays it. The client is unsigned (no credentials looked up), makes no call and is dropped.
+        # class; the later ones are cheap (docs/benchmarks.md, "Measurements behind the code"). Made here, at cold
+        # start (Lambda's init phase), so an invocation never pays it. The client is unsigned (no credentials
+        # looked up), makes no call and is dropped.
         self._session.client("s3", region_name="us-east-1", config=Config(signature_version=UNSIGNED))
 
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:

@@ -491,7 +491,6 @@ class Sink:
             leased.append(flush_at)
             if listed is None:
                 listed = self.staging.staged_ids(endpoint_id)
-            # Read even when the listing shows nothing: lines an older sink staged elsewhere are found there.
             own = self.staging.bundles(endpoint_id, flush_at, listed.get(flush_at, []))
             if not own:
                 found.append(FoundFlush(flush_at, leased=True, staged={}))

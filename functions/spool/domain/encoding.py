@@ -79,8 +79,8 @@ class Format:
 
 def ndjson_body(text: str, settings: BodySettings) -> bytes:
     """Every line followed by a newline, UTF-8, compressed with the endpoint's codec. The lines are joined once,
-    final newline included, and never split: each extra pass over a megabyte of lines cost as much as the whole
-    reference sink (make bench, B1)."""
+    final newline included, and never split: every extra pass over the lines shows in the sink's CPU
+    (docs/benchmarks.md, "Measurements behind the code")."""
     return CODECS[settings.compression].compress((text + "\n").encode())
 
 

@@ -124,7 +124,7 @@ def render(
     when = datetime.fromtimestamp(flushed_at, UTC)
     if event_type is None and "{eventType}" in template:
         raise ValueError("the template names {eventType}; the object's event type is needed")
-    # Attribute arithmetic rather than strftime: six strftime calls were a tenth of the sink's CPU (B1).
+    # Attribute arithmetic rather than strftime, which is slow (docs/benchmarks.md, "Measurements behind the code").
     values = {
         "prefix": prefix,
         "date": f"{when.year:04d}-{when.month:02d}-{when.day:02d}",

@@ -182,8 +182,8 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
 
 def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
     """`decode` for a record of a Lambda SQS event, each attribute read where it is (`messageAttributes.<name>.
-    stringValue`) rather than through a dict of string values built first: the sink decodes every record (about
-    5 % less sink CPU for single-event messages, make bench B1's worst case)."""
+    stringValue`) rather than through a dict of string values built first: the sink decodes every record
+    (docs/benchmarks.md, "Measurements behind the code")."""
     raw = record.get("messageAttributes") or _NO_ATTRIBUTES
 
     def value(name: str) -> str | None:
