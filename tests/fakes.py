@@ -19,8 +19,9 @@ from spool.domain import limits
 from spool.domain.credentials import Credentials
 from spool.domain.errors import Conflict, DeadlineExceeded, InvalidInput, LimitExceeded, StoreError
 from spool.domain.health import Health
+from spool.domain.messages import Message
 from spool.domain.models import Endpoint
-from spool.domain.ports import ApiKeyRecord, LedgerEntry, OutgoingMessage, StagedBundle, Tenant, entry_time
+from spool.domain.ports import ApiKeyRecord, LedgerEntry, StagedBundle, Tenant, entry_time
 from spool.domain.status import DeliveryStatus
 from spool.domain.storage import StorageSettings
 
@@ -310,12 +311,12 @@ class FakeLedger:
 class FakeQueue:
     """Queue + Triggers + VisibilityPort."""
 
-    sent: list[OutgoingMessage] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
     flushes: list[tuple[str, str, int, int]] = field(default_factory=list)
     seals: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     visibility: list[tuple[str, int]] = field(default_factory=list)
 
-    def send(self, messages: list[OutgoingMessage]) -> None:
+    def send(self, messages: list[Message]) -> None:
         self.sent.extend(messages)
 
     def send_flush(self, tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> None:

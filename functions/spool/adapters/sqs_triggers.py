@@ -23,7 +23,7 @@ class SqsTriggers:
     def send_seal(self, tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> None:
         self._send(tenant_id, fmt.seal_trigger(tenant_id, endpoint_id, window, seal_at, delay_seconds))
 
-    def _send(self, tenant_id: str, trigger: fmt.OutgoingMessage) -> None:
+    def _send(self, tenant_id: str, trigger: fmt.Message) -> None:
         self._sqs.send_message(
             QueueUrl=self._url,
             MessageBody=trigger.body,

@@ -18,7 +18,7 @@ import string
 from datetime import UTC, datetime
 from typing import Protocol
 
-from spool.domain.encoding import extension
+from spool.domain.encoding import BodySettings, extension
 
 DEFAULT_TEMPLATE = "{prefix}{date}/{timestamp}-{batch}"
 PARTS = frozenset({"prefix", "date", "year", "month", "day", "hour", "minute", "timestamp", "batch", "eventType"})
@@ -143,18 +143,14 @@ def render(
     return key + suffix
 
 
-class KeySettings(Protocol):
+class KeySettings(BodySettings, Protocol):
     """What an object's name depends on, of an endpoint's storage settings (domain/storage.py's
-    `StorageSettings` has them)."""
+    `StorageSettings` has them): the template and prefix, and its body's settings (the extension)."""
 
     @property
     def keyTemplate(self) -> str: ...
     @property
     def prefix(self) -> str: ...
-    @property
-    def format(self) -> str: ...
-    @property
-    def compression(self) -> str: ...
 
 
 def object_key(settings: KeySettings, flushed_at: float, batch: int, event_type: str | None = None) -> str:

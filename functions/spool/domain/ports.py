@@ -8,12 +8,10 @@ from typing import Any, Protocol
 
 from spool.domain.credentials import Credentials
 from spool.domain.health import Health
-from spool.domain.messages import OutgoingMessage
+from spool.domain.messages import Message
 from spool.domain.models import Endpoint
 from spool.domain.status import DeliveryStatus
 from spool.domain.storage import StorageSettings
-
-__all__ = ["OutgoingMessage"]  # the queue's message, defined with its format in domain/messages.py
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ class TenantRepository(Protocol):
 
 
 class Queue(Protocol):
-    def send(self, messages: list[OutgoingMessage]) -> None:
+    def send(self, messages: list[Message]) -> None:
         """Enqueue every message or raise; partial failures are retried inside the adapter."""
 
 
