@@ -23,10 +23,7 @@ attribute mapping is small.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
 
 from spool.domain.errors import CorruptRecord, describe
 from spool.names import KEY_LOOKUP_PREFIX, TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE, TENANT_KEY_PREFIX
@@ -64,18 +61,6 @@ def key_lookup_pk(key_hash: str) -> str:
 def item_key(pk: str, sk: str) -> dict[str, Any]:
     """An item's key: its partition and sort key values, under the table's key names."""
     return {PK: string(pk), SK: string(sk)}
-
-
-def conditional(write: Callable[[], object]) -> bool:
-    """Whether a conditional write was made: False when DynamoDB refused it on its condition (the refusal that is
-    an answer: a lease held, an item gone), True when it was made; any other error is raised."""
-    try:
-        write()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
 
 
 def corrupt(record: str, item: dict[str, Any], exc: Exception) -> CorruptRecord:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, conditional, item_key
+from botocore.exceptions import ClientError
+
+from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
 from spool.adapters.dynamo import string as _s
 from spool.names import LEASE_KEY_PREFIX
 
@@ -25,8 +27,8 @@ class DynamoLeases(TableAdapter):
 
     def acquire(self, endpoint_id: str, flush_at: int, owner: str, seconds: int) -> bool:
         now = int(time.time())
-        return conditional(
-            lambda: self._db.put_item(
+        try:
+            self._db.put_item(
                 TableName=self._table,
                 Item={
                     PK: _s(lease_pk(endpoint_id, flush_at)),
@@ -38,7 +40,11 @@ class DynamoLeases(TableAdapter):
                 ConditionExpression=f"attribute_not_exists({PK}) OR leaseUntil < :now",
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
-        )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
         item = self._db.get_item(
@@ -49,13 +55,14 @@ class DynamoLeases(TableAdapter):
         return float(item["leaseUntil"]["N"]) if item else None
 
     def release(self, endpoint_id: str, flush_at: int, owner: str) -> None:
-        # Not made when the lease is no longer this owner's (it expired and another took it): nothing to release.
-        conditional(
-            lambda: self._db.delete_item(
+        try:
+            self._db.delete_item(
                 TableName=self._table,
                 Key=item_key(lease_pk(endpoint_id, flush_at), LEASE_SK),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": _s(owner)},
             )
-        )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise

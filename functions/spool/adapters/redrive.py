@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, conditional, item_key
+from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
 from spool.adapters.dynamo import string as _s
 from spool.adapters.sqs_batches import BATCH_LIMIT, send_entries
 from spool.adapters.sqs_visibility import SqsVisibility
@@ -57,8 +57,8 @@ class ScanLease(TableAdapter):
 
     def acquire(self, owner: str, seconds: float) -> bool:
         now = time.time()
-        return conditional(
-            lambda: self._db.put_item(
+        try:
+            self._db.put_item(
                 TableName=self._table,
                 Item={
                     PK: _s(self.KEY[0]),
@@ -70,7 +70,11 @@ class ScanLease(TableAdapter):
                 ConditionExpression=f"attribute_not_exists({PK}) OR leaseUntil < :now",
                 ExpressionAttributeValues={":now": {"N": str(round(now, 3))}},
             )
-        )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def release(self, owner: str) -> None:
         with contextlib.suppress(ClientError):  # not ours any more: it expired and another scan took it

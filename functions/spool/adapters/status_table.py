@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spool.adapters.dynamo import TableAdapter, conditional, item_key
+from botocore.exceptions import ClientError
+
+from spool.adapters.dynamo import TableAdapter, item_key
 from spool.adapters.dynamo import corrupt as _corrupt
 from spool.adapters.dynamo import string as _s
 from spool.domain.health import Health
@@ -89,15 +91,19 @@ class DynamoStatus(TableAdapter):
         )
 
     def take_probe(self, tenant_id: str, endpoint_id: str, *, now: float, until: float) -> bool:
-        return conditional(
-            lambda: self._db.update_item(
+        try:
+            self._db.update_item(
                 TableName=self._table,
                 Key=status_key(tenant_id, endpoint_id),
                 UpdateExpression="SET probeUntil = :until",
                 ConditionExpression="parkedUntil <= :now AND (attribute_not_exists(probeUntil) OR probeUntil <= :now)",
                 ExpressionAttributeValues={":now": _number(now), ":until": _number(until)},
             )
-        )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def release_probe(self, tenant_id: str, endpoint_id: str) -> None:
         self._db.update_item(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spool.adapters.dynamo import PK, SK, TableAdapter, conditional, item_key, key_lookup_pk, tenant_pk
+from botocore.exceptions import ClientError
+
+from spool.adapters.dynamo import PK, SK, TableAdapter, item_key, key_lookup_pk, tenant_pk
 from spool.adapters.dynamo import string as _s
 from spool.domain.ports import ApiKeyRecord, Tenant
 
@@ -31,15 +33,19 @@ class DynamoTenants(TableAdapter):
         return _tenant(tenant_id, item)
 
     def set_endpoint_limit(self, tenant_id: str, limit: int) -> bool:
-        return conditional(
-            lambda: self._db.update_item(
+        try:
+            self._db.update_item(
                 TableName=self._table,
                 Key=item_key(tenant_pk(tenant_id), "TENANT"),
                 UpdateExpression="SET endpointLimit = :limit",
                 ConditionExpression=f"attribute_exists({PK})",
                 ExpressionAttributeValues={":limit": {"N": str(limit)}},
             )
-        )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def list_tenants(self) -> list[Tenant]:
         # Admin-only and rare: a filtered scan is fine here and keeps the table free of a GSI.
