@@ -20,14 +20,16 @@ from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.sqs_queue import SqsQueue
 from spool.domain import limits
 from spool.domain.cache import TtlCache
+from spool.domain.credentials import Credentials
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import EndpointService
 from spool.domain.ingest import Ingest, RoutingCache
 from spool.domain.messages import ENDPOINT as ENDPOINT_ATTR
 from spool.domain.messages import LINES as LINES_ATTR
 from spool.domain.messages import TENANT as TENANT_ATTR
-from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, ndjson_line
+from spool.domain.storage import StorageSettings
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy
 from spool.domain.verification import Verification

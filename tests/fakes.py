@@ -16,10 +16,14 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from spool.domain import limits
+from spool.domain.credentials import Credentials
 from spool.domain.errors import Conflict, DeadlineExceeded, InvalidInput, LimitExceeded, StoreError
 from spool.domain.health import Health
-from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
-from spool.domain.ports import ApiKeyRecord, LedgerEntry, OutgoingMessage, StagedBundle, Tenant, entry_time
+from spool.domain.messages import Message
+from spool.domain.models import Endpoint
+from spool.domain.ports import ApiKeyRecord, LedgerEntry, StagedBundle, Tenant, entry_time
+from spool.domain.status import DeliveryStatus
+from spool.domain.storage import StorageSettings
 
 
 @dataclass
@@ -173,8 +177,8 @@ class FakeRepo:
         return True
 
     # staging
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
-        self.staged.setdefault((endpoint_id, boundary), {})[holder_id] = list(lines)
+    def stage(self, tenant_id: str, endpoint_id: str, flush_at: int, holder_id: str, lines: list[str]) -> list[str]:
+        self.staged.setdefault((endpoint_id, flush_at), {})[holder_id] = list(lines)
         return [holder_id]
 
     def staged_ids(self, endpoint_id: str) -> dict[int, list[str]]:
@@ -187,22 +191,22 @@ class FakeRepo:
                 found.setdefault(t, []).extend(marks)
         return found
 
-    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
-        items = self.staged.get((endpoint_id, boundary), {})
-        marks = self.written_marks.get((endpoint_id, boundary), {})
+    def bundles(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> list[StagedBundle]:
+        items = self.staged.get((endpoint_id, flush_at), {})
+        marks = self.written_marks.get((endpoint_id, flush_at), {})
         written = {i for ids in marks.values() for i in ids}
         return [StagedBundle(item_id=k, lines=v, written=k in written) for k, v in items.items() if k in item_ids] + [
             StagedBundle(item_id=k, lines=[], written=True) for k in marks if k in item_ids
         ]
 
-    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
-        marks = self.written_marks.setdefault((endpoint_id, boundary), {})
+    def mark_written(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> str:
+        marks = self.written_marks.setdefault((endpoint_id, flush_at), {})
         marker = f"#WRITTEN#{len(marks)}"
         marks[marker] = list(item_ids)
         return marker
 
-    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
-        key = (endpoint_id, boundary)
+    def remove(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> None:
+        key = (endpoint_id, flush_at)
         items = self.staged.get(key, {})
         marks = self.written_marks.get(key, {})
         for item_id in item_ids:
@@ -214,18 +218,18 @@ class FakeRepo:
         if key in self.written_marks and not marks:
             del self.written_marks[key]
 
-    def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
-        if (endpoint_id, boundary) in self.leases:
+    def acquire(self, endpoint_id: str, flush_at: int, owner: str, seconds: int) -> bool:
+        if (endpoint_id, flush_at) in self.leases:
             return False
-        self.leases[(endpoint_id, boundary)] = owner
+        self.leases[(endpoint_id, flush_at)] = owner
         return True
 
-    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
-        return self.lease_ends.get((endpoint_id, boundary)) if (endpoint_id, boundary) in self.leases else None
+    def lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
+        return self.lease_ends.get((endpoint_id, flush_at)) if (endpoint_id, flush_at) in self.leases else None
 
-    def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
-        if self.leases.get((endpoint_id, boundary)) == owner:
-            del self.leases[(endpoint_id, boundary)]
+    def release(self, endpoint_id: str, flush_at: int, owner: str) -> None:
+        if self.leases.get((endpoint_id, flush_at)) == owner:
+            del self.leases[(endpoint_id, flush_at)]
 
 
 @dataclass
@@ -307,16 +311,16 @@ class FakeLedger:
 class FakeQueue:
     """Queue + Triggers + VisibilityPort."""
 
-    sent: list[OutgoingMessage] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
     flushes: list[tuple[str, str, int, int]] = field(default_factory=list)
     seals: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     visibility: list[tuple[str, int]] = field(default_factory=list)
 
-    def send(self, messages: list[OutgoingMessage]) -> None:
+    def send(self, messages: list[Message]) -> None:
         self.sent.extend(messages)
 
-    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
-        self.flushes.append((tenant_id, endpoint_id, boundary, delay_seconds))
+    def send_flush(self, tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> None:
+        self.flushes.append((tenant_id, endpoint_id, flush_at, delay_seconds))
 
     def send_seal(self, tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> None:
         self.seals.append((tenant_id, endpoint_id, window, seal_at, delay_seconds))

@@ -12,9 +12,9 @@ from typing import Final, NamedTuple
 TABLE_PARTITION_KEY: Final = "pk"
 TABLE_SORT_KEY: Final = "sk"
 TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
-# Partition keys of flush leases (and of the lines older sinks staged as items) start with this; the sink may
-# write only those and the status items below.
-STAGING_KEY_PREFIX: Final = "B#"
+# Partition keys of flush leases start with this; the sink may write only those, its ledger's and the status
+# items below.
+LEASE_KEY_PREFIX: Final = "B#"
 # An endpoint's delivery status and health (S#{tenantId}#{endpointId} / STATUS): the only other items the sink
 # writes, and only these attributes of them (the stack's IAM conditions read both names).
 STATUS_KEY_PREFIX: Final = "S#"

@@ -11,6 +11,9 @@ only on the source files and the pins:
   code is then compiled afresh with hash-based invalidation and Lambda's paths (`precompile`);
 - the asset hash is computed from the sources and the bundling command (a custom hash), so an unchanged
   tree gives the same asset everywhere and `cdk synth` reuses an existing bundle in cdk.out.
+
+The parts of the package that never run in Lambda (`LOCAL_ONLY`: the local runtime and the admin CLI) are left
+out of the asset and of its hash.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from spool_infra import names
 PYTHON_VERSION = "3.13"
 # Part of the asset hash: bump it when this hook's output changes for the same sources, or an existing
 # bundle in cdk.out would be reused.
-BUNDLE_FORMAT = 3
+BUNDLE_FORMAT = 4
 # Lambda architecture -> (pip platform tag, uv --python-platform). The python3.13 runtime is Amazon Linux
 # 2023 (glibc 2.34), so manylinux_2_28 wheels run there (and older manylinux ones, which both installers
 # still accept). pyarrow 26 publishes no manylinux2014 wheel, so the older tag would refuse it.
@@ -46,6 +49,9 @@ PLATFORMS = {
 }
 # Left out of the asset: caches and compiled files.
 EXCLUDE = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache")
+# Left out of the asset too: the package's parts that run on a developer's or an operator's machine, never in
+# Lambda (the local runtime of `make dev`, the admin CLI). No handler imports them (docs/architecture.md).
+LOCAL_ONLY = tuple(f"{names.PACKAGE_DIR}/{part}" for part in ("local", "cli.py"))
 # Files pip/uv write that carry machine-specific paths or timestamps.
 _NON_DETERMINISTIC = ("bin", "*.dist-info/RECORD", "*.dist-info/INSTALLER", "*.dist-info/direct_url.json")
 # Parts of the pyarrow wheel the sink never loads, left out of its asset (about 60 MB of its 170 MB: the
@@ -106,10 +112,15 @@ def _pip() -> list[str]:
     raise RuntimeError("bundling the Lambda code needs uv (`make bootstrap` installs it) or pip")
 
 
-def _source_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if path.is_file() and not any(rel.match(pattern) or pattern in rel.parts for pattern in EXCLUDE):
+def _source_files(functions_dir: Path) -> Iterator[Path]:
+    """The files of functions/ that go into an asset (the package) or decide it (the requirement files)."""
+    for path in sorted(functions_dir.rglob("*")):
+        rel = path.relative_to(functions_dir)
+        if (
+            path.is_file()
+            and not any(rel.match(pattern) or pattern in rel.parts for pattern in EXCLUDE)
+            and not any(rel.is_relative_to(part) for part in LOCAL_ONLY)
+        ):
             yield path
 
 
@@ -170,17 +181,18 @@ class LocalPythonBundler:
         if result.returncode != 0:
             raise RuntimeError(f"bundling Lambda dependencies failed:\n{result.stdout}\n{result.stderr}")
         _remove_non_deterministic(staging)
-        package = self._functions_dir / names.PACKAGE_DIR
-        for path in _source_files(package):
-            target = staging / names.PACKAGE_DIR / path.relative_to(package)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+        for path in _source_files(self._functions_dir):
+            rel = path.relative_to(self._functions_dir)
+            if rel.parts[0] == names.PACKAGE_DIR:
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
         precompile(staging)
 
 
 def precompile(staging: Path) -> None:
     """Ship byte code: /var/task is read-only, so without it every cold start compiles boto3, pydantic,
-    Powertools and Spool again (about 450 ms of CPU, make bench B3). Hash-based .pyc files with file names
+    Powertools and Spool again (docs/benchmarks.md, B3's "no bytecode cache"). Hash-based .pyc files with file names
     as Lambda sees them keep the asset deterministic. Only when this Python matches the Lambda runtime."""
     if f"{sys.version_info.major}{sys.version_info.minor}" != PYTHON_VERSION.replace(".", ""):
         return
@@ -206,7 +218,7 @@ def lambda_code(
     milliseconds, and the tests look at the template, not at the zip.
     """
     if not bundle:
-        return lambda_.Code.from_asset(str(functions_dir), exclude=list(EXCLUDE))
+        return lambda_.Code.from_asset(str(functions_dir), exclude=[*EXCLUDE, *LOCAL_ONLY])
     return lambda_.Code.from_asset(
         str(functions_dir),
         asset_hash_type=AssetHashType.CUSTOM,

@@ -30,11 +30,11 @@ SINK_MEMORY_MB = 512
 SINK_SPEC = FunctionSpec(
     shared.SINK_FUNCTION, "Spool sink: SQS batches to NDJSON objects in user storage", SINK_TIMEOUT, SINK_MEMORY_MB
 )
-# The partitions the sink reads: endpoints, their status items, flush leases and older staged lines.
+# The partitions the sink reads and queries: endpoints, their status items and its ledger (flush leases are read
+# with the writes of their own statement).
 SINK_READ_PREFIXES = (
     shared.TENANT_KEY_PREFIX,
     shared.STATUS_KEY_PREFIX,
-    shared.STAGING_KEY_PREFIX,
     shared.LEDGER_KEY_PREFIX,
 )
 # AWS's advice for SQS triggers: visibility at least six times the function timeout (plus the batching
@@ -101,9 +101,8 @@ class IngestSink(Construct):
             reserved_concurrency=settings.sink_reservation,
         )
         fn = self.sink.function
-        # Reads endpoints (T#), delivery status and health (S#), the flush lease and the lines an older sink
-        # staged in the table (B#), the ledger of objects it wrote (W#); not key lookups, idempotency records or
-        # anything else of the api's.
+        # Reads endpoints (T#), delivery status and health (S#), the ledger of objects it wrote (W#); not key
+        # lookups, idempotency records or anything else of the api's.
         state.grant_items(fn, SINK_READ_PREFIXES, "dynamodb:GetItem", "dynamodb:Query")
         # Records delivery status and health: UpdateItem of status items and their status attributes only.
         state.grant_status_updates(fn)
@@ -111,12 +110,9 @@ class IngestSink(Construct):
         state.grant_items(
             fn, (shared.LEDGER_KEY_PREFIX,), "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
-        # The flush lease is an item whose partition key starts with `B#` (adapters/leases.py), and so are the
-        # lines an older sink staged in the table, which the flush still removes (BatchWriteItem,
-        # adapters/staged_items.py): the condition keeps these writes off endpoints, tenants and keys.
-        state.grant_items(
-            fn, (shared.STAGING_KEY_PREFIX,), "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"
-        )
+        # The flush lease is an item whose partition key starts with `B#` (adapters/leases.py): taken, read and
+        # released; the condition keeps these writes off endpoints, tenants and keys.
+        state.grant_items(fn, (shared.LEASE_KEY_PREFIX,), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
         # Staged lines: put, read, delete objects and list a flush time's prefix. The bucket's `grant_put`,
         # `grant_read` and `grant_delete` would add the object ACL, tagging, retention and version actions,
         # which nothing calls.

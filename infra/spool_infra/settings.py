@@ -76,8 +76,8 @@ class Settings(BaseModel):
     # arm64 (Graviton) costs less per GB-second. x86_64 exists for emulators that run the handlers with
     # the host's interpreter (scripts/test-deployed.sh on an x86_64 machine): the wheels must match it.
     architecture: Annotated[Literal["arm64", "x86_64"], Field(alias="lambdaArchitecture")] = "arm64"
-    # Parquet objects (storageConfig.format parquet): pyarrow goes into the sink's asset (about 120 MB of the
-    # 250 MB Lambda allows, docs/delivery.md) and the api accepts Parquet endpoints. False: a smaller sink,
+    # Parquet objects (storageConfig.format parquet): pyarrow goes into the sink's asset (most of it, against the
+    # 250 MB Lambda allows: docs/delivery.md) and the api accepts Parquet endpoints. False: a smaller sink,
     # and the api answers 422 to Parquet.
     parquet: bool = True
     # False swaps the pip bundling for the raw functions/ directory: quick synths for assertion tests only.

@@ -11,8 +11,12 @@ from spool_infra import bundling
 
 def _functions_tree(root: Path) -> Path:
     (root / "spool" / "handlers").mkdir(parents=True)
+    (root / "spool" / "local").mkdir(parents=True)
     (root / "spool" / "__init__.py").write_text("")
     (root / "spool" / "handlers" / "api.py").write_text("x = 1\n")
+    (root / "spool" / "local" / "runtime.py").write_text("y = 1\n")
+    (root / "spool" / "cli.py").write_text("z = 1\n")
+    (root / "spool" / "client.py").write_text("w = 1\n")  # deployed: only cli.py itself is local
     (root / "requirements.txt").write_text("pydantic==2.0\n")
     return root
 
@@ -31,6 +35,14 @@ def test_source_hash_follows_sources_and_pins(tmp_path: Path, changed: str) -> N
     before = bundling.source_hash(root, "arm64")
     (root / changed).write_text((root / changed).read_text() + "# changed\n")
     assert bundling.source_hash(root, "arm64") != before
+
+
+@pytest.mark.parametrize("changed", ["spool/local/runtime.py", "spool/cli.py"])
+def test_source_hash_ignores_what_never_runs_in_lambda(tmp_path: Path, changed: str) -> None:
+    root = _functions_tree(tmp_path)
+    before = bundling.source_hash(root, "arm64")
+    (root / changed).write_text((root / changed).read_text() + "# changed\n")
+    assert bundling.source_hash(root, "arm64") == before
 
 
 def test_source_hash_depends_on_the_requirement_files_installed(tmp_path: Path) -> None:
@@ -70,7 +82,7 @@ def test_installer_targets_lambda_arm64_wheels_only(tmp_path: Path) -> None:
     assert "--no-deps" in command
 
 
-def test_bundle_copies_the_package_and_drops_path_dependent_files(
+def test_bundle_copies_the_package_without_the_local_runtime_and_cli_and_drops_path_dependent_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _functions_tree(tmp_path / "functions")
@@ -96,6 +108,7 @@ def test_bundle_copies_the_package_and_drops_path_dependent_files(
         "dep-1.0.dist-info/METADATA",
         "dep.py",
         "spool/__init__.py",
+        "spool/client.py",
         "spool/handlers/api.py",
     ]
     # Byte code is compiled afresh (the source tree's x.pyc is not copied), named as Lambda will see it.

@@ -11,7 +11,8 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 
 from spool.domain import roles
-from spool.domain.models import Endpoint, StorageSettings
+from spool.domain.models import Endpoint
+from spool.domain.storage import StorageSettings
 
 SINK_ROLE_ARN = "arn:aws:iam::123456789012:role/Spool-prod-IngestSinkRole-1A2B3C4D5E6F"
 KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"

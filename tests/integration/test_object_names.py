@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from spool.adapters.stores import Stores
+from spool.domain.credentials import Credentials
 from spool.domain.delivery import EndpointDirectory, Sink
 from spool.domain.endpoints import seal
-from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.naming import ndjson_line
 from spool.domain.planner import InboundRecord
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.fakes import FakeCipher, FakeLedger, FakeQueue, FakeRepo
@@ -60,7 +62,9 @@ def flush_twenty_in_one_second(
                 clock=lambda: FROZEN,
             )
             records = [
-                InboundRecord(f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", event_line(f"evt_{n}_{i}"), FROZEN)
+                InboundRecord(
+                    f"m{n}-{i}", f"r{n}-{i}", "ten_names", "ep_names", event_line(f"evt_{n}_{i}"), FROZEN, line_count=1
+                )
                 for i in range(settings.batchSize)
             ]
             report = sink.deliver(records)

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from spool.adapters.stores import Stores
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.errors import StoreError
-from spool.domain.models import Credentials, RoleToAssume, StorageSettings
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.iam.calls import CallLog

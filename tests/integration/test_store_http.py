@@ -23,8 +23,9 @@ from botocore.config import Config
 from spool.adapters.store_http import DeadlineSession, fixed_seconds, with_deadlines
 from spool.adapters.stores import Stores
 from spool.domain import limits
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.errors import DeadlineExceeded, StoreError
-from spool.domain.models import Credentials, RoleToAssume, StorageSettings
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 from spool.local.runtime import LocalRuntime
 from tests.drip import Certificate, DripServer, self_signed

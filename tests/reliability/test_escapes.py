@@ -14,10 +14,11 @@ import pytest
 
 from spool.adapters.idempotency import IdempotentIngest
 from spool.adapters.stores import Stores
+from spool.domain.credentials import Credentials
 from spool.domain.endpoints import EndpointService
 from spool.domain.errors import StoreError
 from spool.domain.ingest import Ingest
-from spool.domain.models import Credentials, StorageSettings
+from spool.domain.storage import StorageSettings
 from spool.domain.tenants import Tenants
 from spool.domain.urlpolicy import UrlPolicy, resolve
 from spool.domain.verification import Verification

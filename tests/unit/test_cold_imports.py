@@ -55,7 +55,7 @@ def test_loading_a_handler_leaves_out_what_requests_load_when_they_need_it(handl
 def test_an_event_without_key_or_ids_does_not_load_powertools_idempotency() -> None:
     code = """
 from spool.domain.ingest import Ingest
-from spool.domain.models import EventIn
+from spool.domain.events import EventIn
 from spool.adapters.idempotency import IdempotentIngest
 class Repo:
     def active_endpoints(self, tenant_id):

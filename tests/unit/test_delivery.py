@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from spool.domain.credentials import Credentials
 from spool.domain.delivery import DeliveryReport
 from spool.domain.endpoints import encryption_context, seal
-from spool.domain.models import Credentials, Endpoint, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.planner import (
     DUE_SLACK_SECONDS,
@@ -23,6 +24,7 @@ from spool.domain.planner import (
     InboundRecord,
     trigger_delay,
 )
+from spool.domain.storage import StorageSettings
 from spool.handlers.sink import to_inbound
 from tests.conftest import load_event
 from tests.conftest import seed_key as object_key
@@ -87,6 +89,7 @@ def events(
                 body=ndjson_line(f"evt_{endpoint_id}_{n}", "order.created", {"n": n}, iso_timestamp(accepted)),
                 accepted_at=accepted,
                 receive_count=receive_count,
+                line_count=1,
             )
         )
     return records
@@ -1020,14 +1023,16 @@ def test_sample_sqs_events_are_written_as_one_object(sink_harness: SinkHarness) 
 def bundled(records: list[InboundRecord], name: str = "bundle") -> InboundRecord:
     """The records' lines as one bundle (what the api sends for one request)."""
     first = records[0]
+    lines = [line for r in records for line in r.lines]
     return InboundRecord(
         message_id=f"msg-{name}",
         receipt_handle=f"rh-{name}",
         tenant_id=first.tenant_id,
         endpoint_id=first.endpoint_id,
-        body="\n".join(line for r in records for line in r.lines),
+        body="\n".join(lines),
         accepted_at=first.accepted_at,
         receive_count=first.receive_count,
+        line_count=len(lines),
     )
 
 

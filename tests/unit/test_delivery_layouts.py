@@ -45,6 +45,7 @@ def typed_events(sink: SinkHarness, count: int, types: tuple[str, ...], pad: int
                 iso_timestamp(sink.clock[0] - 1 + n / 1000),
             ),
             accepted_at=sink.clock[0] - 1 + n / 1000,
+            line_count=1,
         )
         for n in range(count)
     ]

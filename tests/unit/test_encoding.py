@@ -16,13 +16,14 @@ import zstandard
 
 from spool.domain import limits
 from spool.domain.encoding import EncodedObject, encode
-from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
-from spool.domain.planner import objects_for
+from spool.domain.planner import InboundRecord, ObjectWrite, Rules, Write, plan, triage
+from spool.domain.storage import StorageSettings
 from tests.conftest import ndjson_body
 
 HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"
 CAP = limits.MAX_OBJECT_BYTES_MIN
+NOW = 1_776_162_600.0
 
 
 def settings(**fields: Any) -> StorageSettings:
@@ -61,7 +62,12 @@ class Written:
 def encode_objects(settings: StorageSettings, text: str) -> list[Written]:
     """The objects the planner cuts `text`'s lines into (domain/planner.py: batchSize, {eventType},
     maxObjectBytes), each encoded as the writer encodes it."""
-    planned = objects_for(settings, text.split("\n") if text else [])
+    planned: list[ObjectWrite] = []
+    if text:
+        bundle = InboundRecord("m", "rh", "ten_a", "ep_a", text, NOW, line_count=text.count("\n") + 1)
+        [write] = plan(settings, triage([bundle], NOW), [], NOW, Rules(hold_back=False)).steps
+        assert isinstance(write, Write)
+        planned = write.objects
     encoded = [(p.partition, p.encoded or encode(settings, p.text, p.count)) for p in planned]
     return [Written(o.body, o.count, o.content_type, o.content_encoding, name) for name, o in encoded]
 

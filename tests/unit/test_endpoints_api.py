@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from spool.domain import ids, limits
+from spool.domain.credentials import Credentials
 from spool.domain.endpoints import EndpointService, encryption_context
 from spool.domain.errors import NotFound
-from spool.domain.models import Credentials
 from spool.observability import logger as powertools_logger
 from tests.conftest import SPEC_BODY, spec_body
 from tests.fakes import FakeStores, MemoryStore

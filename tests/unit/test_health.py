@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+from spool.domain.delivery import DeliveryReport
 from spool.domain.health import (
     BUSY_RETRY_SECONDS,
     PARK_AFTER_FAILURES,
@@ -25,6 +26,11 @@ from tests.unit.conftest import SinkHarness
 from tests.unit.test_delivery import add_endpoint, deliver, events, held_until_due, store, trigger, written
 
 NOW = 1_776_162_600.0
+
+
+def handed_back_seconds(report: DeliveryReport) -> dict[str, int]:
+    """Message id -> visibility seconds of every record the report hands back."""
+    return {record.message_id: seconds for record, seconds in report.handed_back}
 
 
 # --- the rules ------------------------------------------------------------------------------------------------
@@ -178,7 +184,7 @@ def test_a_store_past_its_deadline_parks_its_endpoint_and_its_records_come_back_
     assert sink_harness.repo.healths["ep_a"].parked_until == sink_harness.clock[0] + PARK_BASE_SECONDS
     assert store(sink_harness, "bucket-a").puts == puts  # parked: the store is not called
     assert second.endpoints["ep_a"].parked == 2
-    assert dict(second.handed_back_seconds) == {r.message_id: PARK_BASE_SECONDS for r in later_a}
+    assert handed_back_seconds(second) == {r.message_id: PARK_BASE_SECONDS for r in later_a}
     assert len(written(sink_harness, "bucket-b")) == 2  # the other endpoint is written both times
     assert "deadline exceeded" in (sink_harness.repo.status["ep_a"].lastError or "")
 
@@ -252,7 +258,7 @@ def test_only_one_sink_probes_and_the_others_wait_for_it(sink_harness: SinkHarne
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
     assert store(sink_harness).puts == 0
-    assert dict(report.handed_back_seconds) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
+    assert handed_back_seconds(report) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
 
 
 def test_a_probe_with_nothing_to_write_gives_the_probe_back(sink_harness: SinkHarness) -> None:
@@ -279,7 +285,7 @@ def test_a_second_delivery_of_a_suspect_endpoint_is_handed_back_while_the_first_
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
     assert report.endpoints["ep_a"].busy == 1
-    assert dict(report.handed_back_seconds) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
+    assert handed_back_seconds(report) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
     assert store(sink_harness).puts == 0
 
 
@@ -293,7 +299,7 @@ def test_no_endpoint_is_started_without_time_for_one_store_call(sink_harness: Si
 
     assert store(sink_harness).puts == 0
     assert report.endpoints["ep_a"].deferred == 2
-    assert set(dict(report.handed_back_seconds).values()) == {0}
+    assert set(handed_back_seconds(report).values()) == {0}
     assert sink_harness.repo.healths.get("ep_a", Health()) == Health()
 
 

@@ -12,10 +12,12 @@ import pytest
 
 from spool.domain import limits
 from spool.domain.errors import PayloadTooLarge
+from spool.domain.events import EventIn
 from spool.domain.ingest import Ingest, render
 from spool.domain.matching import matches, matches_any
-from spool.domain.models import Endpoint, EventIn, StorageSettings
+from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp
+from spool.domain.storage import StorageSettings
 from tests.conftest import spec_body
 from tests.fakes import FakeQueue, FakeRepo
 from tests.unit.conftest import ApiHarness

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from spool.domain import keys
-from spool.domain.models import StorageSettings
+from spool.domain.storage import StorageSettings
 from tests.conftest import seed_key as seed_object_key
 
 # 2026-04-14T10:30:00Z, the SPEC's example flush; 09:05:07 on another day for zero-padded parts.

@@ -1,5 +1,5 @@
 """The ingest queue's message format (domain/messages.py): bundles, flush triggers, size limits, and messages
-from before bundling."""
+without Spool's attributes."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_a_requests_lines_for_one_endpoint_are_one_bundle_in_order() -> None:
     assert decode(bundle.body, OWNER).lines == lines
 
 
-def test_a_single_event_bundle_has_the_old_one_message_per_event_body_and_its_line_count() -> None:
+def test_a_single_event_bundle_is_its_line_with_a_line_count_of_one() -> None:
     [bundle] = bundles("ten_a", "ep_a", [line(1)])
     assert bundle.body == line(1)
     assert messages.sqs_attributes(bundle) == {
@@ -38,11 +38,10 @@ def test_a_bundle_carries_its_line_count_so_the_sink_need_not_count() -> None:
     assert decode(bundle.body, attributes).line_count == 37
 
 
-def test_a_message_queued_before_bundling_decodes_as_a_bundle_of_one() -> None:
+def test_a_message_without_a_line_count_decodes_with_a_count_of_zero() -> None:
     decoded = decode(line(7), OWNER)
     assert (decoded.kind, decoded.tenant_id, decoded.endpoint_id) == ("event", "ten_a", "ep_a")
-    assert decoded.lines == [line(7)]
-    assert decoded.line_count is None  # no count sent: the sink counts and checks its lines
+    assert decoded.line_count == 0  # no count sent: the sink takes it for an odd message
 
 
 def test_bundles_split_only_where_the_size_limit_would_be_passed() -> None:
@@ -107,15 +106,7 @@ def test_lambda_and_api_message_shapes_decode_the_same() -> None:
 
 def test_a_message_without_spools_attributes_decodes_with_empty_ids() -> None:
     for decoded in (messages.decode_lambda_record({"body": "x"}), messages.decode("x", {})):
-        assert (decoded.tenant_id, decoded.endpoint_id, decoded.kind, decoded.line_count) == ("", "", "event", None)
-
-
-def test_a_bundle_is_checked_whole_for_event_lines() -> None:
-    good = "\n".join(line(n) for n in range(3))
-    assert messages.is_event_bundle(good)
-    assert messages.is_event_bundle(line(1))
-    for bad in ("", "not json", good + "\n", "\n" + good, good + "\n{}", line(1) + "\n" + '{"x":1}', good[:-1]):
-        assert not messages.is_event_bundle(bad), bad
+        assert (decoded.tenant_id, decoded.endpoint_id, decoded.kind, decoded.line_count) == ("", "", "event", 0)
 
 
 def test_a_bundle_holds_its_lines_in_acceptance_order_whatever_their_order_in_the_request() -> None:

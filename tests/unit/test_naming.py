@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from spool.domain import keys
-from spool.domain.models import StorageSettings
 from spool.domain.naming import iso_timestamp, ndjson_line, order_key
+from spool.domain.storage import StorageSettings
 
 # 2026-04-14T10:30:00Z, the SPEC's example flush.
 FLUSH_AT = datetime(2026, 4, 14, 10, 30, tzinfo=UTC).timestamp()

@@ -14,7 +14,8 @@ from spool.adapters.s3_store import put_options
 from spool.adapters.stores import Stores
 from spool.config import ApiSettings
 from spool.domain import encoding, limits
-from spool.domain.models import Credentials, StorageSettings
+from spool.domain.credentials import Credentials
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 from tests.conftest import spec_body
 from tests.unit.conftest import ApiHarness, Reply

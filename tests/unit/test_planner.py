@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from spool.domain import planner
-from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
 from spool.domain.planner import (
     FoundFlush,
@@ -21,6 +20,7 @@ from spool.domain.planner import (
     triage,
 )
 from spool.domain.ports import StagedBundle
+from spool.domain.storage import StorageSettings
 
 NOW = 1_776_162_600.0
 EP = "ep_a"
@@ -129,11 +129,14 @@ def test_a_message_that_is_not_a_bundle_is_handed_back_after_the_base_back_off_a
     assert decided.failed == 1 and decided.error == planner.ODD_MESSAGE
 
 
-def test_a_bundle_without_the_line_count_is_checked_line_by_line() -> None:
-    good = InboundRecord("good", "rh", "ten_a", EP, f"{line(1)}\n{line(2)}", NOW)
-    forged = InboundRecord("forged", "rh", "ten_a", EP, f"{line(1)}\nnot a line\n{line(2)}", NOW)
-    assert good.is_bundle and good.count == 2
-    assert not forged.is_bundle
+def test_event_lines_without_the_line_count_are_an_odd_message() -> None:
+    uncounted = InboundRecord("uncounted", "rh", "ten_a", EP, f"{line(1)}\n{line(2)}", NOW)
+    counted = InboundRecord("counted", "rh", "ten_a", EP, f"{line(1)}\n{line(2)}", NOW, line_count=2)
+    assert counted.is_bundle and counted.count == 2
+    assert not uncounted.is_bundle
+    decided = decide([uncounted])
+    assert decisions(decided) == {"uncounted": "back 10"}
+    assert decided.failed == 1 and decided.error == planner.ODD_MESSAGE
 
 
 def test_an_early_trigger_is_handed_back_until_its_flush_time() -> None:

@@ -21,8 +21,8 @@ import pytest
 from spool.adapters.local_store import LocalStore
 from spool.domain import limits
 from spool.domain.keys import object_key
-from spool.domain.models import StorageSettings
 from spool.domain.naming import ndjson_line
+from spool.domain.storage import StorageSettings
 from tests.unit.test_encoding import encode_objects
 
 HIVE = "{prefix}dt={date}/hour={hour}/type={eventType}/{timestamp}-{batch}"

@@ -9,10 +9,12 @@ import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from spool.domain import roles
 from spool.domain.endpoints import unseal
-from spool.domain.models import Endpoint, StorageSettings
+from spool.domain.models import Endpoint
+from spool.domain.storage import StorageSettings
 from tests.conftest import SPEC_BODY
 from tests.iam.calls import Request
 from tests.iam.policy import RolePolicy, Statement
@@ -269,18 +271,12 @@ def test_moving_to_provider_local_drops_the_role_as_it_drops_keys(harness: ApiHa
     assert (config["provider"], config["roleArn"], config["externalId"]) == ("local", None, None)
 
 
-def test_an_endpoint_stored_before_roles_gets_an_external_id_on_its_next_patch(harness: ApiHarness) -> None:
-    endpoint_id = create(harness, role_body(roleArn=None, **KEYS))["id"]
+def test_a_stored_endpoint_with_a_role_and_no_external_id_is_refused_when_read(harness: ApiHarness) -> None:
+    endpoint_id = create(harness, role_body())["id"]
     old = stored(harness, endpoint_id)
-    harness.repo.endpoints[(harness.tenant_id, endpoint_id)] = old.model_copy(
-        update={"storage": old.storage.model_copy(update={"externalId": None})}
-    )
-    assert harness.call("GET", f"{ENDPOINTS}/{endpoint_id}/aws-role").status == 409
 
-    reply = harness.call("PATCH", f"{ENDPOINTS}/{endpoint_id}", {})
-
-    assert EXTERNAL_ID_RE.match(reply.json()["storageConfig"]["externalId"])
-    assert aws_role(harness, endpoint_id)["externalId"] == reply.json()["storageConfig"]["externalId"]
+    with pytest.raises(ValidationError, match="externalId"):
+        StorageSettings.model_validate(old.storage.model_dump() | {"externalId": None})
 
 
 # --- GET .../aws-role -------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_records_without_an_endpoint_id_count_in_the_totals_only(capsys: pytest.
     """A message without Spool's attributes decodes with an empty endpoint id; CloudWatch takes no empty
     dimension value, so its figures go under `service` alone."""
     report = DeliveryReport()
-    report.endpoints[""] = EndpointOutcome(failed=1, error="a queued message was not one event line")
+    report.endpoints[""] = EndpointOutcome(failed=1, error="a queued message was not a bundle of event lines")
 
     emit_metrics(report)
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from spool.config import ApiSettings, SinkSettings, VerifySettings
-from spool.domain import models
+from spool.domain import events, models
 from spool.handlers import api, sink, snapstart, verify
 from spool.handlers.wiring import build_api, build_sink, build_verify
 
@@ -47,7 +47,7 @@ def test_priming_the_api_builds_its_services_and_validators_without_calling_aws(
     services = build_api(settings, recording_session(calls))
     api.prime(lambda: services)
     assert calls == []
-    assert type(models.EventIn.__pydantic_validator__).__name__ == "SchemaValidator"
+    assert type(events.EventIn.__pydantic_validator__).__name__ == "SchemaValidator"
 
 
 def test_priming_the_sink_builds_its_services_without_calling_aws() -> None:

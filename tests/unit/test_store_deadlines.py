@@ -15,8 +15,9 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from spool.adapters.store_http import Deadline, DeadlineSession, Watchdog
 from spool.adapters.stores import Stores
 from spool.domain import limits
+from spool.domain.credentials import Credentials
 from spool.domain.errors import DeadlineExceeded, StoreError
-from spool.domain.models import Credentials, StorageSettings
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 MIB = 1024 * 1024

@@ -18,8 +18,9 @@ from botocore.stub import Stubber
 from spool.adapters.role_session import RoleSession, TrustChecks
 from spool.adapters.s3_store import S3Store, Where
 from spool.adapters.stores import Stores
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.errors import StoreError
-from spool.domain.models import Credentials, RoleToAssume, StorageSettings
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 ROLE = RoleToAssume(

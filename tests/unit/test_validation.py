@@ -1,4 +1,5 @@
-"""Every validation rule of the endpoint body (domain/models.py, domain/endpoints.py, domain/paths.py).
+"""Every validation rule of the endpoint body (domain/fields.py, domain/storage.py, domain/models.py,
+domain/endpoints.py, domain/paths.py).
 
 Each rule is driven through the real api handler and must answer 422 with the offending field path; the
 local-root rules that need a real directory tree use `EndpointService` over a temporary directory.

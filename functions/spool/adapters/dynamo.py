@@ -11,8 +11,6 @@ Layout (pk / sk):
   R#{roleArn}  / ROLE            which tenant's endpoints use a role              adapters/endpoint_table.py
   V#{tenantId}#{endpointId} / RATE  verify's window for the endpoint (until)       adapters/verify_rate.py
   B#{endpointId}#{time} / #LEASE        the flush lease for that time             adapters/leases.py
-  B#{endpointId}#{time} / {holder}#{n}  lines an older sink held back; read and removed only
-                                        (held lines are staged in S3 now)         adapters/staged_items.py
   W#{endpointId} / {entry id}    an object written (or being written): its key,   adapters/ledger.py
                                  sources, bytes, SHA-256; its manifest epoch
   Q#dlq        / LEASE           the DLQ's scan lease (one redrive at a time)     adapters/redrive.py
@@ -35,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from spool.domain.errors import CorruptRecord, describe
-from spool.names import TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
+from spool.names import KEY_LOOKUP_PREFIX, TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE, TENANT_KEY_PREFIX
 
 # The key and TTL attributes' names, short for the adapters' items and expressions.
 PK, SK, TTL = TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
@@ -55,6 +53,16 @@ class TableAdapter:
 def string(value: str) -> dict[str, Any]:
     """A DynamoDB string attribute value."""
     return {"S": value}
+
+
+def tenant_pk(tenant_id: str) -> str:
+    """The partition of a tenant: its item, endpoints and API keys."""
+    return f"{TENANT_KEY_PREFIX}{tenant_id}"
+
+
+def key_lookup_pk(key_hash: str) -> str:
+    """The partition of an API key's lookup by its hash."""
+    return f"{KEY_LOOKUP_PREFIX}{key_hash}"
 
 
 def item_key(pk: str, sk: str) -> dict[str, Any]:

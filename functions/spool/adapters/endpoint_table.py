@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key
+from spool.adapters.dynamo import PK, SK, TTL, TableAdapter, item_key, tenant_pk
 from spool.adapters.dynamo import corrupt as _corrupt
 from spool.adapters.dynamo import string as _s
 from spool.domain import limits
@@ -80,7 +80,7 @@ class DynamoEndpoints(TableAdapter):
     def get_endpoint(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         item = self._db.get_item(
             TableName=self._table,
-            Key=item_key(f"T#{tenant_id}", f"EP#{endpoint_id}"),
+            Key=item_key(tenant_pk(tenant_id), f"EP#{endpoint_id}"),
             ConsistentRead=True,
         ).get("Item")
         return self._endpoint(item) if item else None
@@ -98,7 +98,7 @@ class DynamoEndpoints(TableAdapter):
         mark = {
             "Update": {
                 **self._at(),
-                "Key": item_key(f"T#{tenant_id}", f"EP#{endpoint_id}"),
+                "Key": item_key(tenant_pk(tenant_id), f"EP#{endpoint_id}"),
                 "UpdateExpression": f"SET #status = :deleted, deletedAt = :at, {TTL} = :exp",
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
@@ -122,7 +122,7 @@ class DynamoEndpoints(TableAdapter):
         limit (its own `endpointLimit`, else the default)."""
         update: dict[str, Any] = {
             **self._at(),
-            "Key": item_key(f"T#{tenant_id}", "TENANT"),
+            "Key": item_key(tenant_pk(tenant_id), "TENANT"),
             "UpdateExpression": "ADD endpointCount :change",
             "ExpressionAttributeValues": {":change": {"N": str(change)}},
         }
@@ -181,7 +181,7 @@ class DynamoEndpoints(TableAdapter):
             raise _Refused(index) from None
 
     def _limit_message(self, tenant_id: str) -> str:
-        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", "TENANT")).get("Item") or {}
+        item = self._db.get_item(TableName=self._table, Key=item_key(tenant_pk(tenant_id), "TENANT")).get("Item") or {}
         limit = int(item.get("endpointLimit", {}).get("N", limits.ENDPOINTS_PER_TENANT_DEFAULT))
         return (
             f"this tenant has reached its limit of {limit} endpoints (endpointsPerTenant): delete one, or ask the "
@@ -195,14 +195,14 @@ class DynamoEndpoints(TableAdapter):
             "FilterExpression": "#status = :active",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
-                ":pk": _s(f"T#{tenant_id}"),
+                ":pk": _s(tenant_pk(tenant_id)),
                 ":ep": _s("EP#"),
                 ":active": _s("active"),
             },
             "ConsistentRead": True,
         }
         if after:
-            kwargs["ExclusiveStartKey"] = item_key(f"T#{tenant_id}", f"EP#{after}")
+            kwargs["ExclusiveStartKey"] = item_key(tenant_pk(tenant_id), f"EP#{after}")
         count = 0
         while True:
             page = self._db.query(**kwargs)
@@ -219,7 +219,7 @@ class DynamoEndpoints(TableAdapter):
     def _endpoint_item(endpoint: Endpoint) -> dict[str, Any]:
         doc = endpoint.model_dump(mode="json", exclude={"credentials", "status"})
         item: dict[str, Any] = {
-            PK: _s(f"T#{endpoint.tenantId}"),
+            PK: _s(tenant_pk(endpoint.tenantId)),
             SK: _s(f"EP#{endpoint.id}"),
             "doc": _s(json.dumps(doc, separators=(",", ":"))),
             "status": _s(endpoint.status),

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from spool.domain.events import Accepted, EventIn
 from spool.domain.ingest import Ingest
-from spool.domain.models import Accepted, EventIn
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer

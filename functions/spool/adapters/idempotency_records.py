@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 
 from spool.domain.errors import InProgress, KeyReused
 from spool.domain.ingest import Ingest
-from spool.domain.models import Accepted, AcceptedEvent, EventIn
+from spool.domain.events import Accepted, AcceptedEvent, EventIn
 from spool.names import (
     IDEMPOTENCY_KEY_PREFIX,
     IDEMPOTENCY_SORT_KEY,

@@ -4,7 +4,7 @@ The held lines themselves are in S3 (adapters/staging.py)."""
 from __future__ import annotations
 
 from spool.adapters.dynamo import Lease
-from spool.names import STAGING_KEY_PREFIX
+from spool.names import LEASE_KEY_PREFIX
 
 LEASE_SK = "#LEASE"
 # A flush lease item outlives its flush by far; the table TTL removes it after this (the queue's and the
@@ -12,21 +12,21 @@ LEASE_SK = "#LEASE"
 LEASE_ITEM_RETENTION_SECONDS = 15 * 24 * 3600
 
 
-def lease_pk(endpoint_id: str, boundary: int) -> str:
-    """The partition of one flush time: its lease (and the lines an older sink staged as items)."""
-    return f"{STAGING_KEY_PREFIX}{endpoint_id}#{boundary}"
+def lease_pk(endpoint_id: str, flush_at: int) -> str:
+    """The partition of one flush time's lease."""
+    return f"{LEASE_KEY_PREFIX}{endpoint_id}#{flush_at}"
 
 
 class DynamoLeases(Lease):
     """Implements `Leases`: a `Lease` per (endpoint, flush time)."""
 
-    def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
+    def acquire(self, endpoint_id: str, flush_at: int, owner: str, seconds: int) -> bool:
         return self.take(
-            lease_pk(endpoint_id, boundary), LEASE_SK, owner, seconds, keep_seconds=LEASE_ITEM_RETENTION_SECONDS
+            lease_pk(endpoint_id, flush_at), LEASE_SK, owner, seconds, keep_seconds=LEASE_ITEM_RETENTION_SECONDS
         )
 
-    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
-        return self.until(lease_pk(endpoint_id, boundary), LEASE_SK)
+    def lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
+        return self.until(lease_pk(endpoint_id, flush_at), LEASE_SK)
 
-    def release(self, endpoint_id: str, boundary: int, owner: str) -> None:
-        self.give_back(lease_pk(endpoint_id, boundary), LEASE_SK, owner)
+    def release(self, endpoint_id: str, flush_at: int, owner: str) -> None:
+        self.give_back(lease_pk(endpoint_id, flush_at), LEASE_SK, owner)

@@ -13,8 +13,9 @@ from spool.domain.paths import local_object_path
 
 
 class LocalStore:
-    """A directory below the configured root; each object is written to a temp file and then linked.
-    serverSideEncryption and storageClass are S3's: a directory ignores them (docs/api.md)."""
+    """A directory below the configured root; each object is written to a temp file and then linked. The
+    encryption, storage class and checksum settings are S3's: provider local takes none of them
+    (domain/providers.py)."""
 
     def __init__(self, root: str, directory: str) -> None:
         self._root = root

@@ -16,8 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from spool.adapters.store_errors import DENIED
 from spool.domain import limits
+from spool.domain.credentials import RoleToAssume
 from spool.domain.errors import StoreError
-from spool.domain.models import RoleToAssume
 from spool.domain.roles import EXTERNAL_ID_PREFIX, ROLE_SESSION_SECONDS
 
 

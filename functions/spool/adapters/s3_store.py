@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spool.adapters.store_errors import DENIED, scrub
+from spool.domain.credentials import Credentials
 from spool.domain.errors import StoreError
-from spool.domain.models import Credentials, StorageSettings
 from spool.domain.roles import PROBE_MARKER
+from spool.domain.storage import StorageSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from spool.adapters.sqs_batches import send_entries
 from spool.domain import messages as fmt
-from spool.domain.ports import OutgoingMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -19,7 +18,7 @@ class SqsQueue:
         self._sqs = client
         self._url = queue_url
 
-    def send(self, messages: list[OutgoingMessage]) -> None:
+    def send(self, messages: list[fmt.Message]) -> None:
         for batch in fmt.send_batches(messages, size=lambda m: m.size):
             send_entries(
                 self._sqs,

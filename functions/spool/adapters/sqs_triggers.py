@@ -17,13 +17,13 @@ class SqsTriggers:
         self._sqs = client
         self._url = queue_url
 
-    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
-        self._send(tenant_id, fmt.flush_trigger(tenant_id, endpoint_id, boundary, delay_seconds))
+    def send_flush(self, tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> None:
+        self._send(tenant_id, fmt.flush_trigger(tenant_id, endpoint_id, flush_at, delay_seconds))
 
     def send_seal(self, tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> None:
         self._send(tenant_id, fmt.seal_trigger(tenant_id, endpoint_id, window, seal_at, delay_seconds))
 
-    def _send(self, tenant_id: str, trigger: fmt.OutgoingMessage) -> None:
+    def _send(self, tenant_id: str, trigger: fmt.Message) -> None:
         self._sqs.send_message(
             QueueUrl=self._url,
             MessageBody=trigger.body,

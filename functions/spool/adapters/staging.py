@@ -9,7 +9,6 @@ S3 is strongly consistent for PUT, LIST and GET, so a flush sees every object st
 A flush that wrote staged objects but could not delete them leaves a marker object naming them
 (`{endpoint}/{flush time}/#written-{id}`); the next flush of that time deletes them without writing them again.
 The bucket's lifecycle rule expires what is left after the queue's retention (infra/spool_infra/ingest.py).
-Lines an older sink staged as DynamoDB items are read and removed beside these (adapters/staged_items.py).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import json
 import uuid
 from typing import TYPE_CHECKING
 
-from spool.adapters.staged_items import StagedItems
 from spool.domain.ports import StagedBundle
 
 if TYPE_CHECKING:
@@ -27,21 +25,20 @@ if TYPE_CHECKING:
 WRITTEN_PREFIX = "#written-"
 
 
-def staging_prefix(endpoint_id: str, boundary: int) -> str:
+def staging_prefix(endpoint_id: str, flush_at: int) -> str:
     """Where one flush time's staged objects live."""
-    return f"{endpoint_id}/{boundary}/"
+    return f"{endpoint_id}/{flush_at}/"
 
 
 class S3Staging:
     """Implements `Staging` over a bucket only Spool writes (the sink's role, not a tenant's credentials)."""
 
-    def __init__(self, client: S3Client, bucket: str, earlier: StagedItems | None = None) -> None:
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self._s3 = client
         self._bucket = bucket
-        self._earlier = earlier
 
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
-        key = f"{staging_prefix(endpoint_id, boundary)}{holder_id}.ndjson"
+    def stage(self, tenant_id: str, endpoint_id: str, flush_at: int, holder_id: str, lines: list[str]) -> list[str]:
+        key = f"{staging_prefix(endpoint_id, flush_at)}{holder_id}.ndjson"
         self._s3.put_object(
             Bucket=self._bucket,
             Key=key,
@@ -63,7 +60,7 @@ class S3Staging:
                     found.setdefault(int(flush_at), []).append(item["Key"])
         return found
 
-    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
+    def bundles(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> list[StagedBundle]:
         written: set[str] = set()
         found: list[StagedBundle] = []
         for key in item_ids:
@@ -73,21 +70,16 @@ class S3Staging:
                 found.append(StagedBundle(item_id=key, lines=[], written=True))
             else:
                 found.append(StagedBundle(item_id=key, lines=body.split("\n")))
-        if self._earlier is not None:
-            found.extend(self._earlier.bundles(endpoint_id, boundary))
         return [StagedBundle(b.item_id, b.lines, b.written or b.item_id in written) for b in found]
 
-    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
-        key = f"{staging_prefix(endpoint_id, boundary)}{WRITTEN_PREFIX}{uuid.uuid4().hex}"
+    def mark_written(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> str:
+        key = f"{staging_prefix(endpoint_id, flush_at)}{WRITTEN_PREFIX}{uuid.uuid4().hex}"
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=json.dumps(sorted(item_ids)).encode())
         return key
 
-    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None:
+    def remove(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> None:
         # One DeleteObject per object: DELETE requests are free, a multi-object delete (a POST) is not.
-        prefix = staging_prefix(endpoint_id, boundary)
+        prefix = staging_prefix(endpoint_id, flush_at)
         for key in item_ids:
             if key.startswith(prefix):
                 self._s3.delete_object(Bucket=self._bucket, Key=key)
-        items = [item_id for item_id in item_ids if not item_id.startswith(prefix)]
-        if items and self._earlier is not None:
-            self._earlier.remove(endpoint_id, boundary, items)

@@ -10,8 +10,8 @@ from spool.adapters.dynamo import TableAdapter, applied, item_key
 from spool.adapters.dynamo import corrupt as _corrupt
 from spool.adapters.dynamo import string as _s
 from spool.domain.health import Health
-from spool.domain.models import DeliveryStatus
 from spool.domain.naming import iso_timestamp
+from spool.domain.status import DeliveryStatus
 from spool.names import STATUS_KEY_PREFIX
 
 STATUS_SORT_KEY = "STATUS"

@@ -1,8 +1,9 @@
 """The `StoreFactory`: an endpoint's object store, built from its settings and decrypted credentials.
 
-The stores: s3_store.py (S3 and S3-compatible, through boto3), local_store.py (a directory); an S3 endpoint
-signs with the tenant's access keys, or, on Amazon S3, with a role of the tenant's that the sink assumes
-(role_session.py). The clients' botocore configs are here, with the one place that builds store clients.
+One builder per provider (`BUILDERS`, keyed by the names of domain/providers.py's `PROVIDERS`; a test holds the
+two tables to the same names): s3_store.py (S3 and S3-compatible, through boto3), local_store.py (a directory).
+An S3 endpoint signs with the tenant's access keys, or, on Amazon S3, with a role of the tenant's that the sink
+assumes (role_session.py). The clients' botocore configs are here, with the one place that builds store clients.
 Every store client, and the sink's STS client, has a total deadline on each call and, for a store at a custom
 `endpoint`, connections pinned to addresses the endpoint policy checked (store_http.py); the figures are
 domain/limits.py's.
@@ -24,9 +25,11 @@ from spool.adapters.role_session import RoleSession, TrustChecks
 from spool.adapters.s3_store import S3Store, Where, put_options
 from spool.adapters.store_http import CallSeconds, body_seconds, fixed_seconds, with_deadlines
 from spool.domain import limits
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.errors import InvalidInput, StoreError
-from spool.domain.models import Credentials, RoleToAssume, StorageSettings
 from spool.domain.ports import ObjectStore
+from spool.domain.providers import takes_role
+from spool.domain.storage import StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 if TYPE_CHECKING:
@@ -98,20 +101,24 @@ class Stores:
         self._botocore = botocore.session.get_session()
         self._session = boto3.session.Session(botocore_session=self._botocore)
         # The first S3 client of a botocore session loads and builds the S3 model, endpoint rules and client
-        # class (about 0.2 s alone, near a second when a few invocations do it at once in the local runtime);
-        # the later ones take milliseconds. Made here, at cold start (Lambda's init phase), so an invocation
-        # never pays it. The client is unsigned (no credentials looked up), makes no call and is dropped.
+        # class; the later ones are cheap (docs/benchmarks.md, "Measurements behind the code"). Made here, at cold
+        # start (Lambda's init phase), so an invocation never pays it. The client is unsigned (no credentials
+        # looked up), makes no call and is dropped.
         self._session.client("s3", region_name="us-east-1", config=Config(signature_version=UNSIGNED))
 
     def __call__(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
         return self.build(settings, credentials)
 
     def make(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
-        """A store for the endpoint's settings and credentials."""
-        if settings.provider == "local":
-            if self._local_root is None:
-                raise StoreError("provider local is not enabled in this deployment")
-            return LocalStore(self._local_root, settings.bucket)
+        """A store for the endpoint's settings and credentials, by its provider's builder."""
+        return BUILDERS[settings.provider](self, settings, credentials)
+
+    def _local_store(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
+        if self._local_root is None:
+            raise StoreError("provider local is not enabled in this deployment")
+        return LocalStore(self._local_root, settings.bucket)
+
+    def _s3_store(self, settings: StorageSettings, credentials: Credentials | None) -> ObjectStore:
         if credentials is None:
             raise StoreError("no credentials configured")
         endpoint_url = None
@@ -147,7 +154,7 @@ class Stores:
         )
 
     def _role_store(self, settings: StorageSettings, role: RoleToAssume, config: Config, where: Where) -> S3Store:
-        if settings.endpoint:
+        if not takes_role(settings):
             raise StoreError("roleArn is for Amazon S3 only, not for a store at an endpoint")
         if self._sts is None:
             raise StoreError("this deployment cannot assume roles")
@@ -170,3 +177,10 @@ class Stores:
             put_options=put_options(settings),
             checksum=settings.checksum,
         )
+
+
+# Each provider's builder (domain/providers.py names them): a store for the endpoint's settings and credentials.
+BUILDERS: dict[str, Callable[[Stores, StorageSettings, Credentials | None], ObjectStore]] = {
+    "s3": Stores._s3_store,
+    "local": Stores._local_store,
+}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spool.adapters.dynamo import PK, SK, TableAdapter, applied, item_key
+from spool.adapters.dynamo import PK, SK, TableAdapter, applied, item_key, key_lookup_pk, tenant_pk
 from spool.adapters.dynamo import string as _s
 from spool.domain.ports import ApiKeyRecord, Tenant
 
@@ -16,7 +16,7 @@ class DynamoTenants(TableAdapter):
         self._db.put_item(
             TableName=self._table,
             Item={
-                PK: _s(f"T#{tenant.id}"),
+                PK: _s(tenant_pk(tenant.id)),
                 SK: _s("TENANT"),
                 "name": _s(tenant.name),
                 "createdAt": _s(tenant.createdAt),
@@ -25,7 +25,7 @@ class DynamoTenants(TableAdapter):
         )
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
-        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", "TENANT")).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=item_key(tenant_pk(tenant_id), "TENANT")).get("Item")
         if not item:
             return None
         return _tenant(tenant_id, item)
@@ -34,7 +34,7 @@ class DynamoTenants(TableAdapter):
         return applied(
             lambda: self._db.update_item(
                 TableName=self._table,
-                Key=item_key(f"T#{tenant_id}", "TENANT"),
+                Key=item_key(tenant_pk(tenant_id), "TENANT"),
                 UpdateExpression="SET endpointLimit = :limit",
                 ConditionExpression=f"attribute_exists({PK})",
                 ExpressionAttributeValues={":limit": {"N": str(limit)}},
@@ -61,7 +61,7 @@ class DynamoTenants(TableAdapter):
                     "Put": {
                         "TableName": self._table,
                         "Item": {
-                            PK: _s(f"K#{key_hash}"),
+                            PK: _s(key_lookup_pk(key_hash)),
                             SK: _s("KEY"),
                             "tenantId": _s(record.tenantId),
                             "keyId": _s(record.keyId),
@@ -75,7 +75,7 @@ class DynamoTenants(TableAdapter):
                     "Put": {
                         "TableName": self._table,
                         "Item": {
-                            PK: _s(f"T#{record.tenantId}"),
+                            PK: _s(tenant_pk(record.tenantId)),
                             SK: _s(f"KEY#{record.keyId}"),
                             "keyHash": _s(key_hash),
                             "createdAt": _s(record.createdAt),
@@ -87,9 +87,9 @@ class DynamoTenants(TableAdapter):
         )
 
     def find_key(self, key_hash: str) -> ApiKeyRecord | None:
-        item = self._db.get_item(TableName=self._table, Key=item_key(f"K#{key_hash}", "KEY"), ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._db.get_item(
+            TableName=self._table, Key=item_key(key_lookup_pk(key_hash), "KEY"), ConsistentRead=True
+        ).get("Item")
         if not item:
             return None
         return ApiKeyRecord(
@@ -103,7 +103,7 @@ class DynamoTenants(TableAdapter):
         page = self._db.query(
             TableName=self._table,
             KeyConditionExpression=f"{PK} = :pk AND begins_with({SK}, :key)",
-            ExpressionAttributeValues={":pk": _s(f"T#{tenant_id}"), ":key": _s("KEY#")},
+            ExpressionAttributeValues={":pk": _s(tenant_pk(tenant_id)), ":key": _s("KEY#")},
         )
         return [
             ApiKeyRecord(
@@ -116,7 +116,7 @@ class DynamoTenants(TableAdapter):
         ]
 
     def revoke_key(self, tenant_id: str, key_id: str) -> bool:
-        item = self._db.get_item(TableName=self._table, Key=item_key(f"T#{tenant_id}", f"KEY#{key_id}")).get("Item")
+        item = self._db.get_item(TableName=self._table, Key=item_key(tenant_pk(tenant_id), f"KEY#{key_id}")).get("Item")
         if not item:
             return False
         revoked = {":t": {"BOOL": True}}
@@ -125,7 +125,7 @@ class DynamoTenants(TableAdapter):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": item_key(f"T#{tenant_id}", f"KEY#{key_id}"),
+                        "Key": item_key(tenant_pk(tenant_id), f"KEY#{key_id}"),
                         "UpdateExpression": "SET revoked = :t",
                         "ExpressionAttributeValues": revoked,
                     }
@@ -133,7 +133,7 @@ class DynamoTenants(TableAdapter):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": item_key(f"K#{item['keyHash']['S']}", "KEY"),
+                        "Key": item_key(key_lookup_pk(item["keyHash"]["S"]), "KEY"),
                         "UpdateExpression": "SET revoked = :t",
                         "ExpressionAttributeValues": revoked,
                     }

@@ -121,11 +121,6 @@ class DeliveryReport:
     def retry(self) -> set[str]:
         return {record.message_id for record, _ in self.handed_back}
 
-    @property
-    def handed_back_seconds(self) -> list[tuple[str, int]]:
-        """(message id, visibility seconds) of every record handed back."""
-        return [(record.message_id, seconds) for record, seconds in self.handed_back]
-
 
 class _TenantStoreError(Exception):
     """The endpoint's own store (its settings, credentials or answers) failed, as `error` says: counts against
@@ -514,7 +509,6 @@ class Sink:
             leased.append(flush_at)
             if listed is None:
                 listed = self.staging.staged_ids(endpoint_id)
-            # Read even when the listing shows nothing: lines an older sink staged elsewhere are found there.
             own = self.staging.bundles(endpoint_id, flush_at, listed.get(flush_at, []))
             if not own:
                 found.append(FoundFlush(flush_at, leased=True, staged={}))

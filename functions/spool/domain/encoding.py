@@ -21,18 +21,29 @@ import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import zstandard
 
 from spool.domain.naming import parse_line
 
-if TYPE_CHECKING:
-    from spool.domain.models import StorageSettings
-
 ZSTD_LEVEL = 3  # zstd's default: about gzip -6's ratio at several times its speed
 # A split aims this far below the cap, so that parts of unevenly compressible lines still fit at once.
 _FILL = 0.9
+
+
+class BodySettings(Protocol):
+    """What an object's body depends on, of an endpoint's storage settings (domain/storage.py's
+    `StorageSettings` has them)."""
+
+    @property
+    def format(self) -> str: ...
+    @property
+    def compression(self) -> str: ...
+    @property
+    def parquetCodec(self) -> str: ...
+    @property
+    def maxObjectBytes(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -60,20 +71,20 @@ class Format:
     extension: str
     content_type: str
     compressions: tuple[str, ...]
-    encode: Callable[[str, StorageSettings], bytes]
+    encode: Callable[[str, BodySettings], bytes]
     available: Callable[[], bool] = lambda: True
     # Why it takes only those codecs (said with the 422 for another one).
     compression_note: str = ""
 
 
-def ndjson_body(text: str, settings: StorageSettings) -> bytes:
+def ndjson_body(text: str, settings: BodySettings) -> bytes:
     """Every line followed by a newline, UTF-8, compressed with the endpoint's codec. The lines are joined once,
-    final newline included, and never split: each extra pass over a megabyte of lines cost as much as the whole
-    reference sink (make bench, B1)."""
+    final newline included, and never split: every extra pass over the lines shows in the sink's CPU
+    (docs/benchmarks.md, "Measurements behind the code")."""
     return CODECS[settings.compression].compress((text + "\n").encode())
 
 
-def parquet_body(text: str, settings: StorageSettings) -> bytes:
+def parquet_body(text: str, settings: BodySettings) -> bytes:
     """One Parquet file of the events in `text` (one row group), with the endpoint's `parquetCodec`."""
     import pyarrow as pa  # only endpoints that write Parquet pay for the import
     import pyarrow.parquet as pq
@@ -135,7 +146,7 @@ class EncodedObject:
     content_encoding: str | None
 
 
-def encode(settings: StorageSettings, text: str, count: int) -> EncodedObject:
+def encode(settings: BodySettings, text: str, count: int) -> EncodedObject:
     """The one object holding the `count` lines of `text` (joined by "\n"), in the endpoint's format and codec."""
     entry = FORMATS[settings.format]
     return EncodedObject(
@@ -143,7 +154,7 @@ def encode(settings: StorageSettings, text: str, count: int) -> EncodedObject:
     )
 
 
-def fit(settings: StorageSettings, text: str, count: int) -> list[tuple[str, int, EncodedObject]]:
+def fit(settings: BodySettings, text: str, count: int) -> list[tuple[str, int, EncodedObject]]:
     """(text, count, object) of objects holding the lines of `text` in order, none larger as stored than the
     endpoint's `maxObjectBytes`.
 

@@ -10,30 +10,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
 from spool.domain import keys, roles
+from spool.domain.credentials import Credentials, RoleToAssume
 from spool.domain.encoding import FORMATS
-from spool.domain.errors import Conflict, CorruptRecord, InvalidInput, NotFound, ServiceFault, StoreError, location
+from spool.domain.errors import Conflict, InvalidInput, NotFound, ServiceFault, StoreError, location
 from spool.domain.ids import new_id
-from spool.domain.models import (
-    AwsRole,
-    Credentials,
-    Endpoint,
-    EndpointCreate,
-    EndpointOut,
-    EndpointPage,
-    EndpointPatch,
-    RoleToAssume,
-    StorageConfigIn,
-    StorageConfigOut,
-    StorageSettings,
-)
+from spool.domain.models import Endpoint, EndpointCreate, EndpointOut, EndpointPage, EndpointPatch
 from spool.domain.naming import iso_timestamp
-from spool.domain.paths import check_local_target
 from spool.domain.ports import Cipher, EndpointRepository, StatusBook, StoreFactory
+from spool.domain.providers import (
+    CREDENTIAL_FIELDS,
+    PROVIDER_FIELDS,
+    PROVIDERS,
+    parse_storage_url,
+    storage_url,
+    takes_role,
+)
+from spool.domain.roles import AwsRole
+from spool.domain.storage import StorageConfigIn, StorageConfigOut, StorageSettings
 from spool.domain.urlpolicy import UrlPolicy
 
 Clock = Callable[[], float]
@@ -41,7 +38,7 @@ _KEY_FIELDS = ("accessKeyId", "secretAccessKey")
 # Where an endpoint's data goes. Access keys are the tenant's for one store: a PATCH that points the endpoint
 # elsewhere must give them again, or a stolen API key could send the tenant's keys (their signatures) to a host
 # of the thief's choosing.
-_DESTINATION = ("provider", "bucket", "region", "endpoint")
+_DESTINATION = ("provider", "bucket")  # and each provider's own (`Provider.destination`)
 
 
 def encryption_context(tenant_id: str, endpoint_id: str) -> dict[str, str]:
@@ -67,8 +64,7 @@ def unseal(cipher: Cipher, endpoint: Endpoint) -> Credentials | None:
     access keys, decrypted."""
     storage = endpoint.storage
     if storage.roleArn is not None:
-        if storage.externalId is None:
-            raise CorruptRecord("a stored endpoint has a roleArn but no externalId", detail={"endpointId": endpoint.id})
+        assert storage.externalId is not None  # StorageSettings holds none without the other
         role = RoleToAssume(
             endpointId=endpoint.id,
             roleArn=storage.roleArn,
@@ -80,28 +76,6 @@ def unseal(cipher: Cipher, endpoint: Endpoint) -> Credentials | None:
         return None
     plaintext = cipher.decrypt(endpoint.credentials, encryption_context(endpoint.tenantId, endpoint.id))
     return Credentials.model_validate_json(plaintext)
-
-
-def is_amazon_s3(settings: StorageSettings) -> bool:
-    """Provider s3 without `endpoint`: Amazon S3 itself, where a role can stand in for access keys."""
-    return settings.provider == "s3" and settings.endpoint is None
-
-
-def storage_url(settings: StorageSettings) -> str:
-    scheme = "s3" if settings.provider == "s3" else "local"
-    return f"{scheme}://{settings.bucket}/{settings.prefix}"
-
-
-def parse_storage_url(url: str) -> tuple[str, str, str]:
-    """`s3://bucket/prefix` -> (provider, bucket, prefix); raises `InvalidInput` on `url`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise InvalidInput("must be s3://{bucket}/{prefix} (or local://{directory}/{prefix})", field="url") from None
-    provider = {"s3": "s3", "local": "local"}.get(parts.scheme)
-    if provider is None or not parts.netloc or parts.query or parts.fragment:
-        raise InvalidInput("must be s3://{bucket}/{prefix} (or local://{directory}/{prefix})", field="url")
-    return provider, parts.netloc, parts.path.removeprefix("/")
 
 
 @dataclass
@@ -177,8 +151,12 @@ class EndpointService:
             and merged["serverSideEncryption"] != "aws:kms"
         ):
             merged["kmsKeyId"] = None  # the key belongs to aws:kms and goes with it
-        if merged["provider"] == "local" and "roleArn" not in config_patch:
-            merged["roleArn"] = None  # like the keys, the role goes when the endpoint moves to a directory
+        # Of what the provider does not take, a move to it drops the credentials (like the keys, the role goes when
+        # the endpoint moves to a directory) and what was left at its default; a setting given a value of its own
+        # must be cleared (null) in the same PATCH, or is refused below like on create.
+        for name in PROVIDER_FIELDS - PROVIDERS[merged["provider"]].fields - config_patch.keys():
+            if name in CREDENTIAL_FIELDS["role"] or merged.get(name) == StorageConfigIn.model_fields[name].default:
+                merged[name] = None
         # Re-validate the merged whole exactly as a create would.
         try:
             full = StorageConfigIn.model_validate(
@@ -192,9 +170,13 @@ class EndpointService:
             raise InvalidInput(str(error["msg"]), field=field) from None
         settings = self._settings(full, external_id=current.storage.externalId)
         self._check_url_agrees(url, settings)
-        moved = [name for name in _DESTINATION if getattr(settings, name) != getattr(current.storage, name)]
+        destination = dict.fromkeys(
+            [*_DESTINATION, *PROVIDERS[current.storage.provider].destination, *PROVIDERS[settings.provider].destination]
+        )
+        moved = [name for name in destination if getattr(settings, name) != getattr(current.storage, name)]
         keys_given = all(k in config_patch for k in _KEY_FIELDS)
-        keeps_keys = current.credentials is not None and settings.roleArn is None and settings.provider != "local"
+        signs_with_keys = settings.roleArn is None and "keys" in PROVIDERS[settings.provider].signs_with(settings)
+        keeps_keys = current.credentials is not None and signs_with_keys
         if moved and keeps_keys and not keys_given:
             missing = next(k for k in _KEY_FIELDS if k not in config_patch)
             raise InvalidInput(
@@ -202,9 +184,9 @@ class EndpointService:
                 "access keys are for the store the endpoint writes to now",
                 field=f"storageConfig.{missing}",
             )
-        # The item holds access keys or a roleArn, never both: a role (or provider local) drops the keys.
+        # The item holds access keys or a roleArn, never both: a role (or a provider without keys) drops the keys.
         credentials_blob = current.credentials
-        if settings.provider == "local" or settings.roleArn is not None:
+        if not signs_with_keys:
             self._credentials_for(settings, full.accessKeyId, full.secretAccessKey)
             credentials_blob = None
         elif full.accessKeyId is not None or full.secretAccessKey is not None or current.credentials is None:
@@ -256,14 +238,9 @@ class EndpointService:
         endpoint = self._active(tenant_id, endpoint_id)
         if self.sink_role_arn is None:
             raise ServiceFault("the sink role ARN is not configured", detail={"setting": "sink_role_arn"})
-        if not is_amazon_s3(endpoint.storage):
+        if not takes_role(endpoint.storage):
             raise Conflict(
-                "roles are for Amazon S3 endpoints (provider s3 without endpoint); this one uses access keys"
-            )
-        if endpoint.storage.externalId is None:
-            raise Conflict(
-                "this endpoint has no externalId yet (it was created before Spool assumed roles): PATCH it once, "
-                "even with an empty body, and ask again"
+                "roles are for Amazon S3 endpoints (provider s3 without endpoint); this one cannot sign with one"
             )
         return roles.aws_role(endpoint, self.sink_role_arn, kms_key_arn)
 
@@ -291,29 +268,28 @@ class EndpointService:
         return endpoint
 
     def _settings(self, config: StorageConfigIn, *, external_id: str | None) -> StorageSettings:
-        """The settings to store. An Amazon S3 endpoint keeps `external_id` (its current one), or gets a new
-        one; any other endpoint has none."""
+        """The settings to store, by the rules of the endpoint's provider (domain/providers.py). An endpoint that
+        may sign with a role (Amazon S3) keeps `external_id` (its current one), or gets a new one; any other
+        endpoint has none."""
         if config.bucket is None:
             raise InvalidInput("is required", field="storageConfig.bucket")
-        if config.provider == "s3":
-            if config.region is None:
-                raise InvalidInput("is required for provider s3", field="storageConfig.region")
-            endpoint = self.url_policy.check(config.endpoint) if config.endpoint else None
-            if config.roleArn is not None:
-                self._check_role(config.roleArn, endpoint)
-        else:
-            if self.local_root is None:
-                raise InvalidInput("provider local is not enabled in this deployment", field="storageConfig.provider")
-            for name in ("region", "endpoint", "roleArn"):
-                if getattr(config, name) is not None:
-                    raise InvalidInput("is not used by provider local", field=f"storageConfig.{name}")
-            check_local_target(self.local_root, config.bucket, config.prefix)
-            endpoint = None
+        provider = PROVIDERS[config.provider]
+        given = {name for name in config.model_fields_set & PROVIDER_FIELDS if getattr(config, name) is not None}
+        refused = [name for name in StorageConfigIn.model_fields if name in given - provider.fields]
+        if refused:
+            raise InvalidInput(f"is not used by provider {provider.name}", field=f"storageConfig.{refused[0]}")
+        missing = [name for name in provider.required if getattr(config, name) is None]
+        if missing:
+            raise InvalidInput(f"is required for provider {provider.name}", field=f"storageConfig.{missing[0]}")
+        provider.check(config, self.local_root)
+        endpoint = self.url_policy.check(config.endpoint) if config.endpoint else None
+        settings = config.model_copy(update={"endpoint": endpoint})
+        if config.roleArn is not None:
+            self._check_role(config.roleArn, settings)
         self._check_layout(config)
-        amazon = config.provider == "s3" and endpoint is None
         return StorageSettings.model_validate(
-            config.model_dump(exclude=set(_KEY_FIELDS))
-            | {"endpoint": endpoint, "externalId": (external_id or roles.new_external_id()) if amazon else None}
+            settings.model_dump(exclude=set(_KEY_FIELDS))
+            | {"externalId": (external_id or roles.new_external_id()) if takes_role(settings) else None}
         )
 
     def _check_layout(self, config: StorageConfigIn) -> None:
@@ -338,12 +314,9 @@ class EndpointService:
         if config.kmsKeyId is not None and config.serverSideEncryption != "aws:kms":
             raise InvalidInput("is used only with serverSideEncryption aws:kms", field="storageConfig.kmsKeyId")
 
-    def _check_role(self, role_arn: str, endpoint: str | None) -> None:
-        if endpoint is not None:
-            raise InvalidInput(
-                "is for Amazon S3 only; an S3-compatible store (endpoint) takes accessKeyId and secretAccessKey",
-                field="storageConfig.roleArn",
-            )
+    def _check_role(self, role_arn: str, settings: StorageConfigIn) -> None:
+        if not takes_role(settings):
+            raise InvalidInput(PROVIDERS[settings.provider].role_refused, field="storageConfig.roleArn")
         own = roles.role_account(self.sink_role_arn) if self.sink_role_arn else None
         if own is not None and roles.role_account(role_arn) == own:
             # The sink may not assume roles of its own account (infra/spool_infra/ingest.py says why).
@@ -357,12 +330,12 @@ class EndpointService:
         settings: StorageSettings, access_key_id: SecretStr | None, secret_access_key: SecretStr | None
     ) -> Credentials | None:
         """The access keys to seal, if the endpoint uses keys; a 422 for keys it must not have or lacks."""
+        provider = PROVIDERS[settings.provider]
+        kinds = provider.signs_with(settings)
         given = [
             n for n, v in (("accessKeyId", access_key_id), ("secretAccessKey", secret_access_key)) if v is not None
         ]
-        if settings.provider == "local":
-            if given:
-                raise InvalidInput("is not used by provider local", field=f"storageConfig.{given[0]}")
+        if "keys" not in kinds:  # it signs with nothing; keys it does not take were refused with its settings
             return None
         if settings.roleArn is not None:
             if given:
@@ -370,11 +343,15 @@ class EndpointService:
                     "give either roleArn or accessKeyId/secretAccessKey, not both", field="storageConfig.roleArn"
                 )
             return None
-        alternative = " (or roleArn, for Amazon S3)" if settings.endpoint is None else ""
+        alternative = " (or roleArn, for Amazon S3)" if "role" in kinds else ""
         if access_key_id is None:
-            raise InvalidInput(f"is required for provider s3{alternative}", field="storageConfig.accessKeyId")
+            raise InvalidInput(
+                f"is required for provider {provider.name}{alternative}", field="storageConfig.accessKeyId"
+            )
         if secret_access_key is None:
-            raise InvalidInput(f"is required for provider s3{alternative}", field="storageConfig.secretAccessKey")
+            raise InvalidInput(
+                f"is required for provider {provider.name}{alternative}", field="storageConfig.secretAccessKey"
+            )
         return Credentials(accessKeyId=access_key_id, secretAccessKey=secret_access_key)
 
     @staticmethod

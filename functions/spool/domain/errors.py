@@ -1,11 +1,14 @@
-"""Domain exceptions. The API maps them to HTTP in one place (handlers/api.py)."""
+"""Domain exceptions, and the body every error is answered with (`ErrorBody`). The API maps the exceptions to
+HTTP in one place (handlers/api.py)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_core import ErrorDetails
+
+from spool.domain.base import Model
 
 
 class SpoolError(Exception):
@@ -121,3 +124,23 @@ def describe(exc: BaseException) -> dict[str, object]:
     elif isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
         detail["missing"] = exc.args[0]
     return detail
+
+
+class ErrorField(Model):
+    field: str
+    message: str
+
+
+class ErrorDetail(Model):
+    code: str
+    message: str
+    fields: list[ErrorField] | None = None
+    requestId: str | None = Field(
+        default=None, description="On 5xx answers: the request's id (API Gateway's), to quote when reporting it"
+    )
+
+
+class ErrorBody(Model):
+    """Every error the API answers: `{"error": {"code", "message", "fields"?, "requestId"?}}`."""
+
+    error: ErrorDetail

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from spool.domain import limits
 from spool.domain.cache import TtlCache
 from spool.domain.errors import InvalidInput, PayloadTooLarge
+from spool.domain.events import Accepted, AcceptedEvent, EventIn
 from spool.domain.ids import new_id
 from spool.domain.matching import matches_any
-from spool.domain.messages import bundles
-from spool.domain.models import Accepted, AcceptedEvent, Endpoint, EventIn
+from spool.domain.messages import Message, bundles
+from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, ndjson_line
-from spool.domain.ports import EndpointRepository, OutgoingMessage, Queue
+from spool.domain.ports import EndpointRepository, Queue
 
 Clock = Callable[[], float]
 
@@ -76,7 +77,7 @@ class Ingest:
         """One bundle per matching storage endpoint with the request's lines for it, in order (more only where
         a bundle would pass SQS's size limit)."""
         endpoints = [e for e in self.repo.active_endpoints(tenant_id) if e.deliveryMode == "storage"]
-        messages: list[OutgoingMessage] = []
+        messages: list[Message] = []
         for endpoint in endpoints:
             lines = [event.line for event in events if matches_any(endpoint.eventTypes, event.eventType)]
             messages.extend(bundles(tenant_id, endpoint.id, lines))

@@ -16,12 +16,9 @@ from __future__ import annotations
 import re
 import string
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from spool.domain.encoding import extension
-
-if TYPE_CHECKING:
-    from spool.domain.models import StorageSettings
+from spool.domain.encoding import BodySettings, extension
 
 DEFAULT_TEMPLATE = "{prefix}{date}/{timestamp}-{batch}"
 PARTS = frozenset({"prefix", "date", "year", "month", "day", "hour", "minute", "timestamp", "batch", "eventType"})
@@ -127,7 +124,7 @@ def render(
     when = datetime.fromtimestamp(flushed_at, UTC)
     if event_type is None and "{eventType}" in template:
         raise ValueError("the template names {eventType}; the object's event type is needed")
-    # Attribute arithmetic rather than strftime: six strftime calls were a tenth of the sink's CPU (B1).
+    # Attribute arithmetic rather than strftime, which is slow (docs/benchmarks.md, "Measurements behind the code").
     values = {
         "prefix": prefix,
         "date": f"{when.year:04d}-{when.month:02d}-{when.day:02d}",
@@ -146,7 +143,17 @@ def render(
     return key + suffix
 
 
-def object_key(settings: StorageSettings, flushed_at: float, batch: int, event_type: str | None = None) -> str:
+class KeySettings(BodySettings, Protocol):
+    """What an object's name depends on, of an endpoint's storage settings (domain/storage.py's
+    `StorageSettings` has them): the template and prefix, and its body's settings (the extension)."""
+
+    @property
+    def keyTemplate(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+
+
+def object_key(settings: KeySettings, flushed_at: float, batch: int, event_type: str | None = None) -> str:
     """An endpoint's object key for a flush at `flushed_at` (epoch seconds) with counter `batch`."""
     return render(
         settings.keyTemplate,

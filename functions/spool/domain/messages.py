@@ -4,14 +4,12 @@ Two kinds of message travel on the ingest queue (and, after maxReceiveCount rece
 
 - **An event bundle**: the lines of one request's events for one endpoint, in order, joined by `\\n` (a line is
   compact JSON, so it never holds a newline). Attributes `tenantId`, `endpointId` and `lines` (how many lines
-  the body holds, so the sink cuts objects without scanning it; a message without it, enqueued before the
-  attribute existed, is counted and checked line by line). One request that matches
-  an endpoint is one message for it (split only where a message would pass SQS's 256 KiB limit), so a request
-  of 100 events costs one SendMessage entry per matching endpoint, not 100. A message enqueued before bundling
-  held exactly one line: it is a bundle of one and reads the same way.
-- **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `boundary` = the flush time
+  the body holds, so the sink cuts objects without scanning it; a message without it is odd and goes to the
+  DLQ). One request that matches an endpoint is one message for it (split only where a message would pass
+  SQS's 256 KiB limit), so a request of 100 events costs one SendMessage entry per matching endpoint, not 100.
+- **A flush trigger**: attributes `tenantId`, `endpointId`, `kind` = `flush` and `flushAt` = the flush time
   (Unix seconds); the body only describes it for a person reading the queue.
-- **A seal trigger** (endpoints with manifests): `kind` = `seal`, `boundary` = when the folders of one time
+- **A seal trigger** (endpoints with manifests): `kind` = `seal`, `flushAt` = when the folders of one time
   window may be sealed, `window` = the window's start (Unix seconds).
 
 No other module knows the attribute names: `sqs_attributes` writes them, `decode`, `decode_lambda_record` and
@@ -31,8 +29,7 @@ from typing import Any, Final, Literal
 
 from spool.domain.naming import order_key
 
-# "boundary" is the flush time's attribute name on the wire (triggers already queued carry it).
-TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "boundary", "lines"
+TENANT, ENDPOINT, KIND, FLUSH_AT, LINES = "tenantId", "endpointId", "kind", "flushAt", "lines"
 # Set by a redrive: when the message was first sent (Unix seconds), so its lines keep the flush they belong to.
 FIRST_ATTEMPT = "firstAttempt"
 FLUSH: Final = "flush"
@@ -49,17 +46,19 @@ BATCH_MAX_ENTRIES = 10
 
 
 @dataclass(frozen=True)
-class OutgoingMessage:
-    """One message for the ingest queue: an event bundle (`kind` event), a flush trigger or a seal trigger."""
+class Message:
+    """One message of the ingest queue: an event bundle (`kind` event, its lines joined by `\\n` in the body), a
+    flush trigger or a seal trigger; as the api and the sink send it, and as the sink decodes it (`decode`)."""
 
     tenant_id: str
     endpoint_id: str
-    body: str
+    body: str = ""  # a received trigger's is left empty: it only describes the trigger for a person
     kind: Kind = "event"
     flush_at: int = 0  # a trigger's time
-    delay_seconds: int = 0
-    line_count: int = 0  # a bundle's lines (attribute `lines`)
+    line_count: int = 0  # a bundle's lines (attribute `lines`; 0 without one: not a bundle)
     window: int = 0  # a seal trigger's window start
+    delay_seconds: int = 0  # sent: how long SQS keeps it from the consumers
+    first_attempt: float | None = None  # received: when a redriven message was first sent (`firstAttempt`)
 
     @property
     def lines(self) -> list[str]:
@@ -73,47 +72,29 @@ class OutgoingMessage:
         )
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """A received message as the sink needs it: for a bundle its body, the lines joined by `\n`."""
-
-    tenant_id: str
-    endpoint_id: str
-    kind: Kind
-    body: str = ""
-    flush_at: int = 0
-    line_count: int | None = None  # a bundle's `lines` attribute, when it has one
-    first_attempt: float | None = None  # a redriven message's `firstAttempt`
-    window: int = 0  # a seal trigger's window start
-
-    @property
-    def lines(self) -> list[str]:
-        return self.body.split("\n") if self.kind == "event" else []
-
-
-def bundles(tenant_id: str, endpoint_id: str, lines: list[str]) -> list[OutgoingMessage]:
+def bundles(tenant_id: str, endpoint_id: str, lines: list[str]) -> list[Message]:
     """`lines` in acceptance order (`naming.order_key`: one request's events share their createdAt, so this is
     the order of their ids) as as few bundles as SQS's size limit allows. The sink relies on every bundle being in
     that order: it orders whole bundles by their first and last lines and looks inside only where two overlap. A
     line is at most `limits.EVENT_MAX_BYTES`, which is below BUNDLE_MAX_BYTES, so every line fits in a bundle of
     its own."""
-    found: list[OutgoingMessage] = []
+    found: list[Message] = []
     current: list[str] = []
     size = 0
     for line in sorted(lines, key=order_key):
         cost = len(line.encode()) + (1 if current else 0)
         if current and size + cost > BUNDLE_MAX_BYTES:
-            found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))
+            found.append(Message(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))
             current, size, cost = [], 0, len(line.encode())
         current.append(line)
         size += cost
     if current:
-        found.append(OutgoingMessage(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))
+        found.append(Message(tenant_id, endpoint_id, "\n".join(current), line_count=len(current)))
     return found
 
 
-def flush_trigger(tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> OutgoingMessage:
-    return OutgoingMessage(
+def flush_trigger(tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> Message:
+    return Message(
         tenant_id,
         endpoint_id,
         f"flush {endpoint_id} at {flush_at}",
@@ -123,8 +104,8 @@ def flush_trigger(tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds
     )
 
 
-def seal_trigger(tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> OutgoingMessage:
-    return OutgoingMessage(
+def seal_trigger(tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> Message:
+    return Message(
         tenant_id,
         endpoint_id,
         f"seal {endpoint_id} window {window} at {seal_at}",
@@ -137,7 +118,7 @@ def seal_trigger(tenant_id: str, endpoint_id: str, window: int, seal_at: int, de
 
 def send_batches[M](messages: list[M], size: Callable[[M], int]) -> Iterator[list[M]]:
     """Messages grouped for SendMessageBatch: at most 10 entries and 256 KiB in all per call. `size` gives a
-    message's bytes (an OutgoingMessage's `size`; for messages redrive received, their body and attributes)."""
+    message's bytes (an Message's `size`; for messages redrive received, their body and attributes)."""
     batch: list[M] = []
     total = 0
     for message in messages:
@@ -151,7 +132,7 @@ def send_batches[M](messages: list[M], size: Callable[[M], int]) -> Iterator[lis
         yield batch
 
 
-def _attributes(message: OutgoingMessage) -> dict[str, tuple[str, str]]:
+def _attributes(message: Message) -> dict[str, tuple[str, str]]:
     found = {TENANT: ("String", message.tenant_id), ENDPOINT: ("String", message.endpoint_id)}
     if message.kind in (FLUSH, SEAL):
         found[KIND] = ("String", message.kind)
@@ -169,12 +150,12 @@ def fair_group(tenant_id: str) -> dict[str, str]:
     return {"MessageGroupId": tenant_id} if tenant_id else {}
 
 
-def sqs_attributes(message: OutgoingMessage) -> dict[str, dict[str, str]]:
+def sqs_attributes(message: Message) -> dict[str, dict[str, str]]:
     """The message's attributes as SQS's SendMessage takes them."""
     return {name: {"DataType": t, "StringValue": v} for name, (t, v) in _attributes(message).items()}
 
 
-def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
+def decode(body: str, attributes: Mapping[str, str]) -> Message:
     """A received message from its body and its attributes' string values. A message without Spool's
     attributes decodes with empty ids: it cannot be routed and fails until it reaches the DLQ."""
     get = attributes.get
@@ -183,10 +164,10 @@ def decode(body: str, attributes: Mapping[str, str]) -> Decoded:
     )
 
 
-def decode_lambda_record(record: Mapping[str, Any]) -> Decoded:
+def decode_lambda_record(record: Mapping[str, Any]) -> Message:
     """`decode` for a record of a Lambda SQS event, each attribute read where it is (`messageAttributes.<name>.
-    stringValue`) rather than through a dict of string values built first: the sink decodes every record (about
-    5 % less sink CPU for single-event messages, make bench B1's worst case)."""
+    stringValue`) rather than through a dict of string values built first: the sink decodes every record
+    (docs/benchmarks.md, "Measurements behind the code")."""
     raw = record.get("messageAttributes") or _NO_ATTRIBUTES
 
     def value(name: str) -> str | None:
@@ -216,22 +197,15 @@ def _decoded(
     lines: str | None,
     first_attempt: str | None = None,
     window: str | None = None,
-) -> Decoded:
+) -> Message:
     first = float(first_attempt) if first_attempt and first_attempt.replace(".", "", 1).isdigit() else None
     if kind in (FLUSH, SEAL):
         at = int(flush_at) if flush_at and flush_at.isdigit() else 0
         start = int(window) if window and window.isdigit() else 0
         which: Kind = FLUSH if kind == FLUSH else SEAL
-        return Decoded(tenant_id or "", endpoint_id or "", which, flush_at=at, first_attempt=first, window=start)
-    count = int(lines) if lines and lines.isdigit() else None
-    return Decoded(tenant_id or "", endpoint_id or "", "event", body, line_count=count, first_attempt=first)
-
-
-def is_event_bundle(body: str) -> bool:
-    """Whether `body` is what the api enqueues: one or more event lines, each one compact JSON object that
-    starts with its id. Checked on the whole body at once (every line break must sit between `}` and the
-    next line's `{"id":"`), so the sink need not split a bundle it writes whole."""
-    return body.startswith('{"id":"') and body.endswith("}") and body.count("\n") == body.count('}\n{"id":"')
+        return Message(tenant_id or "", endpoint_id or "", kind=which, flush_at=at, first_attempt=first, window=start)
+    count = int(lines) if lines and lines.isdigit() else 0
+    return Message(tenant_id or "", endpoint_id or "", body, line_count=count, first_attempt=first)
 
 
 def redriven(attributes: Mapping[str, Any], sent_ms: str | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def ndjson_line(event_id: str, event_type: str, payload: Any, created_at: str) -
     )
 
 
-# The line as ndjson_line renders it. Ids and event types hold no quote or backslash (models.py), nor does
+# The line as ndjson_line renders it. Ids and event types hold no quote or backslash (fields.py), nor does
 # createdAt, so the payload is everything between them: `.*` is greedy, and only the real createdAt can follow.
 _LINE_RE = re.compile(r'\{"id":"([^"\\]*)","eventType":"([^"\\]*)","payload":(.*),"createdAt":"([^"\\]*)"\}')
 _TYPE_RE = re.compile(r'\{"id":"[^"\\]*","eventType":"([^"\\]*)"')

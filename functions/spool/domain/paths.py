@@ -11,7 +11,7 @@ from spool.domain.errors import InvalidInput
 def check_local_target(root: str, directory: str, prefix: str) -> Path:
     """Return the directory objects go to, or raise when it would leave `root`.
 
-    `directory` and `prefix` are already free of `..`, absolute paths and odd characters (models.py); this
+    `directory` and `prefix` are already free of `..`, absolute paths and odd characters (fields.py); this
     also resolves symlinks that exist on disk, so a link planted below the root cannot lead out of it.
     """
     base = Path(root).resolve()

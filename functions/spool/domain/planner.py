@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 from spool.domain import limits
 from spool.domain.encoding import EncodedObject, fit
-from spool.domain.messages import Kind, is_event_bundle
-from spool.domain.models import StorageSettings
+from spool.domain.messages import Kind
 from spool.domain.naming import line_event_type, order_key
 from spool.domain.ports import Segment, StagedBundle
+from spool.domain.storage import StorageSettings
 
 # SQS allows a message's visibility to reach 12 hours after it was received; DelaySeconds at most 15 min.
 MAX_VISIBILITY_SECONDS = 43_200
@@ -41,7 +41,7 @@ LEASE_SECONDS = 120
 # A remainder is held only if its flush time is at least the batching window, less this, away: a trigger sent
 # now is back by then. Within this slack holding still pays (other holders' lines share the object).
 HOLD_SETTLE_SECONDS = 1.0
-ODD_MESSAGE = "a queued message was not one event line; it goes to the DLQ"
+ODD_MESSAGE = "a queued message was not a bundle of event lines; it goes to the DLQ"
 
 
 @dataclass(frozen=True)
@@ -58,32 +58,28 @@ class InboundRecord:
     receive_count: int = 1
     kind: Kind = "event"
     flush_at: int = 0  # a trigger's flush time (a seal trigger's: when its window may be sealed)
-    # The bundle's line count as the api sent it (attribute `lines`); None for a message without it, whose
-    # body is then checked line by line.
-    line_count: int | None = None
+    # The bundle's line count as the api sent it (attribute `lines`); 0 for a message without it, which is odd.
+    line_count: int = 0
     # When Spool first tried to deliver it (SQS's ApproximateFirstReceiveTimestamp, or the one a redrive carried
     # over); None: this is the first try.
     first_attempt: float | None = None
     window: int = 0  # a seal trigger's window start
 
-    # Plain properties rather than cached ones: with the api's line count both are a few comparisons, cheaper
-    # than functools' cached_property's lookup (docs/benchmarks.md, B1).
     @property
     def is_bundle(self) -> bool:
-        """Whether this is an event bundle Spool may write. With the api's line count only its ends are
-        checked (the count spares a scan of the whole body); without it every line break is checked."""
-        if self.kind != "event":
-            return False
-        if self.line_count is not None:
-            return self.line_count >= 1 and self.body.startswith('{"id":"') and self.body.endswith("}")
-        return is_event_bundle(self.body)
+        """Whether this is an event bundle Spool may write: the api's line count and the ends of a body of event
+        lines (the count spares a scan of the whole body)."""
+        return (
+            self.kind == "event"
+            and self.line_count >= 1
+            and self.body.startswith('{"id":"')
+            and self.body.endswith("}")
+        )
 
     @property
     def count(self) -> int:
         """Event lines in the bundle (none in a trigger)."""
-        if self.kind != "event":
-            return 0
-        return self.line_count if self.line_count is not None else self.body.count("\n") + 1
+        return self.line_count if self.kind == "event" else 0
 
     @property
     def lines(self) -> list[str]:
@@ -482,12 +478,6 @@ def _unwritten(source: str, text: str, count: int, done: Collection[int] | None)
     if not done:
         return [Run(text, count, ((source, 0, count),))] if count else []
     return [run_of([(line, source, i)]) for i, line in enumerate(text.split("\n")) if i not in done]
-
-
-def objects_for(settings: StorageSettings, lines: list[str]) -> list[ObjectWrite]:
-    """Every object the endpoint's settings make of `lines` (in acceptance order), as a flush writes them."""
-    runs = [Run("\n".join(lines), len(lines), (("lines", 0, len(lines)),))] if lines else []
-    return _Layout(settings).objects(runs, whole=True)[0]
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spool.domain.credentials import Credentials
 from spool.domain.health import Health
-from spool.domain.messages import OutgoingMessage
-from spool.domain.models import Credentials, DeliveryStatus, Endpoint, StorageSettings
-
-__all__ = ["OutgoingMessage"]  # the queue's message, defined with its format in domain/messages.py
+from spool.domain.messages import Message
+from spool.domain.models import Endpoint
+from spool.domain.status import DeliveryStatus
+from spool.domain.storage import StorageSettings
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class TenantRepository(Protocol):
 
 
 class Queue(Protocol):
-    def send(self, messages: list[OutgoingMessage]) -> None:
+    def send(self, messages: list[Message]) -> None:
         """Enqueue every message or raise; partial failures are retried inside the adapter."""
 
 
@@ -115,7 +116,7 @@ class StoreFactory(Protocol):
 
 @dataclass(frozen=True)
 class StagedBundle:
-    """Lines held back for an endpoint's flush at `boundary`, as one staging item. `written`: a flush already
+    """Lines held back for an endpoint's flush at `flush_at`, as one staging item. `written`: a flush already
     put these lines in an object and marked them, but could not remove them; remove, never write again."""
 
     item_id: str
@@ -127,19 +128,19 @@ class Staging(Protocol):
     """Durable holding area for remainders, keyed by endpoint and flush time (objects in Spool's staging
     bucket on AWS, adapters/staging.py)."""
 
-    def stage(self, tenant_id: str, endpoint_id: str, boundary: int, holder_id: str, lines: list[str]) -> list[str]:
+    def stage(self, tenant_id: str, endpoint_id: str, flush_at: int, holder_id: str, lines: list[str]) -> list[str]:
         """Store the lines; returns the staging item ids written."""
 
     def staged_ids(self, endpoint_id: str) -> dict[int, list[str]]:
         """Everything staged for the endpoint (written markers too), by flush time, from one listing."""
 
-    def bundles(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> list[StagedBundle]:
+    def bundles(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> list[StagedBundle]:
         """The staged items `item_ids` of one flush time (as `staged_ids` listed them), read."""
 
-    def mark_written(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> str:
+    def mark_written(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> str:
         """Record durably that these staged items are in an object; returns the marker's own item id."""
 
-    def remove(self, endpoint_id: str, boundary: int, item_ids: list[str]) -> None: ...
+    def remove(self, endpoint_id: str, flush_at: int, item_ids: list[str]) -> None: ...
 
 
 # Where an object's lines come from: (source, index of the first line in it, how many); planner.Segment.
@@ -195,12 +196,12 @@ class Ledger(Protocol):
 class Leases(Protocol):
     """One flush at a time per (endpoint, flush time): a conditional item in DynamoDB."""
 
-    def acquire(self, endpoint_id: str, boundary: int, owner: str, seconds: int) -> bool:
-        """Take the flush lease for (endpoint, boundary) unless another owner holds an unexpired one."""
+    def acquire(self, endpoint_id: str, flush_at: int, owner: str, seconds: int) -> bool:
+        """Take the flush lease for (endpoint, flush_at) unless another owner holds an unexpired one."""
 
-    def release(self, endpoint_id: str, boundary: int, owner: str) -> None: ...
-    def lease_until(self, endpoint_id: str, boundary: int) -> float | None:
-        """When the current flush lease for (endpoint, boundary) expires (epoch seconds), if one is held."""
+    def release(self, endpoint_id: str, flush_at: int, owner: str) -> None: ...
+    def lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
+        """When the current flush lease for (endpoint, flush_at) expires (epoch seconds), if one is held."""
 
 
 class VisibilityPort(Protocol):
@@ -209,7 +210,7 @@ class VisibilityPort(Protocol):
 
 
 class Triggers(Protocol):
-    def send_flush(self, tenant_id: str, endpoint_id: str, boundary: int, delay_seconds: int) -> None:
+    def send_flush(self, tenant_id: str, endpoint_id: str, flush_at: int, delay_seconds: int) -> None:
         """Enqueue a flush trigger that becomes visible after `delay_seconds` (at most 900)."""
 
     def send_seal(self, tenant_id: str, endpoint_id: str, window: int, seal_at: int, delay_seconds: int) -> None:

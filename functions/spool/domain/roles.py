@@ -6,7 +6,8 @@ tenant's role as its own roleArn (the confused deputy). The role's trust policy 
 endpoint it was made for, which Spool generates, shows only to that endpoint's tenant and never lets a tenant
 choose, so Spool can assume a role only for the endpoint its owner created it for.
 
-Here: the ids, and the policies and CloudFormation template handed to the tenant (`aws_role`). Pure: no AWS.
+Here: the ids, and the policies and CloudFormation template handed to the tenant (`aws_role`, answered as
+`AwsRole`). Pure: no AWS.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from spool.domain.errors import InvalidInput
+from pydantic import Field
+
+from spool.domain.base import Model
+from spool.domain.errors import CorruptRecord, InvalidInput
+from spool.domain.fields import ROLE_ARN_RE
 from spool.domain.ids import new_id
-from spool.domain.models import ROLE_ARN_RE, AwsRole, Endpoint
+from spool.domain.models import Endpoint
 
 # The role's session lasts this long: STS's minimum, which covers any flush (the sink runs 120 s at most).
 # The store client renews it shortly before it expires (adapters/role_session.py).
@@ -28,6 +33,23 @@ PROBE_MARKER = ".spool-verify-"
 TEMPLATE_ROLE_ID = "SpoolDeliveryRole"
 _KMS_KEY_ARN_PREFIXES = ("arn:aws:kms:", "arn:aws-cn:kms:", "arn:aws-us-gov:kms:")
 _DNS_SUFFIX = {"aws": "amazonaws.com", "aws-cn": "amazonaws.com.cn", "aws-us-gov": "amazonaws.com"}
+
+
+class AwsRole(Model):
+    """What the tenant needs to create the role Spool assumes, in their own AWS account."""
+
+    roleArn: str | None = Field(
+        description="The endpoint's roleArn; null when it has none yet: deploy the template, then PATCH its "
+        "RoleArn output in as storageConfig.roleArn"
+    )
+    roleName: str = Field(description="The role's name in the template (roleArn's, or spool-{endpoint id})")
+    externalId: str
+    sinkRoleArn: str = Field(description="The principal the trust policy trusts: this deployment's sink role")
+    trustPolicy: dict[str, Any]
+    permissionPolicy: dict[str, Any]
+    cloudFormationTemplate: dict[str, Any] = Field(description="Both policies as one AWS::IAM::Role")
+    deployCommand: str = Field(description="Save the template as templateFile, then run this")
+    templateFile: str
 
 
 def new_external_id() -> str:
@@ -115,7 +137,7 @@ def aws_role(endpoint: Endpoint, sink_role_arn: str, kms_key_arn: str | None = N
     endpoint still on access keys, `spool-{endpoint id}` in whatever account it is deployed to."""
     storage = endpoint.storage
     if storage.externalId is None:
-        raise ValueError("only endpoints with an externalId have a role")
+        raise CorruptRecord("a stored Amazon S3 endpoint has no externalId", detail={"endpointId": endpoint.id})
     found = ROLE_ARN_RE.match(storage.roleArn) if storage.roleArn else None
     sink = ROLE_ARN_RE.match(sink_role_arn)
     partition = found.group(1) if found else (sink.group(1) if sink else "aws")

@@ -24,6 +24,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spool.domain import limits
+from spool.domain.base import build_validators
 from spool.domain.errors import (
     Conflict,
     InvalidInput,
@@ -35,7 +36,6 @@ from spool.domain.errors import (
     SpoolError,
     Unauthorized,
 )
-from spool.domain.models import build_validators
 from spool.handlers import snapstart
 from spool.handlers.routes import deps, endpoints, events
 from spool.handlers.wiring import ApiServices, api_services

@@ -14,8 +14,8 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spool.domain import messages
+from spool.domain.base import build_validators
 from spool.domain.delivery import DeliveryReport, EndpointOutcome
-from spool.domain.models import build_validators
 from spool.domain.planner import InboundRecord
 from spool.handlers import snapstart
 from spool.handlers.wiring import SinkServices, sink_services
@@ -27,9 +27,9 @@ share_log_config()
 
 
 def to_inbound(record: dict[str, Any]) -> InboundRecord:
-    """The fields the sink needs, read straight from the record dict (going through Powertools' SQSRecord
-    wrappers here was most of the sink's CPU time, make bench B1); the body and attributes are decoded by
-    the message format's owner."""
+    """The fields the sink needs, read straight from the record dict rather than through Powertools' SQSRecord
+    wrappers, which cost more than the rest of the sink (docs/benchmarks.md, "Measurements behind the code"); the
+    body and attributes are decoded by the message format's owner."""
     message = messages.decode_lambda_record(record)
     system = record["attributes"]
     receive_count = int(system["ApproximateReceiveCount"])
@@ -66,9 +66,9 @@ def metrics_document(endpoint_id: str, outcome: EndpointOutcome, timestamp_ms: i
     the endpoint's id as metadata (tests/unit/test_sink_metrics.py holds the two side by side).
 
     Built here rather than through `EphemeralMetrics` because Powertools' provider (a new instance, four
-    validated `add_metric` calls, dimension sanitising, serialising) took 41 us per document printed against 9
-    us for this (timeit): about a sixth of the sink's CPU for a 1,000-event invocation (make bench, B1). The
-    sink's document has a fixed shape, so none of that checking has anything to find."""
+    validated `add_metric` calls, dimension sanitising, serialising) costs several times as much per document
+    (docs/benchmarks.md, "Measurements behind the code"). The sink's document has a fixed shape, so none of that
+    checking has anything to find."""
     figures = (outcome.events_written, outcome.objects_written, outcome.held, outcome.failed)
     document: dict[str, Any] = {
         "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _DIRECTIVE},
@@ -83,7 +83,7 @@ def metrics_document(endpoint_id: str, outcome: EndpointOutcome, timestamp_ms: i
 def emit_metrics(report: DeliveryReport) -> None:
     """One EMF document per endpoint on stdout (where Lambda sends it to CloudWatch Logs, which reads the
     metrics out of it). One document instead of one per endpoint plus one of totals halves the metric lines of
-    the common one-endpoint invocation (log bytes and sink CPU, B1)."""
+    the common one-endpoint invocation (log bytes and sink CPU)."""
     timestamp_ms = int(time.time() * 1000)
     disabled = is_metrics_disabled()  # POWERTOOLS_METRICS_DISABLED / POWERTOOLS_DEV, as Powertools' own providers
     for endpoint_id, outcome in report.endpoints.items():
@@ -102,9 +102,10 @@ def handle_batch(event: dict[str, Any], context: LambdaContext, services: SinkSe
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     emit_metrics(report)
-    # The sink decides per batch (coalescing needs every record at once), so Powertools' BatchProcessor would
-    # only walk the records again to format this answer; it is built directly (STYLE.md, item 5). An empty
-    # list acknowledges everything; all records held back is the normal case at low traffic, not an error.
+    # The sink decides per batch (coalescing needs every record at once), so Powertools' BatchProcessor, which
+    # handles records one by one, would only walk the records again to format this answer; it is built directly.
+    # An empty list acknowledges everything; all records held back is the normal case at low traffic, not an
+    # error.
     return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record, _ in report.handed_back]}
 
 

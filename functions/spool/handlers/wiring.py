@@ -184,7 +184,6 @@ def build_sink(
     from spool.adapters.ledger import DynamoLedger
     from spool.adapters.sqs_triggers import SqsTriggers
     from spool.adapters.sqs_visibility import SqsVisibility
-    from spool.adapters.staged_items import StagedItems
     from spool.adapters.staging import S3Staging
     from spool.adapters.status_table import DynamoStatus
     from spool.adapters.stores import STS_CLIENT_CONFIG, Stores
@@ -203,8 +202,7 @@ def build_sink(
             directory=EndpointDirectory(endpoints, cipher, stores, ttl=settings.endpoint_cache_seconds),
             status=status,
             visibility=SqsVisibility(clients.sqs, settings.queue_url),
-            # Lines an older sink staged in DynamoDB are still read and removed (adapters/staged_items.py).
-            staging=S3Staging(clients.s3, settings.staging_bucket, StagedItems(clients.dynamodb, settings.table_name)),
+            staging=S3Staging(clients.s3, settings.staging_bucket),
             triggers=SqsTriggers(clients.sqs, settings.queue_url),
             leases=DynamoLeases(clients.dynamodb, settings.table_name),
             ledger=DynamoLedger(clients.dynamodb, settings.table_name),

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Depends, Request
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from spool.domain.models import ErrorBody
+from spool.domain.errors import ErrorBody
 from spool.handlers.wiring import ApiServices
 
 # Keys of the resolver's request context; only this module reads or writes them.

@@ -9,15 +9,8 @@ from pydantic import ValidationError
 
 from spool.domain import limits
 from spool.domain.errors import ServiceFault, describe
-from spool.domain.models import (
-    AwsRole,
-    EndpointCreate,
-    EndpointOut,
-    EndpointPage,
-    EndpointPatch,
-    RedriveResult,
-    VerifyResult,
-)
+from spool.domain.models import EndpointCreate, EndpointOut, EndpointPage, EndpointPatch, RedriveResult, VerifyResult
+from spool.domain.roles import AwsRole
 from spool.handlers.routes.deps import Services, TenantId, tenant_route
 
 router = Router()

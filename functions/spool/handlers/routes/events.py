@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import Discriminator, Tag
 
-from spool.domain.models import Accepted, AcceptedBatch, EventBatchIn, EventIn
+from spool.domain.events import Accepted, AcceptedBatch, EventBatchIn, EventIn
 from spool.handlers.routes.deps import Services, TenantId, tenant_route
 from spool.names import METRIC_EVENTS_ACCEPTED
 from spool.observability import metrics

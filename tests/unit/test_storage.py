@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import typing
 
-from spool.domain import models
-from spool.domain.models import StorageConfigIn, StorageConfigOut, StorageConfigPatch, StorageFields, StorageSettings
+from spool.domain import storage
+from spool.domain.storage import StorageConfigIn, StorageConfigOut, StorageConfigPatch, StorageFields, StorageSettings
 
 
 def declared(model: type) -> dict[str, str]:
     """Each field's annotation as written in the module, the subclass's own winning."""
     found: dict[str, str] = {}
     for cls in reversed(model.__mro__):
-        found |= getattr(cls, "__annotations__", {}) if cls.__module__ == models.__name__ else {}
+        found |= getattr(cls, "__annotations__", {}) if cls.__module__ == storage.__name__ else {}
     return {name: text for name, text in found.items() if name in model.model_fields}
 
 
@@ -23,7 +23,9 @@ def test_the_patch_has_every_field_of_a_create_and_no_other() -> None:
 
 def test_each_patch_field_is_the_create_type_or_null_and_defaults_to_unset() -> None:
     create = declared(StorageConfigIn)
-    for name, text in declared(StorageConfigPatch).items():
+    patch = declared(StorageConfigPatch)
+    assert list(patch) == list(StorageConfigPatch.model_fields)  # every field read from this module
+    for name, text in patch.items():
         expected = create[name] if create[name].endswith(" | None") else f"{create[name]} | None"
         assert text == expected, name
         assert StorageConfigPatch.model_fields[name].default is None, name
