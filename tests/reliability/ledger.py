@@ -138,13 +138,18 @@ class Books:
 
     def staged(self, endpoint_id: str) -> dict[int, list[str]]:
         """Lines staged for the endpoint, by flush time, read as the sink's flush reads them (markers of
-        written objects hold no lines)."""
+        written objects hold no lines). Read without the flush lease the sink reads under, so a sink may remove an
+        item between the listing and its read: then the listing is read again."""
         staging = S3Staging(self.s3, self.staging_bucket)
-        found = {
-            flush_at: [line for bundle in staging.bundles(endpoint_id, flush_at, ids) for line in bundle.lines]
-            for flush_at, ids in staging.staged_ids(endpoint_id).items()
-        }
-        return {flush_at: lines for flush_at, lines in found.items() if lines}
+        while True:
+            try:
+                found = {
+                    flush_at: [line for bundle in staging.bundles(endpoint_id, flush_at, ids) for line in bundle.lines]
+                    for flush_at, ids in staging.staged_ids(endpoint_id).items()
+                }
+            except self.s3.exceptions.NoSuchKey:
+                continue
+            return {flush_at: lines for flush_at, lines in found.items() if lines}
 
     def ledger(self, accepted: list[str], s3: Any, bucket: str, prefix: str, endpoint_id: str, interval: int) -> Ledger:
         stored = stored_ids(s3, bucket, prefix)

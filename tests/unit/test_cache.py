@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -30,6 +31,43 @@ def test_a_value_is_served_until_its_ttl_and_not_after() -> None:
     clock.now += 0.1
     assert cache.get("a") is None
     assert len(cache) == 0
+
+
+def test_find_gives_an_old_value_as_stale_so_a_caller_can_keep_what_has_not_changed() -> None:
+    clock = Clock()
+    cache: TtlCache[str, int] = TtlCache(10, ttl=5, clock=clock)
+    assert cache.find("a") is None
+    cache.put("a", 1)
+    assert cache.find("a") == (1, True)
+    clock.now += 6
+    assert cache.find("a") == (1, False)
+    cache.put("a", 1)
+    assert cache.get("a") == 1
+
+
+def test_threads_storing_and_reading_at_once_keep_the_bound() -> None:
+    cache: TtlCache[int, int] = TtlCache(50, ttl=60)
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for n in range(2000):
+                key = (offset * 7919 + n) % 500
+                cache.put(key, n)
+                cache.get(key)
+                cache.get_or_load(key + 1, lambda: n)
+                if n % 50 == 0:
+                    cache.forget(key)
+        except BaseException as exc:  # a dict changed during iteration, a popitem on an empty dict
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(cache) <= 50
 
 
 def test_storing_a_key_again_restarts_its_age() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from spool.adapters.idempotency import IdempotentIngest, table_records
-from spool.domain.ingest import Ingest
 from spool.domain.events import EventIn
+from spool.domain.ingest import Ingest
 from spool.names import IDEMPOTENCY_KEY_PREFIX, IDEMPOTENCY_SORT_KEY
 from tests.fakes import FakeQueue, FakeRepo
 

@@ -24,8 +24,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from spool.domain.errors import InProgress, KeyReused
-from spool.domain.ingest import Ingest
 from spool.domain.events import Accepted, AcceptedEvent, EventIn
+from spool.domain.ingest import Ingest
 from spool.names import (
     IDEMPOTENCY_KEY_PREFIX,
     IDEMPOTENCY_SORT_KEY,

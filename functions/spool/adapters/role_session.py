@@ -4,7 +4,6 @@ STS answers said in words naming what to fix (`describe_assume_error`)."""
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from spool.adapters.store_errors import DENIED
 from spool.domain import limits
+from spool.domain.cache import TtlCache
 from spool.domain.credentials import RoleToAssume
 from spool.domain.errors import StoreError
 from spool.domain.roles import EXTERNAL_ID_PREFIX, ROLE_SESSION_SECONDS
@@ -129,8 +129,9 @@ def external_id_not_required(role: RoleToAssume) -> str:
 class TrustChecks:
     """Delivery's probe of each role's trust policy (`RoleSession.external_id_required`), made on the first
     assume of each role ARN and ExternalId in this process and remembered: a policy that refused the wrong
-    ExternalId for `checked_seconds`, one that accepted it for `refused_seconds` (domain/limits.py). A probe
-    that could not tell is not remembered: the next store build probes again. Thread-safe."""
+    ExternalId for `checked_seconds`, one that accepted it for `refused_seconds` (domain/limits.py), each for at
+    most ROLE_TRUST_ENTRIES roles. A probe that could not tell is not remembered: the next store build probes
+    again. Thread-safe."""
 
     def __init__(
         self,
@@ -138,24 +139,25 @@ class TrustChecks:
         refused_seconds: float = limits.ROLE_TRUST_REFUSED_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = {True: checked_seconds, False: refused_seconds}
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._verdicts: dict[tuple[str, str], tuple[bool, float]] = {}  # (role ARN, ExternalId) -> (ok, until)
+        # (role ARN, ExternalId) -> the verdict, kept as long as its kind is trusted
+        self._verdicts = {
+            ok: TtlCache[tuple[str, str], bool](limits.ROLE_TRUST_ENTRIES, seconds, clock)
+            for ok, seconds in ((True, checked_seconds), (False, refused_seconds))
+        }
 
     def check(self, role: RoleToAssume, probe: Callable[[], bool]) -> None:
         """Return if the role's trust policy requires its ExternalId, else raise `StoreError` naming the fix.
         `probe` (the role's `RoleSession.external_id_required`) runs when no verdict is remembered."""
         key = (role.roleArn, role.externalId)
-        with self._lock:
-            known = self._verdicts.get(key)
-        if known is None or known[1] <= self._clock():
+        if key in self._verdicts[True]:
+            return
+        if key not in self._verdicts[False]:
             ok = probe()
-            known = (ok, self._clock() + self._ttl[ok])
-            with self._lock:
-                self._verdicts[key] = known
-        if not known[0]:
-            raise StoreError(external_id_not_required(role))
+            self._verdicts[ok].put(key, ok)
+            if ok:
+                self._verdicts[False].forget(key)
+                return
+        raise StoreError(external_id_not_required(role))
 
 
 def describe_assume_error(role: RoleToAssume, exc: ClientError) -> str:

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from spool.domain import keys, limits, manifests, planner
+from spool.domain.cache import TtlCache
 from spool.domain.encoding import EncodedObject, encode
 from spool.domain.endpoints import unseal
 from spool.domain.errors import DeadlineExceeded, SpoolError, StoreError
@@ -135,12 +136,12 @@ class _TenantStoreError(Exception):
 class _Target:
     endpoint: Endpoint
     store: ObjectStore
-    loaded_at: float
 
 
 @dataclass
 class EndpointDirectory:
-    """Endpoint settings, decrypted credentials and store clients, cached for `ttl` seconds.
+    """Endpoint settings, decrypted credentials and store clients, cached for `ttl` seconds (at most
+    ENDPOINT_CACHE_ENTRIES endpoints).
 
     Without it every invocation would cost a DynamoDB read, a KMS Decrypt and a new S3 client per endpoint.
     A changed endpoint (PATCH) is seen within `ttl`.
@@ -151,29 +152,34 @@ class EndpointDirectory:
     stores: StoreFactory
     ttl: float = limits.ENDPOINT_CACHE_SECONDS
     clock: Clock = time.monotonic
-    _cache: dict[tuple[str, str], _Target] = field(default_factory=dict)
+    _cache: TtlCache[tuple[str, str], _Target] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cache = TtlCache(limits.ENDPOINT_CACHE_ENTRIES, self.ttl, lambda: self.clock())
 
     def target(self, tenant_id: str, endpoint_id: str) -> _Target:
-        cached = self._cache.get((tenant_id, endpoint_id))
-        if cached and self.clock() - cached.loaded_at < self.ttl:
-            return cached
+        key = (tenant_id, endpoint_id)
+        found = self._cache.find(key)
+        if found is not None and found[1]:
+            return found[0]
         endpoint = self.repo.get_endpoint(tenant_id, endpoint_id)
         if endpoint is None:
             raise StoreError(f"endpoint {endpoint_id} no longer exists")
-        if cached and cached.endpoint.updatedAt == endpoint.updatedAt:
-            cached.loaded_at = self.clock()
-            return cached
+        if found is not None and found[0].endpoint.updatedAt == endpoint.updatedAt:
+            # Unchanged: keep its store client and credentials (no KMS Decrypt), trusted for another `ttl`.
+            self._cache.put(key, found[0])
+            return found[0]
         credentials = unseal(self.cipher, endpoint)
         try:
             store = self.stores(endpoint.storage, credentials)
         except StoreError as exc:
             raise _TenantStoreError(exc) from None
-        target = _Target(endpoint, store, self.clock())
-        self._cache[(tenant_id, endpoint_id)] = target
+        target = _Target(endpoint, store)
+        self._cache.put(key, target)
         return target
 
     def forget(self, tenant_id: str, endpoint_id: str) -> None:
-        self._cache.pop((tenant_id, endpoint_id), None)
+        self._cache.forget((tenant_id, endpoint_id))
 
 
 @dataclass
@@ -200,8 +206,13 @@ class Sink:
     call_seconds: Callable[[int], float] = limits.store_call_seconds
     # This process's view of its endpoints' health and deliveries in flight (domain/health.py).
     board: HealthBoard = field(default_factory=HealthBoard)
-    _counters: dict[tuple[str, int], int] = field(default_factory=dict)
-    _seals_sent: dict[tuple[str, int, int | bool], float] = field(default_factory=dict)
+    # (endpoint, second) -> the last batch counter used; seals scheduled here, by (endpoint, window, late)
+    _counters: TtlCache[tuple[str, int], int] = field(
+        default_factory=lambda: TtlCache(limits.COUNTER_CACHE_ENTRIES, limits.SINK_MEMORY_SECONDS)
+    )
+    _seals_sent: TtlCache[tuple[str, int, int | bool], bool] = field(
+        default_factory=lambda: TtlCache(limits.SEALS_SENT_ENTRIES, limits.SINK_MEMORY_SECONDS)
+    )
 
     @property
     def rules(self) -> Rules:
@@ -452,9 +463,7 @@ class Sink:
             except Exception as exc:  # the window's next write schedules it again
                 _log.warning("could not schedule the seal of %s: %s", endpoint.id, type(exc).__name__)
                 continue
-            if len(self._seals_sent) > 4096:
-                self._seals_sent.clear()
-            self._seals_sent[cache_key] = now
+            self._seals_sent.put(cache_key, True)
 
     def _written_before(
         self, target: _Target, found: planner.Triage, flushes: list[FoundFlush], rules: Rules
@@ -628,7 +637,7 @@ class Sink:
         sha256 = hashlib.sha256(obj.body).hexdigest()
         first, last = planner.Run(planned.text, planned.count).bounds()
         counter_key = (endpoint_id, int(flushed_at))
-        batch = self._counters.get(counter_key, 0) + 1
+        batch = (self._counters.get(counter_key) or 0) + 1
         while batch <= MAX_BATCH_COUNTER:
             key = object_key(settings, flushed_at, batch, planned.partition)
             now = self.clock()
@@ -661,17 +670,12 @@ class Sink:
             if stored:
                 with contextlib.suppress(Exception):  # unconfirmed, a retry looks the object up in the store
                     self.ledger.confirm(endpoint_id, entry.entry_id)
-                self._remember_counter(counter_key, batch)
+                self._counters.put(counter_key, batch)
                 return key
             with contextlib.suppress(Exception):
                 self.ledger.drop(endpoint_id, entry.entry_id)
             batch += 1
         raise StoreError(f"more than {MAX_BATCH_COUNTER} objects in one second for one endpoint")
-
-    def _remember_counter(self, counter_key: tuple[str, int], batch: int) -> None:
-        if len(self._counters) > 1024:
-            self._counters.clear()
-        self._counters[counter_key] = batch
 
     def _fail(
         self,

@@ -39,8 +39,17 @@ RETRY_BASE_SECONDS = 10
 RETRY_MAX_SECONDS = 900
 # How long the sink trusts an endpoint's settings and credentials (a PATCH is seen within this).
 ENDPOINT_CACHE_SECONDS = 30
-# How long the API trusts a resolved API key (and so how long a revoked key can still work).
+# Endpoints one sink execution environment keeps (settings, decrypted credentials and a store client each).
+ENDPOINT_CACHE_ENTRIES = 1000
+# How long the API trusts a resolved API key (and so how long a revoked key can still work), and how many keys
+# one api execution environment keeps.
 API_KEY_CACHE_SECONDS = 30
+API_KEY_CACHE_ENTRIES = 10_000
+# The sink's memory of what it already did in this environment, so it does not do it again: the last batch
+# counter used per endpoint and second (object names), and the seals it scheduled (one trigger per window).
+COUNTER_CACHE_ENTRIES = 1024
+SEALS_SENT_ENTRIES = 4096
+SINK_MEMORY_SECONDS = 3600
 # Verify (POST /api/v1/endpoints/{id}/verify) runs in a function of its own with a reserved concurrency (the
 # stack's verifyReservedConcurrency). The probe (AssumeRole, write, delete) must end within its total deadline;
 # the function's timeout is that and a margin; the api waits for the function at most its timeout and a cold
@@ -108,6 +117,7 @@ VERIFY_CALL_SECONDS = 6.0
 # seen soon after the tenant fixes it.
 ROLE_TRUST_CHECKED_SECONDS = 900.0
 ROLE_TRUST_REFUSED_SECONDS = 60.0
+ROLE_TRUST_ENTRIES = 1000
 
 _MIB = 1024 * 1024
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spool.domain import limits
+from spool.domain.cache import TtlCache
 from spool.domain.errors import InvalidInput, NotFound, Unauthorized
 from spool.domain.ids import new_id
 from spool.domain.naming import iso_timestamp
@@ -29,7 +30,11 @@ class Tenants:
     pepper: Callable[[], bytes]
     clock: Callable[[], float] = time.time
     cache_seconds: float = limits.API_KEY_CACHE_SECONDS
-    _cache: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    # key hash -> its tenant, or None for a key that is unknown or revoked
+    _cache: TtlCache[str, str | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cache = TtlCache(limits.API_KEY_CACHE_ENTRIES, self.cache_seconds, lambda: self.clock())
 
     def create_tenant(self, name: str) -> tuple[Tenant, str]:
         name = name.strip()
@@ -76,14 +81,11 @@ class Tenants:
         if not api_key.startswith(KEY_PREFIX) or len(api_key) > 128:
             raise Unauthorized("invalid API key")
         key_hash = hash_key(self.pepper(), api_key)
-        now = self.clock()
-        cached = self._cache.get(key_hash)
-        if cached is None or now - cached[1] >= self.cache_seconds:
-            record = self.repo.find_key(key_hash)
-            tenant_id = record.tenantId if record and not record.revoked else None
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            cached = self._cache[key_hash] = (tenant_id, now)
-        if cached[0] is None:
+        tenant_id = self._cache.get_or_load(key_hash, lambda: self._tenant_of(key_hash))
+        if tenant_id is None:
             raise Unauthorized("invalid API key")
-        return cached[0]
+        return tenant_id
+
+    def _tenant_of(self, key_hash: str) -> str | None:
+        record = self.repo.find_key(key_hash)
+        return record.tenantId if record and not record.revoked else None
