@@ -117,6 +117,8 @@ def b6(quick: bool) -> tuple[float, dict[str, Any]]:
         "B6_single_event_ingest_usd_per_million": round(detail["single"]["total_usd_per_million"], 4),
         "B6_firehose_usd_per_million": round(detail["batch"]["firehose_usd_per_million"], 4),
         "B6_single_event_cost_vs_firehose": round(detail["single"]["ratio_to_firehose"], 3),
+        "B6_manifests_usd_per_million": round(detail["manifests"]["total_usd_per_million"], 4),
+        "B6_manifests_cost_vs_firehose": round(detail["manifests"]["ratio_to_firehose"], 3),
     }
     return detail.pop("value"), detail
 

@@ -26,6 +26,7 @@ import requests
 
 from bench.common import deployed, percentile
 from bench.stubs import payload
+from spool.domain.manifests import is_manifest
 from spool.local.runtime import EXAMPLE_BUCKET, POWERTOOLS_ENVIRONMENT, LocalRuntime, LocalSettings, free_port
 
 TENANT_CREDENTIALS = {"accessKeyId": "AKIABENCHMARK0000001", "secretAccessKey": "bench-secret-access-key-000001"}
@@ -67,7 +68,7 @@ class Client:
             raise RuntimeError(f"POST {path}: {reply.status_code} {reply.text[:300]}")
         return dict(reply.json())
 
-    def create_endpoint(self, prefix: str, *, batch_size: int, interval: int) -> str:
+    def create_endpoint(self, prefix: str, *, batch_size: int, interval: int, **storage: Any) -> str:
         body = {
             "url": f"s3://{EXAMPLE_BUCKET}/{prefix}",
             "deliveryMode": "storage",
@@ -80,6 +81,7 @@ class Client:
                 **TENANT_CREDENTIALS,
                 "batchSize": batch_size,
                 "flushIntervalSeconds": interval,
+                **storage,
             },
         }
         return str(self.post("/api/v1/endpoints", json.dumps(body).encode())["id"])
@@ -163,10 +165,36 @@ class Objects:
         with self._lock:
             unread = [key for key in self.seen if key not in self.lines]
         for key in unread:
+            if is_manifest(key):  # a folder's manifest: a list of objects, no events
+                with self._lock:
+                    self.lines[key] = []
+                continue
             body = self.s3.get_object(Bucket=EXAMPLE_BUCKET, Key=key)["Body"].read().decode()
             ids = [json.loads(line)["id"] for line in body.splitlines()]
             with self._lock:
                 self.lines[key] = ids
+
+    def data_keys(self) -> list[str]:
+        with self._lock:
+            return [key for key in self.lines if not is_manifest(key)]
+
+    def manifest_keys(self) -> list[str]:
+        with self._lock:
+            return [key for key in self.seen if is_manifest(key)]
+
+    def wait_for_manifests(self, timeout: float) -> None:
+        """Poll until every folder that holds objects has its `_manifest.json`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.list_new()
+            with self._lock:
+                keys = list(self.seen)
+            folders = {key.rsplit("/", 1)[0] for key in keys if not is_manifest(key)}
+            if folders and all(f"{folder}/_manifest.json" in keys for folder in folders):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"folders without a manifest after {timeout} s")
+            time.sleep(1.0)
 
     def written(self) -> dict[str, str]:
         """Event id -> the key of the (first) object holding it."""
@@ -367,7 +395,11 @@ def run_b6(quick: bool) -> dict[str, Any]:
         # name: (events, events per request, seconds, sender threads)
         "batch": (2_000 if quick else 10_000, 100, 8.0 if quick else 30.0, 2),
         "single": (200 if quick else 1_000, 1, 5.0 if quick else 20.0, 4),
+        # The batch phase again, with sealed folders of a minute each (the smallest window a template names, so
+        # the most seals per event): its cost counts every seal's calls, until every folder has its manifest.
+        "manifests": (2_000 if quick else 10_000, 100, 8.0 if quick else 30.0, 2),
     }
+    sealed_storage = {"manifests": True, "keyTemplate": "{prefix}{date}/{hour}{minute}/{timestamp}-{batch}"}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="spool-bench-b6-") as state:
         runtime = start(state, batch_size=dep.esm_batch_size, window=dep.esm_window_seconds)
@@ -375,13 +407,18 @@ def run_b6(quick: bool) -> dict[str, Any]:
             client = Client(runtime)
             for name, (events, per_request, seconds, workers) in phases.items():
                 prefix = f"bench-b6-{name}/"
-                endpoint_id = client.create_endpoint(prefix, batch_size=1000, interval=interval)
+                sealed = name == "manifests"
+                storage = sealed_storage if sealed else {}
+                endpoint_id = client.create_endpoint(prefix, batch_size=1000, interval=interval, **storage)
                 bodies = batch_bodies(events, per_request)
                 objects = Objects(runtime, prefix)
                 meter.reset()
                 meter.active = True
                 sent = send_steady(client, bodies, seconds, workers)
                 objects.wait_for(set(sent["accepted"]), timeout=interval + 120)
+                if sealed:
+                    # A minute's seal is due at its end + the interval + the window + the 30 s grace.
+                    objects.wait_for_manifests(timeout=60 + interval + dep.esm_window_seconds + 30 + 60)
                 queue_drained(runtime, timeout=interval + 60)
                 meter.active = False
                 client.delete_endpoint(endpoint_id)
@@ -394,7 +431,8 @@ def run_b6(quick: bool) -> dict[str, Any]:
                         "events_per_request": per_request,
                         "send_seconds": sent["seconds"],
                         "max_late_s": sent["max_late_s"],
-                        "objects": len(objects.lines),
+                        "objects": len(objects.data_keys()),
+                        "manifests": len(objects.manifest_keys()),
                         "mean_line_bytes": round(line_bytes, 1),
                         "firehose_usd_per_million": firehose,
                         "ratio_to_firehose": model["total_usd_per_million"] / firehose,
@@ -422,7 +460,7 @@ def run_b6(quick: bool) -> dict[str, Any]:
 def _mean_line_bytes(objects: Objects, events: int) -> float:
     s3 = objects.s3
     total = 0
-    for key in objects.lines:
+    for key in objects.data_keys():
         total += int(s3.head_object(Bucket=EXAMPLE_BUCKET, Key=key)["ContentLength"])
     return total / events - 1  # without the newline
 

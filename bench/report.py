@@ -145,6 +145,8 @@ def _b5(d: dict[str, Any]) -> list[str]:
 
 def _b6(d: dict[str, Any]) -> list[str]:
     batch, single = d["batch"], d["single"]
+    sealed = d.get("manifests")
+    phases = [("batch", batch), ("single", single), *([("manifests", sealed)] if sealed else [])]
     s = d["settings"]
     rows = [
         f"B6 cost per million ~{batch['mean_line_bytes']:.0f} B events, us-east-1 list prices "
@@ -155,20 +157,28 @@ def _b6(d: dict[str, Any]) -> list[str]:
         f"{batch['ratio_to_firehose']:.2f}x Firehose",
         f"   single-event ingest:        ${single['total_usd_per_million']:.4f} = "
         f"{single['ratio_to_firehose']:.2f}x Firehose",
-        f"   {'cost item, USD per million events':<44} {'batch':>9} {'single':>9}",
+        *(
+            [
+                f"   batch, minute folders sealed: ${sealed['total_usd_per_million']:.4f} = "
+                f"{sealed['ratio_to_firehose']:.2f}x Firehose ({sealed['manifests']} manifests)"
+            ]
+            if sealed
+            else []
+        ),
+        f"   {'cost item, USD per million events':<44}" + "".join(f" {label:>9}" for label, _ in phases),
     ]
-    items = list(dict.fromkeys([*batch["costs_usd_per_million"], *single["costs_usd_per_million"]]))
+    items = list(dict.fromkeys(item for _, phase in phases for item in phase["costs_usd_per_million"]))
     for item in items:
-        a = batch["costs_usd_per_million"].get(item, 0.0)
-        b = single["costs_usd_per_million"].get(item, 0.0)
-        rows.append(f"   {item:<44} {a:>9.4f} {b:>9.4f}")
-    rows.append(f"   {'requests (or units) per million events':<44} {'batch':>9} {'single':>9}")
-    names = list(dict.fromkeys([*batch["requests_per_million"], *single["requests_per_million"]]))
+        rows.append(
+            f"   {item:<44}" + "".join(f" {phase['costs_usd_per_million'].get(item, 0.0):>9.4f}" for _, phase in phases)
+        )
+    rows.append(f"   {'requests (or units) per million events':<44}" + "".join(f" {label:>9}" for label, _ in phases))
+    names = list(dict.fromkeys(name for _, phase in phases for name in phase["requests_per_million"]))
     for name in names:
-        a = batch["requests_per_million"].get(name, 0.0)
-        b = single["requests_per_million"].get(name, 0.0)
-        rows.append(f"   {name:<44} {a:>9,.0f} {b:>9,.0f}")
-    for label, phase in (("batch", batch), ("single", single)):
+        rows.append(
+            f"   {name:<44}" + "".join(f" {phase['requests_per_million'].get(name, 0.0):>9,.0f}" for _, phase in phases)
+        )
+    for label, phase in phases:
         n = phase["notes"]
         rows.append(
             f"   {label}: api {n['api_mean_wall_ms']:.1f} ms wall / {n['api_mean_cpu_ms']:.1f} ms CPU per invocation, "
