@@ -6,6 +6,9 @@ deadline."""
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from spool.domain.delivery import DeliveryReport
 from spool.domain.health import (
@@ -100,19 +103,21 @@ class Clock:
         return self.now
 
 
-def test_a_new_endpoint_has_one_delivery_in_flight_until_one_wrote() -> None:
+def test_a_new_endpoint_writes_one_delivery_at_a_time_until_one_wrote() -> None:
     board = HealthBoard(clock=Clock())
     first = board.enter("t#a", wait=0)
+    second = board.enter("t#a", wait=0)  # staging side by side: no store call yet
 
-    assert first is not None
-    assert board.enter("t#a", wait=0) is None
+    assert first is not None and second is not None
+    assert board.write("t#a", first, wait=0)
+    assert not board.write("t#a", second, wait=0)  # one writer while nothing was written here
+    assert board.enter("t#a", wait=0) is None  # nor does another delivery start beside the writer
     board.leave("t#a", first, wrote=False, failed=False)  # it only held: still unproven
-    second = board.enter("t#a", wait=0)
-    assert second is not None
-    assert board.enter("t#a", wait=0) is None
+    assert board.write("t#a", second, wait=0)
     board.leave("t#a", second, wrote=True, failed=False)
-    assert board.enter("t#a", wait=0) is not None
-    assert board.enter("t#a", wait=0) is not None
+    proven = [board.enter("t#a", wait=0), board.enter("t#a", wait=0)]
+    assert None not in proven
+    assert all(board.write("t#a", t, wait=0) for t in proven if t is not None)  # side by side once one wrote
 
 
 def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
@@ -141,19 +146,32 @@ def test_after_its_store_failed_an_endpoint_has_one_delivery_in_flight_until_a_w
 
     first = board.enter("t#a", wait=0)
     assert first is not None
+    assert board.write("t#a", first, wait=0)
     assert board.enter("t#a", wait=0) is None
     board.leave("t#a", first, wrote=True, failed=False)
     assert board.enter("t#a", wait=0) is not None
     assert board.enter("t#a", wait=0) is not None
 
 
-def test_a_delivery_waits_briefly_for_the_one_in_flight() -> None:
+def test_a_delivery_waits_briefly_for_the_one_writing() -> None:
     board = HealthBoard()
     first = board.enter("t#a", wait=0)
-    assert first is not None
+    assert first is not None and board.write("t#a", first, wait=0)
     threading.Timer(0.05, lambda: board.leave("t#a", first, wrote=True, failed=False)).start()
 
     assert board.enter("t#a", wait=2.0) is not None
+
+
+def test_a_delivery_does_not_wait_for_a_slow_one() -> None:
+    clock = Clock()
+    board = HealthBoard(clock=clock)
+    first = board.enter("t#a", wait=0)
+    assert first is not None
+    clock.now += SLOW_DELIVERY_SECONDS + 1
+    started = time.monotonic()
+
+    assert board.enter("t#a", wait=30.0) is None
+    assert time.monotonic() - started < 5  # handed back at once, not after the 30 s it may wait for a young one
 
 
 def test_the_board_forgets_idle_endpoints_beyond_its_size() -> None:
@@ -271,7 +289,7 @@ def test_a_probe_with_nothing_to_write_gives_the_probe_back(sink_harness: SinkHa
     assert sink_harness.repo.healths["ep_a"].probe_until == 0.0
 
 
-def test_a_second_delivery_of_a_suspect_endpoint_is_handed_back_while_the_first_is_in_flight(
+def test_a_second_delivery_of_a_suspect_endpoint_is_handed_back_while_the_first_writes(
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=1)
@@ -280,13 +298,51 @@ def test_a_second_delivery_of_a_suspect_endpoint_is_handed_back_while_the_first_
     assert failed is not None
     board.leave("ten_sink#ep_a", failed, wrote=False, failed=True)
     ticket = board.enter("ten_sink#ep_a", wait=0)
-    assert ticket is not None
+    assert ticket is not None and board.write("ten_sink#ep_a", ticket, wait=0)
 
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
     assert report.endpoints["ep_a"].busy == 1
     assert handed_back_seconds(report) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
     assert store(sink_harness).puts == 0
+
+
+def test_a_new_endpoints_deliveries_stage_side_by_side(sink_harness: SinkHarness) -> None:
+    # Its first events arrive in two deliveries at once: the second is not handed back (it would come back after
+    # the flush time and make an object of its own), it stages beside the first.
+    add_endpoint(sink_harness, batch_size=100)
+    board = sink_harness.sink.board
+    staging = board.enter("ten_sink#ep_a", wait=0)  # the first delivery, staging its events
+    assert staging is not None
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    assert report.endpoints["ep_a"].busy == 0
+    assert report.endpoints["ep_a"].held == 1
+    assert handed_back_seconds(report) == {}
+
+
+def test_a_write_waits_its_turn_when_another_delivery_began_writing_to_a_suspect_store(
+    sink_harness: SinkHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    board = sink_harness.sink.board
+    other = board.enter("ten_sink#ep_a", wait=0)
+    assert other is not None
+    write = board.write
+
+    def other_writes_first(key: str, ticket: int, *, wait: float = 0.5) -> bool:
+        assert write(key, other, wait=0)  # the other delivery began its write just before this one asks
+        return write(key, ticket, wait=0)
+
+    monkeypatch.setattr(board, "write", other_writes_first)
+
+    report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
+
+    assert report.endpoints["ep_a"].busy == 1
+    assert handed_back_seconds(report) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
+    assert store(sink_harness).puts == 0
+    assert not report.endpoints["ep_a"].failed
 
 
 # --- time left in the invocation --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ every line carries its id, so readers can drop the rare duplicate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -104,6 +105,10 @@ class EndpointOutcome:
 
 class _LedgerFault(StoreError):
     """Spool's own ledger could not record an object: a fault of Spool's, not the endpoint's store."""
+
+
+# `_perform`'s answer when a write may not start: another delivery of the endpoint is writing to its suspect store.
+_BUSY = StoreError("busy")
 
 
 class _OutOfTime(Exception):
@@ -271,7 +276,8 @@ class Sink:
             outcome.busy = len(records)
             return outcome, [(r, BUSY_RETRY_SECONDS) for r in records]
         try:
-            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining)
+            may_write = functools.partial(self.board.write, key, ticket)
+            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining, may_write)
         except _TenantStoreError as exc:  # its settings or credentials cannot make a store: its own failure
             outcome.store_failed = True
             handed_back = self._fail(tenant_id, endpoint_id, records, exc.error, outcome)
@@ -314,9 +320,11 @@ class Sink:
         outcome: EndpointOutcome,
         probing: bool,
         remaining: Remaining | None,
+        may_write: Callable[[], bool],
     ) -> list[tuple[InboundRecord, int]]:
         """Triage, lease and read the due flush times, plan, perform; the records handed back. A probe writes
-        everything at once: its first write decides whether the endpoint is healthy again."""
+        everything at once: its first write decides whether the endpoint is healthy again. `may_write` asks this
+        process's health board before the first object or manifest (domain/health.py)."""
         try:
             target = self.directory.target(tenant_id, endpoint_id)
         except (SpoolError, _TenantStoreError):
@@ -341,8 +349,8 @@ class Sink:
                 outcome.busy = len(records)
                 return [(r, BUSY_RETRY_SECONDS) for r in records]
             decided = planner.plan(settings, found, flushes, now, rules, written)
-            stopped = self._perform(target, decided, outcome, remaining)
-            unsealed = self._seal(target, found.seals, owner, leased_seals, outcome, remaining)
+            stopped = self._perform(target, decided, outcome, remaining, may_write)
+            unsealed = self._seal(target, found.seals, owner, leased_seals, outcome, remaining, may_write)
             if settings.manifests:
                 self._schedule_seals(target, outcome)
         finally:
@@ -354,7 +362,10 @@ class Sink:
         outcome.error = decided.error
         if stopped is not None:
             records_stopped, error = stopped
-            if error is None:  # not started for want of time: back at once, not a failure
+            if error is _BUSY:  # another delivery is writing to this suspect store: back soon, not a failure
+                outcome.busy += len(records_stopped)
+                handed_back += [(r, BUSY_RETRY_SECONDS) for r in records_stopped]
+            elif error is None:  # not started for want of time: back at once, not a failure
                 outcome.deferred += len(records_stopped)
                 handed_back += [(r, 0) for r in records_stopped]
             else:
@@ -369,6 +380,7 @@ class Sink:
         leased: list[int],
         outcome: EndpointOutcome,
         remaining: Remaining | None,
+        may_write: Callable[[], bool],
     ) -> list[tuple[InboundRecord, int]]:
         """Seal the folders of each due window (domain/manifests.py): under the window's seal lease, list what the
         ledger holds of it and write the manifests. The seal triggers to hand back (the others are done)."""
@@ -378,6 +390,9 @@ class Sink:
             settings = endpoint.storage
             window = keys.time_window(settings.keyTemplate, window_start) if settings.manifests else None
             if window is None:  # manifests were switched off, or the template changed: nothing to seal
+                continue
+            if not may_write():
+                back += [(r, BUSY_RETRY_SECONDS) for r in records]
                 continue
             if not self.leases.acquire(endpoint.id, seal_lease(window_start), owner, planner.LEASE_SECONDS):
                 back += [(r, planner.LEASE_RETRY_SECONDS) for r in records]
@@ -537,15 +552,23 @@ class Sink:
             return None
 
     def _perform(
-        self, target: _Target, decided: Plan, outcome: EndpointOutcome, remaining: Remaining | None
+        self,
+        target: _Target,
+        decided: Plan,
+        outcome: EndpointOutcome,
+        remaining: Remaining | None,
+        may_write: Callable[[], bool],
     ) -> tuple[list[InboundRecord], SpoolError | None] | None:
-        """Perform the plan's steps in order. A step is started only with time left for its first store call; the
-        first that fails, or that there is no time for, stops the rest. Returns the records it and every later
-        step would have settled, with the error (None: not started for want of time), or None when all ran."""
+        """Perform the plan's steps in order. A step is started only with time left for its first store call, and
+        a write only when `may_write`; the first that fails, or that cannot start, stops the rest. Returns the
+        records it and every later step would have settled, with the error (None: not started for want of time;
+        `_BUSY`: another delivery is writing to this suspect store), or None when all ran."""
         for i, step in enumerate(decided.steps):
             later = [r for s in decided.steps[i + 1 :] for r in _settled_by(s)]
             if remaining is not None and remaining() < self._step_seconds(step):
                 return [*_settled_by(step), *later], None
+            if isinstance(step, Write) and step.objects and not may_write():
+                return [*_settled_by(step), *later], _BUSY
             try:
                 if isinstance(step, Write):
                     self._write_objects(target, step, outcome, remaining)

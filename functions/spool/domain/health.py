@@ -18,10 +18,13 @@ health through the `StatusBook` port (the endpoint's status item, shared by ever
   endpoint is healthy again; failed, it is parked for longer.
 - In one process, deliveries of an endpoint run side by side once one of them wrote, until one is slow
   (SLOW_DELIVERY_SECONDS) or the endpoint's store failed here; before that (a new endpoint) and after, at most one
-  is in flight, and the others wait a moment for it (BUSY_WAIT_SECONDS) or hand their records back. (The local
-  runtime's pollers share a process; in Lambda one invocation runs per process and the endpoints of an
-  invocation are one delivery each.) So a store that starts to drip holds at most the deliveries that began
-  before it was slow, and only until its deadline parks it.
+  of them calls the store at a time: a delivery that finds another one writing waits a moment for it
+  (BUSY_WAIT_SECONDS), then hands its records back. Deliveries that only stage (Spool's own services) are not
+  held back by one another, or a new endpoint's first events, staged side by side, would miss their flush
+  time and land as objects of their own. (The local runtime's pollers share a process; in Lambda one
+  invocation runs per process and the endpoints of an invocation are one delivery each.) So a store that starts
+  to drip holds at most the deliveries that began to write before it was slow, and only until its deadline parks
+  it.
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ class _Entry:
     read_at: float = -math.inf
     suspect: bool = True  # nothing written here yet, or its store failed here since the last write
     started: dict[int, float] = field(default_factory=dict)  # deliveries in flight: ticket -> start (clock)
+    writing: set[int] = field(default_factory=set)  # those of them that have begun to call the store
 
 
 class HealthBoard:
@@ -148,23 +152,36 @@ class HealthBoard:
             entry.health, entry.read_at = health, self._clock()
 
     def enter(self, key: str, *, wait: float = BUSY_WAIT_SECONDS) -> int | None:
-        """Start a delivery of `key` unless one in flight forbids it: one that is slow, or any while the endpoint's
-        store is suspect here. Waits up to `wait` seconds for that one to finish. The delivery's ticket (for
-        `leave`), or None when it may not start."""
+        """Start a delivery of `key` unless one in flight forbids it (`_busy`). Waits up to `wait` seconds for
+        that one to finish. The delivery's ticket (for `write` and `leave`), or None when it may not start."""
+        return self._admit(key, None, wait)
+
+    def write(self, key: str, ticket: int, *, wait: float = BUSY_WAIT_SECONDS) -> bool:
+        """May the delivery `ticket` start calling the endpoint's store now? The same rule as `enter`, among the
+        other deliveries in flight. Until a delivery asks, it only reads and stages (Spool's own services), so a
+        new endpoint's deliveries stage side by side; only their writes go one at a time."""
+        return self._admit(key, ticket, wait) is not None
+
+    def _admit(self, key: str, ticket: int | None, wait: float) -> int | None:
         deadline = self._clock() + wait
         with self._changed:
             while True:
                 entry = self._entry(key)
                 now = self._clock()
-                started = entry.started.values()
-                busy = bool(started) and (entry.suspect or now - min(started) > SLOW_DELIVERY_SECONDS)
-                if not busy:
-                    ticket = next(self._tickets)
-                    entry.started[ticket] = now
+                others = [t for t in entry.started if t != ticket]
+                slow = any(now - entry.started[t] > SLOW_DELIVERY_SECONDS for t in others)
+                if not slow and not (entry.suspect and any(t in entry.writing for t in others)):
+                    if ticket is None:
+                        ticket = next(self._tickets)
+                        entry.started[ticket] = now
+                    else:
+                        entry.writing.add(ticket)
                     return ticket
-                if now >= deadline:
+                if slow or now >= deadline:  # a slow one ends at its deadline: no use waiting for it
                     return None
-                self._changed.wait(deadline - now)
+                # Woken when a delivery leaves; at the latest when the oldest in flight turns slow.
+                oldest = min(entry.started[t] for t in others)
+                self._changed.wait(min(deadline, oldest + SLOW_DELIVERY_SECONDS) - now + 0.01)
 
     def leave(self, key: str, ticket: int, *, wrote: bool, failed: bool) -> None:
         """The delivery `ticket` of `key` ended: it `wrote` to the store, or its store `failed` (neither: it only
@@ -172,6 +189,7 @@ class HealthBoard:
         with self._changed:
             entry = self._entry(key)
             entry.started.pop(ticket, None)
+            entry.writing.discard(ticket)
             if failed:
                 entry.suspect = True
             elif wrote:
