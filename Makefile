@@ -53,8 +53,8 @@ fmt: $(STAMP) ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: bootstrap lint ## everything CI runs: lint, unit, integration, infra, deployed stack
-	$(PY) -m pytest -q tests/unit tests/integration tests/reliability tests/infra
+test: bootstrap lint ## everything CI runs: lint, unit, integration, infra, reliability (side by side), deployed stack
+	PY=$(PY) bash scripts/test-tiers.sh
 	$(MAKE) test-deployed
 
 test-unit: $(STAMP) ## pure tests with in-memory fakes

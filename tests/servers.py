@@ -433,6 +433,26 @@ def written_ids(s3: Any, bucket: str, prefix: str, at_least: int) -> list[str] |
     return ids if len(ids) >= at_least else None
 
 
+def endpoint_drained(runtime: LocalRuntime, endpoint_id: str) -> bool:
+    """The ingest queue holds none of the endpoint's events or flush triggers (visible, in flight or delayed):
+    nothing else of it can still be written. Read from the embedded emulator itself (no receive, so nothing
+    changes); on another emulator only the whole queue can be counted (`queue_drained`), which other tests'
+    leftovers (a parked endpoint's retries, seal triggers) keep busy for longer."""
+    if runtime.settings.aws_endpoint_url:
+        return queue_drained(runtime)
+    from moto.sqs.models import sqs_backends
+
+    from spool.domain import messages as fmt
+
+    assert runtime.resources is not None
+    name = runtime.resources.queue_url.rsplit("/", 1)[1]
+    queue = next(b.queues[name] for regions in sqs_backends.values() for b in regions.values() if name in b.queues)
+    with queue._messages_lock:
+        attributes = [fmt.api_attributes({"MessageAttributes": m.message_attributes}) for m in queue._messages]
+    mine = [fmt.decode("", a) for a in attributes if fmt.owner(a)[1] == endpoint_id]
+    return not [m for m in mine if m.kind != fmt.SEAL]
+
+
 def queue_drained(runtime: LocalRuntime) -> bool:
     """The ingest queue holds no message (visible, in flight or delayed): every accepted event is written or
     dead-lettered, and no flush is still to come. What a test waits for before saying "nothing else arrives"."""

@@ -3,6 +3,6 @@ are registered by tests/conftest.py; the helpers are re-exported here for the te
 
 from __future__ import annotations
 
-from tests.servers import Api, Seaweed, queue_drained, read_objects, wait_until, written_ids
+from tests.servers import Api, Seaweed, endpoint_drained, queue_drained, read_objects, wait_until, written_ids
 
-__all__ = ["Api", "Seaweed", "queue_drained", "read_objects", "wait_until", "written_ids"]
+__all__ = ["Api", "Seaweed", "endpoint_drained", "queue_drained", "read_objects", "wait_until", "written_ids"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from spool.local.runtime import LocalRuntime
 from tests.conftest import spec_body
-from tests.servers import Api, Schedule, queue_drained, read_objects, wait_until
+from tests.servers import Api, Schedule, endpoint_drained, read_objects, wait_until
 
 
 def endpoint_body(prefix: str, *, batch_size: int, interval: int) -> dict[str, Any]:
@@ -22,14 +22,14 @@ def test_seven_separate_events_give_one_object_within_five_seconds(
     api: Api, emulator_s3: Any, runtime: LocalRuntime
 ) -> None:
     prefix = "batching-seven/"
-    api.create_endpoint(endpoint_body(prefix, batch_size=100, interval=2))
+    endpoint = api.create_endpoint(endpoint_body(prefix, batch_size=100, interval=2))
     started = time.monotonic()
     accepted = [api.send("order.created", {"n": n}) for n in range(7)]
 
     objects = wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", prefix), timeout=5, what="the object")
     assert time.monotonic() - started <= 5
     # Nothing else is still to come (no message in flight, no flush trigger delayed): the one object is all.
-    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
+    wait_until(lambda: endpoint_drained(runtime, endpoint["id"]), timeout=30, what="the endpoint's messages")
     objects = read_objects(emulator_s3, "my-webhook-archive", prefix)
     assert len(objects) == 1
     lines = next(iter(objects.values()))

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from spool.local.runtime import LocalRuntime
-from tests.integration.conftest import Api, Seaweed, queue_drained, read_objects, wait_until, written_ids
+from tests.integration.conftest import Api, Seaweed, endpoint_drained, read_objects, wait_until, written_ids
 
 
 def seaweed_body(seaweed: Seaweed, bucket: str, prefix: str, secret: str) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def test_events_accepted_before_a_delete_are_still_written(api: Api, runtime: Lo
     api.send("thing.happened", {"n": 99})
 
     wait_until(lambda: read_objects(emulator_s3, "my-webhook-archive", "deleted/"), timeout=8, what="objects")
-    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
+    wait_until(lambda: endpoint_drained(runtime, endpoint["id"]), timeout=30, what="the endpoint's messages")
     objects = read_objects(emulator_s3, "my-webhook-archive", "deleted/")
     assert sorted(line["id"] for lines in objects.values() for line in lines) == sorted(before)
     assert api.call("GET", f"/api/v1/endpoints/{endpoint['id']}").status_code == 404

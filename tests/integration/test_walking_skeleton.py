@@ -10,7 +10,7 @@ from typing import Any
 
 from spool.local.runtime import LocalRuntime
 from tests.conftest import spec_body
-from tests.integration.conftest import Api, queue_drained, read_objects, wait_until
+from tests.integration.conftest import Api, endpoint_drained, read_objects, wait_until
 
 LINE_KEYS = ["id", "eventType", "payload", "createdAt"]
 KEY_RE = r"{prefix}\d{{4}}-\d{{2}}-\d{{2}}/\d{{10}}-\d{{3}}\.ndjson"
@@ -41,7 +41,7 @@ def test_matching_events_land_in_one_object_in_spec_format(api: Api, runtime: Lo
         what="the NDJSON object",
     )
     assert time.monotonic() - started <= 2 + 5
-    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
+    wait_until(lambda: endpoint_drained(runtime, endpoint["id"]), timeout=30, what="the endpoint's messages")
     objects = read_objects(emulator_s3, "my-webhook-archive", prefix)
     assert len(objects) == 1
     key, lines = next(iter(objects.items()))
@@ -77,7 +77,7 @@ def test_provider_local_writes_below_the_root(api: Api, runtime: LocalRuntime) -
     root = Path(runtime.settings.state_dir) / "data" / "archive" / "skeleton-local"
 
     wait_until(lambda: list(root.glob("*/*.ndjson")), timeout=2 + 5, what="the local NDJSON file")
-    wait_until(lambda: queue_drained(runtime), timeout=30, what="the ingest queue to drain")
+    wait_until(lambda: endpoint_drained(runtime, endpoint["id"]), timeout=30, what="the endpoint's messages")
     files = list(root.glob("*/*.ndjson"))
     assert len(files) == 1
     lines = [json.loads(line) for line in files[0].read_text().splitlines()]
