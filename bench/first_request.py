@@ -44,7 +44,7 @@ def function_environment(role: str, recording: dict[str, Any]) -> dict[str, str]
             "SPOOL_KMS_KEY_ID": names["kms_key_id"],
             "SPOOL_PEPPER_SECRET_ID": names["pepper_secret_id"],
             "SPOOL_DLQ_URL": names["dlq_url"],
-            "SPOOL_SINK_FUNCTION_NAME": "spool-sink",
+            "SPOOL_VERIFY_FUNCTION_NAME": "spool-verify:live",
             "SPOOL_SINK_ROLE_ARN": "arn:aws:iam::123456789012:role/spool-sink",
             "SPOOL_PARQUET": "false",
         }
@@ -108,7 +108,7 @@ def record(path: Path) -> None:
                 dlq_url=made.dlq_url,
                 kms_key_id=made.kms_key_id,
                 pepper_secret_id=made.pepper_secret_id,
-                sink_function_name="spool-sink",
+                verify_function_name="spool-verify:live",
                 sink_role_arn=made.sink_role_arn,
                 allow_insecure_endpoints=True,
                 parquet=False,
