@@ -200,6 +200,9 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
     accepted = {i for ids in load.accepted.values() for i in ids}
     duplicates = sum(c - 1 for counts in storage.lines.values() for c in counts.values())
     end_to_end = [first_seen[i] - storage.created_at[i] for i in written if i in first_seen]
+    # As `make soak` measures it: to the flush time the object is named for (when its write began, not when the
+    # watcher, listing once a second and reading every new object, first saw it).
+    named = [storage.written_at[i] - storage.created_at[i] for i in written if i in storage.created_at]
     dead = dead_lettered(runtime, {t.endpoint_id for t in tenants})
     hostile: dict[str, Any] = {}
     for tenant in tenants:
@@ -229,6 +232,12 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
             "p99": round(soak.percentile(end_to_end, 99), 1),
             "max": round(max(end_to_end, default=0), 1),
         },
+        "named_s": {
+            "p50": round(soak.percentile(named, 50), 1),
+            "p99": round(soak.percentile(named, 99), 1),
+            "max": round(max(named, default=0), 1),
+        },
+        "sent_s": round(load.seconds, 1),
         "http_errors": sum(n for status, n in load.statuses.items() if status != "202"),
         "hostile": hostile,
     }
