@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from spool.domain import messages as fmt
-from spool.local.runtime import RuntimeDescription
+from spool.local.runtime import EXAMPLE_BUCKET, RuntimeDescription
 from tests.drip import DripServer
 from tests.reliability import soak
 from tests.servers import Schedule, poll
@@ -167,16 +167,18 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
     tenants = [hostile_endpoint(runtime, "drip", drip_url), hostile_endpoint(runtime, "refused", refusing_url)]
     s3, sqs = runtime.client("s3"), runtime.client("sqs")
     storage = soak.Storage()
-    first_seen: dict[str, float] = {}
+    listed: dict[str, float] = {}  # object key -> when a listing first showed it
     watching = threading.Event()
 
-    def watch() -> None:  # when each healthy event was first listed
+    def watch() -> None:
+        # When each object was first listed: listings only, once a second (each page's time taken after it came
+        # back). The objects are read after the run: reading each new one as it came (a GET per object, on the
+        # emulator that is also the runtime's AWS) slowed the run it measured.
         while not watching.is_set():
-            before = set(storage.written_at)
-            storage.read(s3, run)
-            now = time.time()
-            for event_id in set(storage.written_at) - before:
-                first_seen[event_id] = now
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=EXAMPLE_BUCKET, Prefix=f"soak-{run}/"):
+                now = time.time()
+                for item in page.get("Contents", []):
+                    listed.setdefault(item["Key"], now)
             watching.wait(1.0)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -189,12 +191,23 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
     print(
         f"sent for {load.seconds:.1f} s; waiting for the healthy endpoints, then the hostile ones' DLQ ...", flush=True
     )
-    poll(lambda: storage.missing(load) == 0, timeout=soak.FLUSH_SECONDS + 180, interval=1.0)
+
+    def all_written() -> bool:
+        storage.read(s3, run)
+        return storage.missing(load) == 0
+
+    poll(all_written, timeout=soak.FLUSH_SECONDS + 180, interval=1.0)
+    poll(lambda: storage.seen <= set(listed), timeout=30, interval=0.5)  # the watcher has listed them all
     watching.set()
     watcher.join()
     # Every message settled: healthy ones written, hostile ones (after their receives) in the DLQ.
     poll(lambda: soak.queue_empty(sqs, runtime.queue_url), timeout=900, interval=2.0)
     storage.read(s3, run)
+    first_seen: dict[str, float] = {}  # event id -> when its object was first listed
+    for key, seen in listed.items():
+        for line in s3.get_object(Bucket=EXAMPLE_BUCKET, Key=key)["Body"].read().decode().splitlines():
+            event_id = json.loads(line)["id"]
+            first_seen[event_id] = min(seen, first_seen.get(event_id, seen))
 
     written = {i for counts in storage.lines.values() for i in counts}
     accepted = {i for ids in load.accepted.values() for i in ids}
