@@ -548,7 +548,7 @@ class Sink:
     def _lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
         try:
             return self.leases.lease_until(endpoint_id, flush_at)
-        except Exception:  # the trigger then comes back after the shortest wait
+        except Exception:  # read as gone: the trigger comes back after a second (planner.lease_wait)
             return None
 
     def _perform(

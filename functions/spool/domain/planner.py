@@ -38,6 +38,8 @@ DUE_SLACK_SECONDS = 0.5
 # How soon a trigger that found the flush lease taken comes back to check that the holder finished.
 LEASE_RETRY_SECONDS = 5
 LEASE_SECONDS = 120
+# A lease taken less than this long ago is a flush under way (lease_wait).
+YOUNG_LEASE_SECONDS = 5
 # A remainder is held only if its flush time is at least the batching window, less this, away: a trigger sent
 # now is back by then. Within this slack holding still pays (other holders' lines share the object).
 HOLD_SETTLE_SECONDS = 1.0
@@ -327,7 +329,16 @@ def back_off(receive_count: int, rules: Rules) -> int:
 def lease_wait(receive_count: int, lease_until: float | None, now: float) -> int:
     """How long a trigger that found the flush lease taken stays away. The holder is almost always a live flush
     that finishes within seconds, so the trigger comes back soon: LEASE_RETRY_SECONDS, doubling with each
-    receive, never past the lease's expiry (a lease left by a sink that died is free then)."""
+    receive, never past the lease's expiry (a lease left by a sink that died is free then).
+
+    On its first receive, a trigger that finds a lease taken moments ago (YOUNG_LEASE_SECONDS), or gone by the
+    time it was read (`lease_until` None), comes back after a second: the holder is a flush of the same time under
+    way or just done, most often beside a hold that staged its lines just after that flush had listed them, and
+    those lines would otherwise wait LEASE_RETRY_SECONDS more. The later receives keep their waits, so a dead
+    sink's lease (read, and old) is still outlasted within the same receives."""
+    young = lease_until is None or LEASE_SECONDS - (lease_until - now) < YOUNG_LEASE_SECONDS
+    if receive_count <= 1 and young:
+        return 1
     wait = LEASE_RETRY_SECONDS * 2 ** max(0, receive_count - 1)
     if lease_until is not None:
         wait = min(wait, math.ceil(lease_until - now) + 1)
