@@ -85,7 +85,7 @@ class Deliveries:
         return (
             f"{len(mine)} deliveries, longest {max((s for s, _ in mine), default=0):.1f} s, "
             f"busy hand-backs {sum(o.busy > 0 for _, o in mine)}, parked {sum(o.parked > 0 for _, o in mine)}, "
-            f"failed {sum(o.failed > 0 for _, o in mine)}, "
+            f"failed {sum(o.failed > 0 for _, o in mine)} {sorted({o.error for _, o in mine if o.error})}, "
             f"flush triggers back for a taken lease {[s for e, s in self.lease_waits if e in wanted]} s"
         )
 

@@ -43,6 +43,7 @@ from spool.domain.errors import DeadlineExceeded, SpoolError, StoreError
 from spool.domain.health import (
     BUSY_RETRY_SECONDS,
     PROBE_LEASE_SECONDS,
+    WRITE_WAIT_SECONDS,
     Admission,
     Health,
     HealthBoard,
@@ -276,7 +277,7 @@ class Sink:
             outcome.busy = len(records)
             return outcome, [(r, BUSY_RETRY_SECONDS) for r in records]
         try:
-            may_write = functools.partial(self.board.write, key, ticket)
+            may_write = functools.partial(self.board.write, key, ticket, wait=WRITE_WAIT_SECONDS)
             handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining, may_write)
         except _TenantStoreError as exc:  # its settings or credentials cannot make a store: its own failure
             outcome.store_failed = True

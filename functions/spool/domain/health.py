@@ -52,6 +52,10 @@ HEALTH_CACHE_SECONDS = 5.0
 SLOW_DELIVERY_SECONDS = 3.0
 # How long a delivery waits for the one in flight before it hands its records back instead.
 BUSY_WAIT_SECONDS = 0.5
+# How long a delivery that is ready to write waits for another one writing to a suspect store: until that one
+# is slow. By then it has staged or planned everything; handed back, its lines would miss their flush time. A
+# store that drips holds such waiters for at most SLOW_DELIVERY_SECONDS, then every one is handed back at once.
+WRITE_WAIT_SECONDS = SLOW_DELIVERY_SECONDS
 # How soon records handed back because their endpoint was busy (or its probe undecided) come back.
 BUSY_RETRY_SECONDS = 2
 # How long a probe may stay undecided before another sink may take it (a sink that died while probing).
