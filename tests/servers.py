@@ -440,17 +440,26 @@ def endpoint_drained(runtime: LocalRuntime, endpoint_id: str) -> bool:
     leftovers (a parked endpoint's retries, seal triggers) keep busy for longer."""
     if runtime.settings.aws_endpoint_url:
         return queue_drained(runtime)
-    from moto.sqs.models import sqs_backends
-
     from spool.domain import messages as fmt
 
     assert runtime.resources is not None
-    name = runtime.resources.queue_url.rsplit("/", 1)[1]
-    queue = next(b.queues[name] for regions in sqs_backends.values() for b in regions.values() if name in b.queues)
+    queue = embedded_queue(runtime.resources.queue_url)
     with queue._messages_lock:
         attributes = [fmt.api_attributes({"MessageAttributes": m.message_attributes}) for m in queue._messages]
     mine = [fmt.decode("", a) for a in attributes if fmt.owner(a)[1] == endpoint_id]
     return not [m for m in mine if m.kind != fmt.SEAL]
+
+
+def embedded_queue(url: str) -> Any:
+    """The embedded moto server's own queue object for `url`: its messages can be read without a receive."""
+    from moto.sqs.models import sqs_backends
+
+    name = url.rsplit("/", 1)[1]
+    for regions in sqs_backends.values():
+        for backend in regions.values():
+            if name in backend.queues:
+                return backend.queues[name]
+    raise AssertionError(f"queue {name} is not in the embedded emulator")
 
 
 def queue_drained(runtime: LocalRuntime) -> bool:

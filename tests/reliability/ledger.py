@@ -23,6 +23,7 @@ from spool.adapters.staging import S3Staging
 from spool.domain import messages as fmt
 from spool.local.runtime import LocalRuntime
 from tests.integration.conftest import wait_until
+from tests.servers import embedded_queue
 
 
 def line_id(line: str) -> str:
@@ -110,28 +111,17 @@ class Books:
 
         Flush triggers are left out: one that lost the flush lease to another stays away until the lease would
         have expired, and then finds nothing staged; only events and staged lines can still be written."""
-        queue = self._queue(self.queue_url)
+        queue = embedded_queue(self.queue_url)
         with queue._messages_lock:
             mine = [{"MessageAttributes": m.message_attributes} for m in queue._messages]
         decoded = [fmt.decode("", fmt.api_attributes(m)) for m in mine]
         return sum(1 for d in decoded if d.endpoint_id == endpoint_id and d.kind != fmt.FLUSH)
 
     def _dlq_queue(self) -> Any:
-        return self._queue(self.dlq_url)
+        return embedded_queue(self.dlq_url)
 
     def _dlq_lock(self) -> Any:
         return self._dlq_queue()._messages_lock
-
-    @staticmethod
-    def _queue(url: str) -> Any:
-        from moto.sqs.models import sqs_backends
-
-        name = url.rsplit("/", 1)[1]
-        for regions in sqs_backends.values():
-            for backend in regions.values():
-                if name in backend.queues:
-                    return backend.queues[name]
-        raise AssertionError(f"queue {name} is not in the embedded emulator")
 
     def dlq_for(self, endpoint_id: str) -> list[dict[str, Any]]:
         return [m for m in self.dlq() if fmt.owner(fmt.api_attributes(m))[1] == endpoint_id]
