@@ -156,8 +156,9 @@ class HealthBoard:
             entry.health, entry.read_at = health, self._clock()
 
     def enter(self, key: str, *, wait: float = BUSY_WAIT_SECONDS) -> int | None:
-        """Start a delivery of `key` unless one in flight forbids it (`_busy`). Waits up to `wait` seconds for
-        that one to finish. The delivery's ticket (for `write` and `leave`), or None when it may not start."""
+        """Start a delivery of `key` unless one in flight forbids it: one that is slow, or one writing while the
+        endpoint's store is suspect here. Waits up to `wait` seconds for that one to finish. The delivery's ticket
+        (for `write` and `leave`), or None when it may not start."""
         return self._admit(key, None, wait)
 
     def write(self, key: str, ticket: int, *, wait: float = BUSY_WAIT_SECONDS) -> bool:
