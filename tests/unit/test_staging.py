@@ -81,3 +81,16 @@ def test_one_listing_gives_every_flush_time_of_the_endpoint_and_nothing_of_anoth
 
     assert {t: sorted(ids) for t, ids in listed.items()} == {FLUSH_AT: sorted(first), FLUSH_AT + 60: later}
     assert staging.staged_ids("ep_c") == {}
+
+
+def test_an_object_removed_after_the_listing_is_skipped_not_an_error(staging: S3Staging, s3: Any) -> None:
+    # Another flush held the time's lease, wrote the lines and removed them between this flush's one listing and
+    # its taking the lease: the lines are in an object, so there is nothing left to read.
+    kept = staging.stage("ten_a", "ep_a", 1_000, "h1", ["a"])
+    gone = staging.stage("ten_a", "ep_a", 1_000, "h2", ["b"])
+    listed = staging.staged_ids("ep_a")[1_000]
+    staging.remove("ep_a", 1_000, gone)
+
+    found = staging.bundles("ep_a", 1_000, listed)
+
+    assert [(b.item_id, b.lines) for b in found] == [(kept[0], ["a"])]

@@ -64,7 +64,12 @@ class S3Staging:
         written: set[str] = set()
         found: list[StagedBundle] = []
         for key in item_ids:
-            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read().decode()
+            try:
+                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read().decode()
+            except self._s3.exceptions.NoSuchKey:
+                # Listed before this flush took the time's lease, removed since by the flush that held it: a
+                # staged object is removed only once its lines are in an object, so there is nothing to write.
+                continue
             if key.rsplit("/", 1)[-1].startswith(WRITTEN_PREFIX):
                 written.update(json.loads(body))
                 found.append(StagedBundle(item_id=key, lines=[], written=True))
