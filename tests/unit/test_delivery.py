@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from spool.domain.credentials import Credentials
-from spool.domain.delivery import DeliveryReport
+from spool.domain.delivery import LEASE_PATIENCE_SECONDS, DeliveryReport
 from spool.domain.endpoints import encryption_context, seal
 from spool.domain.models import Endpoint
 from spool.domain.naming import iso_timestamp, ndjson_line
 from spool.domain.planner import (
     DUE_SLACK_SECONDS,
     LEASE_RETRY_SECONDS,
+    LEASE_SECONDS,
     MAX_DELAY_SECONDS,
     InboundRecord,
     trigger_delay,
@@ -503,6 +504,76 @@ def test_trigger_losing_the_lease_comes_back_soon_doubling_but_never_after_the_l
     deliver(sink_harness, [losing])
 
     assert sink_harness.queue.visibility == [(losing.receipt_handle, wait)]
+
+
+def patient(sink: SinkHarness, *, given_back_after: float | None) -> list[float]:
+    """The sink waits for a flush under way (as deployed); the other flush gives the lease back after
+    `given_back_after` seconds of waiting (None: never). Returns the sleeps, which move the clock."""
+    sink.sink.lease_patience_seconds = LEASE_PATIENCE_SECONDS
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        sink.clock[0] += seconds
+        if given_back_after is not None and sum(slept) >= given_back_after:
+            sink.repo.leases = {k: v for k, v in sink.repo.leases.items() if v != "another-invocation"}
+
+    sink.sink.sleep = sleep
+    return slept
+
+
+def test_trigger_meeting_a_flush_under_way_waits_for_it_and_writes_what_was_staged_after(
+    sink_harness: SinkHarness,
+) -> None:
+    # Another flush of this time took the lease a second ago and listed; a hold staged these lines just after.
+    add_endpoint(sink_harness, batch_size=10)
+    held, flush_at = held_until_due(sink_harness, 2)
+    sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
+    sink_harness.repo.lease_ends[("ep_a", flush_at)] = flush_at + LEASE_SECONDS - 1
+    slept = patient(sink_harness, given_back_after=0.5)
+    waiting = trigger("ep_a", flush_at)
+
+    report = deliver(sink_harness, [waiting])
+
+    assert report.retry == set()
+    assert sink_harness.queue.visibility == []
+    assert written(sink_harness) == [lines(held)]
+    assert staged_lines(sink_harness) == []
+    assert 0.5 <= sum(slept) < 1.0
+    assert sink_harness.repo.leases == {}
+
+
+def test_trigger_waits_for_a_flush_under_way_no_longer_than_its_patience(sink_harness: SinkHarness) -> None:
+    add_endpoint(sink_harness, batch_size=10)
+    held, flush_at = held_until_due(sink_harness, 2)
+    sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
+    sink_harness.repo.lease_ends[("ep_a", flush_at)] = flush_at + LEASE_SECONDS - 1
+    slept = patient(sink_harness, given_back_after=None)
+    waiting = trigger("ep_a", flush_at)
+
+    report = deliver(sink_harness, [waiting])
+
+    assert report.retry == {waiting.message_id}
+    assert sink_harness.queue.visibility == [(waiting.receipt_handle, 1)]
+    assert LEASE_PATIENCE_SECONDS - 0.5 <= sum(slept) <= LEASE_PATIENCE_SECONDS
+    assert store(sink_harness).puts == 0
+    assert staged_lines(sink_harness) == lines(held)
+
+
+def test_trigger_does_not_wait_for_an_old_lease(sink_harness: SinkHarness) -> None:
+    # Taken a minute ago: a sink that died holding it, or a flush stuck on its store; not worth waiting for.
+    add_endpoint(sink_harness, batch_size=10)
+    held, flush_at = held_until_due(sink_harness, 2)
+    sink_harness.repo.leases[("ep_a", flush_at)] = "another-invocation"
+    sink_harness.repo.lease_ends[("ep_a", flush_at)] = flush_at + 60
+    slept = patient(sink_harness, given_back_after=0.5)
+    waiting = trigger("ep_a", flush_at)
+
+    deliver(sink_harness, [waiting])
+
+    assert slept == []
+    assert sink_harness.queue.visibility == [(waiting.receipt_handle, LEASE_RETRY_SECONDS)]
+    assert staged_lines(sink_harness) == lines(held)
 
 
 def test_remainder_of_an_invocation_losing_the_lease_is_held_not_lost(sink_harness: SinkHarness) -> None:

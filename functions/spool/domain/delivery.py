@@ -78,6 +78,10 @@ MAX_BATCH_COUNTER = 9_999
 MAX_PARALLEL_ENDPOINTS = 8
 # Time kept beyond a step's store calls for the calls around them (staging, leases, the status item).
 STEP_MARGIN_SECONDS = 3.0
+# How long a flush trigger waits for a flush of the same time under way to give the lease back (`_take_lease`),
+# and how often it reads the lease meanwhile. Bounded by the invocation's time left, less the writes' reserve.
+LEASE_PATIENCE_SECONDS = 2.0
+LEASE_POLL_SECONDS = 0.2
 # Slack for clocks and the ledger's own calls when it is asked what an earlier attempt wrote.
 LEDGER_MARGIN_SECONDS = 2.0
 
@@ -208,6 +212,11 @@ class Sink:
     # The event source mapping's batching window: how long a trigger may wait in the poller after its delay.
     # The trigger is sent that much early, so the window is spent before the flush time, not after it.
     trigger_lead_seconds: float = 0.0
+    # How long a flush trigger that finds its time's lease taken moments ago waits for that flush to give it
+    # back (`_take_lease`); 0 hands the trigger back at once. The deployment waits LEASE_PATIENCE_SECONDS
+    # (handlers/wiring.py); `sleep` is how it waits between reads of the lease.
+    lease_patience_seconds: float = 0.0
+    sleep: Callable[[float], None] = time.sleep
     # The total deadline of one store call that sends `n` bytes (the store clients enforce it).
     call_seconds: Callable[[int], float] = limits.store_call_seconds
     # This process's view of its endpoints' health and deliveries in flight (domain/health.py).
@@ -344,7 +353,10 @@ class Sink:
         leased_seals: list[int] = []
         unsealed: list[tuple[InboundRecord, int]] = []
         try:
-            flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased)
+            patience = 0.0 if probing else self.lease_patience_seconds
+            if remaining is not None:  # waiting for a lease never eats the time the writes need
+                patience = min(patience, max(0.0, remaining() - 2 * self.reserve_seconds))
+            flushes = self._open_flushes(endpoint_id, list(found.due), owner, leased, now + patience)
             written = self._written_before(target, found, flushes, rules)
             if written is None:  # another sink is putting some of these lines right now
                 outcome.busy = len(records)
@@ -515,24 +527,27 @@ class Sink:
                 written.setdefault(source, set()).update(range(start, start + count))
         return written
 
-    def _open_flushes(self, endpoint_id: str, due: list[int], owner: str, leased: list[int]) -> list[FoundFlush]:
-        """For each due flush time: take its lease and read what is staged there and, when that holds lines, at
-        the later staged times whose leases it can take too (holders whose oldest events were a second or so
-        apart, so a burst still lands in one object). One listing serves every time. A time an earlier flush
-        of this invocation already took is found leased with nothing of its own."""
+    def _open_flushes(
+        self, endpoint_id: str, due: list[int], owner: str, leased: list[int], patient_until: float
+    ) -> list[FoundFlush]:
+        """For each due flush time: take its lease (waiting until `patient_until` for a flush of that time under
+        way, `_take_lease`) and read what is staged there and, when that holds lines, at the later staged times
+        whose leases it can take too (holders whose oldest events were a second or so apart, so a burst still
+        lands in one object). One listing serves every time, made once the leases are taken. A time an earlier
+        flush of this invocation already took is found leased with nothing of its own."""
         found: list[FoundFlush] = []
         listed: dict[int, list[str]] | None = None
         for flush_at in due:
             if flush_at in leased:
                 found.append(FoundFlush(flush_at, leased=True, staged={}))
                 continue
-            if not self.leases.acquire(endpoint_id, flush_at, owner, planner.LEASE_SECONDS):
-                found.append(
-                    FoundFlush(flush_at, leased=False, staged={}, lease_until=self._lease_until(endpoint_id, flush_at))
-                )
+            asked = self.clock()
+            taken, lease_until = self._take_lease(endpoint_id, flush_at, owner, patient_until)
+            if not taken:
+                found.append(FoundFlush(flush_at, leased=False, staged={}, lease_until=lease_until))
                 continue
             leased.append(flush_at)
-            if listed is None:
+            if listed is None or self.clock() - asked >= LEASE_POLL_SECONDS:  # not before a flush it waited for
                 listed = self.staging.staged_ids(endpoint_id)
             own = self.staging.bundles(endpoint_id, flush_at, listed.get(flush_at, []))
             if not own:
@@ -545,6 +560,30 @@ class Sink:
                     staged[later] = self.staging.bundles(endpoint_id, later, listed[later])
             found.append(FoundFlush(flush_at, leased=True, staged=staged))
         return found
+
+    def _take_lease(
+        self, endpoint_id: str, flush_at: int, owner: str, patient_until: float
+    ) -> tuple[bool, float | None]:
+        """Take the flush lease of `flush_at`; if not taken, also when the holder's lease ends (None: unknown, or
+        given back just now). A lease taken moments ago (planner.young_lease) is a flush of the same time under
+        way: it writes what it listed, and lines a hold staged there just after it listed are this trigger's to
+        write. Handed back, the trigger would be back a second and a batching window later (more if it met the
+        lease again), so it waits for that flush here, reading the lease every LEASE_POLL_SECONDS until
+        `patient_until`, and takes the lease once it is given back. An older lease (a sink that died holding
+        it, or a flush stuck on a slow store) is not waited for: the trigger is handed back (planner.lease_wait).
+        It waits with reads and tries the lease again only when one shows it free: DynamoDB bills a refused
+        conditional write as a write."""
+        if self.leases.acquire(endpoint_id, flush_at, owner, planner.LEASE_SECONDS):
+            return True, None
+        while True:
+            lease_until = self._lease_until(endpoint_id, flush_at)
+            now = self.clock()
+            held = lease_until is not None and lease_until > now
+            if not held and self.leases.acquire(endpoint_id, flush_at, owner, planner.LEASE_SECONDS):
+                return True, None
+            if now + LEASE_POLL_SECONDS > patient_until or (held and not planner.young_lease(lease_until, now)):
+                return False, lease_until
+            self.sleep(LEASE_POLL_SECONDS)
 
     def _lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
         try:

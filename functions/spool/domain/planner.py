@@ -326,6 +326,12 @@ def back_off(receive_count: int, rules: Rules) -> int:
     return min(rules.retry_max_seconds, rules.retry_base_seconds * 2 ** max(0, receive_count - 1))
 
 
+def young_lease(lease_until: float | None, now: float) -> bool:
+    """A flush lease taken less than YOUNG_LEASE_SECONDS ago, or gone by the time it was read (`lease_until`
+    None): a flush of the same time under way or just done, not a sink that died holding it."""
+    return lease_until is None or LEASE_SECONDS - (lease_until - now) < YOUNG_LEASE_SECONDS
+
+
 def lease_wait(receive_count: int, lease_until: float | None, now: float) -> int:
     """How long a trigger that found the flush lease taken stays away. The holder is almost always a live flush
     that finishes within seconds, so the trigger comes back soon: LEASE_RETRY_SECONDS, doubling with each
@@ -336,8 +342,7 @@ def lease_wait(receive_count: int, lease_until: float | None, now: float) -> int
     way or just done, most often beside a hold that staged its lines just after that flush had listed them, and
     those lines would otherwise wait LEASE_RETRY_SECONDS more. The later receives keep their waits, so a dead
     sink's lease (read, and old) is still outlasted within the same receives."""
-    young = lease_until is None or LEASE_SECONDS - (lease_until - now) < YOUNG_LEASE_SECONDS
-    if receive_count <= 1 and young:
+    if receive_count <= 1 and young_lease(lease_until, now):
         return 1
     wait = LEASE_RETRY_SECONDS * 2 ** max(0, receive_count - 1)
     if lease_until is not None:

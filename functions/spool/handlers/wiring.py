@@ -187,7 +187,7 @@ def build_sink(
     from spool.adapters.staging import S3Staging
     from spool.adapters.status_table import DynamoStatus
     from spool.adapters.stores import STS_CLIENT_CONFIG, Stores
-    from spool.domain.delivery import EndpointDirectory, Sink
+    from spool.domain.delivery import LEASE_PATIENCE_SECONDS, EndpointDirectory, Sink
     from spool.domain.urlpolicy import UrlPolicy
 
     session = session or _new_session()
@@ -209,6 +209,7 @@ def build_sink(
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
             trigger_lead_seconds=settings.batching_window_seconds,
+            lease_patience_seconds=LEASE_PATIENCE_SECONDS,
         ),
         stores=stores,
         clients=clients,

@@ -1,4 +1,9 @@
-"""Speed-ups for moto's SQS backend inside the local runtime.
+"""Speed-ups for moto inside the local runtime: its server's request dispatch and its SQS backend.
+
+moto's server picks the backend for every request under one lock, and on the way lists moto's package
+directory (about 180 entries, a stat call each) and tries its URL patterns one by one; the answer depends only on
+the host it inferred, so it is kept per host (about a fifth of every emulator call's time, measured with 8
+threads of GetObject: 12.7 ms -> 9.6 ms a call).
 
 moto's SQS is written for correctness on small queues: every ReceiveMessage recomputes all queue attributes
 (three scans of the queue) once per returned message, time checks go through datetime, and every deleted
@@ -120,6 +125,7 @@ def apply() -> None:
 
         return call
 
+    _dispatch_once_per_host()
     models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
     delete_message_batch = locked(delete_message_batch)
@@ -129,3 +135,18 @@ def apply() -> None:
     models.SQSBackend.is_message_valid_based_on_retention_period = valid_for_retention  # type: ignore[method-assign]
     models.SQSBackend.delete_message_batch = delete_message_batch  # type: ignore[method-assign]
     models.SQSBackend.delete_message = delete_message  # type: ignore[method-assign]
+
+
+def _dispatch_once_per_host() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        # Called under the dispatcher's own lock (get_application), so the dict needs none of its own.
+        if host not in found:
+            found[host] = original(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
