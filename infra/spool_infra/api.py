@@ -11,17 +11,14 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from spool import names as shared
 from spool.config import ApiSettings
-from spool_infra.ingest import IngestSink
+from spool_infra.ingest import Parts
 from spool_infra.lambdas import FunctionSpec, SpoolFunction
 from spool_infra.nag import acknowledge
-from spool_infra.settings import Settings
-from spool_infra.state import State
 from spool_infra.verify import Verify
 
 # HTTP APIs give up on an integration after 30 s. Ordinary requests take milliseconds; the endpoint
@@ -72,18 +69,9 @@ class _AccessLogs:
 
 
 class Api(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: Settings,
-        state: State,
-        ingest: IngestSink,
-        verify: Verify,
-        code: lambda_.Code,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, parts: Parts, *, verify: Verify) -> None:
         super().__init__(scope, construct_id)
+        settings, state, ingest = parts.settings, parts.state, parts.ingest
 
         environment = ApiSettings.environment(
             table_name=state.table.table_name,
@@ -101,13 +89,7 @@ class Api(Construct):
             parquet=settings.parquet,
         )
         self.handler = SpoolFunction(
-            self,
-            "Handler",
-            API_SPEC,
-            settings=settings,
-            code=code,
-            environment=environment,
-            reserved_concurrency=settings.api_reservation,
+            self, "Handler", API_SPEC, settings=settings, code=parts.code, environment=environment
         )
         fn = self.handler.function
         # Reads anything of the table by key (tenants, key lookups, endpoints, status, idempotency records); no

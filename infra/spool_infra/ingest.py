@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -91,15 +92,7 @@ class IngestSink(Construct):
             retry_max_seconds=limits.RETRY_MAX_SECONDS,
             batching_window_seconds=settings.max_batching_window_seconds,
         )
-        self.sink = SpoolFunction(
-            self,
-            "Sink",
-            SINK_SPEC,
-            settings=settings,
-            code=code,
-            environment=environment,
-            reserved_concurrency=settings.sink_reservation,
-        )
+        self.sink = SpoolFunction(self, "Sink", SINK_SPEC, settings=settings, code=code, environment=environment)
         fn = self.sink.function
         # Reads endpoints (T#), delivery status and health (S#), the ledger of objects it wrote (W#); not key
         # lookups, idempotency records or anything else of the api's.
@@ -208,3 +201,14 @@ class IngestSink(Construct):
             "Spool's own account and of its AWS Organization are denied; the tenant's trust policy requires the "
             "endpoint's own ExternalId.",
         )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the constructs after the sink are built from (the props of Verify and Api, in CDK's terms): the
+    stack's settings, its state, the ingest queue and sink, and the code asset their functions run."""
+
+    settings: Settings
+    state: State
+    ingest: IngestSink
+    code: lambda_.Code

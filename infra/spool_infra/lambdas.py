@@ -57,10 +57,9 @@ class SpoolFunction(Construct):
         code: lambda_.Code,
         environment: Mapping[str, str],
         role: iam.Role | None = None,
-        reserved_concurrency: int | None = None,
     ) -> None:
-        """`role`: another function's role to run with (default: a role of its own); `reserved_concurrency`: the
-        function's reserved concurrency, both its guaranteed share and its cap (None: none)."""
+        """`role`: another function's role to run with (default: a role of its own). Its reserved concurrency
+        is the settings' for `spec.entry` (`Settings.reservation`)."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
             self,
@@ -87,7 +86,7 @@ class SpoolFunction(Construct):
             timeout=spec.timeout,
             memory_size=spec.memory_mb,
             role=self.role,
-            reserved_concurrent_executions=reserved_concurrency,
+            reserved_concurrent_executions=settings.reservation(spec.entry),
             log_group=self.log_group,
             # JSON logs let Lambda filter its own START/END/REPORT lines (about 400 B per invocation, most of
             # what a single-event request logged): only platform warnings and errors are kept. Duration,

@@ -12,6 +12,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from spool import names as shared
+
 # CloudWatch Logs accepts only these retention periods (days).
 _RETENTION: dict[int, logs.RetentionDays] = {
     1: logs.RetentionDays.ONE_DAY,
@@ -110,6 +112,14 @@ class Settings(BaseModel):
     @property
     def api_reservation(self) -> int | None:
         return self.api_reserved_concurrency or None
+
+    def reservation(self, function: shared.Function) -> int | None:
+        """The reserved concurrency of one of Spool's functions (its guaranteed share and its cap); None for none."""
+        return {
+            shared.API_FUNCTION: self.api_reservation,
+            shared.SINK_FUNCTION: self.sink_reservation,
+            shared.VERIFY_FUNCTION: self.verify_reserved_concurrency,
+        }[function]
 
     @property
     def log_retention(self) -> logs.RetentionDays:

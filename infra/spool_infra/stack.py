@@ -13,7 +13,7 @@ from spool.names import StackOutput
 from spool_infra import names
 from spool_infra.api import Api
 from spool_infra.bundling import lambda_code
-from spool_infra.ingest import IngestSink
+from spool_infra.ingest import IngestSink, Parts
 from spool_infra.monitoring import Monitoring
 from spool_infra.nag import acknowledge, add_checks
 from spool_infra.settings import Settings
@@ -44,10 +44,9 @@ class SpoolStack(Stack):
 
         self.state = State(self, "State", settings=settings)
         self.ingest = IngestSink(self, "Ingest", settings=settings, state=self.state, code=sink_code)
-        self.verify = Verify(self, "Verify", settings=settings, state=self.state, ingest=self.ingest, code=code)
-        self.api = Api(
-            self, "Api", settings=settings, state=self.state, ingest=self.ingest, verify=self.verify, code=code
-        )
+        parts = Parts(settings, self.state, self.ingest, code)
+        self.verify = Verify(self, "Verify", parts)
+        self.api = Api(self, "Api", parts, verify=self.verify)
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, api=self.api, ingest=self.ingest)
         Tags.of(self).add("app", "spool")
         Tags.of(self).add("stage", settings.stage)

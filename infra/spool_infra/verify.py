@@ -4,16 +4,13 @@ a reserved concurrency caps the probes that run at once and its timeout bounds e
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from spool import names as shared
 from spool.config import VerifySettings
 from spool.domain import limits
-from spool_infra.ingest import IngestSink
+from spool_infra.ingest import Parts
 from spool_infra.lambdas import FunctionSpec, SpoolFunction
-from spool_infra.settings import Settings
-from spool_infra.state import State
 
 # The probe's total deadline and a margin (domain/limits.py); the api's Lambda client waits this and a cold start.
 VERIFY_TIMEOUT = Duration.seconds(limits.VERIFY_TIMEOUT_SECONDS)
@@ -29,27 +26,17 @@ class Verify(Construct):
     principal every tenant's role trusts: a role of its own would have to be trusted by every tenant's role too,
     a change of the trust policies tenants have deployed (docs/infrastructure.md, Permissions)."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: Settings,
-        state: State,
-        ingest: IngestSink,
-        code: lambda_.Code,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, parts: Parts) -> None:
         super().__init__(scope, construct_id)
         environment = VerifySettings.environment(
-            table_name=state.table.table_name, allow_insecure_endpoints=settings.allow_insecure_endpoints
+            table_name=parts.state.table.table_name, allow_insecure_endpoints=parts.settings.allow_insecure_endpoints
         )
         self.function = SpoolFunction(
             self,
             "Function",
             VERIFY_SPEC,
-            settings=settings,
-            code=code,
+            settings=parts.settings,
+            code=parts.code,
             environment=environment,
-            role=ingest.sink.role,
-            reserved_concurrency=settings.verify_reserved_concurrency,
+            role=parts.ingest.sink.role,
         )
