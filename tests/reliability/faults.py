@@ -15,6 +15,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -307,6 +308,7 @@ class Put:
     bucket: str
     key: str
     lines: int
+    at: float  # when the put returned (time.time()): the store has the object from then on
 
 
 class _TrackedStore:
@@ -322,11 +324,15 @@ class _TrackedStore:
             self._inner.put_new(key, body, content_type=content_type, content_encoding=content_encoding, sha256=sha256)
         )
         if written:
-            self._tracker.record(Put(self._bucket, key, body.count(b"\n")))
+            self._tracker.record(Put(self._bucket, key, body.count(b"\n"), time.time()))
         return written
 
     def delete(self, key: str) -> None:
         self._inner.delete(key)
+
+    def holds(self, key: str, sha256: str) -> bool | None:
+        held: bool | None = self._inner.holds(key, sha256)
+        return held
 
 
 class PutTracker:

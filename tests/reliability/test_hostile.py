@@ -4,11 +4,11 @@ its pollers. The healthy endpoints' events land within `flushIntervalSeconds` + 
 duplicated; the hostile endpoints' events are written once their store recovers or are in the DLQ, and their
 `lastError` says why. The same mix at the soak's rate is `make soak-hostile` (tests/reliability/soak.py).
 
-An event has landed when the put of its object returns (`Landed`): the store has it then, S3 being strongly
-consistent for reads after a put. The store's own listing is still what the lost/duplicated check reads, and
-every healthy object it lists must be one the hook saw. A watcher that listed the bucket every 0.25 s measured
-the same plus its own polling, and its listings and reads were a good part of the load on the emulator, which
-shares one core with the runtime here: the observer slowed what it observed."""
+An event has landed when the put of its object returns (`faults.tracked_puts`): the store has it then, S3
+being strongly consistent for reads after a put. The store's own listing is still what the lost/duplicated
+check reads, and every healthy object it lists must be one the tracker saw put. A watcher that listed the
+bucket every 0.25 s measured the same plus its own polling, and its listings and reads were a good part of the
+load on the emulator, which shares one core with the runtime here: the observer slowed what it observed."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from spool.domain import messages as fmt
 from spool.domain.delivery import EndpointOutcome
 from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime
 from tests.drip import DripServer
-from tests.reliability.faults import StoreProxy
+from tests.reliability.faults import Put, StoreProxy, tracked_puts
 from tests.reliability.ledger import FIGURES, Books, Tracked, line_id, read_lines
 from tests.servers import Api, Schedule, Seaweed, poll, wait_until
 
@@ -96,36 +96,6 @@ class Deliveries:
         )
 
 
-class Landed:
-    """Store builds whose puts under `prefix` record when each line's object was written (the put returned)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.at: dict[str, float] = {}  # event id -> when its object's put returned
-        self.keys: set[str] = set()
-
-    def build(self, inner: Callable[..., Any]) -> Callable[..., Any]:
-        def made(settings: Any, credentials: Any) -> Any:
-            store = inner(settings, credentials)
-            if not settings.prefix.startswith(self.prefix):
-                return store
-            put = store.put_new
-
-            def put_new(key: str, data: bytes, **kwargs: Any) -> bool:
-                written = bool(put(key, data, **kwargs))
-                if written:  # False: the object was there already (written once), seen at its first put
-                    now = time.time()
-                    self.keys.add(key)
-                    for line in data.decode()[:-1].split("\n"):
-                        self.at.setdefault(line_id(line), now)
-                return written
-
-            store.put_new = put_new
-            return store
-
-        return made
-
-
 def test_a_dripping_and_a_refusing_store_never_delay_or_fail_other_tenants(
     runtime: LocalRuntime, books: Books, emulator_s3: Any, seaweed: Seaweed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,93 +104,105 @@ def test_a_dripping_and_a_refusing_store_never_delay_or_fail_other_tenants(
     drip = DripServer()
     proxy = StoreProxy(seaweed.url)
     hostile: list[str] = []
-    landed = Landed(f"hostile-{run}/")
-    stores = runtime.sink_services.stores
-    assert stores is not None
-    build = stores.build
-    stores.build = landed.build(build)  # before the healthy endpoints' stores are first built
-    try:
-        seaweed.client().create_bucket(Bucket=f"refused-{run}")
-        dripping, refusing = tenant(runtime, "dripping"), tenant(runtime, "refusing")
-        drip_id = endpoint(dripping, "hostile.drip", f"drip-{run}", "d/", endpoint=drip.url)
-        refused_id = endpoint(
-            refusing,
-            "hostile.refused",
-            f"refused-{run}",
-            "r/",
-            endpoint=proxy.url,
-            accessKeyId=seaweed.access_key,
-            secretAccessKey=seaweed.secret_key,
-        )
-        hostile += [drip_id, refused_id]
-        proxy.down()
-        healthy = [tenant(runtime, f"healthy{n}") for n in range(HEALTHY)]
-        healthy_endpoints = [
-            endpoint(api, f"healthy.h{n}", EXAMPLE_BUCKET, f"hostile-{run}/h{n}/") for n, api in enumerate(healthy)
-        ]
+    ours = f"hostile-{run}/"
+    # Every object the sink puts from here on, with when its put returned (before the healthy stores are built).
+    with tracked_puts(runtime.sink_services) as tracker:
+        try:
+            seaweed.client().create_bucket(Bucket=f"refused-{run}")
+            dripping, refusing = tenant(runtime, "dripping"), tenant(runtime, "refusing")
+            drip_id = endpoint(dripping, "hostile.drip", f"drip-{run}", "d/", endpoint=drip.url)
+            refused_id = endpoint(
+                refusing,
+                "hostile.refused",
+                f"refused-{run}",
+                "r/",
+                endpoint=proxy.url,
+                accessKeyId=seaweed.access_key,
+                secretAccessKey=seaweed.secret_key,
+            )
+            hostile += [drip_id, refused_id]
+            proxy.down()
+            healthy = [tenant(runtime, f"healthy{n}") for n in range(HEALTHY)]
+            healthy_endpoints = [
+                endpoint(api, f"healthy.h{n}", EXAMPLE_BUCKET, f"hostile-{run}/h{n}/") for n, api in enumerate(healthy)
+            ]
 
-        # Every tenant sends one event every half second, side by side.
-        accepted: dict[str, dict[str, float]] = {name: {} for name in ["drip", "refused", *map(str, range(HEALTHY))]}
-        senders = [("drip", dripping, "hostile.drip"), ("refused", refusing, "hostile.refused")]
-        senders += [(str(n), api, f"healthy.h{n}") for n, api in enumerate(healthy)]
-        schedule = Schedule()
+            # Every tenant sends one event every half second, side by side.
+            accepted: dict[str, dict[str, float]] = {
+                name: {} for name in ["drip", "refused", *map(str, range(HEALTHY))]
+            }
+            senders = [("drip", dripping, "hostile.drip"), ("refused", refusing, "hostile.refused")]
+            senders += [(str(n), api, f"healthy.h{n}") for n, api in enumerate(healthy)]
+            schedule = Schedule()
 
-        def send(name: str, api: Api, event_type: str) -> None:
-            for n in schedule.spread(int(SECONDS / EVERY), SECONDS):
-                reply = api.send(event_type, {"n": n})
-                accepted[name][reply["id"]] = epoch(reply["createdAt"])
+            def send(name: str, api: Api, event_type: str) -> None:
+                for n in schedule.spread(int(SECONDS / EVERY), SECONDS):
+                    reply = api.send(event_type, {"n": n})
+                    accepted[name][reply["id"]] = epoch(reply["createdAt"])
 
-        threads = [threading.Thread(target=schedule.sender(send), args=s, daemon=True) for s in senders]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        proxy.heal()  # the refusing store comes back; the dripping one never does
+            threads = [threading.Thread(target=schedule.sender(send), args=s, daemon=True) for s in senders]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            proxy.heal()  # the refusing store comes back; the dripping one never does
 
-        healthy_ids = {i: at for n in range(HEALTHY) for i, at in accepted[str(n)].items()}
-        wait_until(lambda: set(healthy_ids) <= set(landed.at), timeout=INTERVAL + 30, what="every healthy event")
+            healthy_ids = {i: at for n in range(HEALTHY) for i, at in accepted[str(n)].items()}
 
-        # Healthy: on time, every event once, in objects the store lists.
-        latencies = sorted(landed.at[i] - at for i, at in healthy_ids.items())
-        p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-        objects = read_lines(emulator_s3, EXAMPLE_BUCKET, f"hostile-{run}/")
-        assert set(objects) == landed.keys
-        copies = Counter(line_id(line) for lines in objects.values() for line in lines)
-        late = f"healthy p99 {p99:.1f} s, max {latencies[-1]:.1f} s"
-        summary = deliveries.summary(healthy_endpoints)
-        FIGURES.append({"case": "hostile tenants", "healthy": late, "deliveries": summary})
-        assert p99 <= INTERVAL + 3, f"{late}; their deliveries: {summary}"
-        assert set(copies) == set(healthy_ids)
-        assert max(copies.values()) == 1
+            def puts() -> list[Put]:  # the healthy objects put, with when
+                return [p for p in tracker.all if p.key.startswith(ours)]
 
-        # Hostile: written once the store is back, or in the DLQ; the status says why.
-        drip_books = Tracked(dripping, books, None, f"drip-{run}", "d/", drip_id, INTERVAL, "hostile.drip")
-        drip_books.accepted = list(accepted["drip"])
-        refused_books = Tracked(
-            refusing, books, seaweed.client(), f"refused-{run}", "r/", refused_id, INTERVAL, "hostile.refused"
-        )
-        refused_books.accepted = list(accepted["refused"])
+            # Every healthy line put (a duplicate would count twice, and fails the count of copies below).
+            wait_until(
+                lambda: sum(p.lines for p in puts()) >= len(healthy_ids),
+                timeout=INTERVAL + 30,
+                what="every healthy event",
+            )
 
-        def drip_accounted() -> bool:
-            dead = books.ledger(drip_books.accepted, emulator_s3, EXAMPLE_BUCKET, "nothing/", drip_id, INTERVAL).dead
-            return set(drip_books.accepted) <= dead
+            # Healthy: every event once, in objects the store lists and the tracker saw put; on time.
+            objects = read_lines(emulator_s3, EXAMPLE_BUCKET, ours)
+            put_at = {p.key: p.at for p in puts()}
+            assert set(objects) == set(put_at)
+            copies = Counter(line_id(line) for lines in objects.values() for line in lines)
+            assert set(copies) == set(healthy_ids)
+            assert max(copies.values()) == 1
+            landed = {line_id(line): put_at[key] for key, lines in objects.items() for line in lines}
+            latencies = sorted(landed[i] - at for i, at in healthy_ids.items())
+            p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+            late = f"healthy p99 {p99:.1f} s, max {latencies[-1]:.1f} s"
+            summary = deliveries.summary(healthy_endpoints)
+            FIGURES.append({"case": "hostile tenants", "healthy": late, "deliveries": summary})
+            assert p99 <= INTERVAL + 3, f"{late}; their deliveries: {summary}"
 
-        def refused_accounted() -> bool:
-            ledger = refused_books.ledger()
-            return not ledger.lost and ledger.duplicates == 0
+            # Hostile: written once the store is back, or in the DLQ; the status says why.
+            drip_books = Tracked(dripping, books, None, f"drip-{run}", "d/", drip_id, INTERVAL, "hostile.drip")
+            drip_books.accepted = list(accepted["drip"])
+            refused_books = Tracked(
+                refusing, books, seaweed.client(), f"refused-{run}", "r/", refused_id, INTERVAL, "hostile.refused"
+            )
+            refused_books.accepted = list(accepted["refused"])
 
-        wait_until(drip_accounted, timeout=120, interval=1.0, what="the dripping store's events in the DLQ")
-        wait_until(
-            refused_accounted, timeout=120, interval=1.0, what="the refusing store's events written or in the DLQ"
-        )
-        drip_status = dripping.call("GET", f"/api/v1/endpoints/{drip_id}").json()["delivery"]
-        assert "deadline exceeded" in drip_status["lastError"]
-        refused_status = refusing.call("GET", f"/api/v1/endpoints/{refused_id}").json()["delivery"]
-        assert refused_status["lastError"]
-        assert poll(lambda: not books.in_queue(drip_id), timeout=30)
-    finally:
-        stores.build = build
-        drip.stop()
-        proxy.stop()
-        # Other tests count the shared DLQ: leave nothing of these endpoints there.
-        books.remove_from_dlq(lambda m: fmt.owner(fmt.api_attributes(m))[1] in hostile)
+            def drip_accounted() -> bool:
+                dead = books.ledger(
+                    drip_books.accepted, emulator_s3, EXAMPLE_BUCKET, "nothing/", drip_id, INTERVAL
+                ).dead
+                return set(drip_books.accepted) <= dead
+
+            def refused_accounted() -> bool:
+                ledger = refused_books.ledger()
+                return not ledger.lost and ledger.duplicates == 0
+
+            wait_until(drip_accounted, timeout=120, interval=1.0, what="the dripping store's events in the DLQ")
+            wait_until(
+                refused_accounted, timeout=120, interval=1.0, what="the refusing store's events written or in the DLQ"
+            )
+            drip_status = dripping.call("GET", f"/api/v1/endpoints/{drip_id}").json()["delivery"]
+            assert "deadline exceeded" in drip_status["lastError"]
+            refused_status = refusing.call("GET", f"/api/v1/endpoints/{refused_id}").json()["delivery"]
+            assert refused_status["lastError"]
+            assert poll(lambda: not books.in_queue(drip_id), timeout=30)
+        finally:
+            drip.stop()
+            proxy.stop()
+            # Other tests count the shared DLQ: leave nothing of these endpoints there.
+            books.remove_from_dlq(lambda m: fmt.owner(fmt.api_attributes(m))[1] in hostile)
