@@ -541,13 +541,12 @@ class Sink:
             if flush_at in leased:
                 found.append(FoundFlush(flush_at, leased=True, staged={}))
                 continue
-            asked = self.clock()
-            taken, lease_until = self._take_lease(endpoint_id, flush_at, owner, patient_until)
+            taken, lease_until, waited = self._take_lease(endpoint_id, flush_at, owner, patient_until)
             if not taken:
                 found.append(FoundFlush(flush_at, leased=False, staged={}, lease_until=lease_until))
                 continue
             leased.append(flush_at)
-            if listed is None or self.clock() - asked >= LEASE_POLL_SECONDS:  # not before a flush it waited for
+            if listed is None or waited:  # a listing made before the flush it waited for misses its stragglers
                 listed = self.staging.staged_ids(endpoint_id)
             own = self.staging.bundles(endpoint_id, flush_at, listed.get(flush_at, []))
             if not own:
@@ -563,27 +562,29 @@ class Sink:
 
     def _take_lease(
         self, endpoint_id: str, flush_at: int, owner: str, patient_until: float
-    ) -> tuple[bool, float | None]:
-        """Take the flush lease of `flush_at`; if not taken, also when the holder's lease ends (None: unknown, or
-        given back just now). A lease taken moments ago (planner.young_lease) is a flush of the same time under
-        way: it writes what it listed, and lines a hold staged there just after it listed are this trigger's to
-        write. Handed back, the trigger would be back a second and a batching window later (more if it met the
-        lease again), so it waits for that flush here, reading the lease every LEASE_POLL_SECONDS until
-        `patient_until`, and takes the lease once it is given back. An older lease (a sink that died holding
-        it, or a flush stuck on a slow store) is not waited for: the trigger is handed back (planner.lease_wait).
-        It waits with reads and tries the lease again only when one shows it free: DynamoDB bills a refused
-        conditional write as a write."""
+    ) -> tuple[bool, float | None, bool]:
+        """Take the flush lease of `flush_at`: whether it was taken; if not, when the holder's lease ends (None:
+        unknown, or given back just now); and whether it waited. A lease taken moments ago (planner.young_lease) is
+        a flush of the same time under way: it writes what it listed, and lines a hold staged there just after it
+        listed are this trigger's to write. Handed back, the trigger would be back a second and a batching window
+        later (more if it met the lease again), so it waits for that flush here, reading the lease every
+        LEASE_POLL_SECONDS until `patient_until`, and takes the lease once it is given back. An older lease (a sink
+        that died holding it, or a flush stuck on a slow store) is not waited for: the trigger is handed back
+        (planner.lease_wait). It waits with reads and tries the lease again only when one shows it free: DynamoDB
+        bills a refused conditional write as a write."""
         if self.leases.acquire(endpoint_id, flush_at, owner, planner.LEASE_SECONDS):
-            return True, None
+            return True, None, False
+        waited = False
         while True:
             lease_until = self._lease_until(endpoint_id, flush_at)
             now = self.clock()
             held = lease_until is not None and lease_until > now
             if not held and self.leases.acquire(endpoint_id, flush_at, owner, planner.LEASE_SECONDS):
-                return True, None
+                return True, None, waited
             if now + LEASE_POLL_SECONDS > patient_until or (held and not planner.young_lease(lease_until, now)):
-                return False, lease_until
+                return False, lease_until, waited
             self.sleep(LEASE_POLL_SECONDS)
+            waited = True
 
     def _lease_until(self, endpoint_id: str, flush_at: int) -> float | None:
         try:
