@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from spool.domain import ids, roles
+
 # The names the Lambda code owns (its functions' handlers and services, the table's keys, metrics, the stack's
 # outputs the admin CLI reads) are in functions/spool/names.py; the constructs import them from there as `shared`.
 
@@ -26,9 +28,6 @@ PARQUET_REQUIREMENTS_FILE: Final = "requirements-parquet.txt"
 # them with `ApiSettings.environment(...)` / `SinkSettings.environment(...)` by field name.
 
 # Tenants' roles the sink assumes (functions/spool/domain/roles.py): every AssumeRole names a session
-# `spool-{endpoint id}` and carries the endpoint's ExternalId `spool-{random}`.
-ROLE_SESSION_NAME_PATTERN: Final = "spool-ep_*"
-EXTERNAL_ID_PATTERN: Final = "spool-*"
-
-# KMS encryption context the api binds every credentials ciphertext to.
-ENCRYPTION_CONTEXT_KEYS: Final = ("spool:tenantId", "spool:endpointId")
+# `spool-{endpoint id}` and carries the endpoint's ExternalId `spool-{random}`; the sink's policy matches both.
+ROLE_SESSION_NAME_PATTERN: Final = f"{roles.SESSION_NAME_PREFIX}{ids.ENDPOINT_ID_PREFIX}_*"
+EXTERNAL_ID_PATTERN: Final = f"{roles.EXTERNAL_ID_PREFIX}*"

@@ -15,7 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from spool import names as shared
-from spool_infra import names
+from spool.domain.credentials import ENCRYPTION_CONTEXT_KEYS
 from spool_infra.nag import acknowledge
 from spool_infra.settings import Settings
 
@@ -168,8 +168,8 @@ class State(Construct):
         # policy names the role for the same action and condition: the account's part of it (above) allows no
         # cryptographic action, so without this the role's own policy would not be enough.
         conditions = {
-            "Null": {f"kms:EncryptionContext:{key}": "false" for key in names.ENCRYPTION_CONTEXT_KEYS},
-            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(names.ENCRYPTION_CONTEXT_KEYS)},
+            "Null": {f"kms:EncryptionContext:{key}": "false" for key in ENCRYPTION_CONTEXT_KEYS},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
         }
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=[action], resources=[self.credentials_key.key_arn], conditions=conditions)

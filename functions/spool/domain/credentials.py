@@ -7,6 +7,10 @@ from pydantic import ConfigDict, SecretStr, model_validator
 
 from spool.domain.base import Model
 
+# The KMS encryption context every sealed credential is bound to (domain/endpoints.py: encryption_context); the
+# stack's key policy requires exactly these keys (infra/spool_infra/state.py).
+ENCRYPTION_CONTEXT_KEYS = ("spool:tenantId", "spool:endpointId")
+
 
 class RoleToAssume(Model):
     """A tenant's IAM role the sink assumes to write one endpoint's objects. Nothing in it is secret (the

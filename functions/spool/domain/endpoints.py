@@ -14,10 +14,10 @@ from datetime import datetime
 from pydantic import SecretStr, ValidationError
 
 from spool.domain import keys, roles
-from spool.domain.credentials import Credentials, RoleToAssume
+from spool.domain.credentials import ENCRYPTION_CONTEXT_KEYS, Credentials, RoleToAssume
 from spool.domain.encoding import FORMATS
 from spool.domain.errors import Conflict, InvalidInput, NotFound, ServiceFault, StoreError, location
-from spool.domain.ids import new_id
+from spool.domain.ids import ENDPOINT_ID_PREFIX, new_id
 from spool.domain.models import Endpoint, EndpointCreate, EndpointOut, EndpointPage, EndpointPatch
 from spool.domain.naming import iso_timestamp
 from spool.domain.ports import Cipher, EndpointRepository, StatusBook, StoreFactory
@@ -43,7 +43,7 @@ _DESTINATION = ("provider", "bucket")  # and each provider's own (`Provider.dest
 
 def encryption_context(tenant_id: str, endpoint_id: str) -> dict[str, str]:
     """KMS encryption context: ciphertext of one endpoint cannot be decrypted as another's."""
-    return {"spool:tenantId": tenant_id, "spool:endpointId": endpoint_id}
+    return dict(zip(ENCRYPTION_CONTEXT_KEYS, (tenant_id, endpoint_id), strict=True))
 
 
 def seal(cipher: Cipher, tenant_id: str, endpoint_id: str, credentials: Credentials) -> bytes:
@@ -99,7 +99,7 @@ class EndpointService:
         self._check_url_agrees(body.url, settings)
         credentials = self._credentials_for(settings, config.accessKeyId, config.secretAccessKey)
         now = iso_timestamp(self.clock())
-        endpoint_id = new_id("ep")
+        endpoint_id = new_id(ENDPOINT_ID_PREFIX)
         endpoint = Endpoint(
             id=endpoint_id,
             tenantId=tenant_id,

@@ -6,6 +6,10 @@ import secrets
 import threading
 import time
 
+# An endpoint's id starts with this: the sink's role sessions are named after it (domain/roles.py), and the
+# stack's AssumeRole condition matches those names (infra/spool_infra/ingest.py).
+ENDPOINT_ID_PREFIX = "ep"
+
 _lock = threading.Lock()
 _last_ms = 0
 

@@ -73,6 +73,13 @@ class EndpointPage(Model):
     nextCursor: str | None = None
 
 
+class RedriveResult(Model):
+    """`complete` is false when time ran out before the DLQ was drained: call again to move the rest."""
+
+    moved: int
+    complete: bool
+
+
 class VerifyResult(Model):
     """What a probe write (and removal) with the stored credentials gave."""
 
@@ -80,10 +87,3 @@ class VerifyResult(Model):
     probeKey: str | None = None
     elapsedMs: int | None = None
     error: str | None = None
-
-
-class RedriveResult(Model):
-    """`complete` is false when time ran out before the DLQ was drained: call again to move the rest."""
-
-    moved: int
-    complete: bool
