@@ -105,17 +105,19 @@ class Clock:
 
 def test_a_new_endpoint_writes_one_delivery_at_a_time_until_one_wrote() -> None:
     board = HealthBoard(clock=Clock())
-    first = board.enter("t#a", wait=0)
-    second = board.enter("t#a", wait=0)  # staging side by side: no store call yet
+    first = board.enter("t#a")
+    second = board.enter("t#a")  # staging side by side: no store call yet
 
     assert first is not None and second is not None
     assert board.write("t#a", first, wait=0)
     assert not board.write("t#a", second, wait=0)  # one writer while nothing was written here
-    assert board.enter("t#a", wait=0) is None  # nor does another delivery start beside the writer
+    third = board.enter("t#a")  # a delivery that stages still starts beside the writer
+    assert third is not None
+    board.leave("t#a", third, wrote=False, failed=False)
     board.leave("t#a", first, wrote=False, failed=False)  # it only held: still unproven
     assert board.write("t#a", second, wait=0)
     board.leave("t#a", second, wrote=True, failed=False)
-    proven = [board.enter("t#a", wait=0), board.enter("t#a", wait=0)]
+    proven = [board.enter("t#a"), board.enter("t#a")]
     assert None not in proven
     assert all(board.write("t#a", t, wait=0) for t in proven if t is not None)  # side by side once one wrote
 
@@ -123,54 +125,79 @@ def test_a_new_endpoint_writes_one_delivery_at_a_time_until_one_wrote() -> None:
 def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
     clock = Clock()
     board = HealthBoard(clock=clock)
-    proven = board.enter("t#a", wait=0)
+    proven = board.enter("t#a")
     assert proven is not None
     board.leave("t#a", proven, wrote=True, failed=False)
-    slow = board.enter("t#a", wait=0)
-    assert board.enter("t#a", wait=0) is not None
-    clock.now += SLOW_DELIVERY_SECONDS + 1
+    slow, beside = board.enter("t#a"), board.enter("t#a")
+    assert slow is not None and beside is not None
+    assert board.write("t#a", slow, wait=0) and board.write("t#a", beside, wait=0)
+    clock.now += SLOW_DELIVERY_SECONDS + 1  # the first's write is still in flight; the other wrote again
+    assert board.write("t#a", beside, wait=0) is False  # a write beside a slow one does not start
 
-    assert slow is not None
-    assert board.enter("t#a", wait=0) is None
+    assert board.enter("t#a") is None
     board.leave("t#a", slow, wrote=True, failed=False)
+    assert board.enter("t#a") is not None
+
+
+def test_only_the_store_makes_a_delivery_slow() -> None:
+    # Time in Spool's own services (reading, staging, waiting for a flush lease) before a write: not slow.
+    clock = Clock()
+    board = HealthBoard(clock=clock)
+    staging = board.enter("t#a")
+    assert staging is not None
+    clock.now += SLOW_DELIVERY_SECONDS * 3
+
+    other = board.enter("t#a")
+    assert other is not None and board.write("t#a", other, wait=0)
+    assert board.write("t#a", staging, wait=0) is False  # the store is new here: one writer at a time
+    board.leave("t#a", other, wrote=True, failed=False)
+    assert board.write("t#a", staging, wait=0)
+    clock.now += SLOW_DELIVERY_SECONDS - 1
+    assert board.write("t#a", staging, wait=0)  # each step's write starts the clock anew
+    clock.now += SLOW_DELIVERY_SECONDS - 1
+    assert board.enter("t#a") is not None
 
 
 def test_after_its_store_failed_an_endpoint_has_one_delivery_in_flight_until_a_write() -> None:
     board = HealthBoard(clock=Clock())
-    proven = board.enter("t#a", wait=0)
+    proven = board.enter("t#a")
     assert proven is not None
     board.leave("t#a", proven, wrote=True, failed=False)
-    failed = board.enter("t#a", wait=0)
+    failed = board.enter("t#a")
     assert failed is not None
     board.leave("t#a", failed, wrote=False, failed=True)
 
-    first = board.enter("t#a", wait=0)
-    assert first is not None
+    first, second = board.enter("t#a"), board.enter("t#a")
+    assert first is not None and second is not None
     assert board.write("t#a", first, wait=0)
-    assert board.enter("t#a", wait=0) is None
+    assert not board.write("t#a", second, wait=0)
     board.leave("t#a", first, wrote=True, failed=False)
-    assert board.enter("t#a", wait=0) is not None
-    assert board.enter("t#a", wait=0) is not None
+    assert board.write("t#a", second, wait=0)
+    third = board.enter("t#a")
+    assert third is not None and board.write("t#a", third, wait=0)
 
 
-def test_a_delivery_waits_briefly_for_the_one_writing() -> None:
+def test_a_write_waits_for_the_one_writing_to_a_suspect_store() -> None:
     board = HealthBoard()
-    first = board.enter("t#a", wait=0)
+    first, second = board.enter("t#a"), board.enter("t#a")
     assert first is not None and board.write("t#a", first, wait=0)
+    assert second is not None
     threading.Timer(0.05, lambda: board.leave("t#a", first, wrote=True, failed=False)).start()
 
-    assert board.enter("t#a", wait=2.0) is not None
+    assert board.write("t#a", second, wait=2.0)
 
 
 def test_a_delivery_does_not_wait_for_a_slow_one() -> None:
     clock = Clock()
     board = HealthBoard(clock=clock)
-    first = board.enter("t#a", wait=0)
-    assert first is not None
+    first, second = board.enter("t#a"), board.enter("t#a")
+    assert first is not None and board.write("t#a", first, wait=0)
+    assert second is not None
     clock.now += SLOW_DELIVERY_SECONDS + 1
     started = time.monotonic()
 
-    assert board.enter("t#a", wait=30.0) is None
+    assert not board.write("t#a", second, wait=30.0)
+    assert board.enter("t#a") is None
     assert time.monotonic() - started < 5  # handed back at once, not after the 30 s it may wait for a young one
 
 
@@ -289,16 +316,15 @@ def test_a_probe_with_nothing_to_write_gives_the_probe_back(sink_harness: SinkHa
     assert sink_harness.repo.healths["ep_a"].probe_until == 0.0
 
 
-def test_a_second_delivery_of_a_suspect_endpoint_is_handed_back_while_the_first_writes(
+def test_a_delivery_of_an_endpoint_whose_write_is_slow_is_handed_back_untouched(
     sink_harness: SinkHarness,
 ) -> None:
     add_endpoint(sink_harness, batch_size=1)
-    board = sink_harness.sink.board
-    failed = board.enter("ten_sink#ep_a", wait=0)
-    assert failed is not None
-    board.leave("ten_sink#ep_a", failed, wrote=False, failed=True)
-    ticket = board.enter("ten_sink#ep_a", wait=0)
+    clock = Clock()
+    board = sink_harness.sink.board = HealthBoard(clock=clock)
+    ticket = board.enter("ten_sink#ep_a")
     assert ticket is not None and board.write("ten_sink#ep_a", ticket, wait=0)
+    clock.now += SLOW_DELIVERY_SECONDS + 1  # its store has not answered that write yet
 
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
 
@@ -312,7 +338,7 @@ def test_a_new_endpoints_deliveries_stage_side_by_side(sink_harness: SinkHarness
     # the flush time and make an object of its own), it stages beside the first.
     add_endpoint(sink_harness, batch_size=100)
     board = sink_harness.sink.board
-    staging = board.enter("ten_sink#ep_a", wait=0)  # the first delivery, staging its events
+    staging = board.enter("ten_sink#ep_a")  # the first delivery, staging its events
     assert staging is not None
 
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
@@ -327,7 +353,7 @@ def test_a_write_waits_its_turn_when_another_delivery_began_writing_to_a_suspect
 ) -> None:
     add_endpoint(sink_harness, batch_size=1)
     board = sink_harness.sink.board
-    other = board.enter("ten_sink#ep_a", wait=0)
+    other = board.enter("ten_sink#ep_a")
     assert other is not None
     write = board.write
 

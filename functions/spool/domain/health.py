@@ -16,12 +16,15 @@ health through the `StatusBook` port (the endpoint's status item, shared by ever
 - When a park has ended, one sink takes the *probe* (a conditional write on the status item) and delivers; the
   others hand their records back until the probe is decided. The probe's first write decides: written, the
   endpoint is healthy again; failed, it is parked for longer.
-- In one process, deliveries of an endpoint run side by side once one of them wrote, until one is slow
-  (SLOW_DELIVERY_SECONDS) or the endpoint's store failed here; before that (a new endpoint) and after, at most one
-  of them calls the store at a time: a delivery that finds another one writing waits a moment for it
-  (BUSY_WAIT_SECONDS), then hands its records back. Deliveries that only stage (Spool's own services) are not
-  held back by one another, or a new endpoint's first events, staged side by side, would miss their flush
-  time and land as objects of their own. (The local runtime's pollers share a process; in Lambda one
+- In one process, deliveries of an endpoint write side by side once one of them wrote, until one is slow (a
+  write of it in flight for SLOW_DELIVERY_SECONDS) or the endpoint's store failed here; before that (a new
+  endpoint) and after, at most one of them calls the store at a time: a delivery ready to write that finds
+  another one writing waits for it (WRITE_WAIT_SECONDS), then hands its records back. While one is slow, no
+  delivery of the endpoint starts, and none waiting to write goes on. Only the store counts: time in Spool's own
+  services (reading the endpoint, staging, waiting for a flush lease) makes no delivery slow, and deliveries that
+  only stage are not held back by one another, or a new endpoint's first events, staged side by side, would
+  miss their flush time and land as objects of their own (and on a loaded machine a healthy endpoint's
+  deliveries would hand one another back). (The local runtime's pollers share a process; in Lambda one
   invocation runs per process and the endpoints of an invocation are one delivery each.) So a store that starts
   to drip holds at most the deliveries that began to write before it was slow, and only until its deadline parks
   it.
@@ -48,10 +51,9 @@ PARK_BASE_SECONDS = limits.RETRY_BASE_SECONDS
 PARK_MAX_SECONDS = limits.RETRY_MAX_SECONDS
 # How long a sink trusts the health it read (another sink's failures and parks are seen within this).
 HEALTH_CACHE_SECONDS = 5.0
-# A delivery in flight for longer than this is slow: no other delivery of its endpoint starts beside it.
+# A delivery whose write (the store calls of one step: its objects, or a seal's manifests) has been in flight for
+# longer than this is slow: no other delivery of its endpoint starts beside it.
 SLOW_DELIVERY_SECONDS = 3.0
-# How long a delivery waits for the one in flight before it hands its records back instead.
-BUSY_WAIT_SECONDS = 0.5
 # How long a delivery that is ready to write waits for another one writing to a suspect store: until that one
 # is slow. By then it has staged or planned everything; handed back, its lines would miss their flush time. A
 # store that drips holds such waiters for at most SLOW_DELIVERY_SECONDS, then every one is handed back at once.
@@ -126,8 +128,9 @@ class _Entry:
     health: Health | None = None
     read_at: float = -math.inf
     suspect: bool = True  # nothing written here yet, or its store failed here since the last write
-    started: dict[int, float] = field(default_factory=dict)  # deliveries in flight: ticket -> start (clock)
-    writing: set[int] = field(default_factory=set)  # those of them that have begun to call the store
+    started: set[int] = field(default_factory=set)  # deliveries in flight (tickets)
+    # Those of them that call the store: ticket -> when its current write was admitted (clock).
+    writing: dict[int, float] = field(default_factory=dict)
 
 
 class HealthBoard:
@@ -155,16 +158,17 @@ class HealthBoard:
             entry = self._entry(key)
             entry.health, entry.read_at = health, self._clock()
 
-    def enter(self, key: str, *, wait: float = BUSY_WAIT_SECONDS) -> int | None:
-        """Start a delivery of `key` unless one in flight forbids it: one that is slow, or one writing while the
-        endpoint's store is suspect here. Waits up to `wait` seconds for that one to finish. The delivery's ticket
-        (for `write` and `leave`), or None when it may not start."""
-        return self._admit(key, None, wait)
+    def enter(self, key: str) -> int | None:
+        """Start a delivery of `key` unless another one of it is slow (it ends at its deadline: no use waiting).
+        The delivery's ticket (for `write` and `leave`), or None when it may not start. Until it asks `write`, a
+        delivery only reads and stages (Spool's own services), so deliveries stage side by side."""
+        return self._admit(key, None, 0.0)
 
-    def write(self, key: str, ticket: int, *, wait: float = BUSY_WAIT_SECONDS) -> bool:
-        """May the delivery `ticket` start calling the endpoint's store now? The same rule as `enter`, among the
-        other deliveries in flight. Until a delivery asks, it only reads and stages (Spool's own services), so a
-        new endpoint's deliveries stage side by side; only their writes go one at a time."""
+    def write(self, key: str, ticket: int, *, wait: float = WRITE_WAIT_SECONDS) -> bool:
+        """May the delivery `ticket` call the endpoint's store now, for one step? Not while another one is slow;
+        while the store is suspect here (nothing written yet, or it failed), only when no other delivery is
+        writing, waiting up to `wait` seconds for that one to leave. Each call starts the ticket's write anew: a
+        delivery is slow when one write, not the whole delivery, has been in flight too long."""
         return self._admit(key, ticket, wait) is not None
 
     def _admit(self, key: str, ticket: int | None, wait: float) -> int | None:
@@ -173,19 +177,22 @@ class HealthBoard:
             while True:
                 entry = self._entry(key)
                 now = self._clock()
-                others = [t for t in entry.started if t != ticket]
-                slow = any(now - entry.started[t] > SLOW_DELIVERY_SECONDS for t in others)
-                if not slow and not (entry.suspect and any(t in entry.writing for t in others)):
-                    if ticket is None:
-                        ticket = next(self._tickets)
-                        entry.started[ticket] = now
-                    else:
-                        entry.writing.add(ticket)
+                if ticket is not None:  # asking again: its previous write (if any) has ended
+                    entry.writing.pop(ticket, None)
+                writers = dict(entry.writing)
+                if any(now - since > SLOW_DELIVERY_SECONDS for since in writers.values()):
+                    return None  # a slow one ends at its deadline: no use waiting for it
+                if ticket is None:
+                    ticket = next(self._tickets)
+                    entry.started.add(ticket)
                     return ticket
-                if slow or now >= deadline:  # a slow one ends at its deadline: no use waiting for it
+                if not (entry.suspect and writers):
+                    entry.writing[ticket] = now
+                    return ticket
+                if now >= deadline:
                     return None
-                # Woken when a delivery leaves; at the latest when the oldest in flight turns slow.
-                oldest = min(entry.started[t] for t in others)
+                # Woken when a delivery leaves; at the latest when the oldest writer turns slow.
+                oldest = min(writers.values())
                 self._changed.wait(min(deadline, oldest + SLOW_DELIVERY_SECONDS) - now + 0.01)
 
     def leave(self, key: str, ticket: int, *, wrote: bool, failed: bool) -> None:
@@ -193,8 +200,8 @@ class HealthBoard:
         held or handed back)."""
         with self._changed:
             entry = self._entry(key)
-            entry.started.pop(ticket, None)
-            entry.writing.discard(ticket)
+            entry.started.discard(ticket)
+            entry.writing.pop(ticket, None)
             if failed:
                 entry.suspect = True
             elif wrote:
