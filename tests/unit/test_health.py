@@ -1,7 +1,7 @@
 """A bad endpoint is contained (issue 20, items 1-2; domain/health.py): parked after a deadline hit or repeated
 failures, its records handed back untouched while parked, one probe write deciding when it is healthy again, at
-most one delivery in flight while it has not proven healthy, and no store call started without time for its
-deadline."""
+most one delivery writing to its store while it has not proven healthy (and none beside a slow write), and no
+store call started without time for its deadline."""
 
 from __future__ import annotations
 
