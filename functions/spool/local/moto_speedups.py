@@ -5,6 +5,11 @@ directory (about 180 entries, a stat call each) and tries its URL patterns one b
 the host it inferred, so it is kept per host (about a fifth of every emulator call's time, measured with 8
 threads of GetObject: 12.7 ms -> 9.6 ms a call).
 
+Every error moto answers (a refused conditional write, a missing key: the sink's leases and ledger make many)
+looks up its service's name by building a botocore Session and listing botocore's data directory (a stat call
+per service); the name depends only on moto's package name, so it is kept per package. In a `make soak` run it
+was a third of the emulator's request time (docs/benchmarks.md, "Measurements behind the code").
+
 moto's SQS is written for correctness on small queues: every ReceiveMessage recomputes all queue attributes
 (three scans of the queue) once per returned message, time checks go through datetime, and every deleted
 receipt handle costs two scans. At a few hundred messages in flight that is tens of milliseconds per call,
@@ -126,6 +131,7 @@ def apply() -> None:
         return call
 
     _dispatch_once_per_host()
+    _error_service_names_once()
     models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
     delete_message_batch = locked(delete_message_batch)
@@ -135,6 +141,15 @@ def apply() -> None:
     models.SQSBackend.is_message_valid_based_on_retention_period = valid_for_retention  # type: ignore[method-assign]
     models.SQSBackend.delete_message_batch = delete_message_batch  # type: ignore[method-assign]
     models.SQSBackend.delete_message = delete_message  # type: ignore[method-assign]
+
+
+def _error_service_names_once() -> None:
+    import functools
+
+    from moto.core import utils
+
+    # moto.core.errors calls it as `utils.service_name_from_moto_package_name`, so replacing the attribute is enough.
+    utils.service_name_from_moto_package_name = functools.cache(utils.service_name_from_moto_package_name)
 
 
 def _dispatch_once_per_host() -> None:
