@@ -179,20 +179,19 @@ class HealthBoard:
                 now = self._clock()
                 if ticket is not None:  # asking again: its previous write (if any) has ended
                     entry.writing.pop(ticket, None)
-                writers = dict(entry.writing)
-                if any(now - since > SLOW_DELIVERY_SECONDS for since in writers.values()):
+                if any(now - since > SLOW_DELIVERY_SECONDS for since in entry.writing.values()):
                     return None  # a slow one ends at its deadline: no use waiting for it
                 if ticket is None:
                     ticket = next(self._tickets)
                     entry.started.add(ticket)
                     return ticket
-                if not (entry.suspect and writers):
+                if not (entry.suspect and entry.writing):
                     entry.writing[ticket] = now
                     return ticket
                 if now >= deadline:
                     return None
                 # Woken when a delivery leaves; at the latest when the oldest writer turns slow.
-                oldest = min(writers.values())
+                oldest = min(entry.writing.values())
                 self._changed.wait(min(deadline, oldest + SLOW_DELIVERY_SECONDS) - now + 0.01)
 
     def leave(self, key: str, ticket: int, *, wrote: bool, failed: bool) -> None:
