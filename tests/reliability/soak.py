@@ -291,7 +291,7 @@ class Storage:
                 self.seen.add(key)
                 self.objects += 1
                 prefix = key.split("/", 2)[0] + "/" + key.split("/", 2)[1] + "/"
-                flushed = int(key.rsplit("/", 1)[1].split("-")[0])
+                flushed = named_for(key)
                 body = s3.get_object(Bucket=EXAMPLE_BUCKET, Key=key)["Body"].read().decode()
                 counts = self.lines.setdefault(prefix, Counter())
                 for line in body[:-1].split("\n"):
@@ -304,6 +304,11 @@ class Storage:
 
     def missing(self, load: Load) -> int:
         return sum(len(set(ids) - set(self.lines.get(prefix, {}))) for prefix, ids in load.accepted.items())
+
+
+def named_for(key: str) -> int:
+    """The flush time (Unix seconds) an object of the default template `{date}/{timestamp}-{batch}` is named for."""
+    return int(key.rsplit("/", 1)[1].split("-", 1)[0])
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -28,6 +28,7 @@ from spool.local.runtime import EXAMPLE_BUCKET, LocalRuntime
 from tests.drip import DripServer
 from tests.reliability.faults import Put, StoreProxy, tracked_puts
 from tests.reliability.ledger import FIGURES, Books, Tracked, line_id, read_lines
+from tests.reliability.soak import named_for, percentile
 from tests.servers import Api, Schedule, Seaweed, poll, wait_until
 
 SECONDS = 30  # of traffic
@@ -59,16 +60,6 @@ def endpoint(api: Api, event_type: str, bucket: str, prefix: str, **store: str) 
         },
     }
     return str(api.create_endpoint(body)["id"])
-
-
-def named_for(key: str) -> int:
-    """The flush time (Unix seconds) an object of the default template `{date}/{timestamp}-{batch}` is named for."""
-    return int(key.rsplit("/", 1)[1].split("-", 1)[0])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def epoch(created_at: str) -> float:
@@ -180,11 +171,11 @@ def test_a_dripping_and_a_refusing_store_never_delay_or_fail_other_tenants(
             # The flush time an object is named for (`{timestamp}-{batch}.ndjson`): what its events waited for.
             named = {line_id(line): named_for(key) for key, lines in objects.items() for line in lines}
             latencies = sorted(landed[i] - at for i, at in healthy_ids.items())
-            p99 = percentile(latencies, 0.99)
+            p99 = percentile(latencies, 99)
             late = (
                 f"healthy p99 {p99:.1f} s, max {latencies[-1]:.1f} s (p99 to the flush time "
-                f"{percentile([named[i] - at for i, at in healthy_ids.items()], 0.99):.1f} s, "
-                f"from it to the put {percentile([landed[i] - named[i] for i in healthy_ids], 0.99):.1f} s)"
+                f"{percentile([named[i] - at for i, at in healthy_ids.items()], 99):.1f} s, "
+                f"from it to the put {percentile([landed[i] - named[i] for i in healthy_ids], 99):.1f} s)"
             )
             summary = deliveries.summary(healthy_endpoints)
             FIGURES.append({"case": "hostile tenants", "healthy": late, "deliveries": summary})
