@@ -20,6 +20,13 @@ work. They are applied to the embedded server only, never to Lambda code.
 They also serialise receives, deletes and visibility changes: moto's server answers each request in its own
 thread and its ReceiveMessage has no lock, so two pollers receiving at the same instant could both be handed
 the same message, which real SQS (practically) never does. Long polling waits outside the lock.
+
+Conditional writes are made atomic, as they are on AWS. moto checks a condition and then writes, in two steps
+with no lock between them: S3's PutObject with If-None-Match or If-Match (an object's name taken by two sinks
+at once: both puts succeed and the second replaces the first, which S3 refuses with a 412) and DynamoDB's writes
+with a ConditionExpression (two sinks taking one flush lease). Spool's written-once and lease logic rests on
+those conditions, so a race there lost events in `make soak` (the lines of the replaced object) once Python
+switched threads often enough to hit the gap. Each is now one step under a lock of its service.
 """
 
 from __future__ import annotations
@@ -132,6 +139,7 @@ def apply() -> None:
 
     _dispatch_once_per_host()
     _error_service_names_once()
+    _atomic_conditional_writes()
     models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     models.SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
     delete_message_batch = locked(delete_message_batch)
@@ -165,3 +173,31 @@ def _dispatch_once_per_host() -> None:
         return found[host]
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+def _atomic_conditional_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.s3.responses import S3Response
+
+    s3_lock = threading.Lock()
+    put_object = S3Response.put_object
+
+    def conditional_put_object(self: Any) -> Any:
+        # The check (responses.py) and the write (the backend) happen in this one method.
+        if "If-None-Match" in self.headers or "If-Match" in self.headers:
+            with s3_lock:
+                return put_object(self)
+        return put_object(self)
+
+    S3Response.put_object = conditional_put_object  # type: ignore[method-assign]
+
+    # Every write, conditional or not: an unconditional write between another's check and write breaks it too.
+    table_lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def write(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with table_lock:
+                return _original(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, write)
