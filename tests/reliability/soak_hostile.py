@@ -1,11 +1,12 @@
 """`make soak-hostile`: the soak (tests/reliability/soak.py: 300 events/s for 60 s over 20 endpoints through the local
 runtime) with two hostile tenants beside it: one whose store answers one byte a second and never finishes
 (tests/drip.py), one whose store refuses every connection. Each hostile tenant sends 10 events/s. Prints the
-soak's JSON summary, where `lost`, `duplicates` and `end_to_end_s` are the healthy endpoints' (end to end: from an
-event's createdAt to when its object was first listed), and a `hostile` object with each hostile endpoint's
-`events`, `written`, `in_dlq` and `lost` once every hostile message has reached the DLQ (the runtime runs with 4
-receives before the DLQ, so that takes minutes, not half an hour). Exit status 0 only when the healthy endpoints
-lost and duplicated nothing, their events landed within 15 s, and no hostile event was lost.
+soak's JSON summary, where `lost`, `in_dlq`, `duplicates` and `end_to_end_s` are the healthy endpoints' (end to
+end: from an event's createdAt to when its object was first listed; `lost`: neither written nor in the DLQ), and
+a `hostile` object with each hostile endpoint's `events`, `written`, `in_dlq` and `lost` once every hostile
+message has reached the DLQ (the runtime runs with 4 receives before the DLQ, so that takes minutes, not half an
+hour). Exit status 0 only when the healthy endpoints lost, dead-lettered and duplicated nothing, their events
+landed within 15 s, and no hostile event was lost.
 
 Knobs: the soak's (SPOOL_SOAK_*), and SPOOL_SOAK_HOSTILE_RATE (events/s per hostile tenant, 10).
 """
@@ -138,6 +139,13 @@ def dead_lettered(runtime: soak.Runtime, endpoint_ids: set[str]) -> dict[str, se
                 found[decoded.endpoint_id] |= {json.loads(line)["id"] for line in decoded.lines}
 
 
+def healthy_endpoint_ids(runtime: soak.Runtime, endpoints: list[tuple[str, str]]) -> list[str]:
+    """The ids of the soak's endpoints (the dev tenant's, by their prefixes)."""
+    listed = requests.get(f"{runtime.api_url}/api/v1/endpoints?limit=100", headers=soak.headers(runtime), timeout=30)
+    by_prefix = {e["storageConfig"]["prefix"]: e["id"] for e in listed.json()["items"]}
+    return [by_prefix[prefix] for _, prefix in endpoints]
+
+
 def main() -> int:
     run = uuid.uuid4().hex[:8]
     print(
@@ -216,7 +224,11 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
     # As `make soak` measures it: to the flush time the object is named for (when its write began, not when the
     # watcher, listing once a second and reading every new object, first saw it).
     named = [storage.written_at[i] - storage.created_at[i] for i in written if i in storage.created_at]
-    dead = dead_lettered(runtime, {t.endpoint_id for t in tenants})
+    healthy_ids = healthy_endpoint_ids(runtime, endpoints)
+    dead = dead_lettered(runtime, {t.endpoint_id for t in tenants} | set(healthy_ids))
+    # A healthy event the runtime dead-lettered (its messages handed back until the queue's receives ran out) is
+    # not lost, but not written either: counted apart, and a failure of the run like a lost one.
+    healthy_dead = set().union(*(dead[i] for i in healthy_ids)) & accepted
     hostile: dict[str, Any] = {}
     for tenant in tenants:
         written_hostile: set[str] = set()  # neither store ever takes a write
@@ -237,7 +249,8 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
         "endpoints": soak.ENDPOINTS,
         "accepted": len(accepted),
         "written": len(written),
-        "lost": len(accepted - written),
+        "lost": len(accepted - written - healthy_dead),
+        "in_dlq": len(healthy_dead - written),
         "duplicates": duplicates,
         "objects": storage.objects,
         "end_to_end_s": {
@@ -257,6 +270,7 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
     print(json.dumps(figures))
     ok = (
         figures["lost"] == 0
+        and figures["in_dlq"] == 0
         and duplicates == 0
         and figures["end_to_end_s"]["max"] <= HEALTHY_MAX_SECONDS
         and all(h["lost"] == 0 for h in hostile.values())
