@@ -158,6 +158,35 @@ def test_only_the_store_makes_a_delivery_slow() -> None:
     assert board.enter("t#a") is not None
 
 
+def test_once_its_write_returned_a_delivery_is_not_slow_however_long_it_goes_on() -> None:
+    # After the store calls: the ledger's confirmation, staging removals, the status item, the leases' release.
+    clock = Clock()
+    board = HealthBoard(clock=clock)
+    proven = board.enter("t#a")
+    assert proven is not None
+    board.leave("t#a", proven, wrote=True, failed=False)
+    first = board.enter("t#a")
+    assert first is not None and board.write("t#a", first, wait=0)
+    board.wrote("t#a", first)
+    clock.now += SLOW_DELIVERY_SECONDS * 3
+
+    second = board.enter("t#a")
+    assert second is not None and board.write("t#a", second, wait=0)
+    clock.now += SLOW_DELIVERY_SECONDS + 1  # the second's write has not returned: now it is slow
+    assert board.enter("t#a") is None
+
+
+def test_a_returned_write_still_holds_a_suspect_store_until_its_delivery_leaves() -> None:
+    board = HealthBoard(clock=Clock())
+    first, second = board.enter("t#a"), board.enter("t#a")
+    assert first is not None and second is not None
+    assert board.write("t#a", first, wait=0)
+    board.wrote("t#a", first)
+    assert board.write("t#a", second, wait=0) is False  # not known to work yet: one writer at a time
+    board.leave("t#a", first, wrote=True, failed=False)
+    assert board.write("t#a", second, wait=0)
+
+
 def test_after_its_store_failed_an_endpoint_has_one_delivery_in_flight_until_a_write() -> None:
     board = HealthBoard(clock=Clock())
     proven = board.enter("t#a")
@@ -331,6 +360,33 @@ def test_a_delivery_of_an_endpoint_whose_write_is_slow_is_handed_back_untouched(
     assert report.endpoints["ep_a"].busy == 1
     assert handed_back_seconds(report) == {"msg-ep_a-0": BUSY_RETRY_SECONDS}
     assert store(sink_harness).puts == 0
+
+
+def test_a_delivery_whose_write_returned_makes_no_other_delivery_busy_while_it_cleans_up(
+    sink_harness: SinkHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flush wrote its object; removing the staged lines (Spool's own bucket) takes long. Another delivery of
+    # the endpoint that starts meanwhile is not handed back as busy: the store answered.
+    add_endpoint(sink_harness, batch_size=100)
+    clock = Clock()
+    sink_harness.sink.board = HealthBoard(clock=clock)
+    _, flush_at = held_until_due(sink_harness, 2)
+    remove = sink_harness.repo.remove
+    meanwhile: list[DeliveryReport] = []
+
+    def slow_removal(endpoint_id: str, flush_at: int, item_ids: list[str]) -> None:
+        if not meanwhile:
+            clock.now += SLOW_DELIVERY_SECONDS + 1
+            meanwhile.append(deliver(sink_harness, events(sink_harness, "ep_a", 1, first=10)))
+        remove(endpoint_id, flush_at, item_ids)
+
+    monkeypatch.setattr(sink_harness.repo, "remove", slow_removal)
+
+    deliver(sink_harness, [trigger("ep_a", flush_at)])
+
+    assert [len(lines) for lines in written(sink_harness)] == [2]
+    assert meanwhile[0].endpoints["ep_a"].busy == 0
+    assert meanwhile[0].endpoints["ep_a"].held == 1
 
 
 def test_a_new_endpoints_deliveries_stage_side_by_side(sink_harness: SinkHarness) -> None:

@@ -86,6 +86,15 @@ LEASE_POLL_SECONDS = 0.2
 LEDGER_MARGIN_SECONDS = 2.0
 
 
+@dataclass(frozen=True)
+class WriteTurn:
+    """One delivery's turns at its endpoint's store, on this process's HealthBoard: `begin` before a step's store
+    writes (False: not now), `end` once they returned, whatever the outcome."""
+
+    begin: Callable[[], bool]
+    end: Callable[[], None]
+
+
 @dataclass
 class EndpointOutcome:
     events_written: int = 0
@@ -286,8 +295,11 @@ class Sink:
             outcome.busy = len(records)
             return outcome, [(r, BUSY_RETRY_SECONDS) for r in records]
         try:
-            may_write = functools.partial(self.board.write, key, ticket, wait=WRITE_WAIT_SECONDS)
-            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining, may_write)
+            turn = WriteTurn(
+                functools.partial(self.board.write, key, ticket, wait=WRITE_WAIT_SECONDS),
+                functools.partial(self.board.wrote, key, ticket),
+            )
+            handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining, turn)
         except _TenantStoreError as exc:  # its settings or credentials cannot make a store: its own failure
             outcome.store_failed = True
             handed_back = self._fail(tenant_id, endpoint_id, records, exc.error, outcome)
@@ -330,11 +342,12 @@ class Sink:
         outcome: EndpointOutcome,
         probing: bool,
         remaining: Remaining | None,
-        may_write: Callable[[], bool],
+        turn: WriteTurn,
     ) -> list[tuple[InboundRecord, int]]:
         """Triage, lease and read the due flush times, plan, perform; the records handed back. A probe writes
-        everything at once: its first write decides whether the endpoint is healthy again. `may_write` asks this
-        process's health board before the first object or manifest (domain/health.py)."""
+        everything at once: its first write decides whether the endpoint is healthy again. `turn` asks this
+        process's health board before each step's objects or a window's manifests, and tells it when their store
+        calls returned (domain/health.py)."""
         try:
             target = self.directory.target(tenant_id, endpoint_id)
         except (SpoolError, _TenantStoreError):
@@ -362,8 +375,8 @@ class Sink:
                 outcome.busy = len(records)
                 return [(r, BUSY_RETRY_SECONDS) for r in records]
             decided = planner.plan(settings, found, flushes, now, rules, written)
-            stopped = self._perform(target, decided, outcome, remaining, may_write)
-            unsealed = self._seal(target, found.seals, owner, leased_seals, outcome, remaining, may_write)
+            stopped = self._perform(target, decided, outcome, remaining, turn)
+            unsealed = self._seal(target, found.seals, owner, leased_seals, outcome, remaining, turn)
             if settings.manifests:
                 self._schedule_seals(target, outcome)
         finally:
@@ -393,7 +406,7 @@ class Sink:
         leased: list[int],
         outcome: EndpointOutcome,
         remaining: Remaining | None,
-        may_write: Callable[[], bool],
+        turn: WriteTurn,
     ) -> list[tuple[InboundRecord, int]]:
         """Seal the folders of each due window (domain/manifests.py): under the window's seal lease, list what the
         ledger holds of it and write the manifests. The seal triggers to hand back (the others are done)."""
@@ -404,19 +417,21 @@ class Sink:
             window = keys.time_window(settings.keyTemplate, window_start) if settings.manifests else None
             if window is None:  # manifests were switched off, or the template changed: nothing to seal
                 continue
-            if not may_write():
+            if not turn.begin():
                 back += [(r, BUSY_RETRY_SECONDS) for r in records]
                 continue
-            if not self.leases.acquire(endpoint.id, seal_lease(window_start), owner, planner.LEASE_SECONDS):
-                back += [(r, planner.LEASE_RETRY_SECONDS) for r in records]
-                continue
-            leased.append(window_start)
             try:
+                if not self.leases.acquire(endpoint.id, seal_lease(window_start), owner, planner.LEASE_SECONDS):
+                    back += [(r, planner.LEASE_RETRY_SECONDS) for r in records]
+                    continue
+                leased.append(window_start)
                 outcome.manifests += self._write_manifests(target, window, remaining)
             except Exception as exc:
                 _log.warning("could not seal %s: %s", endpoint.id, _as_spool_error(exc).message)
                 rules = self.rules
                 back += [(r, planner.back_off(r.receive_count, rules)) for r in records]
+            finally:
+                turn.end()
         return back
 
     def _write_manifests(self, target: _Target, window: tuple[float, float], remaining: Remaining | None) -> list[str]:
@@ -598,21 +613,24 @@ class Sink:
         decided: Plan,
         outcome: EndpointOutcome,
         remaining: Remaining | None,
-        may_write: Callable[[], bool],
+        turn: WriteTurn,
     ) -> tuple[list[InboundRecord], SpoolError | None] | None:
         """Perform the plan's steps in order. A step is started only with time left for its first store call, and
-        a write only when `may_write`; the first that fails, or that cannot start, stops the rest. Returns the
+        a write only when `turn.begin()`; the first that fails, or that cannot start, stops the rest. Returns the
         records it and every later step would have settled, with the error (None: not started for want of time;
         `_BUSY`: another delivery is writing to this suspect store), or None when all ran."""
         for i, step in enumerate(decided.steps):
             later = [r for s in decided.steps[i + 1 :] for r in _settled_by(s)]
             if remaining is not None and remaining() < self._step_seconds(step):
                 return [*_settled_by(step), *later], None
-            if isinstance(step, Write) and step.objects and not may_write():
+            if isinstance(step, Write) and step.objects and not turn.begin():
                 return [*_settled_by(step), *later], _BUSY
             try:
                 if isinstance(step, Write):
-                    self._write_objects(target, step, outcome, remaining)
+                    try:
+                        self._write_objects(target, step, outcome, remaining)
+                    finally:
+                        turn.end()
                 else:
                     self._hold(target.endpoint, step, outcome)
             except _OutOfTime:

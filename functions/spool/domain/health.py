@@ -129,7 +129,8 @@ class _Entry:
     read_at: float = -math.inf
     suspect: bool = True  # nothing written here yet, or its store failed here since the last write
     started: set[int] = field(default_factory=set)  # deliveries in flight (tickets)
-    # Those of them that call the store: ticket -> when its current write was admitted (clock).
+    # Those of them that call the store: ticket -> when its current write was admitted (clock), or inf once that
+    # write returned.
     writing: dict[int, float] = field(default_factory=dict)
 
 
@@ -170,6 +171,16 @@ class HealthBoard:
         writing, waiting up to `wait` seconds for that one to leave. Each call starts the ticket's write anew: a
         delivery is slow when one write, not the whole delivery, has been in flight too long."""
         return self._admit(key, ticket, wait) is not None
+
+    def wrote(self, key: str, ticket: int) -> None:
+        """The delivery `ticket`'s write (one step's store calls) returned. What it does next (confirm in the
+        ledger, remove staged lines, record its status, release its leases) is Spool's own services, which make
+        no delivery slow; it still counts as the one writing to a suspect store until it leaves or writes again."""
+        with self._changed:
+            entry = self._entry(key)
+            if ticket in entry.writing:
+                entry.writing[ticket] = math.inf  # in no store call: never slow
+            self._changed.notify_all()
 
     def _admit(self, key: str, ticket: int | None, wait: float) -> int | None:
         deadline = self._clock() + wait
