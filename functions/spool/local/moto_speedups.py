@@ -1,4 +1,4 @@
-"""Speed-ups for moto inside the local runtime: its server's request dispatch and its SQS backend.
+"""moto inside the local runtime: speed-ups (its request dispatch, its SQS backend) and atomic conditional writes.
 
 moto's server picks the backend for every request under one lock, and on the way lists moto's package
 directory (about 180 entries, a stat call each) and tries its URL patterns one by one; the answer depends only on
