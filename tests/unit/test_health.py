@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -131,7 +132,8 @@ def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
     slow, beside = board.enter("t#a"), board.enter("t#a")
     assert slow is not None and beside is not None
     assert board.write("t#a", slow, wait=0) and board.write("t#a", beside, wait=0)
-    clock.now += SLOW_DELIVERY_SECONDS + 1  # the first's write is still in flight; the other wrote again
+    board.calling("t#a", slow)
+    clock.now += SLOW_DELIVERY_SECONDS + 1  # the first's store call is still in flight; the other wrote again
     assert board.write("t#a", beside, wait=0) is False  # a write beside a slow one does not start
 
     assert board.enter("t#a") is None
@@ -140,7 +142,8 @@ def test_deliveries_of_an_endpoint_run_side_by_side_until_one_is_slow() -> None:
 
 
 def test_only_the_store_makes_a_delivery_slow() -> None:
-    # Time in Spool's own services (reading, staging, waiting for a flush lease) before a write: not slow.
+    # Time in Spool's own services (reading, staging, waiting for a flush lease, the ledger) around a store call:
+    # not slow.
     clock = Clock()
     board = HealthBoard(clock=clock)
     staging = board.enter("t#a")
@@ -152,14 +155,20 @@ def test_only_the_store_makes_a_delivery_slow() -> None:
     assert board.write("t#a", staging, wait=0) is False  # the store is new here: one writer at a time
     board.leave("t#a", other, wrote=True, failed=False)
     assert board.write("t#a", staging, wait=0)
+    clock.now += SLOW_DELIVERY_SECONDS * 3  # its ledger record before the store call
+    assert board.enter("t#a") is not None
+    board.calling("t#a", staging)
     clock.now += SLOW_DELIVERY_SECONDS - 1
-    assert board.write("t#a", staging, wait=0)  # each step's write starts the clock anew
+    board.returned("t#a", staging)
+    board.calling("t#a", staging)  # each store call starts the clock anew
     clock.now += SLOW_DELIVERY_SECONDS - 1
     assert board.enter("t#a") is not None
+    clock.now += 2
+    assert board.enter("t#a") is None
 
 
-def test_once_its_write_returned_a_delivery_is_not_slow_however_long_it_goes_on() -> None:
-    # After the store calls: the ledger's confirmation, staging removals, the status item, the leases' release.
+def test_once_its_store_call_returned_a_delivery_is_not_slow_however_long_it_goes_on() -> None:
+    # After the store call: the ledger's confirmation, staging removals, the status item, the leases' release.
     clock = Clock()
     board = HealthBoard(clock=clock)
     proven = board.enter("t#a")
@@ -167,21 +176,23 @@ def test_once_its_write_returned_a_delivery_is_not_slow_however_long_it_goes_on(
     board.leave("t#a", proven, wrote=True, failed=False)
     first = board.enter("t#a")
     assert first is not None and board.write("t#a", first, wait=0)
-    board.wrote("t#a", first)
+    board.calling("t#a", first)
+    board.returned("t#a", first)
     clock.now += SLOW_DELIVERY_SECONDS * 3
 
     second = board.enter("t#a")
     assert second is not None and board.write("t#a", second, wait=0)
-    clock.now += SLOW_DELIVERY_SECONDS + 1  # the second's write has not returned: now it is slow
+    board.calling("t#a", second)
+    clock.now += SLOW_DELIVERY_SECONDS + 1  # the second's store call has not returned: now it is slow
     assert board.enter("t#a") is None
 
 
-def test_a_returned_write_still_holds_a_suspect_store_until_its_delivery_leaves() -> None:
+def test_a_returned_store_call_still_holds_a_suspect_store_until_its_delivery_leaves() -> None:
     board = HealthBoard(clock=Clock())
     first, second = board.enter("t#a"), board.enter("t#a")
     assert first is not None and second is not None
     assert board.write("t#a", first, wait=0)
-    board.wrote("t#a", first)
+    board.returned("t#a", first)
     assert board.write("t#a", second, wait=0) is False  # not known to work yet: one writer at a time
     board.leave("t#a", first, wrote=True, failed=False)
     assert board.write("t#a", second, wait=0)
@@ -221,6 +232,7 @@ def test_a_delivery_does_not_wait_for_a_slow_one() -> None:
     board = HealthBoard(clock=clock)
     first, second = board.enter("t#a"), board.enter("t#a")
     assert first is not None and board.write("t#a", first, wait=0)
+    board.calling("t#a", first)
     assert second is not None
     clock.now += SLOW_DELIVERY_SECONDS + 1
     started = time.monotonic()
@@ -353,6 +365,7 @@ def test_a_delivery_of_an_endpoint_whose_write_is_slow_is_handed_back_untouched(
     board = sink_harness.sink.board = HealthBoard(clock=clock)
     ticket = board.enter("ten_sink#ep_a")
     assert ticket is not None and board.write("ten_sink#ep_a", ticket, wait=0)
+    board.calling("ten_sink#ep_a", ticket)
     clock.now += SLOW_DELIVERY_SECONDS + 1  # its store has not answered that write yet
 
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1))
@@ -387,6 +400,33 @@ def test_a_delivery_whose_write_returned_makes_no_other_delivery_busy_while_it_c
     assert [len(lines) for lines in written(sink_harness)] == [2]
     assert meanwhile[0].endpoints["ep_a"].busy == 0
     assert meanwhile[0].endpoints["ep_a"].held == 1
+
+
+def test_a_slow_ledger_record_before_the_put_makes_no_other_delivery_busy(
+    sink_harness: SinkHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_endpoint(sink_harness, batch_size=1)
+    clock = Clock()
+    sink_harness.sink.board = HealthBoard(clock=clock)
+    deliver(sink_harness, events(sink_harness, "ep_a", 1))  # its store wrote here: deliveries write side by side
+    ledger = sink_harness.sink.ledger
+    record = ledger.record
+    meanwhile: list[DeliveryReport] = []
+    slowed: list[bool] = []
+
+    def slow_record(endpoint_id: str, entry: Any) -> None:
+        if not slowed:
+            slowed.append(True)
+            clock.now += SLOW_DELIVERY_SECONDS + 1
+            meanwhile.append(deliver(sink_harness, events(sink_harness, "ep_a", 1, first=10)))
+        record(endpoint_id, entry)
+
+    monkeypatch.setattr(ledger, "record", slow_record)
+
+    deliver(sink_harness, events(sink_harness, "ep_a", 1, first=5))
+
+    assert meanwhile[0].endpoints["ep_a"].busy == 0
+    assert meanwhile[0].endpoints["ep_a"].objects_written == 1
 
 
 def test_a_new_endpoints_deliveries_stage_side_by_side(sink_harness: SinkHarness) -> None:

@@ -31,7 +31,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -88,11 +88,21 @@ LEDGER_MARGIN_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class WriteTurn:
-    """One delivery's turns at its endpoint's store, on this process's HealthBoard: `begin` before a step's store
-    writes (False: not now), `end` once they returned, whatever the outcome."""
+    """One delivery's turns at its endpoint's store, on this process's HealthBoard: `begin` before a step's writes
+    (False: not now), and each store call of the step inside `store_call`, so only the store's own time can make
+    the delivery slow (domain/health.py)."""
 
     begin: Callable[[], bool]
-    end: Callable[[], None]
+    calling: Callable[[], None]
+    returned: Callable[[], None]
+
+    @contextlib.contextmanager
+    def store_call(self) -> Iterator[None]:
+        self.calling()
+        try:
+            yield
+        finally:
+            self.returned()
 
 
 @dataclass
@@ -297,7 +307,8 @@ class Sink:
         try:
             turn = WriteTurn(
                 functools.partial(self.board.write, key, ticket, wait=WRITE_WAIT_SECONDS),
-                functools.partial(self.board.wrote, key, ticket),
+                functools.partial(self.board.calling, key, ticket),
+                functools.partial(self.board.returned, key, ticket),
             )
             handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining, turn)
         except _TenantStoreError as exc:  # its settings or credentials cannot make a store: its own failure
@@ -346,8 +357,8 @@ class Sink:
     ) -> list[tuple[InboundRecord, int]]:
         """Triage, lease and read the due flush times, plan, perform; the records handed back. A probe writes
         everything at once: its first write decides whether the endpoint is healthy again. `turn` asks this
-        process's health board before each step's objects or a window's manifests, and tells it when their store
-        calls returned (domain/health.py)."""
+        process's health board before each step's objects or a window's manifests, and times their store calls
+        (domain/health.py)."""
         try:
             target = self.directory.target(tenant_id, endpoint_id)
         except (SpoolError, _TenantStoreError):
@@ -420,28 +431,30 @@ class Sink:
             if not turn.begin():
                 back += [(r, BUSY_RETRY_SECONDS) for r in records]
                 continue
+            if not self.leases.acquire(endpoint.id, seal_lease(window_start), owner, planner.LEASE_SECONDS):
+                back += [(r, planner.LEASE_RETRY_SECONDS) for r in records]
+                continue
+            leased.append(window_start)
             try:
-                if not self.leases.acquire(endpoint.id, seal_lease(window_start), owner, planner.LEASE_SECONDS):
-                    back += [(r, planner.LEASE_RETRY_SECONDS) for r in records]
-                    continue
-                leased.append(window_start)
-                outcome.manifests += self._write_manifests(target, window, remaining)
+                outcome.manifests += self._write_manifests(target, window, remaining, turn)
             except Exception as exc:
                 _log.warning("could not seal %s: %s", endpoint.id, _as_spool_error(exc).message)
                 rules = self.rules
                 back += [(r, planner.back_off(r.receive_count, rules)) for r in records]
-            finally:
-                turn.end()
         return back
 
-    def _write_manifests(self, target: _Target, window: tuple[float, float], remaining: Remaining | None) -> list[str]:
+    def _write_manifests(
+        self, target: _Target, window: tuple[float, float], remaining: Remaining | None, turn: WriteTurn
+    ) -> list[str]:
         """The window's manifests, written (domain/manifests.py); their keys."""
         endpoint = target.endpoint
         written: list[str] = []
         entries = []
         for entry in self.ledger.since(endpoint.id, window[0] - LEDGER_MARGIN_SECONDS):
             if not entry.written and window[0] <= entry.flushed_at < window[1]:
-                if not target.store.holds(entry.key, entry.sha256):
+                with turn.store_call():
+                    held = target.store.holds(entry.key, entry.sha256)
+                if not held:
                     continue  # never written (its put failed and the sink died before it said so)
                 entry = replace(entry, written=True)
             entries.append(entry)
@@ -453,14 +466,16 @@ class Sink:
             if fresh:  # marked first: a sealer that runs again finishes this epoch
                 self.ledger.listed(endpoint.id, fresh, manifest.epoch, manifest.sealed_at)
             sha256 = hashlib.sha256(manifest.body).hexdigest()
-            stored = target.store.put_new(
-                manifest.key,
-                manifest.body,
-                content_type=manifests.MANIFEST_CONTENT_TYPE,
-                content_encoding=None,
-                sha256=sha256,
-            )
-            if not stored and not target.store.holds(manifest.key, sha256):
+            with turn.store_call():
+                stored = target.store.put_new(
+                    manifest.key,
+                    manifest.body,
+                    content_type=manifests.MANIFEST_CONTENT_TYPE,
+                    content_encoding=None,
+                    sha256=sha256,
+                )
+                ours = stored or target.store.holds(manifest.key, sha256)
+            if not ours:
                 raise StoreError(f"{manifest.key} exists with other content; it is never overwritten")
             self.ledger.record(
                 endpoint.id,
@@ -627,10 +642,7 @@ class Sink:
                 return [*_settled_by(step), *later], _BUSY
             try:
                 if isinstance(step, Write):
-                    try:
-                        self._write_objects(target, step, outcome, remaining)
-                    finally:
-                        turn.end()
+                    self._write_objects(target, step, outcome, remaining, turn)
                 else:
                     self._hold(target.endpoint, step, outcome)
             except _OutOfTime:
@@ -690,7 +702,7 @@ class Sink:
         outcome.held += len(step.lines)
 
     def _write_objects(
-        self, target: _Target, write: Write, outcome: EndpointOutcome, remaining: Remaining | None
+        self, target: _Target, write: Write, outcome: EndpointOutcome, remaining: Remaining | None, turn: WriteTurn
     ) -> None:
         """Write the plan's objects, in order, each as the plan cut it, named for the write's flush time."""
         settings = target.endpoint.storage
@@ -699,7 +711,7 @@ class Sink:
             if remaining is not None and remaining() < self.call_seconds(len(obj.body)) + STEP_MARGIN_SECONDS:
                 raise _OutOfTime
             try:
-                key = self._write(target, obj, write.flushed_at, planned)
+                key = self._write(target, obj, write.flushed_at, planned, turn)
             except Exception as exc:
                 outcome.store_failed = outcome.store_failed or not isinstance(exc, _LedgerFault)
                 if isinstance(exc, DeadlineExceeded) and exc.by_store:
@@ -710,7 +722,9 @@ class Sink:
             outcome.events_written += obj.count
             outcome.flushed_at.add(write.flushed_at)
 
-    def _write(self, target: _Target, obj: EncodedObject, flushed_at: float, planned: ObjectWrite) -> str:
+    def _write(
+        self, target: _Target, obj: EncodedObject, flushed_at: float, planned: ObjectWrite, turn: WriteTurn
+    ) -> str:
         """One object, named for `flushed_at`, under the first name with a free batch counter. The ledger records
         it before the put (with where its lines come from), confirms it after, and drops it if the put failed:
         so a retry of these lines finds them written (docs/delivery.md, written once)."""
@@ -742,9 +756,14 @@ class Sink:
             except Exception as exc:
                 raise _LedgerFault(f"could not record the object in the ledger ({type(exc).__name__})") from None
             try:
-                stored = target.store.put_new(
-                    key, obj.body, content_type=obj.content_type, content_encoding=obj.content_encoding, sha256=sha256
-                )
+                with turn.store_call():
+                    stored = target.store.put_new(
+                        key,
+                        obj.body,
+                        content_type=obj.content_type,
+                        content_encoding=obj.content_encoding,
+                        sha256=sha256,
+                    )
             except Exception:
                 with contextlib.suppress(Exception):  # not written: a retry must not count on it
                     self.ledger.drop(endpoint_id, entry.entry_id)

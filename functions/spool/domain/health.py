@@ -129,8 +129,7 @@ class _Entry:
     read_at: float = -math.inf
     suspect: bool = True  # nothing written here yet, or its store failed here since the last write
     started: set[int] = field(default_factory=set)  # deliveries in flight (tickets)
-    # Those of them that call the store: ticket -> when its current write was admitted (clock), or inf once that
-    # write returned.
+    # Those of them admitted to write: ticket -> when its store call in flight began (clock), inf between calls.
     writing: dict[int, float] = field(default_factory=dict)
 
 
@@ -166,16 +165,24 @@ class HealthBoard:
         return self._admit(key, None, 0.0)
 
     def write(self, key: str, ticket: int, *, wait: float = WRITE_WAIT_SECONDS) -> bool:
-        """May the delivery `ticket` call the endpoint's store now, for one step? Not while another one is slow;
-        while the store is suspect here (nothing written yet, or it failed), only when no other delivery is
-        writing, waiting up to `wait` seconds for that one to leave. Each call starts the ticket's write anew: a
-        delivery is slow when one write, not the whole delivery, has been in flight too long."""
+        """May the delivery `ticket` write to the endpoint's store now, for one step? Not while another one is
+        slow; while the store is suspect here (nothing written yet, or it failed), only when no other delivery is
+        writing, waiting up to `wait` seconds for that one to leave. Admitted, it says `calling` before each call
+        of the store and `returned` after it: a delivery is slow when one store call, not the whole delivery or
+        its ledger records around the call, has been in flight too long."""
         return self._admit(key, ticket, wait) is not None
 
-    def wrote(self, key: str, ticket: int) -> None:
-        """The delivery `ticket`'s write (one step's store calls) returned. What it does next (confirm in the
-        ledger, remove staged lines, record its status, release its leases) is Spool's own services, which make
-        no delivery slow; it still counts as the one writing to a suspect store until it leaves or writes again."""
+    def calling(self, key: str, ticket: int) -> None:
+        """The delivery `ticket`, admitted to write, calls the store now."""
+        with self._changed:
+            entry = self._entry(key)
+            if ticket in entry.writing:
+                entry.writing[ticket] = self._clock()
+
+    def returned(self, key: str, ticket: int) -> None:
+        """The delivery `ticket`'s store call returned. What it does next (its ledger, removing staged lines, its
+        status, its leases) is Spool's own services, which make no delivery slow; it still counts as the one
+        writing to a suspect store until it leaves or asks to write again."""
         with self._changed:
             entry = self._entry(key)
             if ticket in entry.writing:
@@ -197,7 +204,7 @@ class HealthBoard:
                     entry.started.add(ticket)
                     return ticket
                 if not (entry.suspect and entry.writing):
-                    entry.writing[ticket] = now
+                    entry.writing[ticket] = math.inf  # admitted; slow only once a store call it makes is
                     return ticket
                 if now >= deadline:
                     return None
