@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import boto3
-from botocore.config import Config
 from pydantic import BaseModel, Field
 
 from spool.config import ApiSettings, EnvSettings, SinkSettings, VerifySettings
@@ -30,8 +29,6 @@ DEV_TENANT_ENDPOINTS = 1_000
 # The embedded emulator (moto server) and LocalStack accept any credentials; these are the conventional ones.
 EMULATOR_ACCESS_KEY_ID = "test"
 EMULATOR_SECRET_ACCESS_KEY = "test"  # noqa: S105 - the emulator's placeholder, not a secret
-# Connections each of the runtime's clients keeps to the emulator (EmulatorSession).
-EMULATOR_POOL_CONNECTIONS = 64
 # What a process running the local runtime gives Powertools, which reads its settings from the environment:
 # no CloudWatch to send metrics or traces to. Set by the entry points (`make dev`, bench), before the handler
 # modules load; the runtime itself reads and writes no environment variable.
@@ -97,13 +94,7 @@ class RuntimeDescription(BaseModel):
 
 class EmulatorSession(boto3.session.Session):
     """A boto3 session whose clients talk to the emulator at `endpoint_url` with the emulator's credentials,
-    whatever the process environment says (nothing is read from or written to AWS_* variables).
-
-    Its clients keep up to EMULATOR_POOL_CONNECTIONS connections instead of botocore's 10. On Lambda an
-    execution environment runs one invocation, whose endpoints are delivered at most 8 side by side
-    (domain/delivery.py); here every poller's invocations and the HTTP front share one process and one client
-    per service, so a pool of 10 closed a connection after most calls beyond it and the emulator started a thread
-    for each new one (about 25 new connections a second in `make soak-hostile`)."""
+    whatever the process environment says (nothing is read from or written to AWS_* variables)."""
 
     def __init__(self, endpoint_url: str, region: str) -> None:
         super().__init__(
@@ -115,8 +106,6 @@ class EmulatorSession(boto3.session.Session):
 
     def client(self, service_name: str, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("endpoint_url", self.endpoint_url)
-        pool = Config(max_pool_connections=EMULATOR_POOL_CONNECTIONS)
-        kwargs["config"] = pool.merge(kwargs["config"]) if kwargs.get("config") else pool
         return super().client(service_name, **kwargs)  # type: ignore[call-overload]
 
 
