@@ -25,7 +25,6 @@ every line carries its id, so readers can drop the rare duplicate.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import time
@@ -92,17 +91,20 @@ class WriteTurn:
     (False: not now), and each store call of the step inside `store_call`, so only the store's own time can make
     the delivery slow (domain/health.py)."""
 
-    begin: Callable[[], bool]
-    calling: Callable[[], None]
-    returned: Callable[[], None]
+    board: HealthBoard
+    key: str
+    ticket: int
+
+    def begin(self) -> bool:
+        return self.board.write(self.key, self.ticket, wait=WRITE_WAIT_SECONDS)
 
     @contextlib.contextmanager
     def store_call(self) -> Iterator[None]:
-        self.calling()
+        self.board.calling(self.key, self.ticket)
         try:
             yield
         finally:
-            self.returned()
+            self.board.returned(self.key, self.ticket)
 
 
 @dataclass
@@ -305,11 +307,7 @@ class Sink:
             outcome.busy = len(records)
             return outcome, [(r, BUSY_RETRY_SECONDS) for r in records]
         try:
-            turn = WriteTurn(
-                functools.partial(self.board.write, key, ticket, wait=WRITE_WAIT_SECONDS),
-                functools.partial(self.board.calling, key, ticket),
-                functools.partial(self.board.returned, key, ticket),
-            )
+            turn = WriteTurn(self.board, key, ticket)
             handed_back = self._deliver_plan(tenant_id, endpoint_id, records, outcome, probing, remaining, turn)
         except _TenantStoreError as exc:  # its settings or credentials cannot make a store: its own failure
             outcome.store_failed = True

@@ -187,7 +187,6 @@ class HealthBoard:
             entry = self._entry(key)
             if ticket in entry.writing:
                 entry.writing[ticket] = math.inf  # in no store call: never slow
-            self._changed.notify_all()
 
     def _admit(self, key: str, ticket: int | None, wait: float) -> int | None:
         deadline = self._clock() + wait
