@@ -375,6 +375,24 @@ def test_a_delivery_of_an_endpoint_whose_write_is_slow_is_handed_back_untouched(
     assert store(sink_harness).puts == 0
 
 
+class Meanwhile:
+    """Another delivery of ep_a, started once from inside a slow call of Spool's own services made by the delivery
+    under test: the board's clock moves past SLOW_DELIVERY_SECONDS first, as if that call had taken so long."""
+
+    def __init__(self, sink_harness: SinkHarness, clock: Clock) -> None:
+        self._harness = sink_harness
+        self._clock = clock
+        self.report: DeliveryReport | None = None
+        self._started = False
+
+    def __call__(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._clock.now += SLOW_DELIVERY_SECONDS + 1
+        self.report = deliver(self._harness, events(self._harness, "ep_a", 1, first=10))
+
+
 def test_a_delivery_whose_write_returned_makes_no_other_delivery_busy_while_it_cleans_up(
     sink_harness: SinkHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -385,12 +403,10 @@ def test_a_delivery_whose_write_returned_makes_no_other_delivery_busy_while_it_c
     sink_harness.sink.board = HealthBoard(clock=clock)
     _, flush_at = held_until_due(sink_harness, 2)
     remove = sink_harness.repo.remove
-    meanwhile: list[DeliveryReport] = []
+    meanwhile = Meanwhile(sink_harness, clock)
 
     def slow_removal(endpoint_id: str, flush_at: int, item_ids: list[str]) -> None:
-        if not meanwhile:
-            clock.now += SLOW_DELIVERY_SECONDS + 1
-            meanwhile.append(deliver(sink_harness, events(sink_harness, "ep_a", 1, first=10)))
+        meanwhile()
         remove(endpoint_id, flush_at, item_ids)
 
     monkeypatch.setattr(sink_harness.repo, "remove", slow_removal)
@@ -398,8 +414,9 @@ def test_a_delivery_whose_write_returned_makes_no_other_delivery_busy_while_it_c
     deliver(sink_harness, [trigger("ep_a", flush_at)])
 
     assert [len(lines) for lines in written(sink_harness)] == [2]
-    assert meanwhile[0].endpoints["ep_a"].busy == 0
-    assert meanwhile[0].endpoints["ep_a"].held == 1
+    assert meanwhile.report is not None
+    assert meanwhile.report.endpoints["ep_a"].busy == 0
+    assert meanwhile.report.endpoints["ep_a"].held == 1
 
 
 def test_a_slow_ledger_record_before_the_put_makes_no_other_delivery_busy(
@@ -411,22 +428,19 @@ def test_a_slow_ledger_record_before_the_put_makes_no_other_delivery_busy(
     deliver(sink_harness, events(sink_harness, "ep_a", 1))  # its store wrote here: deliveries write side by side
     ledger = sink_harness.sink.ledger
     record = ledger.record
-    meanwhile: list[DeliveryReport] = []
-    slowed: list[bool] = []
+    meanwhile = Meanwhile(sink_harness, clock)
 
     def slow_record(endpoint_id: str, entry: Any) -> None:
-        if not slowed:
-            slowed.append(True)
-            clock.now += SLOW_DELIVERY_SECONDS + 1
-            meanwhile.append(deliver(sink_harness, events(sink_harness, "ep_a", 1, first=10)))
+        meanwhile()
         record(endpoint_id, entry)
 
     monkeypatch.setattr(ledger, "record", slow_record)
 
     deliver(sink_harness, events(sink_harness, "ep_a", 1, first=5))
 
-    assert meanwhile[0].endpoints["ep_a"].busy == 0
-    assert meanwhile[0].endpoints["ep_a"].objects_written == 1
+    assert meanwhile.report is not None
+    assert meanwhile.report.endpoints["ep_a"].busy == 0
+    assert meanwhile.report.endpoints["ep_a"].objects_written == 1
 
 
 def test_a_new_endpoints_deliveries_stage_side_by_side(sink_harness: SinkHarness) -> None:
