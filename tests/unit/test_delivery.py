@@ -909,12 +909,23 @@ def test_deliveries_of_one_endpoint_side_by_side_never_try_the_same_name(sink_ha
     assert memory.puts == 3
 
 
-def test_a_failed_put_leaves_no_gap_in_the_counters(sink_harness: SinkHarness) -> None:
+@pytest.mark.parametrize("failing", ["put", "ledger record"])
+def test_a_failed_write_leaves_no_gap_in_the_counters(
+    sink_harness: SinkHarness, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
     add_endpoint(sink_harness, batch_size=1)
     memory = store(sink_harness)
-    memory.fail_with = "store unreachable"
-    deliver(sink_harness, events(sink_harness, "ep_a", 1))
-    memory.fail_with = None
+
+    def table_away(*_: object) -> None:
+        raise OSError("table away")
+
+    with monkeypatch.context() as failure:
+        if failing == "put":
+            failure.setattr(memory, "fail_with", "store unreachable")
+        else:
+            failure.setattr(sink_harness.ledger, "record", table_away)
+        failed = deliver(sink_harness, events(sink_harness, "ep_a", 1))
+    assert failed.endpoints["ep_a"].failed == 1
 
     report = deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
 

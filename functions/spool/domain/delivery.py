@@ -753,6 +753,7 @@ class Sink:
             try:
                 self.ledger.record(endpoint_id, entry)
             except Exception as exc:
+                self._unclaim(counter_key, batch)
                 raise _LedgerFault(f"could not record the object in the ledger ({type(exc).__name__})") from None
             try:
                 with turn.store_call():
@@ -785,8 +786,8 @@ class Sink:
         return self._counters.update(counter_key, lambda last: max(tried, last or 0) + 1)
 
     def _unclaim(self, counter_key: tuple[str, int], batch: int) -> None:
-        """A put of `batch` failed: its name is free again for the next write here, unless a later claim
-        already went past it."""
+        """`batch`'s write failed (its ledger record or its put): its name is free again for the next write
+        here, unless a later claim already went past it."""
         self._counters.update(counter_key, lambda last: batch - 1 if last == batch else last or 0)
 
     def _fail(
