@@ -377,7 +377,8 @@ def test_a_delivery_of_an_endpoint_whose_write_is_slow_is_handed_back_untouched(
 
 class Meanwhile:
     """Another delivery of ep_a, started once from inside a slow call of Spool's own services made by the delivery
-    under test: the board's clock moves past SLOW_DELIVERY_SECONDS first, as if that call had taken so long."""
+    under test (`inside`): the board's clock moves past SLOW_DELIVERY_SECONDS first, as if that call had taken so
+    long."""
 
     def __init__(self, sink_harness: SinkHarness, clock: Clock) -> None:
         self._harness = sink_harness
@@ -385,7 +386,17 @@ class Meanwhile:
         self.report: DeliveryReport | None = None
         self._started = False
 
-    def __call__(self) -> None:
+    def inside(self, monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+        """`owner.name` starts the other delivery, the first time it is called, before doing its own work."""
+        original = getattr(owner, name)
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            self._start()
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, slow)
+
+    def _start(self) -> None:
         if self._started:
             return
         self._started = True
@@ -402,14 +413,8 @@ def test_a_delivery_whose_write_returned_makes_no_other_delivery_busy_while_it_c
     clock = Clock()
     sink_harness.sink.board = HealthBoard(clock=clock)
     _, flush_at = held_until_due(sink_harness, 2)
-    remove = sink_harness.repo.remove
     meanwhile = Meanwhile(sink_harness, clock)
-
-    def slow_removal(endpoint_id: str, flush_at: int, item_ids: list[str]) -> None:
-        meanwhile()
-        remove(endpoint_id, flush_at, item_ids)
-
-    monkeypatch.setattr(sink_harness.repo, "remove", slow_removal)
+    meanwhile.inside(monkeypatch, sink_harness.repo, "remove")
 
     deliver(sink_harness, [trigger("ep_a", flush_at)])
 
@@ -426,15 +431,8 @@ def test_a_slow_ledger_record_before_the_put_makes_no_other_delivery_busy(
     clock = Clock()
     sink_harness.sink.board = HealthBoard(clock=clock)
     deliver(sink_harness, events(sink_harness, "ep_a", 1))  # its store wrote here: deliveries write side by side
-    ledger = sink_harness.sink.ledger
-    record = ledger.record
     meanwhile = Meanwhile(sink_harness, clock)
-
-    def slow_record(endpoint_id: str, entry: Any) -> None:
-        meanwhile()
-        record(endpoint_id, entry)
-
-    monkeypatch.setattr(ledger, "record", slow_record)
+    meanwhile.inside(monkeypatch, sink_harness.sink.ledger, "record")
 
     deliver(sink_harness, events(sink_harness, "ep_a", 1, first=5))
 
