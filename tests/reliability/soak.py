@@ -278,6 +278,9 @@ class Storage:
 
     lines: dict[str, Counter[str]] = field(default_factory=dict)  # prefix -> id -> copies
     written_at: dict[str, float] = field(default_factory=dict)  # id -> the object's flush time (from its key)
+    # id -> by when the store had written an object holding it: LastModified, kept in whole seconds (the fraction
+    # cut), + 1 s
+    stored_at: dict[str, float] = field(default_factory=dict)
     created_at: dict[str, float] = field(default_factory=dict)
     objects: int = 0
     seen: set[str] = field(default_factory=set)
@@ -292,12 +295,14 @@ class Storage:
                 self.objects += 1
                 prefix = key.split("/", 2)[0] + "/" + key.split("/", 2)[1] + "/"
                 flushed = named_for(key)
+                stored = item["LastModified"].timestamp() + 1
                 body = s3.get_object(Bucket=EXAMPLE_BUCKET, Key=key)["Body"].read().decode()
                 counts = self.lines.setdefault(prefix, Counter())
                 for line in body[:-1].split("\n"):
                     event = json.loads(line)
                     counts[event["id"]] += 1
                     self.written_at.setdefault(event["id"], flushed)
+                    self.stored_at[event["id"]] = min(stored, self.stored_at.get(event["id"], stored))
                     self.created_at.setdefault(
                         event["id"], datetime.fromisoformat(event["createdAt"].replace("Z", "+00:00")).timestamp()
                     )

@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from spool.domain import messages as fmt
-from spool.local.runtime import EXAMPLE_BUCKET, RuntimeDescription
+from spool.local.runtime import RuntimeDescription
 from tests.drip import DripServer
 from tests.reliability import soak
 from tests.servers import Schedule, poll
@@ -200,20 +200,11 @@ def hostile_soak(runtime: soak.Runtime, run: str, drip_url: str, refusing_url: s
     # Every message settled: healthy ones written, hostile ones (after their receives) in the DLQ.
     poll(lambda: soak.queue_empty(sqs, runtime.queue_url), timeout=900, interval=2.0)
     storage.read(s3, run)
-    first_stored: dict[str, float] = {}  # event id -> by when the store had written its object
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=EXAMPLE_BUCKET, Prefix=f"soak-{run}/"):
-        for item in page.get("Contents", []):
-            # LastModified is kept in whole seconds (the fraction cut): one more second is an upper bound.
-            stored = item["LastModified"].timestamp() + 1
-            body = s3.get_object(Bucket=EXAMPLE_BUCKET, Key=item["Key"])["Body"].read().decode()
-            for line in body.splitlines():
-                event_id = json.loads(line)["id"]
-                first_stored[event_id] = min(stored, first_stored.get(event_id, stored))
 
     written = {i for counts in storage.lines.values() for i in counts}
     accepted = {i for ids in load.accepted.values() for i in ids}
     duplicates = sum(c - 1 for counts in storage.lines.values() for c in counts.values())
-    end_to_end = [first_stored[i] - storage.created_at[i] for i in written if i in first_stored]
+    end_to_end = [storage.stored_at[i] - storage.created_at[i] for i in written if i in storage.created_at]
     # As `make soak` measures it: to the flush time the object is named for (its flush's first attempt, or for
     # held lines the time they were held for: a lower bound, as a late flush trigger does not move it).
     named = [storage.written_at[i] - storage.created_at[i] for i in written if i in storage.created_at]
