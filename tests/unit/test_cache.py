@@ -45,26 +45,6 @@ def test_find_gives_an_old_value_as_stale_so_a_caller_can_keep_what_has_not_chan
     assert cache.get("a") == 1
 
 
-def test_update_changes_the_fresh_value_with_no_other_change_in_between() -> None:
-    clock = Clock()
-    cache: TtlCache[str, int] = TtlCache(10, ttl=5, clock=clock)
-    assert cache.update("a", lambda last: (last or 0) + 1) == 1
-    assert cache.update("a", lambda last: (last or 0) + 1) == 2
-    clock.now += 5  # expired: the change sees None, as get would
-    assert cache.update("a", lambda last: (last or 0) + 1) == 1
-
-    def count(_: int) -> None:
-        for _ in range(2000):
-            cache.update("b", lambda last: (last or 0) + 1)
-
-    threads = [threading.Thread(target=count, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert cache.get("b") == 8000  # no two threads read the same value and stored the same next one
-
-
 def test_threads_storing_and_reading_at_once_keep_the_bound() -> None:
     cache: TtlCache[int, int] = TtlCache(50, ttl=60)
     errors: list[BaseException] = []

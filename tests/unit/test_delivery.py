@@ -6,11 +6,8 @@ Guarantees)."""
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -883,53 +880,6 @@ def test_counter_is_remembered_within_a_second_so_no_write_is_wasted(sink_harnes
 
     assert sorted(store(sink_harness).objects) == [object_key("events/", sink_harness.clock[0], n) for n in (1, 2)]
     assert store(sink_harness).puts == 2
-
-
-def test_deliveries_of_one_endpoint_side_by_side_never_try_the_same_name(sink_harness: SinkHarness) -> None:
-    # The local runtime's pollers share one sink. Two of its deliveries of one endpoint in the same second each
-    # take a counter of their own, instead of both trying the next one and one of them paying a refused put.
-    add_endpoint(sink_harness, batch_size=1)
-    deliver(sink_harness, events(sink_harness, "ep_a", 1))  # 001; the store is healthy, writes go side by side
-    memory = store(sink_harness)
-    put, arrived = memory.put_new, itertools.count()
-    both_inside, one_at_a_time = threading.Barrier(2, timeout=5), threading.Lock()
-
-    def put_side_by_side(key: str, body: bytes, **kwargs: Any) -> bool:
-        if next(arrived) < 2:
-            both_inside.wait()  # each delivery has chosen its name before either has written
-        with one_at_a_time:
-            return put(key, body, **kwargs)
-
-    memory.put_new = put_side_by_side  # type: ignore[method-assign]
-    batches = [events(sink_harness, "ep_a", 1, first=1), events(sink_harness, "ep_a", 1, first=2)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda batch: deliver(sink_harness, batch), batches))
-
-    assert sorted(memory.objects) == [object_key("events/", sink_harness.clock[0], n) for n in (1, 2, 3)]
-    assert memory.puts == 3
-
-
-@pytest.mark.parametrize("failing", ["put", "ledger record"])
-def test_a_failed_write_leaves_no_gap_in_the_counters(
-    sink_harness: SinkHarness, monkeypatch: pytest.MonkeyPatch, failing: str
-) -> None:
-    add_endpoint(sink_harness, batch_size=1)
-    memory = store(sink_harness)
-
-    def table_away(*_: object) -> None:
-        raise OSError("table away")
-
-    with monkeypatch.context() as failure:
-        if failing == "put":
-            failure.setattr(memory, "fail_with", "store unreachable")
-        else:
-            failure.setattr(sink_harness.ledger, "record", table_away)
-        failed = deliver(sink_harness, events(sink_harness, "ep_a", 1))
-    assert failed.endpoints["ep_a"].failed == 1
-
-    report = deliver(sink_harness, events(sink_harness, "ep_a", 1, first=1))
-
-    assert report.endpoints["ep_a"].keys == [object_key("events/", sink_harness.clock[0], 1)]
 
 
 def test_counter_starts_again_at_001_in_a_new_second(sink_harness: SinkHarness) -> None:

@@ -60,16 +60,12 @@ class TtlCache[K, V]:
     def put(self, key: K, value: V) -> None:
         """Store `value` for `key` (its age starts now), evicting by the rule in the module docstring."""
         with self._lock:
-            self._store(key, value)
-
-    def update(self, key: K, change: Callable[[V | None], V]) -> V:
-        """Store `change(the fresh value for key, or None)` and return it, with no other call on this cache in
-        between (`change` runs under the lock: it must be quick and call nothing outside the process)."""
-        with self._lock:
-            entry = self._fresh(key)
-            value = change(None if entry is None else entry[1])
-            self._store(key, value)
-        return value
+            self._entries.pop(key, None)
+            if len(self._entries) >= self.max_entries:
+                self._drop_expired()
+            while len(self._entries) >= self.max_entries:
+                self._entries.popitem(last=False)
+            self._entries[key] = (self._clock(), value)
 
     def get_or_load(self, key: K, load: Callable[[], V]) -> V:
         """The fresh value for `key`, or `load()`'s, which is stored (also when it is None or empty)."""
@@ -88,14 +84,6 @@ class TtlCache[K, V]:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-    def _store(self, key: K, value: V) -> None:
-        self._entries.pop(key, None)
-        if len(self._entries) >= self.max_entries:
-            self._drop_expired()
-        while len(self._entries) >= self.max_entries:
-            self._entries.popitem(last=False)
-        self._entries[key] = (self._clock(), value)
 
     def _fresh(self, key: K) -> tuple[float, V] | None:
         entry = self._entries.get(key)

@@ -242,8 +242,7 @@ class Sink:
     call_seconds: Callable[[int], float] = limits.store_call_seconds
     # This process's view of its endpoints' health and deliveries in flight (domain/health.py).
     board: HealthBoard = field(default_factory=HealthBoard)
-    # (endpoint, second) -> the last batch counter used or being tried (`_claim`); seals scheduled here, by
-    # (endpoint, window, late)
+    # (endpoint, second) -> the last batch counter used; seals scheduled here, by (endpoint, window, late)
     _counters: TtlCache[tuple[str, int], int] = field(
         default_factory=lambda: TtlCache(limits.COUNTER_CACHE_ENTRIES, limits.SINK_MEMORY_SECONDS)
     )
@@ -732,7 +731,7 @@ class Sink:
         sha256 = hashlib.sha256(obj.body).hexdigest()
         first, last = planner.Run(planned.text, planned.count).bounds()
         counter_key = (endpoint_id, int(flushed_at))
-        batch = self._claim(counter_key, 0)
+        batch = (self._counters.get(counter_key) or 0) + 1
         while batch <= MAX_BATCH_COUNTER:
             key = object_key(settings, flushed_at, batch, planned.partition)
             now = self.clock()
@@ -753,7 +752,6 @@ class Sink:
             try:
                 self.ledger.record(endpoint_id, entry)
             except Exception as exc:
-                self._unclaim(counter_key, batch)
                 raise _LedgerFault(f"could not record the object in the ledger ({type(exc).__name__})") from None
             try:
                 with turn.store_call():
@@ -767,28 +765,16 @@ class Sink:
             except Exception:
                 with contextlib.suppress(Exception):  # not written: a retry must not count on it
                     self.ledger.drop(endpoint_id, entry.entry_id)
-                self._unclaim(counter_key, batch)
                 raise
             if stored:
                 with contextlib.suppress(Exception):  # unconfirmed, a retry looks the object up in the store
                     self.ledger.confirm(endpoint_id, entry.entry_id)
+                self._counters.put(counter_key, batch)
                 return key
             with contextlib.suppress(Exception):
                 self.ledger.drop(endpoint_id, entry.entry_id)
-            batch = self._claim(counter_key, batch)
+            batch += 1
         raise StoreError(f"more than {MAX_BATCH_COUNTER} objects in one second for one endpoint")
-
-    def _claim(self, counter_key: tuple[str, int], tried: int) -> int:
-        """The next batch counter for (endpoint, second) past `tried` and past every counter this process has
-        used or is trying for it. So deliveries of one endpoint side by side in this process (the local
-        runtime's pollers share one sink) never try the same name, and neither pays a refused put, a HEAD and
-        two ledger calls for it. Names other processes took are still found by the conditional put."""
-        return self._counters.update(counter_key, lambda last: max(tried, last or 0) + 1)
-
-    def _unclaim(self, counter_key: tuple[str, int], batch: int) -> None:
-        """`batch`'s write failed (its ledger record or its put): its name is free again for the next write
-        here, unless a later claim already went past it."""
-        self._counters.update(counter_key, lambda last: batch - 1 if last == batch else last or 0)
 
     def _fail(
         self,
